@@ -1,0 +1,114 @@
+# tenant-operator: build, test and run on a local control plane built from Go modules.
+SHELL := /usr/bin/env bash -o pipefail
+.SHELLFLAGS := -ec
+
+LOCALBIN ?= $(CURDIR)/bin
+export PATH := $(LOCALBIN):$(LOCALBIN)/control-plane:$(PATH)
+
+CONTROLLER_GEN_VERSION ?= v0.23.0
+VERSITYGW_VERSION ?= v1.8.0
+KUSTOMIZE_VERSION ?= v5.7.1
+HELM_VERSION ?= v3.19.0
+KWOK_VERSION ?= v0.8.0
+
+CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+KUBECTL ?= $(LOCALBIN)/control-plane/kubectl
+KUBECONFIG ?= $(LOCALBIN)/dev/kubeconfig
+export KUBECONFIG
+
+TEST_TIMEOUT ?= 40m
+
+.PHONY: all
+all: build
+
+##@ Development
+
+.PHONY: manifests
+manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests; copy cert-manager's CRDs.
+	$(CONTROLLER_GEN) rbac:roleName=tenant-operator crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
+	bash hack/external-crds.sh
+
+.PHONY: generate
+generate: $(CONTROLLER_GEN) ## Generate deepcopy functions.
+	$(CONTROLLER_GEN) object:headerFile="hack/boilerplate.go.txt" paths="./..."
+
+.PHONY: fmt
+fmt: ## go fmt.
+	go fmt ./...
+
+.PHONY: vet
+vet: ## go vet.
+	go vet ./...
+
+.PHONY: verify
+verify: manifests generate ## Fail when generated files or go.mod are stale, or vet finds problems.
+	go mod tidy
+	@if [ -n "$$(git status --porcelain -- api config go.mod go.sum)" ]; then \
+	  echo "Generated files or go.mod are stale; run 'make manifests generate' and 'go mod tidy' and commit:"; \
+	  git status --porcelain -- api config go.mod go.sum; git --no-pager diff --stat -- api config go.mod go.sum; exit 1; fi
+	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
+	go vet ./...
+
+.PHONY: test
+test: control-plane test-tools ## Run unit and integration tests (envtest on the local control plane).
+	KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./... -timeout $(TEST_TIMEOUT) -count=1
+
+.PHONY: bench
+bench: control-plane ## Run the benchmarks and print their figures.
+	KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./test/bench/... -run '^$$' -bench . -benchtime 1x -timeout 60m
+
+.PHONY: bench-backup
+bench-backup: test-tools ## Benchmark the backup agent against pg_dump on a 1 GiB database.
+	bash hack/bench-backup.sh
+
+##@ Build
+
+.PHONY: build
+build: ## Build the tenant-operator binary.
+	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/tenant-operator .
+
+##@ Local control plane
+
+.PHONY: control-plane
+control-plane: ## Build (or find cached) etcd, kube-apiserver, kube-controller-manager, kubectl.
+	bash hack/control-plane.sh >/dev/null
+
+.PHONY: test-tools
+test-tools: $(LOCALBIN)/versitygw ## Install the real parts the tests start: S3 server, PostgreSQL.
+	@if [ -f hack/postgres.sh ]; then bash hack/postgres.sh; fi
+
+.PHONY: dev-cluster
+dev-cluster: control-plane ## Start etcd + kube-apiserver with cert-manager's CRDs; writes bin/dev/kubeconfig.
+	bash hack/dev-cluster.sh up
+
+.PHONY: dev-cluster-down
+dev-cluster-down: ## Stop the local control plane.
+	bash hack/dev-cluster.sh down
+
+.PHONY: install
+install: manifests ## Install the CRDs into the cluster of KUBECONFIG.
+	$(KUBECTL) apply --server-side --force-conflicts -f config/crd/bases
+
+.PHONY: uninstall
+uninstall: ## Remove the CRDs from the cluster of KUBECONFIG.
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+.PHONY: run
+run: build install ## Run the operator (webhook included) against the cluster of KUBECONFIG.
+	bash hack/run-local.sh
+
+.PHONY: demo
+demo: ## Start a local control plane, run the operator, apply the samples and show their status.
+	bash hack/demo.sh
+
+##@ Tools
+
+$(CONTROLLER_GEN):
+	bash hack/go-install.sh $@ sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_GEN_VERSION)
+
+$(LOCALBIN)/versitygw:
+	bash hack/go-install.sh $@ github.com/versity/versitygw/cmd/versitygw $(VERSITYGW_VERSION)
+
+.PHONY: help
+help: ## Show this help.
+	@awk 'BEGIN {FS = ":.*##"} /^[a-zA-Z_0-9-]+:.*?##/ { printf "  %-18s %s\n", $$1, $$2 } /^##@/ { printf "\n%s\n", substr($$0, 5) }' $(MAKEFILE_LIST)

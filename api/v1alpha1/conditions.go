@@ -1,0 +1,98 @@
+package v1alpha1
+
+// Condition types. Every kind has Ready, the summary that kstatus, Argo CD and Flux read; a Tenant
+// has one more condition per part of its environment.
+const (
+	// ConditionReady is True when every part of the object is as its spec says.
+	ConditionReady = "Ready"
+
+	// ConditionNamespaceReady: the tenant's namespace, quota and limits exist.
+	ConditionNamespaceReady = "NamespaceReady"
+	// ConditionAccessReady: the role bindings for admins, editors and viewers exist.
+	ConditionAccessReady = "AccessReady"
+	// ConditionDatabaseReady: the PostgreSQL StatefulSet is ready with its credentials and TLS.
+	ConditionDatabaseReady = "DatabaseReady"
+	// ConditionFirewallReady: the NetworkPolicies exist.
+	ConditionFirewallReady = "FirewallReady"
+	// ConditionCertificateReady: cert-manager has issued the tenant's certificate.
+	ConditionCertificateReady = "CertificateReady"
+	// ConditionBackupPolicyResolved: the referenced BackupPolicy and RetentionPolicy exist and are valid.
+	ConditionPoliciesResolved = "PoliciesResolved"
+	// ConditionBackupsFresh: every schedule has a backup in storage younger than its interval allows.
+	ConditionBackupsFresh = "BackupsFresh"
+	// ConditionBackupVerified: the newest verification of the backups passed.
+	ConditionBackupVerified = "BackupVerified"
+	// ConditionAvailable: the tenant's URL answered the last probes.
+	ConditionAvailable = "Available"
+	// ConditionUptimeObjectiveMet: the measured availability meets spec.monitoring.objective.
+	ConditionUptimeObjectiveMet = "UptimeObjectiveMet"
+	// ConditionDeletionBlocked: something keeps the Tenant from being deleted; the message names it.
+	ConditionDeletionBlocked = "DeletionBlocked"
+)
+
+// Condition reasons, CamelCase, shared by the kinds where their meaning is the same.
+const (
+	// ReasonSucceeded: the part is as its spec says.
+	ReasonSucceeded = "Succeeded"
+	// ReasonProgressing: the part is being created or changed; no action is needed yet.
+	ReasonProgressing = "Progressing"
+	// ReasonInvalidSpec: the spec has an error that admission did not catch (e.g. the webhook
+	// was down); the message names the field. The user must fix the spec.
+	ReasonInvalidSpec = "InvalidSpec"
+	// ReasonApplyFailed: writing an owned object failed; the operator retries with back-off.
+	ReasonApplyFailed = "ApplyFailed"
+	// ReasonDependencyNotReady: another part this one needs is not ready yet.
+	ReasonDependencyNotReady = "DependencyNotReady"
+	// ReasonDeleting: the object is being deleted.
+	ReasonDeleting = "Deleting"
+
+	// ReasonNamespaceConflict: the namespace exists but belongs to something else.
+	ReasonNamespaceConflict = "NamespaceConflict"
+	// ReasonNamespaceTerminating: the namespace is still being deleted from before.
+	ReasonNamespaceTerminating = "NamespaceTerminating"
+	// ReasonNoSubjects: no admins, editors or viewers are listed; nobody has access.
+	ReasonNoSubjects = "NoSubjects"
+	// ReasonPVCPending: the database volume claim is not bound yet.
+	ReasonPVCPending = "PVCPending"
+	// ReasonQuotaExceeded: the namespace quota refuses the database pod.
+	ReasonQuotaExceeded = "QuotaExceeded"
+	// ReasonPodNotReady: the database pod exists but is not ready.
+	ReasonPodNotReady = "PodNotReady"
+	// ReasonIssuerNotFound: the certificate's issuer does not exist.
+	ReasonIssuerNotFound = "IssuerNotFound"
+	// ReasonIssuerNotReady: the certificate's issuer exists but is not ready.
+	ReasonIssuerNotReady = "IssuerNotReady"
+	// ReasonCertificateNotIssued: cert-manager has not issued the certificate yet.
+	ReasonCertificateNotIssued = "CertificateNotIssued"
+	// ReasonCertManagerMissing: cert-manager's CRDs are not installed in the cluster.
+	ReasonCertManagerMissing = "CertManagerMissing"
+	// ReasonPolicyNotFound: a referenced BackupPolicy or RetentionPolicy does not exist.
+	ReasonPolicyNotFound = "PolicyNotFound"
+	// ReasonPolicyNotReady: a referenced policy exists but is not valid.
+	ReasonPolicyNotReady = "PolicyNotReady"
+	// ReasonNoPolicy: the tenant references no policy; nothing to do.
+	ReasonNoPolicy = "NoPolicy"
+	// ReasonSecretNotFound: a Secret a policy names does not exist in the operator's namespace.
+	ReasonSecretNotFound = "SecretNotFound"
+
+	// Backup freshness reasons.
+	ReasonFresh              = "Fresh"
+	ReasonStale              = "Stale"
+	ReasonMissing            = "Missing"
+	ReasonStorageUnreachable = "StorageUnreachable"
+	ReasonJobFailing         = "JobFailing"
+	ReasonSuspended          = "Suspended"
+	ReasonVerified           = "Verified"
+	ReasonVerificationFailed = "VerificationFailed"
+	ReasonNotVerified        = "NotVerified"
+
+	// Uptime reasons.
+	ReasonProbeSucceeded  = "ProbeSucceeded"
+	ReasonProbeFailed     = "ProbeFailed"
+	ReasonObjectiveMet    = "ObjectiveMet"
+	ReasonObjectiveAtRisk = "ObjectiveMissed"
+	ReasonNotMonitored    = "NotMonitored"
+
+	// ReasonRetained: on deletion with policy Retain, the namespace and data are kept.
+	ReasonRetained = "Retained"
+)

@@ -1,0 +1,443 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TenantFinalizer holds a Tenant until the deletion policy has been carried out.
+const TenantFinalizer = "tenancy.tenantops.io/finalizer"
+
+// TenantSpec is the environment a customer gets: its own URL, database, firewall, certificate,
+// backups, retention, uptime objective and roles.
+type TenantSpec struct {
+	// DisplayName is the customer's name as people read it.
+	// +kubebuilder:validation:MaxLength=256
+	// +optional
+	DisplayName string `json:"displayName,omitempty"`
+
+	// Hostnames are the DNS names the tenant is served on; the first is its primary URL.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:MaxLength=253
+	// +kubebuilder:validation:items:Pattern=`^(\*\.)?[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)+$`
+	// +listType=set
+	// +required
+	Hostnames []string `json:"hostnames"`
+
+	// TLS selects the cert-manager issuer for the tenant's certificate.
+	// +optional
+	TLS *TenantTLS `json:"tls,omitempty"`
+
+	// Database is the tenant's own PostgreSQL.
+	// +required
+	Database DatabaseSpec `json:"database"`
+
+	// Firewall is the tenant's network isolation: everything is denied except what is listed here.
+	// +kubebuilder:default={}
+	// +optional
+	Firewall FirewallSpec `json:"firewall,omitempty"`
+
+	// Access lists who administers, edits and views the tenant's environment.
+	// +optional
+	Access AccessSpec `json:"access,omitempty"`
+
+	// Quota caps the resources of the tenant's namespace; defaults apply where it is empty.
+	// +optional
+	Quota corev1.ResourceList `json:"quota,omitempty"`
+
+	// BackupPolicyRef names the BackupPolicy whose schedules back up this tenant's database.
+	// +optional
+	BackupPolicyRef *LocalObjectReference `json:"backupPolicyRef,omitempty"`
+
+	// RetentionPolicyRef names the RetentionPolicy that decides which backups are kept.
+	// +optional
+	RetentionPolicyRef *LocalObjectReference `json:"retentionPolicyRef,omitempty"`
+
+	// Monitoring configures the uptime probes and the availability objective.
+	// +optional
+	Monitoring *MonitoringSpec `json:"monitoring,omitempty"`
+
+	// DeletionPolicy says what happens to the tenant's namespace, database volume and credentials
+	// when the Tenant is deleted. Retain keeps them, so a Tenant of the same name adopts them again.
+	// +kubebuilder:validation:Enum=Retain;Delete
+	// +kubebuilder:default=Retain
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// DeletionPolicy is what happens to a tenant's data when its Tenant is deleted.
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyRetain keeps the namespace, the database volume and credentials.
+	DeletionPolicyRetain DeletionPolicy = "Retain"
+	// DeletionPolicyDelete deletes the namespace and everything in it.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+)
+
+// TenantTLS selects the issuer of the tenant's certificate.
+type TenantTLS struct {
+	// IssuerRef names the cert-manager issuer. When unset, the manager's default issuer is used.
+	// +optional
+	IssuerRef *IssuerReference `json:"issuerRef,omitempty"`
+}
+
+// IssuerReference names a cert-manager Issuer (in the tenant's namespace) or ClusterIssuer.
+type IssuerReference struct {
+	// Name of the issuer.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// Kind of the issuer.
+	// +kubebuilder:validation:Enum=Issuer;ClusterIssuer
+	// +kubebuilder:default=ClusterIssuer
+	// +optional
+	Kind string `json:"kind,omitempty"`
+}
+
+// DatabaseSpec describes the tenant's PostgreSQL.
+type DatabaseSpec struct {
+	// Version is the PostgreSQL major version.
+	// +kubebuilder:validation:Enum="15";"16";"17";"18"
+	// +kubebuilder:default="17"
+	// +kubebuilder:validation:XValidation:rule="self >= oldSelf",message="spec.database.version cannot be downgraded"
+	// +optional
+	Version string `json:"version,omitempty"`
+
+	// Storage is the database volume.
+	// +required
+	Storage DatabaseStorage `json:"storage"`
+
+	// Resources of the database container.
+	// +optional
+	Resources corev1.ResourceRequirements `json:"resources,omitempty"`
+}
+
+// DatabaseStorage is the persistent volume of the database.
+type DatabaseStorage struct {
+	// Size of the volume, e.g. 10Gi.
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('0'))",message="spec.database.storage.size must be greater than zero"
+	// +required
+	Size resource.Quantity `json:"size"`
+
+	// StorageClassName of the volume; the cluster's default class when unset.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	StorageClassName *string `json:"storageClassName,omitempty"`
+}
+
+// FirewallSpec lists what may reach the tenant and what the tenant may reach. DNS is always allowed.
+type FirewallSpec struct {
+	// IngressPorts are the TCP ports of the tenant's pods reachable from the allowed sources.
+	// +kubebuilder:default={80,443}
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	// +listType=set
+	// +optional
+	IngressPorts []int32 `json:"ingressPorts,omitempty"`
+
+	// AllowedCIDRs may reach the ingress ports, e.g. an office network or a load balancer.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="spec.firewall.allowedCIDRs must contain CIDRs such as 203.0.113.0/24"
+	// +listType=set
+	// +optional
+	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
+
+	// IngressNamespaces may reach the ingress ports, e.g. the ingress controller's namespace.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=63
+	// +kubebuilder:validation:items:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +listType=set
+	// +optional
+	IngressNamespaces []string `json:"ingressNamespaces,omitempty"`
+
+	// Egress lists the destinations the tenant's pods may reach outside the cluster.
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	// +optional
+	Egress []EgressRule `json:"egress,omitempty"`
+}
+
+// EgressRule allows traffic to some CIDRs, on some ports or all.
+type EgressRule struct {
+	// ToCIDRs are the destinations.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=43
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="spec.firewall.egress[].toCIDRs must contain CIDRs such as 198.51.100.0/24"
+	// +listType=set
+	// +required
+	ToCIDRs []string `json:"toCIDRs"`
+
+	// Ports are the TCP destination ports; all ports when empty.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	// +listType=set
+	// +optional
+	Ports []int32 `json:"ports,omitempty"`
+}
+
+// AccessSpec grants roles in the tenant's namespace. Nobody has access unless listed.
+type AccessSpec struct {
+	// Admins get the admin role: everything in the namespace except what the operator owns.
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:XValidation:rule="self.all(s, s.kind != 'ServiceAccount' || has(s.namespace))",message="spec.access.admins: a ServiceAccount subject needs a namespace"
+	// +kubebuilder:validation:XValidation:rule="self.all(s, s.kind in ['User', 'Group', 'ServiceAccount'])",message="spec.access.admins[].kind must be User, Group or ServiceAccount"
+	// +listType=atomic
+	// +optional
+	Admins []rbacv1.Subject `json:"admins,omitempty"`
+
+	// Editors get the edit role.
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:XValidation:rule="self.all(s, s.kind != 'ServiceAccount' || has(s.namespace))",message="spec.access.editors: a ServiceAccount subject needs a namespace"
+	// +kubebuilder:validation:XValidation:rule="self.all(s, s.kind in ['User', 'Group', 'ServiceAccount'])",message="spec.access.editors[].kind must be User, Group or ServiceAccount"
+	// +listType=atomic
+	// +optional
+	Editors []rbacv1.Subject `json:"editors,omitempty"`
+
+	// Viewers get the view role: read-only, no Secrets.
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:XValidation:rule="self.all(s, s.kind != 'ServiceAccount' || has(s.namespace))",message="spec.access.viewers: a ServiceAccount subject needs a namespace"
+	// +kubebuilder:validation:XValidation:rule="self.all(s, s.kind in ['User', 'Group', 'ServiceAccount'])",message="spec.access.viewers[].kind must be User, Group or ServiceAccount"
+	// +listType=atomic
+	// +optional
+	Viewers []rbacv1.Subject `json:"viewers,omitempty"`
+}
+
+// MonitoringSpec configures uptime probes and the availability objective.
+type MonitoringSpec struct {
+	// URL probed for uptime; https://<first hostname>/ when unset.
+	// +kubebuilder:validation:MaxLength=2048
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() == 'https' && url(self).getHostname() != ''",message="spec.monitoring.url must be an https URL such as https://app.example.com/healthz"
+	// +optional
+	URL string `json:"url,omitempty"`
+
+	// Interval between probes.
+	// +kubebuilder:default="30s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('5s')",message="spec.monitoring.interval must be at least 5s"
+	// +kubebuilder:validation:XValidation:rule="duration(self) <= duration('1h')",message="spec.monitoring.interval must be at most 1h"
+	// +optional
+	Interval *metav1.Duration `json:"interval,omitempty"`
+
+	// Objective is the availability target in percent, e.g. "99.5".
+	// +kubebuilder:validation:Pattern=`^[0-9]{1,3}(\.[0-9]{1,3})?$`
+	// +kubebuilder:validation:XValidation:rule="double(self) > 0.0 && double(self) <= 100.0",message="spec.monitoring.objective must be a percentage above 0 and at most 100"
+	// +kubebuilder:default="99.5"
+	// +optional
+	Objective string `json:"objective,omitempty"`
+
+	// BusinessHours limits the objective to working hours; around the clock when unset.
+	// +optional
+	BusinessHours *BusinessHours `json:"businessHours,omitempty"`
+}
+
+// BusinessHours are the hours during which the availability objective applies.
+// +kubebuilder:validation:XValidation:rule="self.start < self.end",message="spec.monitoring.businessHours.start must be before end"
+type BusinessHours struct {
+	// TimeZone is an IANA time zone name, e.g. Europe/Amsterdam.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +required
+	TimeZone string `json:"timeZone"`
+
+	// Days of the week the hours apply.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=7
+	// +kubebuilder:validation:items:Enum=Monday;Tuesday;Wednesday;Thursday;Friday;Saturday;Sunday
+	// +listType=set
+	// +kubebuilder:default={Monday,Tuesday,Wednesday,Thursday,Friday}
+	// +optional
+	Days []string `json:"days,omitempty"`
+
+	// Start of the working day, HH:MM in TimeZone.
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	// +required
+	Start string `json:"start"`
+
+	// End of the working day, HH:MM in TimeZone (24:00 for midnight).
+	// +kubebuilder:validation:Pattern=`^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$`
+	// +required
+	End string `json:"end"`
+}
+
+// TenantPhase summarizes the tenant's state for people; conditions carry the detail.
+// +kubebuilder:validation:Enum=Provisioning;Ready;Degraded;Deleting
+type TenantPhase string
+
+const (
+	TenantPhaseProvisioning TenantPhase = "Provisioning"
+	TenantPhaseReady        TenantPhase = "Ready"
+	TenantPhaseDegraded     TenantPhase = "Degraded"
+	TenantPhaseDeleting     TenantPhase = "Deleting"
+)
+
+// TenantStatus is what the operator observed of the tenant's environment.
+type TenantStatus struct {
+	// ObservedGeneration is the generation the conditions describe.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Phase summarizes the conditions.
+	// +optional
+	Phase TenantPhase `json:"phase,omitempty"`
+
+	// Namespace is the tenant's namespace.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+
+	// Conditions: Ready, plus one per part of the environment.
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// Database is the observed state of the tenant's PostgreSQL.
+	// +optional
+	Database *DatabaseStatus `json:"database,omitempty"`
+
+	// Certificate is the observed state of the tenant's TLS certificate.
+	// +optional
+	Certificate *CertificateStatus `json:"certificate,omitempty"`
+
+	// Backups is what the operator found in backup storage.
+	// +optional
+	Backups *BackupsStatus `json:"backups,omitempty"`
+
+	// Uptime is what the probes measured.
+	// +optional
+	Uptime *UptimeStatus `json:"uptime,omitempty"`
+}
+
+// DatabaseStatus is the observed state of the tenant's PostgreSQL.
+type DatabaseStatus struct {
+	// Version is the running PostgreSQL major version.
+	// +optional
+	Version string `json:"version,omitempty"`
+	// Host is the in-cluster DNS name of the database service.
+	// +optional
+	Host string `json:"host,omitempty"`
+	// SecretName holds the generated credentials, in the tenant's namespace.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// ReadyReplicas of the database StatefulSet.
+	// +optional
+	ReadyReplicas int32 `json:"readyReplicas,omitempty"`
+}
+
+// CertificateStatus is the observed state of the tenant's TLS certificate.
+type CertificateStatus struct {
+	// SecretName holds the issued certificate, in the tenant's namespace.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// NotAfter is when the issued certificate expires.
+	// +optional
+	NotAfter *metav1.Time `json:"notAfter,omitempty"`
+}
+
+// BackupsStatus is what the operator found in backup storage.
+type BackupsStatus struct {
+	// LastSuccessTime is the newest successful backup over all schedules.
+	// +optional
+	LastSuccessTime *metav1.Time `json:"lastSuccessTime,omitempty"`
+	// Schedules has one entry per schedule of the tenant's BackupPolicy.
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Schedules []ScheduleBackupStatus `json:"schedules,omitempty"`
+	// LastVerificationTime is the newest successful verification over all schedules.
+	// +optional
+	LastVerificationTime *metav1.Time `json:"lastVerificationTime,omitempty"`
+}
+
+// ScheduleBackupStatus is the state of one backup schedule of a tenant.
+type ScheduleBackupStatus struct {
+	// Name of the schedule in the BackupPolicy.
+	Name string `json:"name"`
+	// LastSuccessTime is when the newest complete backup (manifest stored) finished.
+	// +optional
+	LastSuccessTime *metav1.Time `json:"lastSuccessTime,omitempty"`
+	// LastBackupID is the id of that backup.
+	// +optional
+	LastBackupID string `json:"lastBackupID,omitempty"`
+	// LastBackupSizeBytes is the stored size of that backup.
+	// +optional
+	LastBackupSizeBytes int64 `json:"lastBackupSizeBytes,omitempty"`
+	// ExpectedInterval is how often the schedule should produce a backup.
+	// +optional
+	ExpectedInterval *metav1.Duration `json:"expectedInterval,omitempty"`
+	// LastVerificationTime is when the newest verification of this schedule's backups passed.
+	// +optional
+	LastVerificationTime *metav1.Time `json:"lastVerificationTime,omitempty"`
+	// Count of complete backups in storage.
+	// +optional
+	Count int32 `json:"count,omitempty"`
+	// NextPrune lists the backup ids the retention policy will delete next.
+	// +optional
+	NextPrune []string `json:"nextPrune,omitempty"`
+}
+
+// UptimeStatus is what the probes measured.
+type UptimeStatus struct {
+	// LastProbeTime is when the tenant was last probed.
+	// +optional
+	LastProbeTime *metav1.Time `json:"lastProbeTime,omitempty"`
+	// LastProbeSucceeded tells whether that probe succeeded.
+	// +optional
+	LastProbeSucceeded bool `json:"lastProbeSucceeded,omitempty"`
+	// Ratio24h is the availability over the last 24 hours, in percent.
+	// +optional
+	Ratio24h string `json:"ratio24h,omitempty"`
+	// Ratio7d is the availability over the last 7 days, in percent.
+	// +optional
+	Ratio7d string `json:"ratio7d,omitempty"`
+	// Ratio30d is the availability over the last 30 days, in percent.
+	// +optional
+	Ratio30d string `json:"ratio30d,omitempty"`
+	// ErrorBudgetRemaining is the share of the 30-day error budget left, in percent.
+	// +optional
+	ErrorBudgetRemaining string `json:"errorBudgetRemaining,omitempty"`
+}
+
+// Tenant is one customer's isolated environment.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:scope=Cluster,shortName=tn,categories=tenancy
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 56",message="metadata.name must be at most 56 characters: the namespace is tenant-<name>"
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="metadata.name must be a DNS label (lowercase letters, digits and '-'): the namespace is tenant-<name>"
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Database",type=string,JSONPath=`.status.conditions[?(@.type=="DatabaseReady")].reason`
+// +kubebuilder:printcolumn:name="Certificate",type=string,JSONPath=`.status.conditions[?(@.type=="CertificateReady")].reason`
+// +kubebuilder:printcolumn:name="Last Backup",type=date,JSONPath=`.status.backups.lastSuccessTime`
+// +kubebuilder:printcolumn:name="Uptime",type=string,JSONPath=`.status.uptime.ratio30d`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type Tenant struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// +required
+	Spec   TenantSpec   `json:"spec"`
+	Status TenantStatus `json:"status,omitempty"`
+}
+
+// TenantList is a list of Tenants.
+// +kubebuilder:object:root=true
+type TenantList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []Tenant `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&Tenant{}, &TenantList{})
+}

@@ -1,0 +1,99 @@
+// Package validation checks what the CRDs' OpenAPI and CEL rules cannot express: cron schedules,
+// periods, age recipients and time zones. The validating webhook rejects bad objects with these
+// checks at admission, and the controllers run them again, because an object can slip past a
+// webhook that is down: then the object gets a condition naming the field instead.
+package validation
+
+import (
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/schedule"
+)
+
+// Tenant validates the parts of a Tenant's spec that CEL cannot.
+func Tenant(t *v1alpha1.Tenant) field.ErrorList {
+	var errs field.ErrorList
+	spec := field.NewPath("spec")
+	if m := t.Spec.Monitoring; m != nil && m.BusinessHours != nil {
+		path := spec.Child("monitoring", "businessHours", "timeZone")
+		if _, err := time.LoadLocation(m.BusinessHours.TimeZone); err != nil || m.BusinessHours.TimeZone == "Local" {
+			errs = append(errs, field.Invalid(path, m.BusinessHours.TimeZone, "must be an IANA time zone name such as Europe/Amsterdam"))
+		}
+	}
+	return errs
+}
+
+// BackupPolicy validates the parts of a BackupPolicy's spec that CEL cannot.
+func BackupPolicy(p *v1alpha1.BackupPolicy) field.ErrorList {
+	var errs field.ErrorList
+	spec := field.NewPath("spec")
+	for i, s := range p.Spec.Schedules {
+		path := spec.Child("schedules").Index(i)
+		if _, err := schedule.ParseCron(s.Schedule); err != nil {
+			errs = append(errs, field.Invalid(path.Child("schedule"), s.Schedule, err.Error()))
+		}
+		if s.MaxAge != "" {
+			if _, err := schedule.ParsePeriod(s.MaxAge); err != nil {
+				errs = append(errs, field.Invalid(path.Child("maxAge"), s.MaxAge, err.Error()))
+			}
+		}
+	}
+	for i, r := range p.Spec.Encryption.Recipients {
+		path := spec.Child("encryption", "recipients").Index(i)
+		switch err := Recipient(r); err {
+		case nil:
+		case errPrivateKey:
+			// Never echo a private key back into an API response, event or log.
+			errs = append(errs, field.Invalid(path, field.OmitValueType{}, err.Error()))
+		default:
+			errs = append(errs, field.Invalid(path, r, err.Error()))
+		}
+	}
+	if v := p.Spec.Verification; v != nil {
+		if _, err := schedule.ParseCron(v.Schedule); err != nil {
+			errs = append(errs, field.Invalid(spec.Child("verification", "schedule"), v.Schedule, err.Error()))
+		}
+		if p.Spec.Encryption.IdentitySecretRef == nil {
+			errs = append(errs, field.Required(spec.Child("encryption", "identitySecretRef"),
+				"restore drills need an identity to decrypt the backups when spec.verification is set"))
+		}
+	}
+	return errs
+}
+
+// RetentionPolicy validates the parts of a RetentionPolicy's spec that CEL cannot.
+func RetentionPolicy(p *v1alpha1.RetentionPolicy) field.ErrorList {
+	var errs field.ErrorList
+	if p.Spec.MaxAge != "" {
+		if _, err := schedule.ParsePeriod(p.Spec.MaxAge); err != nil {
+			errs = append(errs, field.Invalid(field.NewPath("spec", "maxAge"), p.Spec.MaxAge, err.Error()))
+		}
+	}
+	return errs
+}
+
+// Recipient checks that s is an age public key. Private keys pasted by mistake are refused
+// without echoing them back.
+func Recipient(s string) error {
+	if strings.HasPrefix(strings.ToUpper(s), "AGE-SECRET-KEY-") || strings.HasPrefix(strings.ToUpper(s), "AGE-PLUGIN-") {
+		return errPrivateKey
+	}
+	if _, err := age.ParseRecipients(strings.NewReader(s)); err != nil || strings.ContainsAny(s, "\n\r") {
+		return errNotRecipient
+	}
+	return nil
+}
+
+type validationError string
+
+func (e validationError) Error() string { return string(e) }
+
+const (
+	errPrivateKey   = validationError("is an age private key (identity); list the public key (age1...) here and keep the identity in a Secret")
+	errNotRecipient = validationError("must be an age public key such as age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p")
+)

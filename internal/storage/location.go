@@ -6,9 +6,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 )
+
+var bucketRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
 
 // Location schemes.
 const (
@@ -83,6 +86,9 @@ func parseS3(s string, u *url.URL) (Location, error) {
 	if loc.Bucket == "" {
 		return Location{}, fmt.Errorf("invalid storage location %q: no bucket (want s3://BUCKET/PREFIX)", s)
 	}
+	if !bucketRE.MatchString(loc.Bucket) {
+		return Location{}, fmt.Errorf("invalid storage location %q: bucket %q is not a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens)", s, loc.Bucket)
+	}
 	if loc.Prefix != "" && checkKey(loc.Prefix) != nil {
 		return Location{}, fmt.Errorf("invalid storage location %q: prefix %q is not a clean path", s, loc.Prefix)
 	}
@@ -128,13 +134,11 @@ func (l Location) String() string {
 		if l.Prefix != "" {
 			u.Path = "/" + l.Prefix
 		}
-		q := url.Values{}
-		q.Set("endpoint", l.Endpoint)
-		q.Set("region", l.Region)
+		// Written by hand: url.Values would escape the colon in HOST:PORT.
+		u.RawQuery = "endpoint=" + l.Endpoint + "&region=" + url.QueryEscape(l.Region)
 		if l.Insecure {
-			q.Set("insecure", "true")
+			u.RawQuery += "&insecure=true"
 		}
-		u.RawQuery = q.Encode()
 		return u.String()
 	case SchemeFile:
 		return (&url.URL{Scheme: SchemeFile, Path: l.Path}).String()

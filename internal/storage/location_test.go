@@ -30,6 +30,8 @@ func TestParseLocation(t *testing.T) {
 		{in: "/var/backups", wantErr: "want s3://"},
 		{in: "gs://bucket", wantErr: `unsupported scheme "gs"`},
 		{in: "s3:///prefix", wantErr: "no bucket"},
+		{in: "s3://b/prefix", wantErr: "not a valid S3 bucket name"},
+		{in: "s3://Bucket/prefix", wantErr: "not a valid S3 bucket name"},
 		{in: "s3://bkt?endpoint=", wantErr: "not HOST:PORT"},
 		{in: "s3://bkt?endpoint=:9000", wantErr: "not HOST:PORT"},
 		{in: "s3://bkt?endpoint=h:port", wantErr: "not a number"},

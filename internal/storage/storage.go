@@ -64,17 +64,18 @@ func (e *UnreachableError) Unwrap() error { return e.Err }
 // Join builds a key from parts; it exists so that every caller agrees on the separator.
 func Join(parts ...string) string { return path.Join(parts...) }
 
-// Open returns the store that location names; see ParseLocation for the syntax. Opening checks that
+// Open returns the store that location names; see ParseLocation for the syntax. The options apply
+// to S3 locations only. Opening checks that
 // the storage answers, so a wrong endpoint fails here with an UnreachableError rather than halfway
 // through a backup.
-func Open(ctx context.Context, location string) (Store, error) {
+func Open(ctx context.Context, location string, s3opts ...S3Option) (Store, error) {
 	loc, err := ParseLocation(location)
 	if err != nil {
 		return nil, err
 	}
 	switch loc.Scheme {
 	case SchemeS3:
-		return OpenS3(ctx, loc, CredentialsFromEnv())
+		return OpenS3(ctx, loc, CredentialsFromEnv(), s3opts...)
 	case SchemeFile:
 		return OpenVolume(loc.Path)
 	}

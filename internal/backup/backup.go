@@ -1,0 +1,287 @@
+package backup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
+	"github.com/tenantops/tenant-operator/internal/storage"
+)
+
+// Options for one backup run.
+type Options struct {
+	// DSN of the database to back up. A password in it never reaches a command line or a message.
+	DSN      string
+	Store    storage.Store
+	Tenant   string
+	Schedule string
+	// Recipients are age public keys; the backup can be restored with any matching identity.
+	Recipients []string
+	// PgBinDir holds pg_dump; see pgcluster.Find for the fallbacks.
+	PgBinDir string
+	// ZstdLevel defaults to zstd.SpeedDefault.
+	ZstdLevel zstd.EncoderLevel
+	// AbandonedAfter is how old an unfinished upload of the same tenant and schedule must be before
+	// this run removes it as the leftover of a killed run (zero means never).
+	AbandonedAfter time.Duration
+	// Log receives progress lines for the SRE (stderr in the CLI); nil discards them.
+	Log io.Writer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+func (o *Options) now() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+func logf(w io.Writer, format string, args ...any) {
+	if w != nil {
+		fmt.Fprintf(w, format+"\n", args...)
+	}
+}
+
+// Run takes one backup: pg_dump's custom format, streamed through zstd and age into storage
+// without touching the local disk, then the manifest. Memory stays flat whatever the database size:
+// every stage works on bounded buffers (pg_dump's pipe, zstd's window, age's 64 KiB chunks, two
+// storage parts). The backup exists once Run returns without error; on any failure nothing is left
+// that counts as a backup.
+func Run(ctx context.Context, o Options) (Manifest, error) {
+	for kind, v := range map[string]string{"tenant": o.Tenant, "schedule": o.Schedule} {
+		if err := ValidateName(kind, v); err != nil {
+			return Manifest{}, err
+		}
+	}
+	recipients, fingerprints, err := ParseRecipients(o.Recipients)
+	if err != nil {
+		return Manifest{}, err
+	}
+	ci, err := parseConnInfo(o.DSN)
+	if err != nil {
+		return Manifest{}, err
+	}
+	level := o.ZstdLevel
+	if level == 0 {
+		level = zstd.SpeedDefault
+	}
+
+	started := o.now().UTC()
+	if o.AbandonedAfter > 0 {
+		removed, err := DeleteOrphans(ctx, o.Store, o.Tenant, o.Schedule, started.Add(-o.AbandonedAfter))
+		if err != nil {
+			return Manifest{}, fmt.Errorf("clean up after earlier runs: %w", err)
+		}
+		for _, k := range removed {
+			logf(o.Log, "removed leftover of an unfinished backup: %s", k)
+		}
+	}
+
+	src, err := openSnapshot(ctx, ci)
+	if err != nil {
+		return Manifest{}, err
+	}
+	defer src.close(ctx)
+
+	pgDump, err := pgcluster.Find(o.PgBinDir, src.major, "pg_dump")
+	if err != nil {
+		return Manifest{}, err
+	}
+	dumpVersion, dumpMajor, err := pgcluster.Version(ctx, pgDump)
+	if err != nil {
+		return Manifest{}, err
+	}
+	if dumpMajor < src.major {
+		return Manifest{}, fmt.Errorf("%s is version %s, older than the server (%s); pg_dump must be at least the server's major version (set --pg-bin-dir)", pgDump, dumpVersion, src.version)
+	}
+
+	id := NewID(started)
+	dir := Dir(o.Tenant, o.Schedule, id)
+	dataKey := storage.Join(dir, DataObject)
+	logf(o.Log, "backup %s: dumping database %s (PostgreSQL %s, %d tables) to %s", id, src.database, src.version, len(src.tables), o.Store)
+
+	dumpCtx, cancelDump := context.WithCancel(ctx)
+	defer cancelDump()
+	cmd := exec.CommandContext(dumpCtx, pgDump, "--format=custom", "--compress=0", "--no-password",
+		"--snapshot="+src.snapshot, "--dbname="+ci.noSecret)
+	cmd.Env = ci.env(os.Environ())
+	stderr := newTailBuffer(16 << 10)
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return Manifest{}, fmt.Errorf("pg_dump: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return Manifest{}, fmt.Errorf("start pg_dump: %w", err)
+	}
+
+	// Counting runs on the server at the same time as the dump, in the exported snapshot.
+	type counted struct {
+		largeObjects int64
+		err          error
+	}
+	countsDone := make(chan counted, 1)
+	go func() {
+		los, err := countRows(dumpCtx, src.tx, src.tables)
+		countsDone <- counted{los, err}
+	}()
+
+	pr, pw := io.Pipe()
+	var pl *dumpPipeline
+	var largeObjects int64
+	produced := make(chan error, 1)
+	go func() {
+		// Built here, not before: age writes its header at once, into a pipe that only
+		// Store.Put below reads.
+		var copyErr error
+		if pl, copyErr = newDumpPipeline(stdout, pw, recipients, level); copyErr == nil {
+			_, copyErr = io.Copy(pl.enc, pl.dumped)
+		}
+		if copyErr != nil {
+			cancelDump() // pg_dump would block forever on a pipe nobody reads
+		}
+		// pg_dump's exit status decides, not its output: a dump cut short also ends in EOF and must
+		// not be finished as if it were whole.
+		waitErr := cmd.Wait()
+		if waitErr != nil {
+			cancelDump()
+		}
+		// The counting transaction shares the connection that Run closes: wait for it in any case.
+		c := <-countsDone
+		var err error
+		switch {
+		case copyErr != nil:
+			err = fmt.Errorf("compress and upload: %w", copyErr)
+		case waitErr != nil:
+			err = fmt.Errorf("pg_dump failed: %s", ci.scrub(stderrOr(stderr, waitErr)))
+		case c.err != nil:
+			err = fmt.Errorf("row counts: %s", ci.scrub(c.err.Error()))
+		default:
+			largeObjects = c.largeObjects
+			err = pl.finish()
+		}
+		if err != nil {
+			_ = pw.CloseWithError(err)
+		} else {
+			_ = pw.Close()
+		}
+		produced <- err
+	}()
+
+	size, putErr := o.Store.Put(ctx, dataKey, pr)
+	if putErr != nil {
+		_ = pr.CloseWithError(putErr) // unblock the producer
+		cancelDump()
+	}
+	prodErr := <-produced
+	switch {
+	case prodErr != nil && (putErr == nil || errors.Is(putErr, prodErr)):
+		return Manifest{}, fmt.Errorf("backup %s: %w", id, prodErr)
+	case putErr != nil:
+		return Manifest{}, fmt.Errorf("backup %s: upload: %w", id, putErr)
+	}
+
+	m := Manifest{
+		FormatVersion:   FormatVersion,
+		ID:              id,
+		Tenant:          o.Tenant,
+		Schedule:        o.Schedule,
+		StartedAt:       started,
+		Database:        src.database,
+		PostgresVersion: src.version,
+		PostgresMajor:   src.major,
+		PgDumpVersion:   dumpVersion,
+		Object: ObjectInfo{
+			Name:        DataObject,
+			Size:        size,
+			SHA256:      hex.EncodeToString(pl.stored.h.Sum(nil)),
+			Format:      "pg_dump-custom",
+			Compression: "zstd",
+			Encryption:  "age",
+		},
+		DumpSize:       pl.dumped.n,
+		CompressedSize: pl.compressed.n,
+		Tables:         src.tables,
+		LargeObjects:   largeObjects,
+		Recipients:     fingerprints,
+	}
+	if size != pl.stored.n {
+		return Manifest{}, fmt.Errorf("backup %s: storage took %d bytes but %d were produced", id, size, pl.stored.n)
+	}
+	m.FinishedAt = o.now().UTC()
+	if err := putJSON(ctx, o.Store, storage.Join(dir, ManifestObject), m); err != nil {
+		// Without its manifest the data is not a backup; don't leave it to be found.
+		_ = o.Store.Delete(context.WithoutCancel(ctx), dataKey)
+		return Manifest{}, fmt.Errorf("backup %s: write manifest: %w", id, err)
+	}
+	logf(o.Log, "backup %s: %s dumped, %s stored (%.1fx smaller) in %s", id, humanBytes(m.DumpSize), humanBytes(m.Object.Size),
+		float64(m.DumpSize)/float64(max(m.Object.Size, 1)), m.FinishedAt.Sub(m.StartedAt).Round(time.Millisecond))
+	return m, nil
+}
+
+// dumpPipeline is pg_dump's output on its way to storage: counted, zstd-compressed, counted,
+// age-encrypted, counted and hashed.
+type dumpPipeline struct {
+	dumped     *countingReader
+	enc        *zstd.Encoder
+	compressed *countingWriter
+	encrypted  io.WriteCloser
+	stored     *countingWriter
+}
+
+func newDumpPipeline(src io.Reader, dst io.Writer, recipients []age.Recipient, level zstd.EncoderLevel) (*dumpPipeline, error) {
+	p := &dumpPipeline{dumped: &countingReader{r: src}, stored: &countingWriter{w: dst, h: sha256.New()}}
+	var err error
+	if p.encrypted, err = age.Encrypt(p.stored, recipients...); err != nil {
+		return nil, fmt.Errorf("age: %w", err)
+	}
+	p.compressed = &countingWriter{w: p.encrypted}
+	// Lower concurrency than GOMAXPROCS: pg_dump and the server need the other cores, and every
+	// concurrent block costs memory.
+	if p.enc, err = zstd.NewWriter(p.compressed, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(2)); err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	return p, nil
+}
+
+// finish flushes zstd's last frame and age's last chunk.
+func (p *dumpPipeline) finish() error {
+	if err := p.enc.Close(); err != nil {
+		return fmt.Errorf("zstd: %w", err)
+	}
+	if err := p.encrypted.Close(); err != nil {
+		return fmt.Errorf("age: %w", err)
+	}
+	return nil
+}
+
+func stderrOr(t *tailBuffer, err error) string {
+	if s := t.lastError(); s != "" {
+		return s
+	}
+	return err.Error()
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,248 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tenantops/tenant-operator/internal/storage"
+)
+
+// Backup is a complete backup as found in storage: its manifest and, when it has been verified, the
+// latest verification.
+type Backup struct {
+	Manifest
+	Verification *Verification `json:"verification,omitempty"`
+}
+
+// NotFoundError means no complete backup has the requested id (or, for "latest", none exists).
+type NotFoundError struct {
+	Tenant, Schedule, ID string
+}
+
+func (e *NotFoundError) Error() string {
+	if e.ID == Latest {
+		return fmt.Sprintf("no backups found for tenant %s schedule %s", e.Tenant, e.Schedule)
+	}
+	return fmt.Sprintf("backup %q not found for tenant %s schedule %s", e.ID, e.Tenant, e.Schedule)
+}
+
+// Latest selects the newest backup where an id is expected.
+const Latest = "latest"
+
+// maxMetadataSize bounds what we read of a manifest or verification, which are small; a huge one
+// is corrupt and must not make the agent's memory grow.
+const maxMetadataSize = 16 << 20
+
+// List returns the complete backups of a tenant and schedule, newest first. An empty schedule lists
+// all schedules of the tenant, an empty tenant all tenants; then the order is by tenant, schedule,
+// and newest first within each. Writes without a manifest (running, failed or killed backups) are
+// not backups and are not listed.
+func List(ctx context.Context, store storage.Store, tenant, schedule string) ([]Backup, error) {
+	if tenant == "" && schedule != "" {
+		return nil, errors.New("a schedule needs a tenant")
+	}
+	dir := ""
+	if tenant != "" {
+		if err := ValidateName("tenant", tenant); err != nil {
+			return nil, err
+		}
+		if schedule != "" {
+			if err := ValidateName("schedule", schedule); err != nil {
+				return nil, err
+			}
+		}
+		dir = Dir(tenant, schedule, "")
+	}
+	objs, err := store.List(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("list backups: %w", err)
+	}
+	verified := map[string]bool{}
+	for _, o := range objs {
+		if path.Base(o.Key) == VerificationObject {
+			verified[path.Dir(o.Key)] = true
+		}
+	}
+	var out []Backup
+	for _, o := range objs {
+		if path.Base(o.Key) != ManifestObject || strings.Count(o.Key, "/") != 3 {
+			continue
+		}
+		d := path.Dir(o.Key)
+		b, err := load(ctx, store, d, verified[d])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	sortNewestFirst(out)
+	return out, nil
+}
+
+func sortNewestFirst(bs []Backup) {
+	sort.SliceStable(bs, func(i, j int) bool {
+		a, b := bs[i], bs[j]
+		if a.Tenant != b.Tenant {
+			return a.Tenant < b.Tenant
+		}
+		if a.Schedule != b.Schedule {
+			return a.Schedule < b.Schedule
+		}
+		if !a.StartedAt.Equal(b.StartedAt) {
+			return a.StartedAt.After(b.StartedAt)
+		}
+		return a.ID > b.ID
+	})
+}
+
+// Get returns one backup by id, or the newest with Latest. A missing backup is a *NotFoundError.
+func Get(ctx context.Context, store storage.Store, tenant, schedule, id string) (Backup, error) {
+	for kind, v := range map[string]string{"tenant": tenant, "schedule": schedule} {
+		if err := ValidateName(kind, v); err != nil {
+			return Backup{}, err
+		}
+	}
+	if id == Latest {
+		all, err := List(ctx, store, tenant, schedule)
+		if err != nil {
+			return Backup{}, err
+		}
+		if len(all) == 0 {
+			return Backup{}, &NotFoundError{Tenant: tenant, Schedule: schedule, ID: id}
+		}
+		return all[0], nil
+	}
+	if err := ValidateName("backup id", id); err != nil {
+		return Backup{}, err
+	}
+	b, err := load(ctx, store, Dir(tenant, schedule, id), true)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Backup{}, &NotFoundError{Tenant: tenant, Schedule: schedule, ID: id}
+	}
+	return b, err
+}
+
+func load(ctx context.Context, store storage.Store, dir string, withVerification bool) (Backup, error) {
+	data, err := readSmall(ctx, store, storage.Join(dir, ManifestObject))
+	if err != nil {
+		return Backup{}, fmt.Errorf("read manifest of %s: %w", dir, err)
+	}
+	m, err := decodeManifest(data)
+	if err != nil {
+		return Backup{}, fmt.Errorf("manifest of %s: %w", dir, err)
+	}
+	if Dir(m.Tenant, m.Schedule, m.ID) != dir {
+		return Backup{}, fmt.Errorf("manifest of %s names backup %s/%s/%s; it was moved or tampered with", dir, m.Tenant, m.Schedule, m.ID)
+	}
+	b := Backup{Manifest: m}
+	if withVerification {
+		data, err := readSmall(ctx, store, storage.Join(dir, VerificationObject))
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+		case err != nil:
+			return Backup{}, fmt.Errorf("read verification of %s: %w", dir, err)
+		default:
+			var v Verification
+			if err := json.Unmarshal(data, &v); err != nil {
+				return Backup{}, fmt.Errorf("verification of %s is not valid JSON: %w", dir, err)
+			}
+			b.Verification = &v
+		}
+	}
+	return b, nil
+}
+
+func readSmall(ctx context.Context, store storage.Store, key string) ([]byte, error) {
+	rc, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxMetadataSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxMetadataSize {
+		return nil, fmt.Errorf("%s is larger than %d bytes", key, maxMetadataSize)
+	}
+	return data, nil
+}
+
+func putJSON(ctx context.Context, store storage.Store, key string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = store.Put(ctx, key, bytes.NewReader(append(data, '\n')))
+	return err
+}
+
+// Delete removes one backup. The manifest goes first, so that a deletion interrupted halfway leaves
+// data without a manifest — not a backup, and removed by DeleteOrphans — never a manifest whose
+// data is gone.
+func Delete(ctx context.Context, store storage.Store, tenant, schedule, id string) error {
+	for kind, v := range map[string]string{"tenant": tenant, "schedule": schedule, "backup id": id} {
+		if err := ValidateName(kind, v); err != nil {
+			return err
+		}
+	}
+	dir := Dir(tenant, schedule, id)
+	if err := store.Delete(ctx, storage.Join(dir, ManifestObject)); err != nil {
+		return fmt.Errorf("delete backup %s: %w", dir, err)
+	}
+	objs, err := store.List(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("delete backup %s: %w", dir, err)
+	}
+	for _, o := range objs {
+		if err := store.Delete(ctx, o.Key); err != nil {
+			return fmt.Errorf("delete backup %s: %w", dir, err)
+		}
+	}
+	return nil
+}
+
+// DeleteOrphans cleans up after backups that never completed, under one tenant and schedule:
+// objects in backup directories without a manifest, and unfinished uploads, when they are older
+// than olderThan. The age threshold keeps a backup that is still running safe: its upload is young.
+// It returns the keys removed.
+func DeleteOrphans(ctx context.Context, store storage.Store, tenant, schedule string, olderThan time.Time) ([]string, error) {
+	for kind, v := range map[string]string{"tenant": tenant, "schedule": schedule} {
+		if err := ValidateName(kind, v); err != nil {
+			return nil, err
+		}
+	}
+	dir := Dir(tenant, schedule, "")
+	removed, err := store.RemoveIncomplete(ctx, dir, olderThan)
+	if err != nil {
+		return removed, fmt.Errorf("remove unfinished uploads under %s: %w", dir, err)
+	}
+	objs, err := store.List(ctx, dir)
+	if err != nil {
+		return removed, fmt.Errorf("list %s: %w", dir, err)
+	}
+	hasManifest := map[string]bool{}
+	for _, o := range objs {
+		if path.Base(o.Key) == ManifestObject {
+			hasManifest[path.Dir(o.Key)] = true
+		}
+	}
+	for _, o := range objs {
+		if hasManifest[path.Dir(o.Key)] || !o.ModTime.Before(olderThan) {
+			continue
+		}
+		if err := store.Delete(ctx, o.Key); err != nil {
+			return removed, fmt.Errorf("delete orphan %s: %w", o.Key, err)
+		}
+		removed = append(removed, o.Key)
+	}
+	return removed, nil
+}

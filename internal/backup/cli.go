@@ -1,0 +1,382 @@
+package backup
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/tenantops/tenant-operator/internal/storage"
+)
+
+// Exit statuses of RunCommand.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// Commands are the first arguments RunCommand handles.
+var Commands = []string{"backup", "restore", "verify", "backups"}
+
+// RunCommand runs one of the agent's subcommands; args is os.Args[1:], starting with the
+// subcommand. It returns the process exit status: 0 only on success, otherwise after one line on
+// stderr that says what went wrong.
+func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "error: no command; want backup, restore, verify or backups list")
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "backup":
+		err = runBackup(ctx, args[1:], stdout, stderr)
+	case "restore":
+		err = runRestore(ctx, args[1:], stdout, stderr)
+	case "verify":
+		err = runVerify(ctx, args[1:], stdout, stderr)
+	case "backups":
+		if len(args) < 2 || args[1] != "list" {
+			err = usageError("unknown command \"backups\"; want \"backups list\"")
+		} else {
+			err = runList(ctx, args[2:], stdout, stderr)
+		}
+	default:
+		err = usageError(fmt.Sprintf("unknown command %q; want backup, restore, verify or backups list", args[0]))
+	}
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case isUsage(err):
+		fmt.Fprintln(stderr, errorLine(err))
+		return exitUsage
+	default:
+		fmt.Fprintln(stderr, errorLine(err))
+		return exitFailure
+	}
+}
+
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func isUsage(err error) bool {
+	var u usageError
+	return errors.As(err, &u)
+}
+
+// errorLine renders err as the single stderr line. The errors an SRE acts on (missing backup, wrong
+// key, damaged object, storage down) carry their whole story, so they are shown without the
+// chain of steps that led to them.
+func errorLine(err error) string {
+	var (
+		nf *NotFoundError
+		wi *WrongIdentityError
+		cm *ChecksumMismatchError
+		ur *storage.UnreachableError
+		vf *VerificationFailedError
+	)
+	msg := err.Error()
+	switch {
+	case errors.As(err, &nf):
+		msg = nf.Error()
+	case errors.As(err, &wi):
+		msg = wi.Error()
+	case errors.As(err, &vf):
+		msg = vf.Error()
+	case errors.As(err, &cm):
+		msg = cm.Error()
+	case errors.As(err, &ur):
+		msg = ur.Error()
+	}
+	return "error: " + strings.Join(strings.Fields(msg), " ")
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+// byteSize is a flag like "16MiB".
+type byteSize int
+
+func (b *byteSize) String() string { return strconv.Itoa(int(*b)) }
+func (b *byteSize) Set(v string) error {
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if strings.HasSuffix(v, u.suffix) {
+			v, mult = strings.TrimSuffix(v, u.suffix), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return errors.New("want a size such as 16MiB")
+	}
+	*b = byteSize(n * mult)
+	return nil
+}
+
+// command is one subcommand's flags. Parse errors come back as one line; the flag package's own
+// printing is silenced, and help is printed only when asked for.
+type command struct {
+	*flag.FlagSet
+	synopsis string
+	stderr   io.Writer
+}
+
+func newCommand(name, synopsis string, stderr io.Writer) *command {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return &command{FlagSet: fs, synopsis: synopsis, stderr: stderr}
+}
+
+func (c *command) parse(args []string) error {
+	if err := c.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(c.stderr, "usage: tenant-operator %s\n\nflags:\n", c.synopsis)
+			c.SetOutput(c.stderr)
+			c.PrintDefaults()
+			return err
+		}
+		return usageError(fmt.Sprintf("%s: %v (see tenant-operator %s -h)", c.Name(), err, c.Name()))
+	}
+	if c.NArg() > 0 {
+		return usageError(fmt.Sprintf("%s: unexpected argument %q (see tenant-operator %s -h)", c.Name(), c.Arg(0), c.Name()))
+	}
+	return nil
+}
+
+func (c *command) required(names ...string) error {
+	for _, n := range names {
+		if f := c.Lookup(n); f != nil && f.Value.String() == "" {
+			return usageError(fmt.Sprintf("%s: --%s is required (see tenant-operator %s -h)", c.Name(), n, c.Name()))
+		}
+	}
+	return nil
+}
+
+var zstdLevels = map[string]zstd.EncoderLevel{
+	"fastest": zstd.SpeedFastest,
+	"default": zstd.SpeedDefault,
+	"better":  zstd.SpeedBetterCompression,
+	"best":    zstd.SpeedBestCompression,
+}
+
+func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newCommand("backup", "backup --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY...", stderr)
+	dsn := fs.String("dsn", "", "database to back up, postgres://USER[:PASSWORD]@HOST:PORT/DB (a password may also come from PGPASSWORD)")
+	loc := fs.String("storage", "", "where backups live: s3://BUCKET/PREFIX?endpoint=HOST:PORT&region=R[&insecure=true] or file:///PATH")
+	tenant := fs.String("tenant", "", "tenant name")
+	schedule := fs.String("schedule", "", "schedule name")
+	var recipients stringList
+	fs.Var(&recipients, "recipient", "age public key to encrypt to (repeatable)")
+	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_dump (default $PG_BIN_DIR, then /usr/lib/postgresql/<server major>/bin, then PATH)")
+	level := fs.String("zstd-level", "default", "zstd level: fastest, default, better or best")
+	abandoned := fs.Duration("abandoned-after", 24*time.Hour, "remove unfinished uploads of this tenant and schedule older than this (0 keeps them)")
+	partSize := byteSize(storage.DefaultPartSize)
+	fs.Var(&partSize, "part-size", "S3 multipart part size; two parts are held in memory")
+	verbose := fs.Bool("v", false, "print progress on stderr")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.required("dsn", "storage", "tenant", "schedule", "recipient"); err != nil {
+		return err
+	}
+	lvl, ok := zstdLevels[*level]
+	if !ok {
+		return usageError(fmt.Sprintf("backup: --zstd-level %q: want fastest, default, better or best", *level))
+	}
+	if partSize < storage.MinPartSize {
+		return usageError(fmt.Sprintf("backup: --part-size must be at least %d", storage.MinPartSize))
+	}
+	store, err := storage.Open(ctx, *loc, storage.WithPartSize(int(partSize)))
+	if err != nil {
+		return err
+	}
+	m, err := Run(ctx, Options{
+		DSN: *dsn, Store: store, Tenant: *tenant, Schedule: *schedule, Recipients: recipients,
+		PgBinDir: *pgBin, ZstdLevel: lvl, AbandonedAfter: *abandoned, Log: progress(*verbose, stderr),
+	})
+	if err != nil {
+		return err
+	}
+	var rows int64
+	for _, t := range m.Tables {
+		rows += t.Rows
+	}
+	fmt.Fprintf(stdout, "backup %s of tenant %s schedule %s: %d tables, %d rows, %s dumped, %s stored, sha256 %s\n",
+		m.ID, m.Tenant, m.Schedule, len(m.Tables), rows, humanBytes(m.DumpSize), humanBytes(m.Object.Size), m.Object.SHA256)
+	fmt.Fprintln(stdout, m.ID)
+	return nil
+}
+
+func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newCommand("restore", "restore --storage LOCATION --tenant T --schedule S --backup ID|latest --identity-file F --dsn URL [--force]", stderr)
+	loc := fs.String("storage", "", "where backups live (see backup -h)")
+	tenant := fs.String("tenant", "", "tenant name")
+	schedule := fs.String("schedule", "", "schedule name")
+	id := fs.String("backup", "", "backup id, or latest")
+	identityFile := fs.String("identity-file", "", "age identity file (AGE-SECRET-KEY-...) matching one of the backup's recipients")
+	dsn := fs.String("dsn", "", "target database, which must exist, postgres://USER@HOST:PORT/DB")
+	force := fs.Bool("force", false, "restore into a database that is not empty, replacing the objects the backup contains")
+	noOwner := fs.Bool("no-owner", false, "do not restore ownership and grants (for a target without the source's roles)")
+	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_restore (default $PG_BIN_DIR, then PATH)")
+	verbose := fs.Bool("v", false, "print progress on stderr")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.required("storage", "tenant", "schedule", "backup", "identity-file", "dsn"); err != nil {
+		return err
+	}
+	ids, err := ReadIdentities(*identityFile)
+	if err != nil {
+		return err
+	}
+	store, err := storage.Open(ctx, *loc)
+	if err != nil {
+		return err
+	}
+	b, err := Restore(ctx, RestoreOptions{
+		Store: store, Tenant: *tenant, Schedule: *schedule, BackupID: *id, Identities: ids,
+		DSN: *dsn, Force: *force, NoOwner: *noOwner, PgBinDir: *pgBin, Log: progress(*verbose, stderr),
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "restored backup %s (taken %s) of tenant %s schedule %s\n", b.ID, b.StartedAt.Format(time.RFC3339), b.Tenant, b.Schedule)
+	return nil
+}
+
+func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newCommand("verify", "verify --storage LOCATION --tenant T --schedule S --backup ID|latest [--identity-file F]", stderr)
+	loc := fs.String("storage", "", "where backups live (see backup -h)")
+	tenant := fs.String("tenant", "", "tenant name")
+	schedule := fs.String("schedule", "", "schedule name")
+	id := fs.String("backup", "", "backup id, or latest")
+	identityFile := fs.String("identity-file", "", "age identity file; with it, a restore drill into a scratch PostgreSQL")
+	pgBin := fs.String("pg-bin-dir", "", "directory holding initdb, postgres and pg_restore for the drill")
+	scratch := fs.String("scratch-dir", "", "where the drill's scratch PostgreSQL keeps its data (default: the temporary directory)")
+	verbose := fs.Bool("v", false, "print progress on stderr")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.required("storage", "tenant", "schedule", "backup"); err != nil {
+		return err
+	}
+	o := VerifyOptions{Tenant: *tenant, Schedule: *schedule, BackupID: *id, PgBinDir: *pgBin, ScratchDir: *scratch, Log: progress(*verbose, stderr)}
+	if *identityFile != "" {
+		ids, err := ReadIdentities(*identityFile)
+		if err != nil {
+			return err
+		}
+		o.Identities = ids
+	}
+	store, err := storage.Open(ctx, *loc)
+	if err != nil {
+		return err
+	}
+	o.Store = store
+	b, v, err := Verify(ctx, o)
+	if err != nil {
+		return err
+	}
+	switch v.Kind {
+	case KindRestoreDrill:
+		var rows int64
+		for _, t := range b.Tables {
+			rows += t.Rows
+		}
+		fmt.Fprintf(stdout, "backup %s: restore drill ok: restored into PostgreSQL %s, %d tables and %d rows match the manifest, %d large objects\n",
+			b.ID, v.ScratchPostgresVersion, len(b.Tables), rows, b.LargeObjects)
+	default:
+		fmt.Fprintf(stdout, "backup %s: checksum ok: %s, sha256 %s\n", b.ID, humanBytes(b.Object.Size), v.ObjectSHA256)
+	}
+	return nil
+}
+
+func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newCommand("backups list", "backups list --storage LOCATION [--tenant T] [--schedule S] [-o json]", stderr)
+	loc := fs.String("storage", "", "where backups live (see backup -h)")
+	tenant := fs.String("tenant", "", "only this tenant")
+	schedule := fs.String("schedule", "", "only this schedule (needs --tenant)")
+	output := fs.String("o", "table", "output format: table or json")
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.required("storage"); err != nil {
+		return err
+	}
+	if *output != "table" && *output != "json" {
+		return usageError(fmt.Sprintf("backups list: -o %q: want table or json", *output))
+	}
+	if *schedule != "" && *tenant == "" {
+		return usageError("backups list: --schedule needs --tenant")
+	}
+	store, err := storage.Open(ctx, *loc)
+	if err != nil {
+		return err
+	}
+	backups, err := List(ctx, store, *tenant, *schedule)
+	if err != nil {
+		return err
+	}
+	if *output == "json" {
+		if backups == nil {
+			backups = []Backup{}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(backups)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENANT\tSCHEDULE\tID\tSTARTED\tDURATION\tPOSTGRES\tDUMP\tSTORED\tTABLES\tVERIFIED")
+	for _, b := range backups {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", b.Tenant, b.Schedule, b.ID,
+			b.StartedAt.Format(time.RFC3339), b.FinishedAt.Sub(b.StartedAt).Round(time.Second), b.PostgresVersion,
+			humanBytes(b.DumpSize), humanBytes(b.Object.Size), len(b.Tables), verifiedColumn(b.Verification))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(backups) == 0 {
+		fmt.Fprintln(stderr, "no backups found")
+	}
+	return nil
+}
+
+// progress is where progress lines go: nowhere unless asked for, so that a failure's stderr is
+// exactly its one error line.
+func progress(verbose bool, stderr io.Writer) io.Writer {
+	if verbose {
+		return stderr
+	}
+	return nil
+}
+
+func verifiedColumn(v *Verification) string {
+	if v == nil {
+		return "never"
+	}
+	state := "ok"
+	if !v.OK {
+		state = "FAILED"
+	}
+	return fmt.Sprintf("%s %s %s", v.Kind, state, v.CheckedAt.Format(time.RFC3339))
+}

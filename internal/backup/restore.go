@@ -1,0 +1,335 @@
+package backup
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
+	"github.com/tenantops/tenant-operator/internal/storage"
+)
+
+// RestoreOptions for one restore.
+type RestoreOptions struct {
+	Store    storage.Store
+	Tenant   string
+	Schedule string
+	// BackupID is an id or Latest.
+	BackupID   string
+	Identities []age.Identity
+	// DSN of the target database, which must exist.
+	DSN string
+	// Force restores into a database that already holds objects, dropping the ones the backup
+	// recreates.
+	Force bool
+	// NoOwner skips ownership and grants, for a target that lacks the source's roles.
+	NoOwner  bool
+	PgBinDir string
+	Log      io.Writer
+}
+
+// ReadIdentities parses an age identity file. Its content is never part of an error.
+func ReadIdentities(path string) ([]age.Identity, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read identity file: %w", err)
+	}
+	defer f.Close()
+	ids, err := age.ParseIdentities(f)
+	if err != nil {
+		return nil, fmt.Errorf("identity file %s: %w", path, err)
+	}
+	return ids, nil
+}
+
+// checkIdentities fails fast, before any download, when no identity is one of the backup's
+// recipients.
+func checkIdentities(m Manifest, ids []age.Identity) error {
+	var have []string
+	for _, id := range ids {
+		var r age.Recipient
+		switch id := id.(type) {
+		case *age.X25519Identity:
+			r = id.Recipient()
+		case *age.HybridIdentity:
+			r = id.Recipient()
+		default:
+			return nil // cannot tell in advance; decryption will
+		}
+		fp := Fingerprint(r)
+		if slices.Contains(m.Recipients, fp) {
+			return nil
+		}
+		have = append(have, fp)
+	}
+	return &WrongIdentityError{Have: have, Want: m.Recipients}
+}
+
+// Restore fetches a backup, checks it against its manifest, decrypts, decompresses and feeds it to
+// pg_restore, all in one stream. The restore is one transaction that can only commit once the
+// whole object has been read and matched the manifest's sha256 (see verifyingReader and
+// holdLastByte), so a damaged backup leaves the target as it was.
+func Restore(ctx context.Context, o RestoreOptions) (Backup, error) {
+	b, err := Get(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID)
+	if err != nil {
+		return Backup{}, err
+	}
+	if len(o.Identities) == 0 {
+		return b, errors.New("no identity: pass --identity-file")
+	}
+	if err := checkIdentities(b.Manifest, o.Identities); err != nil {
+		return b, err
+	}
+	ci, err := parseConnInfo(o.DSN)
+	if err != nil {
+		return b, err
+	}
+	targetMajor, err := checkTarget(ctx, ci, o.Force)
+	if err != nil {
+		return b, err
+	}
+	pgRestore, err := pgcluster.Find(o.PgBinDir, max(targetMajor, b.PostgresMajor), "pg_restore")
+	if err != nil {
+		return b, err
+	}
+	args := []string{}
+	if o.Force {
+		args = append(args, "--clean", "--if-exists")
+	}
+	if o.NoOwner {
+		args = append(args, "--no-owner", "--no-privileges")
+	}
+	logf(o.Log, "restore %s: backup of %s taken %s (PostgreSQL %s) into %s", b.ID, b.Database, b.StartedAt.Format(time.RFC3339), b.PostgresVersion, ci.Redacted())
+	start := time.Now()
+	if err := streamRestore(ctx, o.Store, b.Manifest, o.Identities, pgRestore, ci, args); err != nil {
+		return b, err
+	}
+	logf(o.Log, "restore %s: done in %s", b.ID, time.Since(start).Round(time.Millisecond))
+	return b, nil
+}
+
+// targetContentQuery counts what a fresh database does not have: relations, routines, enum and
+// domain types outside the system schemas, large objects, extensions besides plpgsql, and schemas
+// besides public.
+const targetContentQuery = `
+SELECT
+  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema')
+      AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%'),
+  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind NOT IN ('r','p') AND n.nspname NOT IN ('pg_catalog','information_schema')
+      AND n.nspname NOT LIKE 'pg\_toast%' AND n.nspname NOT LIKE 'pg\_temp\_%')
+  + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE n.nspname NOT IN ('pg_catalog','information_schema'))
+  + (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE t.typtype IN ('e','d') AND n.nspname NOT IN ('pg_catalog','information_schema'))
+  + (SELECT count(*) FROM pg_largeobject_metadata)
+  + (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql')
+  + (SELECT count(*) FROM pg_namespace WHERE nspname NOT IN ('public','information_schema')
+      AND nspname NOT LIKE 'pg\_%'),
+  current_setting('server_version_num')::int / 10000,
+  current_database()`
+
+// checkTarget refuses a target that already holds objects unless forced, and returns its major
+// version.
+func checkTarget(ctx context.Context, ci connInfo, force bool) (int, error) {
+	conn, err := ci.connect(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("restore target: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var tables, others int64
+	var major int
+	var db string
+	if err := conn.QueryRow(ctx, targetContentQuery).Scan(&tables, &others, &major, &db); err != nil {
+		return 0, fmt.Errorf("inspect restore target: %s", ci.scrub(err.Error()))
+	}
+	if (tables > 0 || others > 0) && !force {
+		return 0, fmt.Errorf("restore target database %s is not empty (%d tables, %d other objects); restore into an empty database or pass --force to replace what the backup contains", db, tables, others)
+	}
+	return major, nil
+}
+
+// streamRestore runs storage → checksum gate → age → zstd → hold-back → pg_restore.
+func streamRestore(ctx context.Context, store storage.Store, m Manifest, ids []age.Identity, pgRestore string, ci connInfo, extraArgs []string) error {
+	rc, err := store.Get(ctx, storage.Join(Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
+	if errors.Is(err, storage.ErrNotFound) {
+		return fmt.Errorf("backup %q is damaged: its manifest exists but its data object %s is missing", m.ID, m.Object.Name)
+	}
+	if err != nil {
+		return fmt.Errorf("fetch backup %s: %w", m.ID, err)
+	}
+	defer rc.Close()
+	gate := newVerifyingReader(rc, m.Object.Size, m.Object.SHA256)
+
+	// explain turns a failure inside the stream into the most useful error: a checksum mismatch
+	// when the object is damaged (age and zstd notice damage first, with vaguer words), the
+	// storage error when the download broke.
+	explain := func(what string, err error) error {
+		var mismatch *ChecksumMismatchError
+		var unreachable *storage.UnreachableError
+		if errors.As(err, &mismatch) || errors.As(err, &unreachable) {
+			return err
+		}
+		if derr := gate.drain(); derr != nil {
+			if errors.As(derr, &mismatch) || errors.As(derr, &unreachable) {
+				return derr
+			}
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+
+	plain, err := age.Decrypt(gate, ids...)
+	if err != nil {
+		var nomatch *age.NoIdentityMatchError
+		if errors.As(err, &nomatch) {
+			return &WrongIdentityError{Want: m.Recipients}
+		}
+		return explain("decrypt", err)
+	}
+	zr, err := zstd.NewReader(plain, zstd.WithDecoderConcurrency(2))
+	if err != nil {
+		return fmt.Errorf("zstd: %w", err)
+	}
+	defer zr.Close()
+	archive := &holdLastByte{br: bufio.NewReaderSize(zr, 64<<10)}
+
+	restoreCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	args := append([]string{"--dbname=" + ci.noSecret, "--no-password", "--single-transaction", "--exit-on-error"}, extraArgs...)
+	cmd := exec.CommandContext(restoreCtx, pgRestore, args...)
+	cmd.Env = ci.env(os.Environ())
+	stderr := newTailBuffer(16 << 10)
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return fmt.Errorf("pg_restore: %w", err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start pg_restore: %w", err)
+	}
+	w := &trackedWriter{w: stdin}
+	_, copyErr := io.Copy(w, archive)
+	if copyErr != nil && !w.failed {
+		// Kill before closing stdin, so that pg_restore never sees an end of input and its
+		// transaction dies uncommitted.
+		_ = cmd.Process.Kill()
+	}
+	_ = stdin.Close()
+	waitErr := cmd.Wait()
+	switch {
+	case copyErr != nil && !w.failed:
+		return explain("read backup", copyErr)
+	case waitErr != nil:
+		return fmt.Errorf("pg_restore failed: %s", ci.scrub(stderrOr(stderr, waitErr)))
+	case copyErr != nil:
+		return fmt.Errorf("feed pg_restore: %w", copyErr)
+	}
+	return nil
+}
+
+// holdLastByte passes a stream through but keeps its last byte back until the source has ended
+// cleanly. zstd reports the end only after its input, age, has authenticated the final chunk, which
+// age does only after the checksum gate has matched the whole object; so pg_restore, which needs
+// every byte of the archive to finish, cannot commit a restore from a damaged or swapped backup.
+type holdLastByte struct {
+	br *bufio.Reader
+}
+
+func (h *holdLastByte) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	b, err := h.br.Peek(2)
+	if len(b) == 2 {
+		n := min(len(p), h.br.Buffered()-1)
+		return h.br.Read(p[:n])
+	}
+	if errors.Is(err, io.EOF) {
+		return h.br.Read(p) // the last byte, then EOF
+	}
+	return 0, err
+}
+
+// trackedWriter remembers whether writing failed (pg_restore went away), to tell that apart from a
+// failure to read the backup.
+type trackedWriter struct {
+	w      io.Writer
+	failed bool
+}
+
+func (t *trackedWriter) Write(p []byte) (int, error) {
+	n, err := t.w.Write(p)
+	if err != nil {
+		t.failed = true
+	}
+	return n, err
+}
+
+// targetTables reads the tables and exact row counts of a restored database, to compare with a
+// manifest.
+func targetTables(ctx context.Context, ci connInfo) ([]TableRows, int64, error) {
+	conn, err := ci.connect(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	tables, err := listTables(ctx, conn)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list restored tables: %w", err)
+	}
+	los, err := countRows(ctx, conn, tables)
+	if err != nil {
+		return nil, 0, err
+	}
+	return tables, los, nil
+}
+
+// compareCounts lists every difference between a manifest's tables and a restored database's.
+func compareCounts(m Manifest, got []TableRows, gotLOs int64) []string {
+	var problems []string
+	have := map[string]int64{}
+	for _, t := range got {
+		have[t.QualifiedName()] = t.Rows
+	}
+	for _, t := range m.Tables {
+		n, ok := have[t.QualifiedName()]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("table %s missing after restore", t.QualifiedName()))
+		case n != t.Rows:
+			problems = append(problems, fmt.Sprintf("table %s has %d rows after restore, manifest says %d", t.QualifiedName(), n, t.Rows))
+		}
+		delete(have, t.QualifiedName())
+	}
+	extra := make([]string, 0, len(have))
+	for name := range have {
+		extra = append(extra, name)
+	}
+	slices.Sort(extra)
+	for _, name := range extra {
+		problems = append(problems, fmt.Sprintf("table %s appears after restore but is not in the manifest", name))
+	}
+	if gotLOs != m.LargeObjects {
+		problems = append(problems, fmt.Sprintf("%d large objects after restore, manifest says %d", gotLOs, m.LargeObjects))
+	}
+	return problems
+}
+
+// summary joins problems into one line.
+func summary(problems []string) string {
+	if len(problems) <= 3 {
+		return strings.Join(problems, "; ")
+	}
+	return strings.Join(problems[:3], "; ") + fmt.Sprintf("; and %d more", len(problems)-3)
+}

@@ -24,7 +24,7 @@ type connInfo struct {
 	password string
 }
 
-var kvPasswordRE = regexp.MustCompile(`(?i)(^|\s)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']\S*)`)
+var kvPasswordRE = regexp.MustCompile(`(?i)(^|\s+)password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']\S*)`)
 
 func parseConnInfo(dsn string) (connInfo, error) {
 	if strings.TrimSpace(dsn) == "" {
@@ -60,7 +60,7 @@ func parseConnInfo(dsn string) (connInfo, error) {
 		}
 		ci.password = pw
 	}
-	ci.noSecret = strings.TrimSpace(kvPasswordRE.ReplaceAllString(dsn, "$1"))
+	ci.noSecret = strings.TrimSpace(kvPasswordRE.ReplaceAllString(dsn, ""))
 	return ci, nil
 }
 

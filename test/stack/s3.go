@@ -111,7 +111,7 @@ func (s *S3) waitReady(exited <-chan struct{}) bool {
 // Location is the agent's LOCATION for this server's bucket under prefix.
 func (s *S3) Location(prefix string) string {
 	u := url.URL{Scheme: "s3", Host: s.Bucket, Path: "/" + prefix}
-	u.RawQuery = url.Values{"endpoint": {s.Endpoint}, "region": {s.Region}, "insecure": {"true"}}.Encode()
+	u.RawQuery = "endpoint=" + s.Endpoint + "&region=" + url.QueryEscape(s.Region) + "&insecure=true"
 	return u.String()
 }
 

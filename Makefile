@@ -101,6 +101,11 @@ run: build install ## Run the operator (webhook included) against the cluster of
 demo: ## Start a local control plane, run the operator, apply the samples and show their status.
 	bash hack/demo.sh
 
+.PHONY: demo-down
+demo-down: ## Stop the operator and the local control plane the demo started.
+	-@if [ -f bin/dev/operator.pid ]; then kill $$(cat bin/dev/operator.pid) 2>/dev/null; rm -f bin/dev/operator.pid; fi
+	bash hack/dev-cluster.sh down
+
 ##@ Tools
 
 $(CONTROLLER_GEN):

@@ -9,10 +9,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"syscall"
 	"time"
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sys/unix"
 
 	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
 	"github.com/tenantops/tenant-operator/internal/storage"
@@ -29,7 +31,8 @@ type Options struct {
 	Recipients []string
 	// PgBinDir holds pg_dump; see pgcluster.Find for the fallbacks.
 	PgBinDir string
-	// ZstdLevel defaults to zstd.SpeedDefault.
+	// ZstdLevel defaults to zstd.SpeedFastest: compression is the agent's largest cost, and the
+	// fastest level keeps a backup close to the speed of pg_dump alone.
 	ZstdLevel zstd.EncoderLevel
 	// AbandonedAfter is how old an unfinished upload of the same tenant and schedule must be before
 	// this run removes it as the leftover of a killed run (zero means never).
@@ -74,7 +77,7 @@ func Run(ctx context.Context, o Options) (Manifest, error) {
 	}
 	level := o.ZstdLevel
 	if level == 0 {
-		level = zstd.SpeedDefault
+		level = zstd.SpeedFastest
 	}
 
 	started := o.now().UTC()
@@ -122,6 +125,7 @@ func Run(ctx context.Context, o Options) (Manifest, error) {
 	if err != nil {
 		return Manifest{}, fmt.Errorf("pg_dump: %w", err)
 	}
+	growPipe(stdout)
 	if err := cmd.Start(); err != nil {
 		return Manifest{}, fmt.Errorf("start pg_dump: %w", err)
 	}
@@ -264,6 +268,22 @@ func (p *dumpPipeline) finish() error {
 		return fmt.Errorf("age: %w", err)
 	}
 	return nil
+}
+
+// growPipe deepens a pipe from Linux's default 64 KiB to 1 MiB (the most an unprivileged process
+// may ask for). pg_dump writes in small pieces; with a deeper pipe it and the agent block on each
+// other far less often, which measurably shortens a backup on a busy machine. Failure only costs
+// speed, so it is ignored.
+func growPipe(p any) {
+	f, ok := p.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
+	if !ok {
+		return
+	}
+	if rc, err := f.SyscallConn(); err == nil {
+		_ = rc.Control(func(fd uintptr) { _, _ = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 1<<20) })
+	}
 }
 
 func stderrOr(t *tailBuffer, err error) string {

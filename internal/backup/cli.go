@@ -188,7 +188,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var recipients stringList
 	fs.Var(&recipients, "recipient", "age public key to encrypt to (repeatable)")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_dump (default $PG_BIN_DIR, then /usr/lib/postgresql/<server major>/bin, then PATH)")
-	level := fs.String("zstd-level", "default", "zstd level: fastest, default, better or best")
+	level := fs.String("zstd-level", "fastest", "zstd level: fastest, default, better or best (slower, smaller)")
 	abandoned := fs.Duration("abandoned-after", 24*time.Hour, "remove unfinished uploads of this tenant and schedule older than this (0 keeps them)")
 	partSize := byteSize(storage.DefaultPartSize)
 	fs.Var(&partSize, "part-size", "S3 multipart part size; two parts are held in memory")

@@ -215,6 +215,7 @@ func streamRestore(ctx context.Context, store storage.Store, m Manifest, ids []a
 	if err != nil {
 		return fmt.Errorf("pg_restore: %w", err)
 	}
+	growPipe(stdin)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start pg_restore: %w", err)
 	}

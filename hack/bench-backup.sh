@@ -1,0 +1,206 @@
+#!/usr/bin/env bash
+# Benchmarks the backup agent against plain pg_dump, in one run, on generated databases of two sizes
+# (the large one at least 1 GiB), and prints ratios of wall time and the agent's peak RSS:
+#   floor    pg_dump -Fc -Z0 > /dev/null            the dump alone          target: ours/floor <= 1.15
+#   cronjob  pg_dump -Fc > file                     a hand-written CronJob  target: ours/cronjob < 1
+#   ours     tenant-operator backup (dump, zstd, age, upload to versitygw on loopback)
+#   volume   the same into a file:// volume (a directory on the local disk)
+#   restore  tenant-operator restore  vs  pg_restore of the CronJob's file (both --single-transaction)
+# Peak RSS is the agent process's own high-water mark (VmHWM), polled from /proc; target: under
+# 128 MiB and the same at both sizes.
+#
+# The generated databases are kept in $BENCH_DIR (default /var/tmp/tenant-operator-bench), owned by
+# the postgres user, and reused by later runs while the recipe is unchanged.
+#
+# Environment: BENCH_PG_MAJOR (15, or 18 from hack/postgres.sh), BENCH_LARGE_ROWS, BENCH_SMALL_ROWS,
+# BENCH_REPEAT (runs per measurement, median kept), AGENT_BIN (a built tenant-operator; default:
+# build it).
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+major=${BENCH_PG_MAJOR:-15}
+large_rows=${BENCH_LARGE_ROWS:-5600000}
+small_rows=${BENCH_SMALL_ROWS:-1400000}
+repeat=${BENCH_REPEAT:-3}
+bench_dir=${BENCH_DIR:-/var/tmp/tenant-operator-bench}
+
+die() { echo "bench-backup: error: $*" >&2; exit 1; }
+log() { echo "bench-backup: $*" >&2; }
+
+if [[ $major == 15 ]]; then pgbin=/usr/lib/postgresql/15/bin; else pgbin=$repo/bin/postgres/$major/bin; fi
+[[ -x $pgbin/pg_dump && -x $pgbin/postgres ]] || die "PostgreSQL $major not found in $pgbin (run: bash hack/postgres.sh, or apt-get install postgresql-15)"
+[[ -x $repo/bin/versitygw ]] || die "bin/versitygw missing (run: make bin/versitygw)"
+
+work=$(mktemp -d /tmp/tenantops-bench.XXXXXX)
+chmod 755 "$work"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [[ -n ${pgdata:-} && -f $pgdata/postmaster.pid ]] && as_pg "$pgbin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# free_port prints a loopback port nothing listens on.
+free_port() {
+  local p
+  while :; do
+    p=$(shuf -i 20000-60000 -n 1)
+    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
+  done
+}
+
+as_pg() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+agent=${AGENT_BIN:-}
+if [[ -z $agent ]]; then
+  log "building tenant-operator"
+  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$work/tenant-operator" .) || die "go build failed; set AGENT_BIN to a built tenant-operator"
+  agent=$work/tenant-operator
+fi
+
+# --- PostgreSQL with the generated databases ---------------------------------------------------
+recipe=$(printf '%s\n' "$major" "$large_rows" "$small_rows" "recipe-2" | sha256sum | cut -c1-12)
+cluster=$bench_dir/pg$major-$recipe
+pgdata=$cluster/data
+port=$(free_port)
+mkdir -p "$bench_dir"
+[[ $EUID -eq 0 ]] && chown postgres "$bench_dir"
+if [[ ! -f $cluster/.complete ]]; then
+  log "creating the benchmark databases in $cluster (once; takes a few minutes)"
+  rm -rf "$cluster"
+  as_pg mkdir -p "$cluster"
+  as_pg "$pgbin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --locale=C >/dev/null
+fi
+as_pg "$pgbin/pg_ctl" -D "$pgdata" -l "$cluster/server.log" -w \
+  -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$cluster -c max_wal_size=4GB" start >/dev/null
+dsn() { echo "postgres://postgres@127.0.0.1:$port/$1?sslmode=disable"; }
+psql_() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -d "$(dsn "$1")" "${@:2}"; }
+if [[ ! -f $cluster/.complete ]]; then
+  for db in small:$small_rows large:$large_rows; do
+    name=bench_${db%%:*} rows=${db#*:}
+    log "generating $name ($rows rows)"
+    psql_ postgres -c "CREATE DATABASE $name"
+    # Realistic rather than flattering: hex digests and numbers compress about 2:1, unlike
+    # pgbench's blank filler, which compresses a hundredfold.
+    psql_ "$name" <<SQL
+CREATE TABLE events (
+  id bigint PRIMARY KEY, tenant_id int NOT NULL, at timestamptz NOT NULL, kind text NOT NULL,
+  amount numeric(12,2), ref text, body text);
+INSERT INTO events
+  SELECT g, g % 1000, timestamptz '2025-01-01' + g * interval '1 second',
+         (ARRAY['click','view','purchase','refund'])[1 + g % 4], (g % 100000) / 100.0,
+         md5(g::text), md5((g * 7)::text) || ' ' || md5((g * 13)::text) || ' note ' || g
+  FROM generate_series(1, $rows) g;
+CREATE INDEX events_tenant_at ON events (tenant_id, at);
+CREATE TABLE customers AS SELECT g AS id, 'customer ' || g AS name, md5(g::text) || '@example.com' AS email
+  FROM generate_series(1, $rows / 20) g;
+ALTER TABLE customers ADD PRIMARY KEY (id);
+VACUUM ANALYZE;
+SQL
+  done
+  as_pg touch "$cluster/.complete"
+fi
+size_of() { psql_ postgres -At -c "SELECT pg_database_size('$1')"; }
+large_size=$(size_of bench_large)
+(( large_size >= 1 << 30 )) || die "bench_large is only $large_size bytes; raise BENCH_LARGE_ROWS"
+
+# --- versitygw ---------------------------------------------------------------------------------
+s3port=$(free_port)
+mkdir -p "$work/s3/bench"
+export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-$RANDOM$RANDOM
+"$repo/bin/versitygw" --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" --port "127.0.0.1:$s3port" --quiet \
+  posix "$work/s3" >"$work/versitygw.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$s3port") 2>/dev/null && break; sleep 0.1; done
+storage="s3://bench/runs?endpoint=127.0.0.1:$s3port&insecure=true"
+mkdir -p "$work/volume"
+
+# An age key pair, from age's own age-keygen at the version the agent uses.
+keydir=$work/key
+mkdir -p "$keydir"
+age_version=$(cd "$repo" && go list -m -f '{{.Version}}' filippo.io/age)
+(cd "$work" && go run "filippo.io/age/cmd/age-keygen@$age_version" -o "$keydir/identity.txt") 2>"$keydir/public.txt" ||
+  die "age-keygen failed: $(cat "$keydir/public.txt")"
+recipient=$(awk '/Public key:/ {print $3}' "$keydir/public.txt")
+
+# --- measuring ---------------------------------------------------------------------------------
+# measure OUT CMD...: runs CMD with stdout to OUT, sets $wall (seconds) and $hwm (peak RSS of that
+# process itself, KiB; its children such as pg_dump are not counted).
+measure() {
+  local out=$1 start end pid status line
+  shift
+  hwm=0
+  start=$(date +%s.%N)
+  "$@" >"$out" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    line=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+    [[ -n $line ]] && (( line > hwm )) && hwm=$line
+    sleep 0.05
+  done
+  status=0
+  wait "$pid" || status=$?
+  end=$(date +%s.%N)
+  wall=$(echo "$end - $start" | bc)
+  (( status == 0 )) || die "command failed ($status): $*"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ratio() { echo "scale=3; $1 / $2" | bc; }
+
+declare -A result
+for db in bench_small bench_large; do
+  floor=() cron=() ours=() vol=() rss=()
+  for ((i = 1; i <= repeat; i++)); do
+    log "$db run $i/$repeat"
+    measure /dev/null "$pgbin/pg_dump" -Fc -Z0 -d "$(dsn "$db")"
+    floor+=("$wall")
+    measure "$work/$db.dump" "$pgbin/pg_dump" -Fc -d "$(dsn "$db")"
+    cron+=("$wall")
+    measure "$work/ours.out" "$agent" backup --dsn "$(dsn "$db")" --storage "$storage" --tenant bench --schedule "$db" \
+      --recipient "$recipient" --pg-bin-dir "$pgbin"
+    ours+=("$wall") rss+=("$hwm")
+    measure /dev/null "$agent" backup --dsn "$(dsn "$db")" --storage "file://$work/volume" --tenant bench --schedule "$db" \
+      --recipient "$recipient" --pg-bin-dir "$pgbin"
+    vol+=("$wall") rss+=("$hwm")
+    rm -rf "${work:?}/volume/bench"
+  done
+  result[$db.size]=$(size_of "$db")
+  result[$db.floor]=$(median "${floor[@]}")
+  result[$db.cron]=$(median "${cron[@]}")
+  result[$db.ours]=$(median "${ours[@]}")
+  result[$db.vol]=$(median "${vol[@]}")
+  result[$db.rss]=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n1)
+  result[$db.cronsize]=$(stat -c %s "$work/$db.dump")
+  result[$db.id]=$(tail -n1 "$work/ours.out")
+done
+
+log "restoring bench_large both ways"
+psql_ postgres -c "DROP DATABASE IF EXISTS restore_ours" -c "DROP DATABASE IF EXISTS restore_plain" \
+  -c "CREATE DATABASE restore_ours" -c "CREATE DATABASE restore_plain"
+measure /dev/null "$agent" restore --storage "$storage" --tenant bench --schedule bench_large --backup "${result[bench_large.id]}" \
+  --identity-file "$keydir/identity.txt" --dsn "$(dsn restore_ours)" --pg-bin-dir "$pgbin"
+restore_ours=$wall restore_rss=$hwm
+measure /dev/null "$pgbin/pg_restore" --single-transaction --exit-on-error -d "$(dsn restore_plain)" "$work/bench_large.dump"
+restore_plain=$wall
+rows_ours=$(psql_ restore_ours -At -c "SELECT count(*) FROM events")
+rows_plain=$(psql_ restore_plain -At -c "SELECT count(*) FROM events")
+[[ $rows_ours == "$rows_plain" && $rows_ours == "$large_rows" ]] || die "restored row counts differ: ours $rows_ours, pg_restore $rows_plain, want $large_rows"
+psql_ postgres -c "DROP DATABASE restore_ours" -c "DROP DATABASE restore_plain"
+stored_large=$(find "$work/s3/bench/runs/bench/bench_large" -name backup.dump.zst.age -printf '%s\n' | head -n1)
+
+# --- report ------------------------------------------------------------------------------------
+mib() { echo "scale=1; $1 / 1048576" | bc; }
+echo
+echo "backup agent benchmark: PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), $(nproc) cores shared by the server, pg_dump, the agent and versitygw; median of $repeat runs"
+printf '%-12s %7s %8s %10s %7s %11s %13s %9s %11s %10s\n' database "db MiB" "floor s" "cronjob s" "ours s" ours/floor ours/cronjob "volume s" volume/floor "agent RSS"
+for db in bench_small bench_large; do
+  printf '%-12s %7s %8.2f %10.2f %7.2f %11s %13s %9.2f %11s %6s MiB\n' "$db" "$(mib "${result[$db.size]}")" \
+    "${result[$db.floor]}" "${result[$db.cron]}" "${result[$db.ours]}" \
+    "$(ratio "${result[$db.ours]}" "${result[$db.floor]}")" "$(ratio "${result[$db.ours]}" "${result[$db.cron]}")" \
+    "${result[$db.vol]}" "$(ratio "${result[$db.vol]}" "${result[$db.floor]}")" "$(mib $((result[$db.rss] * 1024)))"
+done
+echo "stored size of bench_large: ours $(mib "$stored_large") MiB (zstd + age), cronjob file $(mib "${result[bench_large.cronsize]}") MiB (pg_dump's gzip)"
+printf 'restore of bench_large: ours %.2f s (agent RSS %s MiB), pg_restore of the cronjob file %.2f s, ratio %s\n' \
+  "$restore_ours" "$(mib $((restore_rss * 1024)))" "$restore_plain" "$(ratio "$restore_ours" "$restore_plain")"
+echo "targets: ours/floor <= 1.15, ours/cronjob < 1, agent RSS < 128 MiB and flat across sizes"

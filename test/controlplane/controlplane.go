@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"time"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -23,6 +25,9 @@ import (
 type Env struct {
 	Config      *rest.Config
 	Environment *envtest.Environment
+
+	controllerManager *exec.Cmd
+	workDir           string
 }
 
 // Options chooses what to install.
@@ -30,7 +35,16 @@ type Options struct {
 	// Webhooks installs our ValidatingWebhookConfiguration pointed at a local server; the caller
 	// serves it with NewManager.
 	Webhooks bool
+	// ControllerManager runs the real kube-controller-manager with the controllers that make the
+	// API behave as in a cluster: role aggregation (admin, edit and view get their rules),
+	// namespace deletion, garbage collection, StatefulSets (pods, volume claims) and quota usage.
+	// No kubelet or scheduler runs, so pods stay Pending.
+	ControllerManager bool
 }
+
+// controllerManagerControllers are the kube-controller-manager controllers tests run.
+const controllerManagerControllers = "clusterrole-aggregation-controller,namespace-controller,garbage-collector-controller," +
+	"statefulset-controller,resourcequota-controller,persistentvolumeclaim-protection-controller"
 
 // RepoRoot is the directory of the go.mod of this repository.
 func RepoRoot() (string, error) {
@@ -86,11 +100,83 @@ func Start(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start envtest control plane from %s: %w", assets, err)
 	}
-	return &Env{Config: cfg, Environment: env}, nil
+	e := &Env{Config: cfg, Environment: env}
+	if opts.ControllerManager {
+		if err := e.startControllerManager(filepath.Join(assets, "kube-controller-manager")); err != nil {
+			_ = e.Stop()
+			return nil, err
+		}
+	}
+	return e, nil
+}
+
+func (e *Env) startControllerManager(binary string) error {
+	if _, err := os.Stat(binary); err != nil {
+		return fmt.Errorf("kube-controller-manager not found at %s: run 'make control-plane' first", binary)
+	}
+	dir, err := os.MkdirTemp("", "kcm-")
+	if err != nil {
+		return err
+	}
+	e.workDir = dir
+	admin, err := e.Environment.AddUser(envtest.User{Name: "kube-controller-manager", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("add controller manager user: %w", err)
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		return err
+	}
+	log, err := os.Create(filepath.Join(dir, "kube-controller-manager.log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(binary, "--kubeconfig="+path, "--leader-elect=false", "--secure-port=0",
+		"--controllers="+controllerManagerControllers, "--concurrent-namespace-syncs=5", "--v=1")
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start kube-controller-manager: %w", err)
+	}
+	e.controllerManager = cmd
+	// Wait until role aggregation has filled in the built-in admin role: tests rely on it.
+	c, err := client.New(e.Config, client.Options{})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		role := &rbacv1.ClusterRole{}
+		if err := c.Get(context.Background(), client.ObjectKey{Name: "admin"}, role); err == nil && len(role.Rules) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			data, _ := os.ReadFile(log.Name())
+			return fmt.Errorf("kube-controller-manager did not aggregate the admin role within 60s; its log:\n%s", tail(string(data), 3000))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[len(s)-n:]
 }
 
 // Stop stops the control plane.
 func (e *Env) Stop() error {
+	if e.controllerManager != nil && e.controllerManager.Process != nil {
+		_ = e.controllerManager.Process.Kill()
+		_ = e.controllerManager.Wait()
+	}
+	if e.workDir != "" {
+		_ = os.RemoveAll(e.workDir)
+	}
 	return e.Environment.Stop()
 }
 

@@ -1,0 +1,145 @@
+// Package controllers holds one reconciler per kind of the tenancy API.
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
+)
+
+// FieldOwner is the field manager of everything the operator writes with server-side apply.
+const FieldOwner = client.FieldOwner("tenant-operator")
+
+// Field indexes that map a policy or Secret to the objects referring to it.
+const (
+	indexTenantBackupPolicy    = "spec.backupPolicyRef.name"
+	indexTenantRetentionPolicy = "spec.retentionPolicyRef.name"
+	indexBackupPolicySecrets   = "spec.secretNames"
+)
+
+// Options configures the reconcilers.
+type Options struct {
+	// OperatorNamespace is where the operator runs, policy Secrets live and backup jobs run.
+	OperatorNamespace string
+	// DefaultIssuerName and DefaultIssuerKind name the issuer for tenants that name none.
+	DefaultIssuerName string
+	DefaultIssuerKind string
+}
+
+// CacheOptions limits what the manager caches. Objects the operator owns carry its managed-by
+// label, so only those are cached; Secrets are cached in the operator's namespace (policy Secrets)
+// and, elsewhere, only the database credentials we created, so other tenants' Secrets never sit in
+// the operator's memory.
+func CacheOptions(opts Options) cache.Options {
+	owned := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{builders.LabelManagedBy: builders.ManagedByValue})}
+	byObject := map[client.Object]cache.ByObject{
+		&corev1.Secret{}: {Namespaces: map[string]cache.Config{
+			opts.OperatorNamespace: {},
+			cache.AllNamespaces:    {LabelSelector: owned.Label},
+		}},
+	}
+	for _, obj := range ownedTypes() {
+		byObject[obj] = owned
+	}
+	return cache.Options{ByObject: byObject}
+}
+
+// ownedTypes are the kinds of objects the Tenant controller creates and watches.
+func ownedTypes() []client.Object {
+	return []client.Object{
+		&corev1.Namespace{}, &corev1.ResourceQuota{}, &corev1.LimitRange{}, &corev1.ConfigMap{},
+		&corev1.Service{}, &corev1.PersistentVolumeClaim{}, &appsv1.StatefulSet{},
+		&rbacv1.RoleBinding{}, &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{},
+		&networkingv1.NetworkPolicy{}, &cmapi.Certificate{},
+	}
+}
+
+// SetupWithManager registers the field indexes and every reconciler with the manager.
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if err := setupIndexes(context.Background(), mgr); err != nil {
+		return err
+	}
+	if err := (&BackupPolicyReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up BackupPolicy controller: %w", err)
+	}
+	if err := (&RetentionPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up RetentionPolicy controller: %w", err)
+	}
+	tenants := &TenantReconciler{
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("tenant-operator"),
+		Options:   opts,
+	}
+	if err := tenants.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up Tenant controller: %w", err)
+	}
+	return nil
+}
+
+func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(ctx, &v1alpha1.Tenant{}, indexTenantBackupPolicy, func(o client.Object) []string {
+		if ref := o.(*v1alpha1.Tenant).Spec.BackupPolicyRef; ref != nil {
+			return []string{ref.Name}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index tenants by backup policy: %w", err)
+	}
+	if err := indexer.IndexField(ctx, &v1alpha1.Tenant{}, indexTenantRetentionPolicy, func(o client.Object) []string {
+		if ref := o.(*v1alpha1.Tenant).Spec.RetentionPolicyRef; ref != nil {
+			return []string{ref.Name}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("index tenants by retention policy: %w", err)
+	}
+	if err := indexer.IndexField(ctx, &v1alpha1.BackupPolicy{}, indexBackupPolicySecrets, func(o client.Object) []string {
+		return backupPolicySecretNames(o.(*v1alpha1.BackupPolicy))
+	}); err != nil {
+		return fmt.Errorf("index backup policies by secret: %w", err)
+	}
+	return nil
+}
+
+// enqueuePolicyOfTenant enqueues the policy a Tenant references, before and after an update, so
+// that both the policy it left and the one it joined recount their tenants.
+func enqueuePolicyOfTenant(ref func(*v1alpha1.Tenant) *v1alpha1.LocalObjectReference) handler.EventHandler {
+	add := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+		if t, ok := o.(*v1alpha1.Tenant); ok {
+			if r := ref(t); r != nil {
+				q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: r.Name}})
+			}
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(q, e.Object)
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(q, e.ObjectOld)
+			add(q, e.ObjectNew)
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			add(q, e.Object)
+		},
+	}
+}

@@ -1,0 +1,108 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"go.uber.org/zap/zapcore"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/controllers"
+	"github.com/tenantops/tenant-operator/test/controlplane"
+)
+
+// The suite runs the manager with every controller against a real API server. The webhook is not
+// installed, as when it is down, so invalid objects slip past admission and the controllers must
+// report them in conditions.
+var (
+	k8s    client.Client
+	env    *controlplane.Env
+	scheme = runtime.NewScheme()
+)
+
+const operatorNamespace = "tenant-operator-system"
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	utilruntime.Must(cmapi.AddToScheme(scheme))
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapLevel())))
+
+	var err error
+	env, err = controlplane.Start(controlplane.Options{ControllerManager: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FATAL:", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	k8s, err = client.New(env.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FATAL:", err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
+		fmt.Fprintln(os.Stderr, "FATAL: create operator namespace:", err)
+		return 1
+	}
+	opts := controllers.Options{OperatorNamespace: operatorNamespace, DefaultIssuerName: "selfsigned", DefaultIssuerKind: "ClusterIssuer"}
+	mgrOpts := env.ManagerOptions()
+	mgrOpts.Scheme = scheme
+	mgrOpts.Cache = controllers.CacheOptions(opts)
+	mgr, err := ctrl.NewManager(env.Config, mgrOpts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FATAL: create manager:", err)
+		return 1
+	}
+	if err := controllers.SetupWithManager(mgr, opts); err != nil {
+		fmt.Fprintln(os.Stderr, "FATAL: set up controllers:", err)
+		return 1
+	}
+	go func() {
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintln(os.Stderr, "manager stopped:", err)
+		}
+	}()
+	return m.Run()
+}
+
+func zapLevel() zapcore.Level {
+	if os.Getenv("TEST_VERBOSE_LOGS") != "" {
+		return -1
+	}
+	return 2 // errors only; TEST_VERBOSE_LOGS=1 shows the reconcilers' logs
+}
+
+// eventually polls check until it returns nil or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true after %v: %v", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

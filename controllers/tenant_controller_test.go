@@ -1,0 +1,454 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/test/controlplane"
+)
+
+func user(kind, name string) rbacv1.Subject {
+	return rbacv1.Subject{Kind: kind, APIGroup: rbacv1.GroupName, Name: name}
+}
+
+func createTenant(t *testing.T, tenant *v1alpha1.Tenant) *v1alpha1.Tenant {
+	t.Helper()
+	if err := k8s.Create(context.Background(), tenant); err != nil {
+		t.Fatalf("create tenant %s: %v", tenant.Name, err)
+	}
+	return tenant
+}
+
+// TestTenantEnvironmentIsCreated: a Tenant becomes a namespace under Pod Security restricted with
+// quota and limits, role bindings, a database with credentials, network policies and certificates,
+// and its conditions say what is still missing (no kubelet here, so the database pod never runs).
+func TestTenantEnvironmentIsCreated(t *testing.T) {
+	ctx := context.Background()
+	tenant := minimalTenant("envtest-acme")
+	tenant.Spec.Access.Admins = []rbacv1.Subject{user("User", "alice")}
+	tenant.Spec.Access.Viewers = []rbacv1.Subject{user("User", "victor")}
+	createTenant(t, tenant)
+	ns := "tenant-envtest-acme"
+
+	expectCondition(t, tenant, v1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, ns)
+	expectCondition(t, tenant, v1alpha1.ConditionAccessReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "1 admins, 0 editors, 1 viewers")
+	expectCondition(t, tenant, v1alpha1.ConditionFirewallReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "network policies")
+	// No ClusterIssuer "selfsigned" exists in this cluster.
+	expectCondition(t, tenant, v1alpha1.ConditionCertificateReady, metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, `ClusterIssuer "selfsigned" not found`)
+	// The StatefulSet controller creates the claim, but no volume provisioner runs here.
+	expectCondition(t, tenant, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, v1alpha1.ReasonPVCPending, "Volume claim data-postgres-0 is pending")
+	expectCondition(t, tenant, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, "CertificateReady")
+
+	namespace := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"pod-security.kubernetes.io/enforce": "restricted", "tenancy.tenantops.io/tenant": tenant.Name} {
+		if namespace.Labels[k] != v {
+			t.Errorf("namespace label %s = %q, want %q", k, namespace.Labels[k], v)
+		}
+	}
+	for _, obj := range []client.Object{&corev1.ResourceQuota{}, &corev1.LimitRange{}, &appsv1.StatefulSet{}, &networkingv1.NetworkPolicy{}, &cmapi.Certificate{}, &corev1.Secret{}} {
+		list := listOf(obj)
+		if err := k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		if items, _ := metaItems(list); items == 0 {
+			t.Errorf("no %T in %s", obj, ns)
+		}
+	}
+
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
+		t.Fatal(err)
+	}
+	if tenant.Status.Phase != v1alpha1.TenantPhaseDegraded || tenant.Status.Namespace != ns || tenant.Status.Database == nil || tenant.Status.Database.SecretName == "" {
+		t.Errorf("status = phase %q namespace %q database %+v", tenant.Status.Phase, tenant.Status.Namespace, tenant.Status.Database)
+	}
+	if tenant.Status.ObservedGeneration != tenant.Generation {
+		t.Errorf("observedGeneration %d, generation %d", tenant.Status.ObservedGeneration, tenant.Generation)
+	}
+}
+
+func listOf(obj client.Object) client.ObjectList {
+	switch obj.(type) {
+	case *corev1.ResourceQuota:
+		return &corev1.ResourceQuotaList{}
+	case *corev1.LimitRange:
+		return &corev1.LimitRangeList{}
+	case *appsv1.StatefulSet:
+		return &appsv1.StatefulSetList{}
+	case *networkingv1.NetworkPolicy:
+		return &networkingv1.NetworkPolicyList{}
+	case *cmapi.Certificate:
+		return &cmapi.CertificateList{}
+	default:
+		return &corev1.SecretList{}
+	}
+}
+
+func metaItems(list client.ObjectList) (int, error) {
+	u := &unstructured.UnstructuredList{}
+	data, err := yaml.Marshal(list)
+	if err != nil {
+		return 0, err
+	}
+	if err := yaml.Unmarshal(data, &u.Object); err != nil {
+		return 0, err
+	}
+	items, _ := u.Object["items"].([]any)
+	return len(items), nil
+}
+
+// TestHandEditsAreRevertedAndIdleTenantsCauseNoWrites deletes and edits owned objects by hand; the
+// operator puts them back. Then nothing changes, and the tenant sees no writes.
+func TestHandEditsAreRevertedAndIdleTenantsCauseNoWrites(t *testing.T) {
+	ctx := context.Background()
+	tenant := createTenant(t, minimalTenant("envtest-revert"))
+	ns := "tenant-envtest-revert"
+	expectCondition(t, tenant, v1alpha1.ConditionFirewallReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+
+	policies := &networkingv1.NetworkPolicyList{}
+	if err := k8s.List(ctx, policies, client.InNamespace(ns)); err != nil || len(policies.Items) == 0 {
+		t.Fatalf("list network policies: %v (%d)", err, len(policies.Items))
+	}
+	victim := policies.Items[0]
+	if err := k8s.Delete(ctx, &victim); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		back := &networkingv1.NetworkPolicy{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(&victim), back); err != nil {
+			return err
+		}
+		if back.UID == victim.UID {
+			return fmt.Errorf("still the deleted object")
+		}
+		return nil
+	})
+
+	namespace := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+		t.Fatal(err)
+	}
+	namespace.Labels["pod-security.kubernetes.io/enforce"] = "privileged"
+	if err := k8s.Update(ctx, namespace); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+			return err
+		}
+		if got := namespace.Labels["pod-security.kubernetes.io/enforce"]; got != "restricted" {
+			return fmt.Errorf("enforce label %q", got)
+		}
+		return nil
+	})
+
+	// Quiet: no writes to the tenant, its namespace or its objects while nothing changes.
+	time.Sleep(2 * time.Second)
+	before := resourceVersions(t, ns, tenant.Name)
+	time.Sleep(5 * time.Second)
+	after := resourceVersions(t, ns, tenant.Name)
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s was written while idle: %s -> %s", k, v, after[k])
+		}
+	}
+}
+
+func resourceVersions(t *testing.T, ns, tenantName string) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	tenant := &v1alpha1.Tenant{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: tenantName}, tenant); err != nil {
+		t.Fatal(err)
+	}
+	out["tenant"] = tenant.ResourceVersion
+	namespace := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+		t.Fatal(err)
+	}
+	out["namespace"] = namespace.ResourceVersion
+	for _, list := range []client.ObjectList{&networkingv1.NetworkPolicyList{}, &appsv1.StatefulSetList{}, &corev1.SecretList{}, &corev1.ServiceList{}, &corev1.ConfigMapList{}, &rbacv1.RoleBindingList{}} {
+		if err := k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		u := &unstructured.UnstructuredList{}
+		data, _ := yaml.Marshal(list)
+		_ = yaml.Unmarshal(data, &u.Object)
+		items, _ := u.Object["items"].([]any)
+		for _, it := range items {
+			m := it.(map[string]any)["metadata"].(map[string]any)
+			out[fmt.Sprintf("%T/%v", list, m["name"])] = fmt.Sprint(m["resourceVersion"])
+		}
+	}
+	return out
+}
+
+// TestDeleteRetainKeepsDataAndRecreateAdoptsIt: deleting a Tenant with the default Retain policy
+// keeps its namespace and credentials; a new Tenant of the same name gets the same password.
+func TestDeleteRetainKeepsDataAndRecreateAdoptsIt(t *testing.T) {
+	ctx := context.Background()
+	tenant := minimalTenant("envtest-retain")
+	tenant.Spec.Access.Admins = []rbacv1.Subject{user("User", "rita")}
+	createTenant(t, tenant)
+	ns := "tenant-envtest-retain"
+	expectCondition(t, tenant, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, v1alpha1.ReasonPVCPending, "")
+	password := databasePassword(t, ns)
+
+	if err := k8s.Delete(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), &v1alpha1.Tenant{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("tenant still exists: %v", err)
+	})
+	namespace := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+		t.Fatalf("retained namespace: %v", err)
+	}
+	if !namespace.DeletionTimestamp.IsZero() || namespace.Labels["tenancy.tenantops.io/retained"] != "true" {
+		t.Fatalf("namespace not retained: deletion %v labels %v", namespace.DeletionTimestamp, namespace.Labels)
+	}
+	bindings := &rbacv1.RoleBindingList{}
+	if err := k8s.List(ctx, bindings, client.InNamespace(ns)); err != nil || len(bindings.Items) != 0 {
+		t.Fatalf("role bindings after deletion: %v %d, want none", err, len(bindings.Items))
+	}
+	if got := databasePassword(t, ns); got != password {
+		t.Fatal("the database password changed while retained")
+	}
+
+	again := minimalTenant("envtest-retain")
+	createTenant(t, again)
+	expectCondition(t, again, v1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+	if got := databasePassword(t, ns); got != password {
+		t.Fatal("adopting the retained namespace regenerated the database password")
+	}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+		t.Fatal(err)
+	}
+	if _, retained := namespace.Labels["tenancy.tenantops.io/retained"]; retained {
+		t.Fatal("adopted namespace is still labelled retained")
+	}
+}
+
+func databasePassword(t *testing.T, ns string) string {
+	t.Helper()
+	secrets := &corev1.SecretList{}
+	if err := k8s.List(context.Background(), secrets, client.InNamespace(ns)); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets.Items {
+		if p := s.Data["password"]; len(p) > 0 {
+			if len(p) < 32 {
+				t.Fatalf("password in %s is only %d characters", s.Name, len(p))
+			}
+			return string(p)
+		}
+	}
+	t.Fatalf("no Secret with a password in %s", ns)
+	return ""
+}
+
+// TestDeleteWithPolicyDeleteRemovesTheNamespace. envtest runs no namespace controller, so the
+// namespace stays Terminating; a Tenant of the same name created meanwhile says so.
+func TestDeleteWithPolicyDeleteRemovesTheNamespace(t *testing.T) {
+	ctx := context.Background()
+	tenant := minimalTenant("envtest-delete")
+	tenant.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	createTenant(t, tenant)
+	ns := "tenant-envtest-delete"
+	expectCondition(t, tenant, v1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+	if err := k8s.Delete(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), &v1alpha1.Tenant{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("tenant still exists: %v", err)
+		}
+		namespace := &corev1.Namespace{}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
+			return client.IgnoreNotFound(err)
+		}
+		if namespace.DeletionTimestamp.IsZero() {
+			return fmt.Errorf("namespace %s not being deleted", ns)
+		}
+		return nil
+	})
+	again := createTenant(t, minimalTenant("envtest-delete"))
+	expectCondition(t, again, v1alpha1.ConditionNamespaceReady, metav1.ConditionFalse, v1alpha1.ReasonNamespaceTerminating, "still being deleted")
+	expectCondition(t, again, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonProgressing, "NamespaceReady")
+}
+
+// TestNamespaceOfSomeoneElseIsNotTakenOver.
+func TestNamespaceOfSomeoneElseIsNotTakenOver(t *testing.T) {
+	ctx := context.Background()
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "tenant-envtest-taken"}}); err != nil {
+		t.Fatal(err)
+	}
+	tenant := createTenant(t, minimalTenant("envtest-taken"))
+	expectCondition(t, tenant, v1alpha1.ConditionNamespaceReady, metav1.ConditionFalse, v1alpha1.ReasonNamespaceConflict, "does not belong to this tenant")
+	expectCondition(t, tenant, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonNamespaceConflict, "")
+	assertQuiet(t, tenant, 3*time.Second)
+}
+
+// TestTenantUsersAccess makes real requests as the tenant's users against the API server, with the
+// operator's ValidatingAdmissionPolicy installed.
+func TestTenantUsersAccess(t *testing.T) {
+	ctx := context.Background()
+	a := minimalTenant("envtest-access-a")
+	a.Spec.Access.Admins = []rbacv1.Subject{user("User", "ada")}
+	a.Spec.Access.Editors = []rbacv1.Subject{user("Group", "a-devs")}
+	a.Spec.Access.Viewers = []rbacv1.Subject{user("User", "vera")}
+	b := minimalTenant("envtest-access-b")
+	b.Spec.Access.Admins = []rbacv1.Subject{user("User", "bob")}
+	createTenant(t, a)
+	createTenant(t, b)
+	expectCondition(t, a, v1alpha1.ConditionFirewallReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+	expectCondition(t, b, v1alpha1.ConditionAccessReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+	nsA, nsB := "tenant-envtest-access-a", "tenant-envtest-access-b"
+	installAdmissionPolicy(t)
+
+	ada := clientAs(t, "ada")
+	dev := clientAs(t, "dan", "a-devs")
+	vera := clientAs(t, "vera")
+	bob := clientAs(t, "bob")
+
+	mustAllow := func(who string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("%s: want allowed, got %v", who, err)
+		}
+	}
+	mustDeny := func(who string, err error, want string) {
+		t.Helper()
+		if err == nil {
+			t.Errorf("%s: want denied, was allowed", who)
+		} else if !apierrors.IsForbidden(err) && !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: want forbidden with %q, got %v", who, want, err)
+		}
+	}
+
+	mustAllow("admin gets own tenant", ada.Get(ctx, client.ObjectKeyFromObject(a), &v1alpha1.Tenant{}))
+	mustAllow("viewer gets own tenant", vera.Get(ctx, client.ObjectKeyFromObject(a), &v1alpha1.Tenant{}))
+	mustDeny("admin gets another tenant", ada.Get(ctx, client.ObjectKeyFromObject(b), &v1alpha1.Tenant{}), "forbidden")
+	mustDeny("admin lists all tenants", ada.List(ctx, &v1alpha1.TenantList{}), "forbidden")
+	mustAllow("admin lists secrets in own namespace", ada.List(ctx, &corev1.SecretList{}, client.InNamespace(nsA)))
+	mustDeny("viewer lists secrets", vera.List(ctx, &corev1.SecretList{}, client.InNamespace(nsA)), "forbidden")
+	mustAllow("viewer lists pods", vera.List(ctx, &corev1.PodList{}, client.InNamespace(nsA)))
+	mustDeny("admin of b lists pods of a", bob.List(ctx, &corev1.PodList{}, client.InNamespace(nsA)), "forbidden")
+	mustDeny("admin of a lists secrets of b", ada.List(ctx, &corev1.SecretList{}, client.InNamespace(nsB)), "forbidden")
+	mustAllow("editor creates a config map", dev.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "app-config", Namespace: nsA}}))
+
+	// What the operator owns stays as the operator made it, even for the tenant's admin.
+	policies := &networkingv1.NetworkPolicyList{}
+	if err := k8s.List(ctx, policies, client.InNamespace(nsA)); err != nil || len(policies.Items) == 0 {
+		t.Fatalf("list network policies: %v", err)
+	}
+	mustDeny("admin deletes a network policy", ada.Delete(ctx, &policies.Items[0]), "managed by tenant-operator")
+	allowAll := &networkingv1.NetworkPolicy{
+		ObjectMeta: metav1.ObjectMeta{Name: "allow-all", Namespace: nsA},
+		Spec: networkingv1.NetworkPolicySpec{
+			Ingress:     []networkingv1.NetworkPolicyIngressRule{{}},
+			PolicyTypes: []networkingv1.PolicyType{networkingv1.PolicyTypeIngress},
+		},
+	}
+	mustDeny("admin creates an allow-all network policy", ada.Create(ctx, allowAll), "NetworkPolicies in tenant namespaces are managed by tenant-operator")
+	mustDeny("editor creates an allow-all network policy", dev.Create(ctx, allowAll.DeepCopy()), "NetworkPolicies in tenant namespaces are managed by tenant-operator")
+
+	sts := &appsv1.StatefulSetList{}
+	if err := k8s.List(ctx, sts, client.InNamespace(nsA)); err != nil || len(sts.Items) == 0 {
+		t.Fatalf("list statefulsets: %v", err)
+	}
+	db := sts.Items[0]
+	db.Spec.Template.Spec.Containers[0].Image = "evil/postgres"
+	mustDeny("admin changes the database image", ada.Update(ctx, &db), "managed by tenant-operator")
+
+	quotas := &corev1.ResourceQuotaList{}
+	if err := k8s.List(ctx, quotas, client.InNamespace(nsA)); err != nil || len(quotas.Items) == 0 {
+		t.Fatalf("list quotas: %v", err)
+	}
+	mustDeny("admin deletes the quota", ada.Delete(ctx, &quotas.Items[0]), "forbidden")
+
+	secrets := &corev1.SecretList{}
+	if err := k8s.List(ctx, secrets, client.InNamespace(nsA)); err != nil || len(secrets.Items) == 0 {
+		t.Fatalf("list secrets: %v", err)
+	}
+	mustDeny("admin deletes the database credentials", ada.Delete(ctx, &secrets.Items[0]), "managed by tenant-operator")
+	disguised := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "fake", Namespace: nsA,
+		Labels: map[string]string{"app.kubernetes.io/managed-by": "tenant-operator"}}}
+	mustDeny("admin creates an object posing as the operator's", ada.Create(ctx, disguised), "managed by tenant-operator")
+}
+
+var admissionPolicyInstalled bool
+
+func installAdmissionPolicy(t *testing.T) {
+	t.Helper()
+	if admissionPolicyInstalled {
+		return
+	}
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(filepath.Join(root, "config", "policies", "protect-tenant-objects.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(string(data), "\n---\n") {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+			t.Fatal(err)
+		}
+		if err := k8s.Create(context.Background(), u); err != nil {
+			t.Fatalf("install %s: %v", u.GetName(), err)
+		}
+	}
+	admissionPolicyInstalled = true
+	// The API server loads policies asynchronously; wait until it denies a disguised object.
+	eventually(t, 20*time.Second, func() error {
+		probe := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: "tenant-envtest-access-a",
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "tenant-operator"}}}
+		err := clientAs(t, "ada").Create(context.Background(), probe, client.DryRunAll)
+		if err != nil && strings.Contains(err.Error(), "managed by tenant-operator") {
+			return nil
+		}
+		return fmt.Errorf("policy not active yet: %v", err)
+	})
+}
+
+// clientAs authenticates to the API server as a user with a client certificate envtest signs.
+func clientAs(t *testing.T, name string, groups ...string) client.Client {
+	t.Helper()
+	u, err := env.Environment.ControlPlane.AddUser(envtest.User{Name: name, Groups: groups}, nil)
+	if err != nil {
+		t.Fatalf("add user %s: %v", name, err)
+	}
+	c, err := client.New(u.Config(), client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

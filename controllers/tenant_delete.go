@@ -1,0 +1,135 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
+)
+
+// reconcileDelete carries out the tenant's deletion policy, then releases the finalizer. It sets
+// DeletionBlocked while something stands in the way, so a stuck deletion says why.
+//
+// Retain keeps the namespace with the database volume and credentials, marks it retained, stops
+// the database and removes the tenant's users' access; a Tenant of the same name adopts it again.
+// Delete deletes the namespace; the namespace controller removes its contents.
+func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	if !controllerutil.ContainsFinalizer(t, v1alpha1.TenantFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	var err error
+	if t.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete {
+		err = r.deleteNamespace(ctx, t)
+	} else {
+		err = r.retainNamespace(ctx, t)
+	}
+	if err == nil {
+		err = r.deleteClusterScoped(ctx, t)
+	}
+	if err != nil {
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionDeletionBlocked, metav1.ConditionTrue, v1alpha1.ReasonDeleting, err.Error())
+		return ctrl.Result{}, err
+	}
+	patch := client.MergeFrom(t.DeepCopy())
+	controllerutil.RemoveFinalizer(t, v1alpha1.TenantFinalizer)
+	if err := r.Patch(ctx, t, patch, FieldOwner); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)
+	}
+	ctrl.LoggerFrom(ctx).Info("Tenant deleted", "deletionPolicy", t.Spec.DeletionPolicy, "namespace", builders.NamespaceName(t))
+	return ctrl.Result{}, nil
+}
+
+func (r *TenantReconciler) deleteNamespace(ctx context.Context, t *v1alpha1.Tenant) error {
+	ns := &corev1.Namespace{}
+	name := builders.NamespaceName(t)
+	if err := r.Get(ctx, types.NamespacedName{Name: name}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("get namespace %s: %w", name, err)
+	}
+	if !ownedByTenant(ns, t) {
+		return nil // not ours (anymore): never delete someone else's namespace
+	}
+	if ns.DeletionTimestamp.IsZero() {
+		if err := r.Delete(ctx, ns); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("delete namespace %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func (r *TenantReconciler) retainNamespace(ctx context.Context, t *v1alpha1.Tenant) error {
+	ns := &corev1.Namespace{}
+	name := builders.NamespaceName(t)
+	if err := r.Get(ctx, types.NamespacedName{Name: name}, ns); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("get namespace %s: %w", name, err)
+	}
+	if !ownedByTenant(ns, t) || !ns.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	if ns.Labels[builders.LabelRetained] != "true" {
+		patch := client.MergeFrom(ns.DeepCopy())
+		ns.Labels[builders.LabelRetained] = "true"
+		if err := r.Patch(ctx, ns, patch, FieldOwner); err != nil {
+			return fmt.Errorf("label namespace %s as retained: %w", name, err)
+		}
+	}
+	// The customer's users lose access with their Tenant; the data stays.
+	if err := r.DeleteAllOf(ctx, &rbacv1.RoleBinding{}, client.InNamespace(name), client.MatchingLabels(builders.TenantLabels(t))); err != nil {
+		return fmt.Errorf("delete role bindings in %s: %w", name, err)
+	}
+	// Stop the database; its volume and credentials stay for a Tenant of the same name.
+	sts := &appsv1.StatefulSet{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: name, Name: builders.DatabaseName(t)}, sts); {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("get database statefulset: %w", err)
+	case sts.Spec.Replicas == nil || *sts.Spec.Replicas != 0:
+		patch := client.MergeFrom(sts.DeepCopy())
+		zero := int32(0)
+		sts.Spec.Replicas = &zero
+		if err := r.Patch(ctx, sts, patch, FieldOwner); err != nil {
+			return fmt.Errorf("stop database statefulset: %w", err)
+		}
+	}
+	return nil
+}
+
+// deleteClusterScoped removes what the tenant had outside its namespace: the role that lets its
+// users read their Tenant, and its binding.
+func (r *TenantReconciler) deleteClusterScoped(ctx context.Context, t *v1alpha1.Tenant) error {
+	labels := client.MatchingLabels(builders.TenantLabels(t))
+	if err := r.DeleteAllOf(ctx, &rbacv1.ClusterRoleBinding{}, labels); err != nil {
+		return fmt.Errorf("delete cluster role bindings of tenant %s: %w", t.Name, err)
+	}
+	if err := r.DeleteAllOf(ctx, &rbacv1.ClusterRole{}, labels); err != nil {
+		return fmt.Errorf("delete cluster roles of tenant %s: %w", t.Name, err)
+	}
+	return nil
+}
+
+// ownedByTenant tells whether an object carries the labels the operator puts on a tenant's objects.
+func ownedByTenant(obj client.Object, t *v1alpha1.Tenant) bool {
+	for k, v := range builders.TenantLabels(t) {
+		if obj.GetLabels()[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,434 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
+)
+
+// ownedObject is an object to apply, with what to call it in errors.
+type ownedObject struct {
+	kind, name string
+	obj        runtime.ApplyConfiguration
+}
+
+// apply writes an owned object with server-side apply under the operator's field owner, taking
+// over fields a person changed by hand so the object returns to what the spec says.
+func (r *TenantReconciler) apply(ctx context.Context, kind, name string, obj runtime.ApplyConfiguration) error {
+	if err := r.Client.Apply(ctx, obj, FieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("apply %s %s: %w", kind, name, err)
+	}
+	return nil
+}
+
+// reconcileNamespace creates the tenant's namespace with Pod Security restricted, its quota and
+// limits, and adopts a namespace retained from an earlier Tenant of the same name.
+// It sets NamespaceReady.
+func (r *TenantReconciler) reconcileNamespace(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	name := builders.NamespaceName(t)
+	set := func(status metav1.ConditionStatus, reason, message string) {
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionNamespaceReady, status, reason, message)
+	}
+	// Read past the cache: it holds only namespaces we labelled, and a namespace someone else
+	// made must never be taken over.
+	existing := &corev1.Namespace{}
+	err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, existing)
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, fmt.Sprintf("Cannot read namespace %s: %v", name, err))
+		return ctrl.Result{}, fmt.Errorf("get namespace %s: %w", name, err)
+	case !ownedByTenant(existing, t):
+		set(metav1.ConditionFalse, v1alpha1.ReasonNamespaceConflict,
+			fmt.Sprintf("Namespace %s exists and does not belong to this tenant; delete or rename it", name))
+		s.namespaceBlocked = true
+		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("namespace %s belongs to someone else", name))
+	case !existing.DeletionTimestamp.IsZero():
+		set(metav1.ConditionFalse, v1alpha1.ReasonNamespaceTerminating,
+			fmt.Sprintf("Namespace %s from an earlier tenant is still being deleted", name))
+		s.namespaceBlocked = true
+		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+	case existing.Labels[builders.LabelRetained] == "true":
+		// A retained namespace from a deleted Tenant of the same name: take it back with its data.
+		patch := client.MergeFrom(existing.DeepCopy())
+		delete(existing.Labels, builders.LabelRetained)
+		if err := r.Patch(ctx, existing, patch, FieldOwner); err != nil {
+			set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, fmt.Sprintf("Cannot adopt retained namespace %s: %v", name, err))
+			return ctrl.Result{}, fmt.Errorf("adopt retained namespace %s: %w", name, err)
+		}
+		r.event(t, corev1.EventTypeNormal, "Adopted", fmt.Sprintf("Adopted retained namespace %s with its data", name))
+	}
+
+	for _, step := range []ownedObject{
+		{"namespace", name, builders.Namespace(t)},
+		{"resource quota", builders.QuotaName, builders.ResourceQuota(t)},
+		{"limit range", builders.LimitRangeName, builders.LimitRange(t)},
+	} {
+		if err := r.apply(ctx, step.kind, step.name, step.obj); err != nil {
+			set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
+			s.namespaceBlocked = true
+			return ctrl.Result{}, err
+		}
+	}
+	set(metav1.ConditionTrue, v1alpha1.ReasonSucceeded, fmt.Sprintf("Namespace %s with Pod Security restricted, quota and limits", name))
+	return ctrl.Result{}, nil
+}
+
+// reconcileAccess binds the tenant's admins, editors and viewers to their roles and lets them read
+// their own Tenant; bindings for emptied lists are removed. It sets AccessReady.
+func (r *TenantReconciler) reconcileAccess(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	if s.namespaceBlocked {
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionAccessReady, metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, "Waiting for the namespace")
+		return ctrl.Result{}, nil
+	}
+	fail := func(err error) (ctrl.Result, error) {
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionAccessReady, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
+		return ctrl.Result{}, err
+	}
+	bindings := builders.RoleBindings(t)
+	keep := map[string]bool{}
+	for _, b := range bindings {
+		if err := r.apply(ctx, "role binding", *b.Name, b); err != nil {
+			return fail(err)
+		}
+		keep[*b.Name] = true
+	}
+	existing := &rbacv1.RoleBindingList{}
+	if err := r.List(ctx, existing, client.InNamespace(builders.NamespaceName(t)), client.MatchingLabels(builders.TenantLabels(t))); err != nil {
+		return fail(fmt.Errorf("list role bindings: %w", err))
+	}
+	for i := range existing.Items {
+		if b := &existing.Items[i]; !keep[b.Name] {
+			if err := r.Delete(ctx, b); client.IgnoreNotFound(err) != nil {
+				return fail(fmt.Errorf("delete role binding %s: %w", b.Name, err))
+			}
+		}
+	}
+	subjects := len(t.Spec.Access.Admins) + len(t.Spec.Access.Editors) + len(t.Spec.Access.Viewers)
+	if subjects == 0 {
+		if err := r.deleteClusterScoped(ctx, t); err != nil {
+			return fail(err)
+		}
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionAccessReady, metav1.ConditionTrue, v1alpha1.ReasonNoSubjects,
+			"No admins, editors or viewers listed: nobody has access to the tenant's namespace")
+		return ctrl.Result{}, nil
+	}
+	if err := r.apply(ctx, "cluster role", builders.TenantReaderName(t), builders.TenantReaderClusterRole(t)); err != nil {
+		return fail(err)
+	}
+	if err := r.apply(ctx, "cluster role binding", builders.TenantReaderName(t), builders.TenantReaderClusterRoleBinding(t)); err != nil {
+		return fail(err)
+	}
+	setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionAccessReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
+		fmt.Sprintf("%d admins, %d editors, %d viewers bound", len(t.Spec.Access.Admins), len(t.Spec.Access.Editors), len(t.Spec.Access.Viewers)))
+	return ctrl.Result{}, nil
+}
+
+// reconcileDatabase runs the tenant's PostgreSQL: credentials generated once, TLS from
+// cert-manager, the StatefulSet and its services. It sets DatabaseReady and status.database.
+func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	set := func(status metav1.ConditionStatus, reason, message string) {
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionDatabaseReady, status, reason, message)
+	}
+	if s.namespaceBlocked {
+		set(metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, "Waiting for the namespace")
+		return ctrl.Result{}, nil
+	}
+	fail := func(err error) (ctrl.Result, error) {
+		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
+		return ctrl.Result{}, err
+	}
+	if err := r.ensureDatabaseSecret(ctx, t); err != nil {
+		return fail(err)
+	}
+	opts := r.builderOptions()
+	objects := []ownedObject{
+		{"config map", builders.DatabaseConfigName(t), builders.DatabaseConfigMap(t)},
+		{"service", builders.DatabaseName(t), builders.DatabaseService(t)},
+		{"service", builders.DatabaseHeadlessName(t), builders.DatabaseHeadlessService(t)},
+	}
+	objects = append(objects, ownedObject{"certificate", builders.DatabaseCertificateName(t), builders.DatabaseCertificate(t, opts)})
+	for _, o := range objects {
+		if err := r.apply(ctx, o.kind, o.name, o.obj); err != nil {
+			if meta.IsNoMatchError(err) {
+				// Without cert-manager there is no server certificate, and PostgreSQL refuses to
+				// start without one; the Certificate step says the same in CertificateReady.
+				s.certManagerMissing = true
+				continue
+			}
+			return fail(err)
+		}
+	}
+	// The apply response carries the StatefulSet's status: no read from a cache that may lag.
+	sts := builders.DatabaseStatefulSet(t, opts)
+	if err := r.apply(ctx, "statefulset", builders.DatabaseName(t), sts); err != nil {
+		return fail(err)
+	}
+
+	ns := builders.NamespaceName(t)
+	t.Status.Database = &v1alpha1.DatabaseStatus{
+		Version:    databaseVersion(t),
+		Host:       fmt.Sprintf("%s.%s.svc", builders.DatabaseName(t), ns),
+		SecretName: builders.DatabaseSecretName(t),
+	}
+	status := sts.Status
+	if status == nil {
+		status = &appsv1ac.StatefulSetStatusApplyConfiguration{}
+	}
+	ready, updated, observed := ptr.Deref(status.ReadyReplicas, 0), ptr.Deref(status.UpdatedReplicas, 0), ptr.Deref(status.ObservedGeneration, 0)
+	t.Status.Database.ReadyReplicas = ready
+	if observed >= ptr.Deref(sts.Generation, 0) && ready >= 1 && updated >= 1 {
+		set(metav1.ConditionTrue, v1alpha1.ReasonSucceeded, fmt.Sprintf("PostgreSQL %s ready at %s", databaseVersion(t), t.Status.Database.Host))
+		return ctrl.Result{}, nil
+	}
+	if s.certManagerMissing {
+		set(metav1.ConditionFalse, v1alpha1.ReasonCertManagerMissing, "cert-manager is not installed: the database's TLS certificate cannot be issued")
+		return ctrl.Result{}, nil
+	}
+	reason, message, err := r.databaseWaitReason(ctx, t, ptr.Deref(status.Replicas, 0), ready)
+	if err != nil {
+		return fail(err)
+	}
+	set(metav1.ConditionFalse, reason, message)
+	return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+}
+
+// databaseWaitReason tells what the database is waiting for, looking where a person would: the
+// volume claim, the quota and the pod.
+func (r *TenantReconciler) databaseWaitReason(ctx context.Context, t *v1alpha1.Tenant, replicas, ready int32) (string, string, error) {
+	ns := builders.NamespaceName(t)
+	pvc := &corev1.PersistentVolumeClaim{}
+	pvcName := builders.DatabaseVolumeClaimName(t)
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: pvcName}, pvc); {
+	case err == nil && pvc.Status.Phase == corev1.ClaimPending:
+		return v1alpha1.ReasonPVCPending, fmt.Sprintf("Volume claim %s is pending: no volume bound yet; check the storage class", pvcName), nil
+	case err != nil && !apierrors.IsNotFound(err):
+		return "", "", fmt.Errorf("get volume claim %s: %w", pvcName, err)
+	}
+	if replicas == 0 {
+		if msg := quotaExhausted(ctx, r.Client, ns); msg != "" {
+			return v1alpha1.ReasonQuotaExceeded, "The namespace quota leaves no room for the database pod: " + msg, nil
+		}
+		return v1alpha1.ReasonProgressing, "Waiting for the database pod to be created", nil
+	}
+	return v1alpha1.ReasonPodNotReady, fmt.Sprintf("Database pod not ready yet (%d/1)", ready), nil
+}
+
+// quotaExhausted names the resources whose quota is used up in the namespace.
+func quotaExhausted(ctx context.Context, c client.Client, ns string) string {
+	quota := &corev1.ResourceQuota{}
+	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: builders.QuotaName}, quota); err != nil {
+		return ""
+	}
+	var full []string
+	for name, hard := range quota.Status.Hard {
+		if used, ok := quota.Status.Used[name]; ok && used.Cmp(hard) >= 0 {
+			full = append(full, fmt.Sprintf("%s %s/%s", name, used.String(), hard.String()))
+		}
+	}
+	return strings.Join(full, ", ")
+}
+
+// ensureDatabaseSecret creates the database credentials once. An existing Secret is never
+// regenerated: the data on the volume was initialized with that password.
+func (r *TenantReconciler) ensureDatabaseSecret(ctx context.Context, t *v1alpha1.Tenant) error {
+	name := builders.DatabaseSecretName(t)
+	existing := &metav1.PartialObjectMetadata{}
+	existing.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name}, existing)
+	if err == nil {
+		return nil
+	}
+	if !apierrors.IsNotFound(err) {
+		return fmt.Errorf("get database secret %s: %w", name, err)
+	}
+	password, err := generatePassword()
+	if err != nil {
+		return err
+	}
+	if err := r.apply(ctx, "secret", name, builders.DatabaseSecret(t, password)); err != nil {
+		return err
+	}
+	r.event(t, corev1.EventTypeNormal, "CredentialsGenerated", fmt.Sprintf("Generated database credentials in Secret %s", name))
+	return nil
+}
+
+// generatePassword returns 32 random bytes from crypto/rand, URL-safe base64 encoded.
+func generatePassword() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate database password: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// reconcileFirewall applies the tenant's NetworkPolicies and removes ones no longer wanted.
+// It sets FirewallReady.
+func (r *TenantReconciler) reconcileFirewall(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	if s.namespaceBlocked {
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionFirewallReady, metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, "Waiting for the namespace")
+		return ctrl.Result{}, nil
+	}
+	fail := func(err error) (ctrl.Result, error) {
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionFirewallReady, metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
+		return ctrl.Result{}, err
+	}
+	policies := builders.NetworkPolicies(t, r.builderOptions())
+	keep := map[string]bool{}
+	for _, p := range policies {
+		if err := r.apply(ctx, "network policy", *p.Name, p); err != nil {
+			return fail(err)
+		}
+		keep[*p.Name] = true
+	}
+	existing := &networkingv1.NetworkPolicyList{}
+	if err := r.List(ctx, existing, client.InNamespace(builders.NamespaceName(t)), client.MatchingLabels(builders.TenantLabels(t))); err != nil {
+		return fail(fmt.Errorf("list network policies: %w", err))
+	}
+	for i := range existing.Items {
+		if p := &existing.Items[i]; !keep[p.Name] {
+			if err := r.Delete(ctx, p); client.IgnoreNotFound(err) != nil {
+				return fail(fmt.Errorf("delete network policy %s: %w", p.Name, err))
+			}
+		}
+	}
+	setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionFirewallReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
+		fmt.Sprintf("%d network policies: default deny, with the listed allows", len(policies)))
+	return ctrl.Result{}, nil
+}
+
+// reconcileCertificate requests the certificate for the tenant's hostnames from its issuer and
+// reports whether cert-manager issued it. It sets CertificateReady and status.certificate.
+func (r *TenantReconciler) reconcileCertificate(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	set := func(status metav1.ConditionStatus, reason, message string) {
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionCertificateReady, status, reason, message)
+	}
+	if s.namespaceBlocked {
+		set(metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, "Waiting for the namespace")
+		return ctrl.Result{}, nil
+	}
+	opts := r.builderOptions()
+	issuer := builders.IssuerFor(t, opts)
+	if issuer.Name == "" {
+		set(metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, "No issuer: set spec.tls.issuerRef or start the operator with --default-issuer-name")
+		return ctrl.Result{}, reconcile.TerminalError(errors.New("no issuer configured"))
+	}
+	ready, err := r.issuerReady(ctx, t, issuer)
+	switch {
+	case meta.IsNoMatchError(err):
+		s.certManagerMissing = true
+		set(metav1.ConditionFalse, v1alpha1.ReasonCertManagerMissing, "cert-manager is not installed in the cluster: its CRDs are missing")
+		return ctrl.Result{}, nil
+	case apierrors.IsNotFound(err):
+		set(metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, fmt.Sprintf("%s %q not found; create it or change spec.tls.issuerRef", issuer.Kind, issuer.Name))
+		return ctrl.Result{}, nil // the issuer watch brings us back
+	case err != nil:
+		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
+		return ctrl.Result{}, err
+	}
+
+	name := builders.TenantCertificateName(t)
+	if err := r.apply(ctx, "certificate", name, builders.TenantCertificate(t, opts)); err != nil {
+		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
+		return ctrl.Result{}, err
+	}
+	cert := &cmapi.Certificate{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name}, cert); err != nil {
+		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, fmt.Sprintf("Cannot read certificate %s: %v", name, err))
+		return ctrl.Result{}, fmt.Errorf("get certificate %s: %w", name, err)
+	}
+	t.Status.Certificate = &v1alpha1.CertificateStatus{SecretName: cert.Spec.SecretName, NotAfter: cert.Status.NotAfter}
+	for _, c := range cert.Status.Conditions {
+		if c.Type == cmapi.CertificateConditionReady && c.Status == cmmeta.ConditionTrue {
+			set(metav1.ConditionTrue, v1alpha1.ReasonSucceeded, fmt.Sprintf("Certificate for %s issued by %s %s", strings.Join(t.Spec.Hostnames, ", "), issuer.Kind, issuer.Name))
+			return ctrl.Result{}, nil
+		}
+	}
+	if !ready {
+		set(metav1.ConditionFalse, v1alpha1.ReasonIssuerNotReady, fmt.Sprintf("%s %q is not ready", issuer.Kind, issuer.Name))
+		return ctrl.Result{}, nil
+	}
+	set(metav1.ConditionFalse, v1alpha1.ReasonCertificateNotIssued, "Waiting for cert-manager to issue the certificate: "+certificateMessage(cert))
+	return ctrl.Result{}, nil // the Certificate watch brings us back
+}
+
+// issuerReady reports whether the tenant's issuer exists (an error when not) and is ready.
+func (r *TenantReconciler) issuerReady(ctx context.Context, t *v1alpha1.Tenant, ref v1alpha1.IssuerReference) (bool, error) {
+	var status cmapi.IssuerStatus
+	if ref.Kind == "Issuer" {
+		issuer := &cmapi.Issuer{}
+		if err := r.Get(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: ref.Name}, issuer); err != nil {
+			return false, err
+		}
+		status = issuer.Status
+	} else {
+		issuer := &cmapi.ClusterIssuer{}
+		if err := r.Get(ctx, types.NamespacedName{Name: ref.Name}, issuer); err != nil {
+			return false, err
+		}
+		status = issuer.Status
+	}
+	for _, c := range status.Conditions {
+		if c.Type == cmapi.IssuerConditionReady && c.Status == cmmeta.ConditionTrue {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func certificateMessage(cert *cmapi.Certificate) string {
+	for _, c := range cert.Status.Conditions {
+		if c.Type == cmapi.CertificateConditionReady && c.Message != "" {
+			return c.Message
+		}
+	}
+	return "no status from cert-manager yet"
+}
+
+func databaseVersion(t *v1alpha1.Tenant) string {
+	if t.Spec.Database.Version == "" {
+		return "17"
+	}
+	return t.Spec.Database.Version
+}
+
+func (r *TenantReconciler) builderOptions() builders.Options {
+	opts := builders.DefaultOptions()
+	opts.OperatorNamespace = r.Options.OperatorNamespace
+	opts.DefaultIssuer = v1alpha1.IssuerReference{Name: r.Options.DefaultIssuerName, Kind: r.Options.DefaultIssuerKind}
+	return opts
+}
+
+func (r *TenantReconciler) event(t *v1alpha1.Tenant, eventType, reason, message string) {
+	if r.Recorder != nil {
+		r.Recorder.Eventf(t, nil, eventType, reason, reason, "%s", message)
+	}
+}
+

@@ -1,0 +1,141 @@
+// Command tenant-operator runs the operator's manager by default; its subcommands backup, restore,
+// verify and backups are the backup agent that runs inside the backup CronJobs' pods.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+	_ "time/tzdata" // business hours need time zones; distroless images have no zoneinfo
+
+	"go.uber.org/zap/zapcore"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/controllers"
+	"github.com/tenantops/tenant-operator/internal/backup"
+	tenantwebhook "github.com/tenantops/tenant-operator/internal/webhook"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "backup", "restore", "verify", "backups":
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := backup.RunCommand(ctx, os.Args[1:], os.Stdout, os.Stderr)
+			stop()
+			os.Exit(code)
+		case "manager":
+			os.Args = append(os.Args[:1], os.Args[2:]...)
+		}
+	}
+	if err := runManager(); err != nil {
+		fmt.Fprintf(os.Stderr, "error: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// newScheme registers every API the manager reads or writes.
+func newScheme() *runtime.Scheme {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	utilruntime.Must(cmapi.AddToScheme(scheme))
+	return scheme
+}
+
+func runManager() error {
+	var (
+		metricsAddr, probeAddr, webhookCertDir, operatorNamespace string
+		webhookPort                                               int
+		leaderElect, enableWebhooks, secureMetrics                bool
+		opts                                                      controllers.Options
+	)
+	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
+	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with authentication and authorization by the API server.")
+	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
+	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
+	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the validating admission webhook.")
+	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port the admission webhook listens on.")
+	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook; the default is controller-runtime's.")
+	flag.StringVar(&operatorNamespace, "operator-namespace", envOr("POD_NAMESPACE", "tenant-operator-system"), "Namespace the operator runs in, where backup jobs run and policy Secrets live.")
+	flag.StringVar(&opts.DefaultIssuerName, "default-issuer-name", "", "cert-manager issuer for tenants that name none.")
+	flag.StringVar(&opts.DefaultIssuerKind, "default-issuer-kind", "ClusterIssuer", "Kind of the default issuer: Issuer or ClusterIssuer.")
+	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	opts.OperatorNamespace = operatorNamespace
+
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	log := ctrl.Log.WithName("setup")
+
+	// HTTP/2 is off for the webhook and metrics servers (CVE-2023-44487, rapid reset).
+	disableHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }
+	metricsOpts := metricsserver.Options{BindAddress: metricsAddr, SecureServing: secureMetrics, TLSOpts: []func(*tls.Config){disableHTTP2}}
+	if secureMetrics {
+		metricsOpts.FilterProvider = filtersForSecureMetrics
+	}
+	leaseDuration := 30 * time.Second
+	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+		Scheme:                        newScheme(),
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        probeAddr,
+		LeaderElection:                leaderElect,
+		LeaderElectionID:              "tenant-operator.tenancy.tenantops.io",
+		LeaderElectionNamespace:       operatorNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &leaseDuration,
+		GracefulShutdownTimeout:       ptr.To(30 * time.Second),
+		WebhookServer: webhook.NewServer(webhook.Options{
+			Port: webhookPort, CertDir: webhookCertDir, TLSOpts: []func(*tls.Config){disableHTTP2},
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("create manager: %w", err)
+	}
+	if err := controllers.SetupWithManager(mgr, opts); err != nil {
+		return fmt.Errorf("set up controllers: %w", err)
+	}
+	if enableWebhooks {
+		if err := tenantwebhook.SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up webhooks: %w", err)
+		}
+		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return fmt.Errorf("add webhook readiness check: %w", err)
+		}
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("add readiness check: %w", err)
+	}
+	log.Info("Starting manager", "operatorNamespace", operatorNamespace, "webhooks", enableWebhooks, "leaderElection", leaderElect)
+	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
+		return fmt.Errorf("run manager: %w", err)
+	}
+	return nil
+}
+
+func envOr(name, fallback string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return fallback
+}
+

@@ -431,4 +431,3 @@ func (r *TenantReconciler) event(t *v1alpha1.Tenant, eventType, reason, message 
 		r.Recorder.Eventf(t, nil, eventType, reason, reason, "%s", message)
 	}
 }
-

@@ -272,8 +272,9 @@ func databasePassword(t *testing.T, ns string) string {
 	return ""
 }
 
-// TestDeleteWithPolicyDeleteRemovesTheNamespace. envtest runs no namespace controller, so the
-// namespace stays Terminating; a Tenant of the same name created meanwhile says so.
+// TestDeleteWithPolicyDeleteRemovesTheNamespace: the namespace goes with the Tenant. A Tenant of the
+// same name created while the old namespace is still terminating (held here by a finalizer) says
+// so, and takes the name once the old namespace is gone.
 func TestDeleteWithPolicyDeleteRemovesTheNamespace(t *testing.T) {
 	ctx := context.Background()
 	tenant := minimalTenant("envtest-delete")
@@ -281,6 +282,10 @@ func TestDeleteWithPolicyDeleteRemovesTheNamespace(t *testing.T) {
 	createTenant(t, tenant)
 	ns := "tenant-envtest-delete"
 	expectCondition(t, tenant, v1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+	holder := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "holder", Namespace: ns, Finalizers: []string{"test.tenantops.io/hold"}}}
+	if err := k8s.Create(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
 	if err := k8s.Delete(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +295,7 @@ func TestDeleteWithPolicyDeleteRemovesTheNamespace(t *testing.T) {
 		}
 		namespace := &corev1.Namespace{}
 		if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil {
-			return client.IgnoreNotFound(err)
+			return err
 		}
 		if namespace.DeletionTimestamp.IsZero() {
 			return fmt.Errorf("namespace %s not being deleted", ns)
@@ -300,6 +305,26 @@ func TestDeleteWithPolicyDeleteRemovesTheNamespace(t *testing.T) {
 	again := createTenant(t, minimalTenant("envtest-delete"))
 	expectCondition(t, again, v1alpha1.ConditionNamespaceReady, metav1.ConditionFalse, v1alpha1.ReasonNamespaceTerminating, "still being deleted")
 	expectCondition(t, again, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonProgressing, "NamespaceReady")
+
+	// The old namespace's contents, database credentials included, are deleted by the namespace
+	// controller; release the holder and the new tenant gets a fresh namespace.
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(holder), holder); err != nil {
+		t.Fatal(err)
+	}
+	holder.Finalizers = nil
+	if err := k8s.Update(ctx, holder); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 60*time.Second, func() error {
+		c, err := conditionOf(ctx, again, v1alpha1.ConditionNamespaceReady)
+		if err != nil {
+			return err
+		}
+		if c.Status != metav1.ConditionTrue {
+			return fmt.Errorf("NamespaceReady %s/%s %s", c.Status, c.Reason, c.Message)
+		}
+		return nil
+	})
 }
 
 // TestNamespaceOfSomeoneElseIsNotTakenOver.

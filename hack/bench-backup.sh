@@ -149,6 +149,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1
 ratio() { echo "scale=3; $1 / $2" | bc; }
 
 declare -A result
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for db in bench_small bench_large; do
   floor=() cron=() ours=() vol=() rss=()
   for ((i = 1; i <= repeat; i++)); do
@@ -203,4 +204,5 @@ done
 echo "stored size of bench_large: ours $(mib "$stored_large") MiB (zstd + age), cronjob file $(mib "${result[bench_large.cronsize]}") MiB (pg_dump's gzip)"
 printf 'restore of bench_large: ours %.2f s (agent RSS %s MiB), pg_restore of the cronjob file %.2f s, ratio %s\n' \
   "$restore_ours" "$(mib $((restore_rss * 1024)))" "$restore_plain" "$(ratio "$restore_ours" "$restore_plain")"
+echo "load average before the runs: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg) (anything else running skews the ratios)"
 echo "targets: ours/floor <= 1.15, ours/cronjob < 1, agent RSS < 128 MiB and flat across sizes"

@@ -75,7 +75,7 @@ func Version(ctx context.Context, program string) (string, int, error) {
 
 // Options describe a cluster to start.
 type Options struct {
-	// BinDir holds initdb, pg_ctl and postgres (see Find for the fallbacks when empty).
+	// BinDir holds initdb and postgres (see Find for the fallbacks when empty).
 	BinDir string
 	// ParentDir is where the cluster's temporary directory is made; empty means os.TempDir().
 	ParentDir string
@@ -164,6 +164,9 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if c.cred != nil {
 		if err := chownTree(c.Dir, c.uid, c.gid); err != nil {
 			return nil, fmt.Errorf("pgcluster: hand %s to the postgres user: %w", c.Dir, err)
+		}
+		if err := c.probe(ctx, filepath.Join(binDir, "postgres")); err != nil {
+			return nil, err
 		}
 	}
 
@@ -329,9 +332,29 @@ func (c *Cluster) env() []string {
 	return env
 }
 
+// probe checks, before anything else runs as the unprivileged user, that it can both run
+// PostgreSQL's programs and enter the cluster's directory, and says which one it cannot: exec
+// reports either as the same "permission denied".
+func (c *Cluster) probe(ctx context.Context, postgres string) error {
+	try := func(dir string) error {
+		cmd := exec.CommandContext(ctx, postgres, "--version")
+		cmd.Dir = dir
+		cmd.Env = c.env()
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: c.cred}
+		return cmd.Run()
+	}
+	if err := try("/"); err != nil {
+		return fmt.Errorf("pgcluster: the server must run as uid %d (PostgreSQL refuses root), who cannot run %s: %w; its directories must be readable by that user", c.uid, postgres, err)
+	}
+	if err := try(c.Dir); err != nil {
+		return fmt.Errorf("pgcluster: the server must run as uid %d (PostgreSQL refuses root), who cannot enter %s: %w; choose a scratch directory whose parents that user can search, such as /tmp", c.uid, c.Dir, err)
+	}
+	return nil
+}
+
 func (c *Cluster) explain(err error, binDir string) error {
 	if c.cred != nil && errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("%w (the postgres user, uid %d, cannot reach %s; PostgreSQL's programs must be readable by it)", err, c.uid, binDir)
+		return fmt.Errorf("%w (running as uid %d for %s)", err, c.uid, binDir)
 	}
 	return err
 }

@@ -189,6 +189,9 @@ func Run(ctx context.Context, o Options) (Manifest, error) {
 		cancelDump()
 	}
 	prodErr := <-produced
+	if err := ctx.Err(); err != nil && (putErr != nil || prodErr != nil) {
+		return Manifest{}, fmt.Errorf("backup %s interrupted (%w); the upload was abandoned and nothing counts as a backup", id, err)
+	}
 	switch {
 	case prodErr != nil && (putErr == nil || errors.Is(putErr, prodErr)):
 		return Manifest{}, fmt.Errorf("backup %s: %w", id, prodErr)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/minio/minio-go/v7"
 
 	"github.com/tenantops/tenant-operator/test/stack"
@@ -93,7 +94,7 @@ func TestInterruptedBackupsAreNeverCounted(t *testing.T) {
 
 	// SIGTERM: the agent stops and aborts its multipart upload.
 	r = interrupt(syscall.SIGTERM)
-	if r.code == 0 || r.stdout != "" || !strings.HasPrefix(r.stderr, "error: ") || strings.Count(r.stderr, "\n") != 1 {
+	if r.code == 0 || r.stdout != "" || !strings.HasPrefix(r.stderr, "error: backup ") || !strings.Contains(r.stderr, "interrupted") || strings.Count(r.stderr, "\n") != 1 {
 		t.Fatalf("a stopped backup exited %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
 	}
 	assertNoBackups("after SIGTERM")
@@ -275,4 +276,53 @@ func startThrottledProxy(t *testing.T, upstream string, bytesPerSecond int) *thr
 		}
 	}()
 	return p
+}
+
+// TestRestoreIntoAnotherCluster restores into a server that lacks the source's roles: pg_restore
+// fails, the one-transaction restore leaves the target empty, and --no-owner gets it through.
+func TestRestoreIntoAnotherCluster(t *testing.T) {
+	t.Parallel()
+	source := stack.StartPostgres(t, "18")
+	target := stack.StartPostgres(t, "18")
+	env := []string{"PG_BIN_DIR=" + source.BinDir}
+	loc := "file://" + t.TempDir()
+	k := newKey(t)
+	source.Exec(t, "postgres", `CREATE ROLE acme_owner`)
+	src := source.CreateDatabase(t, "app")
+	source.Exec(t, "app", `CREATE TABLE orders (id int PRIMARY KEY, item text);
+		INSERT INTO orders SELECT g, 'item ' || g FROM generate_series(1, 500) g;
+		ALTER TABLE orders OWNER TO acme_owner`)
+	mustAgent(t, env, "backup", "--dsn", src, "--storage", loc, "--tenant", "acme", "--schedule", "daily", "--recipient", k.recipient)
+
+	dst := target.CreateDatabase(t, "app")
+	failAgent(t, env, `pg_restore failed, nothing was restored (it runs as one transaction): pg_restore: error: could not execute query: ERROR: role "acme_owner" does not exist`,
+		"restore", "--storage", loc, "--tenant", "acme", "--schedule", "daily", "--backup", "latest", "--identity-file", k.identityFile, "--dsn", dst)
+	if n := tableCount(t, target, "app"); n != 0 {
+		t.Fatalf("a failed restore left %d tables", n)
+	}
+	mustAgent(t, env, "restore", "--storage", loc, "--tenant", "acme", "--schedule", "daily", "--backup", "latest",
+		"--identity-file", k.identityFile, "--dsn", dst, "--no-owner")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	var sum string
+	if err := conn.QueryRow(ctx, `SELECT count(*), md5(string_agg(item, ',' ORDER BY id)) FROM orders`).Scan(&n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	var want string
+	sconn, err := pgx.Connect(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sconn.Close(ctx)
+	if err := sconn.QueryRow(ctx, `SELECT md5(string_agg(item, ',' ORDER BY id)) FROM orders`).Scan(&want); err != nil {
+		t.Fatal(err)
+	}
+	if n != 500 || sum != want {
+		t.Fatalf("restored orders: %d rows, digest %s; want 500 and %s", n, sum, want)
+	}
 }

@@ -82,7 +82,7 @@ type TableRows struct {
 	Rows   int64  `json:"rows"`
 }
 
-// QualifiedName is schema.name, quoted only where PostgreSQL would need it, for messages.
+// QualifiedName is schema.name, for messages and for matching tables across databases.
 func (t TableRows) QualifiedName() string { return t.Schema + "." + t.Name }
 
 // Verification is the outcome of one verify run, stored next to the manifest.
@@ -185,8 +185,8 @@ func decodeManifest(data []byte) (Manifest, error) {
 	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
 		return Manifest{}, fmt.Errorf("manifest format version %d is not supported by this agent (knows 1 to %d)", m.FormatVersion, FormatVersion)
 	}
-	if m.ID == "" || m.Object.Name == "" || m.Object.SHA256 == "" {
-		return Manifest{}, fmt.Errorf("manifest lacks id, object name or checksum")
+	if m.ID == "" || m.Object.Name == "" || m.Object.SHA256 == "" || m.Object.Size <= 0 {
+		return Manifest{}, fmt.Errorf("manifest lacks id, object name, size or checksum")
 	}
 	return m, nil
 }

@@ -232,7 +232,7 @@ func streamRestore(ctx context.Context, store storage.Store, m Manifest, ids []a
 	case copyErr != nil && !w.failed:
 		return explain("read backup", copyErr)
 	case waitErr != nil:
-		return fmt.Errorf("pg_restore failed: %s", ci.scrub(stderrOr(stderr, waitErr)))
+		return fmt.Errorf("pg_restore failed, nothing was restored (it runs as one transaction): %s", ci.scrub(stderrOr(stderr, waitErr)))
 	case copyErr != nil:
 		return fmt.Errorf("feed pg_restore: %w", copyErr)
 	}

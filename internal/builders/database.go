@@ -123,6 +123,7 @@ func DatabaseStatefulSet(t *v1alpha1.Tenant, opts Options) *appsv1ac.StatefulSet
 	}
 	image := opts.PostgresImages[version]
 	podLabels := labelsWith(t, map[string]string{LabelComponent: componentDatabase})
+	templateLabels := labelsWith(t, map[string]string{LabelComponent: componentDatabase, LabelDatabasePod: "true"})
 	secretEnv := func(name, key string) *corev1ac.EnvVarApplyConfiguration {
 		return corev1ac.EnvVar().WithName(name).WithValueFrom(corev1ac.EnvVarSource().
 			WithSecretKeyRef(corev1ac.SecretKeySelector().WithName(DatabaseSecretName(t)).WithKey(key)))
@@ -190,7 +191,7 @@ func DatabaseStatefulSet(t *v1alpha1.Tenant, opts Options) *appsv1ac.StatefulSet
 				WithLabels(podLabels).
 				WithSpec(claim)).
 			WithTemplate(corev1ac.PodTemplateSpec().
-				WithLabels(podLabels).
+				WithLabels(templateLabels).
 				WithSpec(corev1ac.PodSpec().
 					WithAutomountServiceAccountToken(false).
 					WithEnableServiceLinks(false).

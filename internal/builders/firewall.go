@@ -3,6 +3,7 @@ package builders
 import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	networkingv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
@@ -83,8 +84,10 @@ func NetworkPolicies(t *v1alpha1.Tenant, opts Options) []*networkingv1ac.Network
 	}
 	out = append(out, policy(PolicyIngress).WithSpec(networkingv1ac.NetworkPolicySpec().
 		// The database is reached only through PolicyDatabaseClients and PolicySameNamespace.
+		// DoesNotExist on a key only the database carries, rather than NotIn, whose handling of
+		// absent keys evaluators disagree on.
 		WithPodSelector(metav1ac.LabelSelector().WithMatchExpressions(metav1ac.LabelSelectorRequirement().
-			WithKey(LabelComponent).WithOperator("NotIn").WithValues(componentDatabase))).
+			WithKey(LabelDatabasePod).WithOperator(metav1.LabelSelectorOpDoesNotExist))).
 		WithPolicyTypes(networkingv1.PolicyTypeIngress).
 		WithIngress(networkingv1ac.NetworkPolicyIngressRule().WithFrom(sources...).WithPorts(ingressPorts...))))
 

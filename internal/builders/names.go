@@ -17,6 +17,8 @@ const (
 	LabelRetained = "tenancy.tenantops.io/retained"
 	// LabelComponent tells the parts of a tenant apart, for NetworkPolicy selectors.
 	LabelComponent = "app.kubernetes.io/component"
+	// LabelDatabasePod marks the database pod, which the ingress allow must not select.
+	LabelDatabasePod = "tenancy.tenantops.io/database"
 	// LabelDatabaseClient marks the operator's pods (backup jobs, probes) allowed to reach tenant
 	// databases through their firewalls.
 	LabelDatabaseClient = "tenancy.tenantops.io/database-client"

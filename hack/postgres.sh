@@ -5,13 +5,13 @@
 #   - the client tools (pg_dump, pg_restore, psql, libpq) built from Debian's source package of a newer
 #     suite, because Debian 12's pg_dump refuses newer servers and newer binary packages need a newer
 #     glibc than this machine has.
-# The result is cached per pinned version in ${TENANTOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tenant-operator}/postgres/
-# and placed at bin/postgres/<major>. A second run with the same pins does nothing but check.
-#
-# bin/postgres/<major> is a tree of hard links to the cache, not a symlink: when we are root the
-# server must run as the unprivileged postgres user (initdb refuses root), and that user cannot reach
-# a cache under /root (mode 0700). Hard links cost no space and keep the cache the single copy.
-# Every binary finds its libraries through $ORIGIN, so the tree works wherever it is linked.
+# The result is cached per pinned version in ${TENANTOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tenant-operator}/postgres/,
+# except for root, whose cache is /var/cache/tenant-operator/postgres/ (TENANTOPS_PG_CACHE_DIR
+# overrides both), and bin/postgres/<major> is a symlink to it. A second run with the same pins only
+# checks. Root is the exception because the server must then run as the unprivileged postgres user
+# (initdb refuses root), and that user cannot enter /root (mode 0700); tests and the agent resolve
+# the symlink before handing the programs to that user, so the checkout itself may be anywhere.
+# Every binary finds its libraries through $ORIGIN.
 #
 # Usage: hack/postgres.sh            (installs the pinned major, 18)
 #        PG_FORCE_REBUILD=1 hack/postgres.sh
@@ -29,7 +29,13 @@ PG_CLIENT_SUITES="forky sid"
 CONFIGURE_FLAGS="--without-icu --without-readline --with-openssl --with-zlib --without-llvm --disable-nls"
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cache_root=${TENANTOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tenant-operator}/postgres
+if [[ -n ${TENANTOPS_PG_CACHE_DIR:-} ]]; then
+  cache_root=$TENANTOPS_PG_CACHE_DIR
+elif [[ $EUID -eq 0 ]]; then
+  cache_root=/var/cache/tenant-operator/postgres
+else
+  cache_root=${TENANTOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tenant-operator}/postgres
+fi
 out="$repo_root/bin/postgres/$PG_MAJOR"
 
 log() { echo "postgres.sh: $*" >&2; }
@@ -40,32 +46,14 @@ recipe_key() {
   printf '%s\n' "$PG_SERVER_NPM_VERSION" "$1" "$CONFIGURE_FLAGS" "recipe-3" | sha256sum | cut -c1-12
 }
 
-# link_tree SRC DST: replace DST with a tree of hard links to SRC (a copy when they are on different
-# file systems).
-link_tree() {
-  local src=$1 dst=$2 tmp
-  mkdir -p "$(dirname "$dst")"
-  tmp="$dst.tmp.$$"
-  rm -rf "$tmp"
-  cp -al "$src" "$tmp" 2>/dev/null || { rm -rf "$tmp"; cp -a "$src" "$tmp"; }
-  rm -rf "$dst"
-  mv "$tmp" "$dst"
-}
-
-installed_matches() {
-  # $1: cache dir. True when bin/postgres/<major> was made from it and is complete.
-  [[ -f "$out/.source" && "$(cat "$out/.source")" == "$1" && -x "$out/bin/pg_dump" && -x "$out/bin/postgres" ]]
-}
-
 finish() {
   local dir=$1
-  if ! installed_matches "$dir"; then
-    link_tree "$dir" "$out"
-    echo "$dir" >"$out/.source"
-  fi
+  mkdir -p "$(dirname "$out")"
+  if [[ -d $out && ! -L $out ]]; then rm -rf "$out"; fi # a tree left by an older version of this script
+  ln -sfn "$dir" "$out"
   "$out/bin/pg_dump" --version >/dev/null || die "$out/bin/pg_dump does not run"
   "$out/bin/postgres" --version >/dev/null || die "$out/bin/postgres does not run"
-  log "PostgreSQL $PG_MAJOR ready in bin/postgres/$PG_MAJOR ($("$out/bin/postgres" --version), clients $("$out/bin/pg_dump" --version | awk '{print $NF}'))"
+  log "PostgreSQL $PG_MAJOR ready in bin/postgres/$PG_MAJOR -> $dir ($("$out/bin/postgres" --version), clients $("$out/bin/pg_dump" --version | awk '{print $NF}'))"
 }
 
 # Quick path: the pinned build is cached already; no network needed.
@@ -96,6 +84,7 @@ trap 'rm -rf "$work"' EXIT
 # apt state (and what it would install) is left exactly as it was.
 apt_dir="$cache_root/apt"
 mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial"
+chmod a+rx "$cache_root"
 : >"$apt_dir/sources.list"
 for suite in $PG_CLIENT_SUITES; do
   echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >>"$apt_dir/sources.list"

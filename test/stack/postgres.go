@@ -37,7 +37,12 @@ func BinDir(t testing.TB, major string) string {
 		dirs = append([]string{"/usr/lib/postgresql/15/bin"}, dirs...)
 	}
 	for _, d := range dirs {
-		if allExecutable(d, "initdb", "pg_ctl", "postgres", "pg_dump", "pg_restore") {
+		if allExecutable(d, "initdb", "postgres", "pg_dump", "pg_restore") {
+			// Resolved, because the server runs as the postgres user when tests run as root, and
+			// that user may not be able to enter the checkout that holds the symlink.
+			if real, err := filepath.EvalSymlinks(d); err == nil {
+				return real
+			}
 			return d
 		}
 	}

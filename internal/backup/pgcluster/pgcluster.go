@@ -123,6 +123,12 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	binDir := filepath.Dir(initdb)
+	// The unprivileged user may not be able to follow the path we were given (a symlink inside a
+	// checkout under /root, say) even though it can reach where it leads.
+	if real, err := filepath.EvalSymlinks(binDir); err == nil {
+		binDir = real
+		initdb = filepath.Join(binDir, "initdb")
+	}
 	c := &Cluster{Port: o.Port, Password: o.Password, uid: -1, gid: -1}
 	if c.Version, c.Major, err = Version(ctx, filepath.Join(binDir, "postgres")); err != nil {
 		return nil, err

@@ -174,6 +174,20 @@ func (c *command) required(names ...string) error {
 	return nil
 }
 
+// backupSelection holds the flags that name one backup: where, whose, which.
+type backupSelection struct {
+	storage, tenant, schedule, id *string
+}
+
+func (c *command) selectBackup() backupSelection {
+	return backupSelection{
+		storage:  c.String("storage", "", "where backups live (see backup -h)"),
+		tenant:   c.String("tenant", "", "tenant name"),
+		schedule: c.String("schedule", "", "schedule name"),
+		id:       c.String("backup", "", "backup id, or latest"),
+	}
+}
+
 var zstdLevels = map[string]zstd.EncoderLevel{
 	"fastest": zstd.SpeedFastest,
 	"default": zstd.SpeedDefault,
@@ -237,10 +251,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("restore", "restore --storage LOCATION --tenant T --schedule S --backup ID|latest --identity-file F --dsn URL [--force]", stderr)
-	loc := fs.String("storage", "", "where backups live (see backup -h)")
-	tenant := fs.String("tenant", "", "tenant name")
-	schedule := fs.String("schedule", "", "schedule name")
-	id := fs.String("backup", "", "backup id, or latest")
+	sel := fs.selectBackup()
 	identityFile := fs.String("identity-file", "", "age identity file (AGE-SECRET-KEY-...) matching one of the backup's recipients")
 	dsn := fs.String("dsn", "", "target database, which must exist, postgres://USER@HOST:PORT/DB")
 	force := fs.Bool("force", false, "restore into a database that is not empty, replacing the objects the backup contains")
@@ -257,12 +268,12 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	store, err := storage.Open(ctx, *loc)
+	store, err := storage.Open(ctx, *sel.storage)
 	if err != nil {
 		return err
 	}
 	b, err := Restore(ctx, RestoreOptions{
-		Store: store, Tenant: *tenant, Schedule: *schedule, BackupID: *id, Identities: ids,
+		Store: store, Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Identities: ids,
 		DSN: *dsn, Force: *force, NoOwner: *noOwner, PgBinDir: *pgBin, Log: progress(*verbose, stderr),
 	})
 	if err != nil {
@@ -274,10 +285,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("verify", "verify --storage LOCATION --tenant T --schedule S --backup ID|latest [--identity-file F]", stderr)
-	loc := fs.String("storage", "", "where backups live (see backup -h)")
-	tenant := fs.String("tenant", "", "tenant name")
-	schedule := fs.String("schedule", "", "schedule name")
-	id := fs.String("backup", "", "backup id, or latest")
+	sel := fs.selectBackup()
 	identityFile := fs.String("identity-file", "", "age identity file; with it, a restore drill into a scratch PostgreSQL")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding initdb, postgres and pg_restore for the drill")
 	scratch := fs.String("scratch-dir", "", "where the drill's scratch PostgreSQL keeps its data (default: the temporary directory)")
@@ -288,7 +296,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.required("storage", "tenant", "schedule", "backup"); err != nil {
 		return err
 	}
-	o := VerifyOptions{Tenant: *tenant, Schedule: *schedule, BackupID: *id, PgBinDir: *pgBin, ScratchDir: *scratch, Log: progress(*verbose, stderr)}
+	o := VerifyOptions{Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, PgBinDir: *pgBin, ScratchDir: *scratch, Log: progress(*verbose, stderr)}
 	if *identityFile != "" {
 		ids, err := ReadIdentities(*identityFile)
 		if err != nil {
@@ -296,7 +304,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		o.Identities = ids
 	}
-	store, err := storage.Open(ctx, *loc)
+	store, err := storage.Open(ctx, *sel.storage)
 	if err != nil {
 		return err
 	}

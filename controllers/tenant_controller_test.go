@@ -10,11 +10,13 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -476,4 +478,59 @@ func clientAs(t *testing.T, name string, groups ...string) client.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// TestCertificateStatusComesFromCertManager: once the issuer exists and cert-manager marks the
+// Certificate ready (set here by hand, as cert-manager's controller would), the tenant reports it
+// with the secret and expiry. cert-manager itself runs in the end-to-end test.
+func TestCertificateStatusComesFromCertManager(t *testing.T) {
+	ctx := context.Background()
+	issuer := &cmapi.ClusterIssuer{
+		ObjectMeta: metav1.ObjectMeta{Name: "envtest-ca"},
+		Spec:       cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{SelfSigned: &cmapi.SelfSignedIssuer{}}},
+	}
+	if err := k8s.Create(ctx, issuer); err != nil {
+		t.Fatal(err)
+	}
+	tenant := minimalTenant("envtest-cert")
+	tenant.Spec.TLS = &v1alpha1.TenantTLS{IssuerRef: &v1alpha1.IssuerReference{Name: "envtest-ca", Kind: "ClusterIssuer"}}
+	createTenant(t, tenant)
+	expectCondition(t, tenant, v1alpha1.ConditionCertificateReady, metav1.ConditionFalse, v1alpha1.ReasonIssuerNotReady, `ClusterIssuer "envtest-ca" is not ready`)
+
+	issuer.Status.Conditions = []cmapi.IssuerCondition{{Type: cmapi.IssuerConditionReady, Status: cmmeta.ConditionTrue, Reason: "IsReady"}}
+	if err := k8s.Status().Update(ctx, issuer); err != nil {
+		t.Fatal(err)
+	}
+	expectCondition(t, tenant, v1alpha1.ConditionCertificateReady, metav1.ConditionFalse, v1alpha1.ReasonCertificateNotIssued, "Waiting for cert-manager")
+
+	cert := &cmapi.Certificate{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: "tenant-envtest-cert", Name: "tenant-tls"}, cert); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cert.Spec.DNSNames, ",") != "envtest-cert.app.example.com" || cert.Spec.IssuerRef.Name != "envtest-ca" {
+		t.Fatalf("certificate spec = %v issued by %s", cert.Spec.DNSNames, cert.Spec.IssuerRef.Name)
+	}
+	notAfter := metav1.NewTime(time.Now().Add(90 * 24 * time.Hour).Truncate(time.Second))
+	cert.Status.NotAfter = &notAfter
+	cert.Status.Conditions = []cmapi.CertificateCondition{{Type: cmapi.CertificateConditionReady, Status: cmmeta.ConditionTrue, Reason: "Ready"}}
+	if err := k8s.Status().Update(ctx, cert); err != nil {
+		t.Fatal(err)
+	}
+	expectCondition(t, tenant, v1alpha1.ConditionCertificateReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "issued by ClusterIssuer envtest-ca")
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
+		t.Fatal(err)
+	}
+	if c := tenant.Status.Certificate; c == nil || c.SecretName != "tenant-tls" || c.NotAfter == nil || !c.NotAfter.Equal(&notAfter) {
+		t.Fatalf("status.certificate = %+v, want secret tenant-tls and notAfter %v", c, notAfter)
+	}
+}
+
+// TestQuotaThatLeavesNoRoomForTheDatabaseIsReported: with a quota of zero pods the StatefulSet
+// controller cannot create the database pod, and the tenant says why.
+func TestQuotaThatLeavesNoRoomForTheDatabaseIsReported(t *testing.T) {
+	tenant := minimalTenant("envtest-quota")
+	tenant.Spec.Quota = corev1.ResourceList{corev1.ResourcePods: resource.MustParse("0")}
+	createTenant(t, tenant)
+	expectCondition(t, tenant, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, v1alpha1.ReasonQuotaExceeded, "pods 0/0")
+	expectCondition(t, tenant, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonQuotaExceeded, "DatabaseReady")
 }

@@ -222,6 +222,11 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 // volume claim, the quota and the pod.
 func (r *TenantReconciler) databaseWaitReason(ctx context.Context, t *v1alpha1.Tenant, replicas, ready int32) (string, string, error) {
 	ns := builders.NamespaceName(t)
+	if replicas == 0 {
+		if msg := quotaExhausted(ctx, r.Client, ns); msg != "" {
+			return v1alpha1.ReasonQuotaExceeded, "The namespace quota leaves no room for the database pod: " + msg + "; raise spec.quota", nil
+		}
+	}
 	pvc := &corev1.PersistentVolumeClaim{}
 	pvcName := builders.DatabaseVolumeClaimName(t)
 	switch err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: pvcName}, pvc); {
@@ -231,9 +236,6 @@ func (r *TenantReconciler) databaseWaitReason(ctx context.Context, t *v1alpha1.T
 		return "", "", fmt.Errorf("get volume claim %s: %w", pvcName, err)
 	}
 	if replicas == 0 {
-		if msg := quotaExhausted(ctx, r.Client, ns); msg != "" {
-			return v1alpha1.ReasonQuotaExceeded, "The namespace quota leaves no room for the database pod: " + msg, nil
-		}
 		return v1alpha1.ReasonProgressing, "Waiting for the database pod to be created", nil
 	}
 	return v1alpha1.ReasonPodNotReady, fmt.Sprintf("Database pod not ready yet (%d/1)", ready), nil

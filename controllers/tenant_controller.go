@@ -24,6 +24,7 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/ssa"
 	"github.com/tenantops/tenant-operator/internal/validation"
 )
 
@@ -34,6 +35,8 @@ type TenantReconciler struct {
 	APIReader client.Reader
 	Recorder  recorder.EventRecorder
 	Options   Options
+
+	applier *ssa.Applier
 }
 
 // tenantScope is what one reconcile pass of a Tenant has observed so far.
@@ -178,6 +181,7 @@ const requeueWaiting = 15 * time.Second
 // SetupWithManager watches Tenants, the objects they own (mapped back by label) and the policies
 // they reference (through the field indexes).
 func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.applier = &ssa.Applier{Client: r.Client, Owner: FieldOwner}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Tenant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&v1alpha1.BackupPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantBackupPolicy))).

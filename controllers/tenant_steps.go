@@ -10,6 +10,7 @@ import (
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -18,8 +19,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -37,7 +36,13 @@ type ownedObject struct {
 // apply writes an owned object with server-side apply under the operator's field owner, taking
 // over fields a person changed by hand so the object returns to what the spec says.
 func (r *TenantReconciler) apply(ctx context.Context, kind, name string, obj runtime.ApplyConfiguration) error {
-	if err := r.Client.Apply(ctx, obj, FieldOwner, client.ForceOwnership); err != nil {
+	return r.applyAndRead(ctx, kind, name, obj, nil)
+}
+
+// applyAndRead applies obj and fills current with the object as it now is. An unchanged object
+// applied before is not sent again (see package ssa), so a steady state makes no writes.
+func (r *TenantReconciler) applyAndRead(ctx context.Context, kind, name string, obj runtime.ApplyConfiguration, current client.Object) error {
+	if _, err := r.applier.Apply(ctx, obj, current); err != nil {
 		return fmt.Errorf("apply %s %s: %w", kind, name, err)
 	}
 	return nil
@@ -184,9 +189,8 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 			return fail(err)
 		}
 	}
-	// The apply response carries the StatefulSet's status: no read from a cache that may lag.
-	sts := builders.DatabaseStatefulSet(t, opts)
-	if err := r.apply(ctx, "statefulset", builders.DatabaseName(t), sts); err != nil {
+	sts := &appsv1.StatefulSet{}
+	if err := r.applyAndRead(ctx, "statefulset", builders.DatabaseName(t), builders.DatabaseStatefulSet(t, opts), sts); err != nil {
 		return fail(err)
 	}
 
@@ -196,13 +200,9 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 		Host:       fmt.Sprintf("%s.%s.svc", builders.DatabaseName(t), ns),
 		SecretName: builders.DatabaseSecretName(t),
 	}
-	status := sts.Status
-	if status == nil {
-		status = &appsv1ac.StatefulSetStatusApplyConfiguration{}
-	}
-	ready, updated, observed := ptr.Deref(status.ReadyReplicas, 0), ptr.Deref(status.UpdatedReplicas, 0), ptr.Deref(status.ObservedGeneration, 0)
+	ready := sts.Status.ReadyReplicas
 	t.Status.Database.ReadyReplicas = ready
-	if observed >= ptr.Deref(sts.Generation, 0) && ready >= 1 && updated >= 1 {
+	if sts.Status.ObservedGeneration >= sts.Generation && ready >= 1 && sts.Status.UpdatedReplicas >= 1 {
 		set(metav1.ConditionTrue, v1alpha1.ReasonSucceeded, fmt.Sprintf("PostgreSQL %s ready at %s", databaseVersion(t), t.Status.Database.Host))
 		return ctrl.Result{}, nil
 	}
@@ -210,7 +210,7 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 		set(metav1.ConditionFalse, v1alpha1.ReasonCertManagerMissing, "cert-manager is not installed: the database's TLS certificate cannot be issued")
 		return ctrl.Result{}, nil
 	}
-	reason, message, err := r.databaseWaitReason(ctx, t, ptr.Deref(status.Replicas, 0), ready)
+	reason, message, err := r.databaseWaitReason(ctx, t, sts.Status.Replicas, ready)
 	if err != nil {
 		return fail(err)
 	}

@@ -1,0 +1,140 @@
+// Package ssa applies objects with server-side apply and remembers what it applied, so that an
+// unchanged object is not sent again: Cluster API's approach (internal/util/ssa/cache.go). An
+// apply is skipped only when the same request was applied before and the object in the informer
+// cache still has the resourceVersion that apply returned; any change by anyone, or a restart,
+// sends the request again.
+package ssa
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// applyConfiguration is what client-go's and cert-manager's generated apply configurations are.
+type applyConfiguration interface {
+	runtime.ApplyConfiguration
+	GetName() *string
+	GetNamespace() *string
+	GetKind() *string
+	GetAPIVersion() *string
+}
+
+// Applier applies objects under one field owner, with force, skipping repeats.
+type Applier struct {
+	Client client.Client
+	Owner  client.FieldOwner
+
+	mu      sync.Mutex
+	applied map[string]appliedRequest
+}
+
+type appliedRequest struct {
+	requestHash     [sha256.Size]byte
+	resourceVersion string
+}
+
+// Apply sends obj unless the identical request was already applied to the object as it still is.
+// It reports whether it sent a request. When current is not nil, it receives the object as it is
+// now: the API server's response, or the cached object when nothing was sent.
+func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, current client.Object) (bool, error) {
+	ac, ok := obj.(applyConfiguration)
+	if !ok {
+		return true, fmt.Errorf("%T is not a generated apply configuration", obj)
+	}
+	gvk := schema.FromAPIVersionAndKind(deref(ac.GetAPIVersion()), deref(ac.GetKind()))
+	key := fmt.Sprintf("%s/%s/%s", gvk.String(), deref(ac.GetNamespace()), deref(ac.GetName()))
+	request, err := json.Marshal(obj)
+	if err != nil {
+		return false, fmt.Errorf("encode %s: %w", key, err)
+	}
+	hash := sha256.Sum256(request)
+
+	if prev, ok := a.lookup(key); ok && prev.requestHash == hash {
+		cached, err := a.cached(ctx, gvk, ac)
+		if err == nil && cached.GetResourceVersion() == prev.resourceVersion {
+			if current != nil {
+				return false, convert(cached, current)
+			}
+			return false, nil
+		}
+	}
+	if err := a.Client.Apply(ctx, obj, a.Owner, client.ForceOwnership); err != nil {
+		a.forget(key)
+		return true, err
+	}
+	// The apply configuration now holds the API server's response.
+	response := &metav1.PartialObjectMetadata{}
+	if err := convert(obj, response); err != nil {
+		return true, err
+	}
+	a.remember(key, appliedRequest{requestHash: hash, resourceVersion: response.ResourceVersion})
+	if current != nil {
+		return true, convert(obj, current)
+	}
+	return true, nil
+}
+
+// cached reads the object from the client's informer cache.
+func (a *Applier) cached(ctx context.Context, gvk schema.GroupVersionKind, ac applyConfiguration) (client.Object, error) {
+	obj, err := a.Client.Scheme().New(gvk)
+	if err != nil {
+		return nil, err
+	}
+	cobj, ok := obj.(client.Object)
+	if !ok {
+		return nil, fmt.Errorf("%s is not a client.Object", gvk)
+	}
+	if err := a.Client.Get(ctx, client.ObjectKey{Namespace: deref(ac.GetNamespace()), Name: deref(ac.GetName())}, cobj); err != nil {
+		return nil, err
+	}
+	return cobj, nil
+}
+
+// convert copies one representation of an object into another through JSON.
+func convert(from any, to any) error {
+	data, err := json.Marshal(from)
+	if err != nil {
+		return fmt.Errorf("encode object: %w", err)
+	}
+	if err := json.Unmarshal(data, to); err != nil {
+		return fmt.Errorf("decode object: %w", err)
+	}
+	return nil
+}
+
+func (a *Applier) lookup(key string) (appliedRequest, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	r, ok := a.applied[key]
+	return r, ok
+}
+
+func (a *Applier) remember(key string, r appliedRequest) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.applied == nil {
+		a.applied = map[string]appliedRequest{}
+	}
+	a.applied[key] = r
+}
+
+func (a *Applier) forget(key string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.applied, key)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

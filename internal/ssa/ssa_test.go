@@ -1,0 +1,118 @@
+package ssa_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tenantops/tenant-operator/internal/ssa"
+	"github.com/tenantops/tenant-operator/test/controlplane"
+)
+
+// TestApplySkipsOnlyUnchangedObjects runs against a real API server with an informer cache.
+func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
+	env, err := controlplane.Start(controlplane.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Stop() })
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	informers, err := cache.New(env.Config, cache.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = informers.Start(ctx) }()
+	c, err := client.New(env.Config, client.Options{Scheme: scheme, Cache: &client.CacheOptions{Reader: informers}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := informers.GetInformer(ctx, &corev1.ConfigMap{}); err != nil {
+		t.Fatal(err)
+	}
+	informers.WaitForCacheSync(ctx)
+	applier := &ssa.Applier{Client: c, Owner: client.FieldOwner("test")}
+
+	desired := func(value string) *corev1ac.ConfigMapApplyConfiguration {
+		return corev1ac.ConfigMap("cm", "default").WithData(map[string]string{"key": value})
+	}
+	waitForCache := func(want string) {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			cm := &corev1.ConfigMap{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "cm"}, cm); err == nil && cm.Data["key"] == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("cache never showed key=%s", want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	apply := func(step, value string, wantSent bool) *corev1.ConfigMap {
+		t.Helper()
+		current := &corev1.ConfigMap{}
+		sent, err := applier.Apply(ctx, desired(value), current)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if sent != wantSent {
+			t.Fatalf("%s: sent = %v, want %v", step, sent, wantSent)
+		}
+		if current.Data["key"] != value || current.ResourceVersion == "" {
+			t.Fatalf("%s: current = %v rv %q, want key=%s", step, current.Data, current.ResourceVersion, value)
+		}
+		return current
+	}
+
+	apply("first apply", "a", true)
+	waitForCache("a")
+	apply("same request, object unchanged", "a", false)
+	apply("another request", "b", true)
+	waitForCache("b")
+	apply("same request again", "b", false)
+
+	// Someone edits the object: the same request must be sent again to put it back.
+	edited := &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "cm"}, edited); err != nil {
+		t.Fatal(err)
+	}
+	edited.Data["key"] = "by hand"
+	if err := c.Update(ctx, edited); err != nil {
+		t.Fatal(err)
+	}
+	waitForCache("by hand")
+	back := apply("after a hand edit", "b", true)
+	if back.Data["key"] != "b" {
+		t.Fatal("the hand edit was not reverted")
+	}
+
+	// Someone deletes it: sent again.
+	waitForCache("b")
+	if err := c.Delete(ctx, back); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "cm"}, &corev1.ConfigMap{})
+		if client.IgnoreNotFound(err) == nil && err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(fmt.Errorf("cache still has the deleted object"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	apply("after deletion", "b", true)
+}

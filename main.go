@@ -63,6 +63,8 @@ func runManager() error {
 	var (
 		metricsAddr, probeAddr, webhookCertDir, operatorNamespace string
 		webhookPort                                               int
+		apiQPS                                                    float64
+		apiBurst                                                  int
 		leaderElect, enableWebhooks, secureMetrics                bool
 		opts                                                      controllers.Options
 	)
@@ -76,6 +78,9 @@ func runManager() error {
 	flag.StringVar(&operatorNamespace, "operator-namespace", envOr("POD_NAMESPACE", "tenant-operator-system"), "Namespace the operator runs in, where backup jobs run and policy Secrets live.")
 	flag.StringVar(&opts.DefaultIssuerName, "default-issuer-name", "", "cert-manager issuer for tenants that name none.")
 	flag.StringVar(&opts.DefaultIssuerKind, "default-issuer-kind", "ClusterIssuer", "Kind of the default issuer: Issuer or ClusterIssuer.")
+	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "How many Tenants are reconciled at once.")
+	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Queries per second to the API server the client allows itself.")
+	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of queries to the API server the client allows itself.")
 	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -91,7 +96,13 @@ func runManager() error {
 		metricsOpts.FilterProvider = filtersForSecureMetrics
 	}
 	leaseDuration := 30 * time.Second
-	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
+	restConfig, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("load kubeconfig: %w", err)
+	}
+	restConfig.QPS, restConfig.Burst = float32(apiQPS), apiBurst
+	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
+		Cache:                         controllers.CacheOptions(opts),
 		Scheme:                        newScheme(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,

@@ -41,6 +41,8 @@ type Options struct {
 	// DefaultIssuerName and DefaultIssuerKind name the issuer for tenants that name none.
 	DefaultIssuerName string
 	DefaultIssuerKind string
+	// MaxConcurrentReconciles is how many Tenants are reconciled at once.
+	MaxConcurrentReconciles int
 }
 
 // CacheOptions limits what the manager caches. Objects the operator owns carry its managed-by

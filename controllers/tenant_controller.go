@@ -15,6 +15,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
@@ -163,11 +164,18 @@ func (r *TenantReconciler) recordConditionChanges(before, after *v1alpha1.Tenant
 		old[c.Type] = c
 	}
 	for _, c := range after.Status.Conditions {
-		if o, ok := old[c.Type]; ok && o.Status == c.Status && o.Reason == c.Reason {
+		o, existed := old[c.Type]
+		if existed && o.Status == c.Status && o.Reason == c.Reason {
+			continue
+		}
+		warning := c.Status == metav1.ConditionFalse && !waitingReasons[c.Reason] && c.Reason != v1alpha1.ReasonDeleting
+		// A part appearing for the first time in a good or waiting state is not news; Ready's
+		// transitions, problems and changes of an existing part are.
+		if !existed && !warning && c.Type != v1alpha1.ConditionReady {
 			continue
 		}
 		eventType := corev1.EventTypeNormal
-		if c.Status == metav1.ConditionFalse && !waitingReasons[c.Reason] && c.Reason != v1alpha1.ReasonDeleting {
+		if warning {
 			eventType = corev1.EventTypeWarning
 		}
 		r.Recorder.Eventf(after, nil, eventType, c.Reason, c.Type, "%s is %s: %s", c.Type, c.Status, c.Message)
@@ -203,7 +211,9 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// CertManagerMissing instead, and a restart after installing cert-manager picks it up.
 		mgr.GetLogger().Info("cert-manager CRDs not found; certificates will be reported as CertManagerMissing")
 	}
-	return b.Named("tenant").Complete(r)
+	return b.Named("tenant").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Options.MaxConcurrentReconciles)}).
+		Complete(r)
 }
 
 // deletionPredicate lets through updates that start a deletion, which change no generation.

@@ -57,10 +57,13 @@ func (r *TenantReconciler) reconcileNamespace(ctx context.Context, s *tenantScop
 	set := func(status metav1.ConditionStatus, reason, message string) {
 		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionNamespaceReady, status, reason, message)
 	}
-	// Read past the cache: it holds only namespaces we labelled, and a namespace someone else
-	// made must never be taken over.
+	// The cache holds only namespaces we labelled; on a miss, read past it, because a namespace
+	// someone else made must never be taken over.
 	existing := &corev1.Namespace{}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Name: name}, existing)
+	err := r.Get(ctx, types.NamespacedName{Name: name}, existing)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, types.NamespacedName{Name: name}, existing)
+	}
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
@@ -260,9 +263,15 @@ func quotaExhausted(ctx context.Context, c client.Client, ns string) string {
 // regenerated: the data on the volume was initialized with that password.
 func (r *TenantReconciler) ensureDatabaseSecret(ctx context.Context, t *v1alpha1.Tenant) error {
 	name := builders.DatabaseSecretName(t)
+	key := types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name}
+	// The cache holds the Secrets we created; a miss is confirmed with the API server before a
+	// password is generated, so an existing one is never overwritten.
+	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil {
+		return nil
+	}
 	existing := &metav1.PartialObjectMetadata{}
 	existing.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name}, existing)
+	err := r.APIReader.Get(ctx, key, existing)
 	if err == nil {
 		return nil
 	}

@@ -1,0 +1,370 @@
+// Package bench measures the operator at scale on the local control plane. Run with make bench.
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/test/controlplane"
+)
+
+const (
+	operatorNamespace = "tenant-operator-system"
+	workers           = 4   // the operator's --max-concurrent-reconciles, and the floor's workers
+	qps, burst        = 200, 400
+)
+
+// BenchmarkConvergeTenants converges N tenants and compares with the floor: a plain client that
+// applies the same objects directly against the same API server in the same run. It reports the
+// time to all tenants reconciled as far as this control plane allows (no kubelet, so databases
+// stay pending), API writes per tenant, writes during 60 s idle afterwards, and the manager's peak
+// RSS. BENCH_TENANTS=100,1000 chooses N; BENCH_IDLE=60s the idle period.
+func BenchmarkConvergeTenants(b *testing.B) {
+	sizes := []int{100, 1000}
+	if v := os.Getenv("BENCH_TENANTS"); v != "" {
+		sizes = nil
+		for _, s := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				b.Fatalf("BENCH_TENANTS: %v", err)
+			}
+			sizes = append(sizes, n)
+		}
+	}
+	idle := 60 * time.Second
+	if v := os.Getenv("BENCH_IDLE"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idle = d
+	}
+	binary := buildOperator(b)
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("tenants=%d", n), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				converge(b, binary, n, idle)
+			}
+		})
+	}
+}
+
+func buildOperator(b *testing.B) string {
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := filepath.Join(b.TempDir(), "tenant-operator")
+	cmd := exec.Command("go", "build", "-o", out, ".")
+	cmd.Dir = root
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("build operator: %v\n%s", err, msg)
+	}
+	return out
+}
+
+func converge(b *testing.B, binary string, n int, idle time.Duration) {
+	ctx := context.Background()
+	env, err := controlplane.Start(controlplane.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(v1alpha1.AddToScheme(scheme))
+	utilruntime.Must(cmapi.AddToScheme(scheme))
+	cfg := rest.CopyConfig(env.Config)
+	cfg.QPS, cfg.Burst = qps, burst
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
+		b.Fatal(err)
+	}
+	issuer := &cmapi.ClusterIssuer{ObjectMeta: metav1.ObjectMeta{Name: "selfsigned"},
+		Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{SelfSigned: &cmapi.SelfSignedIssuer{}}}}
+	if err := c.Create(ctx, issuer); err != nil {
+		b.Fatal(err)
+	}
+	issuer.Status.Conditions = []cmapi.IssuerCondition{{Type: cmapi.IssuerConditionReady, Status: cmmeta.ConditionTrue, Reason: "IsReady"}}
+	if err := c.Status().Update(ctx, issuer); err != nil {
+		b.Fatal(err)
+	}
+
+	// Floor: the same objects, applied by a plain client with as many workers as the operator has.
+	opts := builders.DefaultOptions()
+	opts.OperatorNamespace = operatorNamespace
+	opts.DefaultIssuer = v1alpha1.IssuerReference{Name: "selfsigned", Kind: "ClusterIssuer"}
+	var floorWrites atomic.Int64
+	floorStart := time.Now()
+	parallel(n, func(i int) error {
+		t := benchTenant(fmt.Sprintf("floor-%04d", i))
+		for _, obj := range ownedObjects(t, opts) {
+			if err := c.Apply(ctx, obj, client.FieldOwner("floor"), client.ForceOwnership); err != nil {
+				return err
+			}
+			floorWrites.Add(1)
+		}
+		return nil
+	}, b)
+	floorTime := time.Since(floorStart)
+
+	// The operator, as its own process, so that its memory is its own.
+	admin, err := env.Environment.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kubeconfig, err := admin.KubeConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), kubeconfig, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	metricsAddr, probeAddr := freeAddress(b), freeAddress(b)
+	proc := exec.Command(binary, "--kubeconfig", filepath.Join(dir, "kubeconfig"), "--enable-webhooks=false",
+		"--operator-namespace", operatorNamespace, "--default-issuer-name", "selfsigned",
+		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr,
+		"--max-concurrent-reconciles", strconv.Itoa(workers),
+		"--kube-api-qps", strconv.Itoa(qps), "--kube-api-burst", strconv.Itoa(burst), "--zap-log-level", "error")
+	logFile, err := os.Create(filepath.Join(dir, "operator.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	proc.Stdout, proc.Stderr = logFile, logFile
+	processStart := time.Now()
+	if err := proc.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = proc.Process.Kill(); _ = proc.Wait() }()
+	// The clock starts when the operator is ready, as an operator in a cluster already runs; the
+	// floor has no start-up either. Start-up is reported on its own.
+	waitReady(b, probeAddr, 60*time.Second)
+	startup := time.Since(processStart)
+	start := time.Now()
+	parallel(n, func(i int) error {
+		return c.Create(ctx, benchTenant(fmt.Sprintf("tenant-%04d", i)))
+	}, b)
+	waitConverged(b, c, n, 30*time.Minute)
+	operatorTime := time.Since(start)
+	writes := scrapeWrites(b, metricsAddr)
+
+	time.Sleep(idle)
+	idleWrites := scrapeWrites(b, metricsAddr) - writes
+	peakRSS := peakRSSMiB(b, proc.Process.Pid)
+
+	ratio := operatorTime.Seconds() / floorTime.Seconds()
+	b.ReportMetric(operatorTime.Seconds(), "s-to-converge")
+	b.ReportMetric(floorTime.Seconds(), "s-floor")
+	b.ReportMetric(ratio, "ratio-to-floor")
+	b.ReportMetric(float64(writes)/float64(n), "writes/tenant")
+	b.ReportMetric(float64(floorWrites.Load())/float64(n), "floor-writes/tenant")
+	b.ReportMetric(float64(idleWrites), "idle-writes")
+	b.ReportMetric(peakRSS, "MiB-peak-RSS")
+	b.ReportMetric(startup.Seconds(), "s-startup")
+	fmt.Printf("tenants=%d converge=%.1fs floor=%.1fs ratio=%.2f writes/tenant=%.1f (floor %.1f) idle-writes(%s)=%d peak-RSS=%.0fMiB startup=%.1fs\n",
+		n, operatorTime.Seconds(), floorTime.Seconds(), ratio, float64(writes)/float64(n),
+		float64(floorWrites.Load())/float64(n), idle, idleWrites, peakRSS, startup.Seconds())
+}
+
+func benchTenant(name string) *v1alpha1.Tenant {
+	return &v1alpha1.Tenant{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.TenantSpec{
+			Hostnames: []string{name + ".app.example.com"},
+			Database:  v1alpha1.DatabaseSpec{Version: "17", Storage: v1alpha1.DatabaseStorage{Size: resource.MustParse("1Gi")}},
+			Firewall:  v1alpha1.FirewallSpec{IngressPorts: []int32{80, 443}, IngressNamespaces: []string{"ingress-nginx"}},
+			Access: v1alpha1.AccessSpec{
+				Admins:  []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: name + "-admin"}},
+				Viewers: []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: name + "-viewer"}},
+			},
+			DeletionPolicy: v1alpha1.DeletionPolicyRetain,
+		},
+	}
+}
+
+// ownedObjects are the objects the operator creates for a tenant (the database password is
+// generated by the operator; any value does for the floor).
+func ownedObjects(t *v1alpha1.Tenant, opts builders.Options) []runtime.ApplyConfiguration {
+	objs := []runtime.ApplyConfiguration{builders.Namespace(t), builders.ResourceQuota(t), builders.LimitRange(t)}
+	for _, rb := range builders.RoleBindings(t) {
+		objs = append(objs, rb)
+	}
+	objs = append(objs, builders.TenantReaderClusterRole(t), builders.TenantReaderClusterRoleBinding(t),
+		builders.DatabaseSecret(t, "floor-password-floor-password-floor"), builders.DatabaseConfigMap(t),
+		builders.DatabaseService(t), builders.DatabaseHeadlessService(t), builders.DatabaseCertificate(t, opts),
+		builders.DatabaseStatefulSet(t, opts))
+	for _, p := range builders.NetworkPolicies(t, opts) {
+		objs = append(objs, p)
+	}
+	return append(objs, builders.TenantCertificate(t, opts))
+}
+
+func parallel(n int, work func(i int) error, b *testing.B) {
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := work(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+}
+
+// waitConverged waits until every tenant's conditions describe its current generation, with every
+// part reported: as far as a control plane without kubelet lets a tenant go.
+func waitConverged(b *testing.B, c client.Client, n int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	parts := []string{v1alpha1.ConditionNamespaceReady, v1alpha1.ConditionAccessReady, v1alpha1.ConditionDatabaseReady,
+		v1alpha1.ConditionFirewallReady, v1alpha1.ConditionCertificateReady, v1alpha1.ConditionReady}
+	for {
+		list := &v1alpha1.TenantList{}
+		if err := c.List(context.Background(), list); err != nil {
+			b.Fatal(err)
+		}
+		done := 0
+		for _, t := range list.Items {
+			if t.Status.ObservedGeneration != t.Generation || t.Status.Phase == "" {
+				continue
+			}
+			complete := meta.IsStatusConditionTrue(t.Status.Conditions, v1alpha1.ConditionNamespaceReady) &&
+				meta.IsStatusConditionTrue(t.Status.Conditions, v1alpha1.ConditionFirewallReady) &&
+				meta.IsStatusConditionTrue(t.Status.Conditions, v1alpha1.ConditionAccessReady)
+			for _, p := range parts {
+				if meta.FindStatusCondition(t.Status.Conditions, p) == nil {
+					complete = false
+				}
+			}
+			if complete {
+				done++
+			}
+		}
+		if done == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d of %d tenants converged after %v", done, n, timeout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// scrapeWrites sums the manager's client-go request counter over the verbs that write.
+func scrapeWrites(b *testing.B, addr string) int64 {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		b.Fatalf("scrape operator metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	var total int64
+	scanner := bufio.NewScanner(resp.Body)
+	scanner.Buffer(make([]byte, 1<<20), 1<<20)
+	for scanner.Scan() {
+		line := scanner.Text()
+		if !strings.HasPrefix(line, "rest_client_requests_total{") {
+			continue
+		}
+		for _, verb := range []string{`method="POST"`, `method="PUT"`, `method="PATCH"`, `method="DELETE"`} {
+			if strings.Contains(line, verb) {
+				fields := strings.Fields(line)
+				v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
+				if err != nil {
+					b.Fatalf("parse %q: %v", line, err)
+				}
+				total += int64(v)
+			}
+		}
+	}
+	return total
+}
+
+func peakRSSMiB(b *testing.B, pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			kb, err := strconv.Atoi(strings.Fields(line)[1])
+			if err != nil {
+				b.Fatal(err)
+			}
+			return float64(kb) / 1024
+		}
+	}
+	b.Fatal("no VmHWM in /proc status")
+	return 0
+}
+
+func waitReady(b *testing.B, addr string, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("operator not ready after %v: %v", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func freeAddress(b *testing.B) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}

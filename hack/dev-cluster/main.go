@@ -50,9 +50,8 @@ func run(dir string, webhookPort int) error {
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
 			Paths:               []string{filepath.Join(root, "config", "webhook")},
-			LocalServingHost:    "127.0.0.1",
-			LocalServingPort:    webhookPort,
-			LocalServingCertDir: certDir,
+			LocalServingHost: "127.0.0.1",
+			LocalServingPort: webhookPort,
 		},
 		ControlPlaneStartTimeout: 2 * time.Minute,
 	}
@@ -60,6 +59,17 @@ func run(dir string, webhookPort int) error {
 		return fmt.Errorf("start control plane: %w", err)
 	}
 	defer func() { _ = env.Stop() }()
+	// envtest writes the webhook's serving certificate to a directory of its own choosing; the
+	// manager run by make run reads it from ours.
+	for _, name := range []string{"tls.crt", "tls.key"} {
+		data, err := os.ReadFile(filepath.Join(env.WebhookInstallOptions.LocalServingCertDir, name))
+		if err != nil {
+			return fmt.Errorf("read webhook certificate: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(certDir, name), data, 0o600); err != nil {
+			return fmt.Errorf("write webhook certificate: %w", err)
+		}
+	}
 
 	admin, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {

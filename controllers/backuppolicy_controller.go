@@ -52,6 +52,11 @@ func (r *BackupPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, fmt.Errorf("list tenants of backup policy %s: %w", policy.Name, err)
 	}
 	policy.Status.Tenants = int32(len(tenants.Items))
+	names := make([]string, 0, len(policy.Spec.Schedules))
+	for _, s := range policy.Spec.Schedules {
+		names = append(names, s.Name)
+	}
+	policy.Status.Schedules = strings.Join(names, ",")
 
 	if errs := validation.BackupPolicy(policy); len(errs) > 0 {
 		readyCondition(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())

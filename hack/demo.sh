@@ -16,7 +16,7 @@ make --no-print-directory build
 if [[ -f "$dev/operator.pid" ]] && kill -0 "$(cat "$dev/operator.pid")" 2>/dev/null; then kill "$(cat "$dev/operator.pid")"; sleep 1; fi
 bash hack/run-local.sh --background
 step "Applying the demo Secrets, the sample policies and tenants"
-"$kubectl" apply --server-side -f config/samples/demo/secrets.yaml
+"$kubectl" apply --server-side -f config/samples/demo/prerequisites.yaml
 "$kubectl" apply --server-side -k config/samples
 step "Waiting for the operator to report on every tenant"
 for _ in $(seq 1 60); do

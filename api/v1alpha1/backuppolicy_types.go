@@ -162,13 +162,17 @@ type BackupPolicyStatus struct {
 	// Tenants is how many Tenants reference this policy.
 	// +optional
 	Tenants int32 `json:"tenants,omitempty"`
+
+	// Schedules lists the schedules' names for the Schedules printer column, e.g. "hot,cold".
+	// +optional
+	Schedules string `json:"schedules,omitempty"`
 }
 
 // BackupPolicy is a set of backup schedules, their storage and encryption, shared by tenants.
 // +kubebuilder:object:root=true
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:scope=Cluster,shortName=bp,categories=tenancy
-// +kubebuilder:printcolumn:name="Schedules",type=string,JSONPath=`.spec.schedules[*].name`
+// +kubebuilder:printcolumn:name="Schedules",type=string,JSONPath=`.status.schedules`
 // +kubebuilder:printcolumn:name="Tenants",type=integer,JSONPath=`.status.tenants`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

@@ -49,7 +49,7 @@ func run(dir string, webhookPort int) error {
 		},
 		ErrorIfCRDPathMissing: true,
 		WebhookInstallOptions: envtest.WebhookInstallOptions{
-			Paths:               []string{filepath.Join(root, "config", "webhook")},
+			Paths:            []string{filepath.Join(root, "config", "webhook")},
 			LocalServingHost: "127.0.0.1",
 			LocalServingPort: webhookPort,
 		},

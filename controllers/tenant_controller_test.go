@@ -534,3 +534,23 @@ func TestQuotaThatLeavesNoRoomForTheDatabaseIsReported(t *testing.T) {
 	expectCondition(t, tenant, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, v1alpha1.ReasonQuotaExceeded, "pods 0/0")
 	expectCondition(t, tenant, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonQuotaExceeded, "DatabaseReady")
 }
+
+// TestInvalidTenantThatSlippedPastAdmissionIsACondition: without the webhook, a Tenant with an
+// unknown time zone is stored; the controller marks it InvalidSpec, names the field, creates
+// nothing, and does not retry in a loop.
+func TestInvalidTenantThatSlippedPastAdmissionIsACondition(t *testing.T) {
+	tenant := minimalTenant("envtest-invalid")
+	tenant.Spec.Monitoring = &v1alpha1.MonitoringSpec{BusinessHours: &v1alpha1.BusinessHours{TimeZone: "Europe/Atlantis", Start: "08:00", End: "18:00"}}
+	createTenant(t, tenant)
+	expectCondition(t, tenant, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, "spec.monitoring.businessHours.timeZone")
+	if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(tenant), tenant); err != nil {
+		t.Fatal(err)
+	}
+	if tenant.Status.Phase != v1alpha1.TenantPhaseDegraded {
+		t.Fatalf("phase = %q, want Degraded", tenant.Status.Phase)
+	}
+	if err := k8s.Get(context.Background(), client.ObjectKey{Name: "tenant-envtest-invalid"}, &corev1.Namespace{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("a namespace was created for an invalid tenant: %v", err)
+	}
+	assertQuiet(t, tenant, 3*time.Second)
+}

@@ -224,6 +224,7 @@ func Run(ctx context.Context, o Options) (Manifest, error) {
 		Recipients:     fingerprints,
 	}
 	if size != pl.stored.n {
+		_ = o.Store.Delete(context.WithoutCancel(ctx), dataKey)
 		return Manifest{}, fmt.Errorf("backup %s: storage took %d bytes but %d were produced", id, size, pl.stored.n)
 	}
 	m.FinishedAt = o.now().UTC()

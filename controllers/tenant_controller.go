@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -201,7 +202,7 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		if _, isCertificate := obj.(*cmapi.Certificate); isCertificate && !certManagerInstalled(mgr) {
 			continue
 		}
-		b = b.Watches(obj, handler.EnqueueRequestsFromMapFunc(tenantOfObject))
+		b = b.Watches(obj, r.ownedObjectHandler())
 	}
 	if certManagerInstalled(mgr) {
 		b = b.Watches(&cmapi.ClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(r.allTenants)).
@@ -221,6 +222,36 @@ func deletionPredicate() predicate.Funcs {
 	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
 		return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
 	}}
+}
+
+// ownedObjectHandler enqueues an owned object's Tenant, except for creations and updates that only
+// report our own apply: reconciling for them would change nothing, and skipping them keeps
+// convergence cheap. Hand edits and status changes by other controllers carry another
+// resourceVersion; deletions always enqueue, so a deleted object is put back.
+func (r *TenantReconciler) ownedObjectHandler() handler.EventHandler {
+	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+		for _, req := range tenantOfObject(context.Background(), o) {
+			q.Add(req)
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if !r.applier.IsOwnWrite(e.Object) {
+				enqueue(q, e.Object)
+			}
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if !r.applier.IsOwnWrite(e.ObjectNew) {
+				enqueue(q, e.ObjectNew)
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object)
+		},
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object)
+		},
+	}
 }
 
 // tenantOfObject maps an object to the Tenant named in its tenant label.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 )
 
 // applyConfiguration is what client-go's and cert-manager's generated apply configurations are.
@@ -108,6 +109,17 @@ func convert(from any, to any) error {
 		return fmt.Errorf("decode object: %w", err)
 	}
 	return nil
+}
+
+// IsOwnWrite tells whether obj is exactly as the last apply left it, i.e. a watch event for obj
+// reports our own write. Watch handlers skip those: reconciling again would change nothing.
+func (a *Applier) IsOwnWrite(obj client.Object) bool {
+	gvk, err := apiutil.GVKForObject(obj, a.Client.Scheme())
+	if err != nil {
+		return false
+	}
+	prev, ok := a.lookup(fmt.Sprintf("%s/%s/%s", gvk.String(), obj.GetNamespace(), obj.GetName()))
+	return ok && prev.resourceVersion == obj.GetResourceVersion()
 }
 
 func (a *Applier) lookup(key string) (appliedRequest, bool) {

@@ -76,8 +76,11 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 		return current
 	}
 
-	apply("first apply", "a", true)
+	first := apply("first apply", "a", true)
 	waitForCache("a")
+	if !applier.IsOwnWrite(first) {
+		t.Fatal("the object as our apply left it is not recognised as our own write")
+	}
 	apply("same request, object unchanged", "a", false)
 	apply("another request", "b", true)
 	waitForCache("b")
@@ -93,6 +96,9 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForCache("by hand")
+	if applier.IsOwnWrite(edited) {
+		t.Fatal("a hand edit is taken for our own write")
+	}
 	back := apply("after a hand edit", "b", true)
 	if back.Data["key"] != "b" {
 		t.Fatal("the hand edit was not reverted")

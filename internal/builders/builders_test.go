@@ -171,7 +171,8 @@ func TestQuota(t *testing.T) {
 		wantCPU     string
 		wantStorage string
 	}{
-		{"defaults", minimal(), "4", "100Gi"},
+		// 1Gi database + the 10Gi least headroom.
+		{"defaults", minimal(), "4", "11Gi"},
 		// The storage quota is raised to fit the 200Gi database volume.
 		{"from spec, storage raised to the database", full(), "2", "200Gi"},
 	}

@@ -8,8 +8,9 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 )
 
-// TenantCertificate is the certificate for the tenant's hostnames, from its issuer; the ingress in
-// the tenant's namespace serves it from TenantCertificateSecretName.
+// TenantCertificate is the certificate for the tenant's hostnames, from IssuerFor; the ingress in
+// the tenant's namespace serves it from TenantCertificateSecretName. No key encipherment usage:
+// an ECDSA key signs, it does not encipher.
 func TenantCertificate(t *v1alpha1.Tenant, opts Options) *cmv1ac.CertificateApplyConfiguration {
 	issuer := IssuerFor(t, opts)
 	return cmv1ac.Certificate(TenantCertificateName(t), NamespaceName(t)).
@@ -17,8 +18,8 @@ func TenantCertificate(t *v1alpha1.Tenant, opts Options) *cmv1ac.CertificateAppl
 		WithSpec(cmv1ac.CertificateSpec().
 			WithSecretName(TenantCertificateSecretName(t)).
 			WithDNSNames(t.Spec.Hostnames...).
-			WithUsages(cmapi.UsageServerAuth, cmapi.UsageDigitalSignature, cmapi.UsageKeyEncipherment).
-			WithPrivateKey(cmv1ac.CertificatePrivateKey().WithAlgorithm(cmapi.ECDSAKeyAlgorithm).WithSize(256).WithRotationPolicy(cmapi.RotationPolicyAlways)).
+			WithUsages(cmapi.UsageServerAuth, cmapi.UsageDigitalSignature).
+			WithPrivateKey(ecdsaKey()).
 			WithSecretTemplate(cmv1ac.CertificateSecretTemplate().WithLabels(TenantLabels(t))).
-			WithIssuerRef(cmmetaac.IssuerReference().WithName(issuer.Name).WithKind(issuer.Kind).WithGroup("cert-manager.io")))
+			WithIssuerRef(cmmetaac.IssuerReference().WithName(issuer.Name).WithKind(issuer.Kind).WithGroup(cmapi.SchemeGroupVersion.Group)))
 }

@@ -11,32 +11,36 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 )
 
-// Names of the tenant's NetworkPolicies.
 const (
-	PolicyDefaultDeny     = "default-deny"
-	PolicyAllowDNS        = "allow-dns"
-	PolicySameNamespace   = "allow-same-namespace"
-	PolicyIngress         = "allow-ingress"
-	PolicyDatabaseClients = "allow-database-clients"
-	PolicyEgress          = "allow-egress"
-	namespaceNameLabel    = "kubernetes.io/metadata.name"
-	kubeDNSNamespace      = "kube-system"
-	kubeDNSLabel, kubeDNS = "k8s-app", "kube-dns"
-	defaultHTTPPort       = 80
-	defaultHTTPSPort      = 443
-	dnsPort               = 53
+	// namespaceNameLabel is set by the API server on every namespace, so it cannot be forged.
+	namespaceNameLabel = "kubernetes.io/metadata.name"
+	defaultHTTPPort    = 80
+	defaultHTTPSPort   = 443
 )
 
-// NetworkPolicies are the tenant's firewall. Everything is denied, then allowed one by one: DNS;
-// traffic between the tenant's own pods; the ingress ports from the listed namespaces and CIDRs
-// and from the operator's probes; the database from the operator's backup pods; and the listed
-// egress. NetworkPolicies add up, so each allow is its own policy with a name that says it.
+// NetworkPolicies are the tenant's firewall. Everything is denied (PolicyDefaultDeny), then
+// allowed one by one, each allow its own policy named after what it allows, because policies
+// add up:
+//
+//   - PolicyAllowDNS: every pod to the cluster's DNS servers, port 53 over UDP and TCP.
+//   - PolicySameNamespace: the tenant's pods to each other, on any port; the database pod is not
+//     selected, so the tenant reaches it only through PolicyDatabaseClients.
+//   - PolicyIngress: the ingress ports (TCP, spec.firewall.ingressPorts, 80 and 443 by default)
+//     from spec.firewall.ingressNamespaces, spec.firewall.allowedCIDRs and the operator's
+//     namespace (its uptime probes). Never the database pod.
+//   - PolicyDatabaseClients: the database pod on its port only, from the tenant's own pods and
+//     from the operator's pods that match Options.OperatorPodSelector (backup jobs).
+//   - PolicyEgress: the tenant's pods, but not the database, to spec.firewall.egress, one rule
+//     per entry; absent when the list is empty.
+//
+// The database pod is told apart by LabelDatabasePod: policies for the tenant's pods select its
+// absence, the database's policy its presence, so every pod is in exactly one of the two sets.
 func NetworkPolicies(t *v1alpha1.Tenant, opts Options) []*networkingv1ac.NetworkPolicyApplyConfiguration {
+	opts = opts.withDefaults()
 	ns := NamespaceName(t)
 	policy := func(name string) *networkingv1ac.NetworkPolicyApplyConfiguration {
 		return networkingv1ac.NetworkPolicy(name, ns).WithLabels(TenantLabels(t))
 	}
-	allPods := metav1ac.LabelSelector()
 	tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
 	port := func(p int32, proto corev1.Protocol) *networkingv1ac.NetworkPolicyPortApplyConfiguration {
 		return networkingv1ac.NetworkPolicyPort().WithProtocol(proto).WithPort(intstr.FromInt32(p))
@@ -44,27 +48,49 @@ func NetworkPolicies(t *v1alpha1.Tenant, opts Options) []*networkingv1ac.Network
 	inNamespace := func(name string) *metav1ac.LabelSelectorApplyConfiguration {
 		return metav1ac.LabelSelector().WithMatchLabels(map[string]string{namespaceNameLabel: name})
 	}
+	databasePods := func(op metav1.LabelSelectorOperator) *metav1ac.LabelSelectorApplyConfiguration {
+		return metav1ac.LabelSelector().WithMatchExpressions(metav1ac.LabelSelectorRequirement().
+			WithKey(LabelDatabasePod).WithOperator(op))
+	}
+	// Exists and DoesNotExist rather than In and NotIn, whose handling of an absent key
+	// implementations have disagreed on. Functions, not values: apply configurations are
+	// mutable, and no two objects should share a part.
+	tenantPods := func() *metav1ac.LabelSelectorApplyConfiguration {
+		return databasePods(metav1.LabelSelectorOpDoesNotExist)
+	}
+	databasePod := func() *metav1ac.LabelSelectorApplyConfiguration { return databasePods(metav1.LabelSelectorOpExists) }
+	// A peer with only a pod selector means pods of the policy's own namespace.
+	sameNamespace := func() *networkingv1ac.NetworkPolicyPeerApplyConfiguration {
+		return networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector())
+	}
+
+	dns := []*networkingv1ac.NetworkPolicyPeerApplyConfiguration{
+		networkingv1ac.NetworkPolicyPeer().
+			WithNamespaceSelector(inNamespace(opts.DNS.Namespace)).
+			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(opts.DNS.PodLabels)),
+	}
+	for _, cidr := range opts.DNS.CIDRs {
+		dns = append(dns, networkingv1ac.NetworkPolicyPeer().WithIPBlock(networkingv1ac.IPBlock().WithCIDR(cidr)))
+	}
 
 	out := []*networkingv1ac.NetworkPolicyApplyConfiguration{
 		policy(PolicyDefaultDeny).WithSpec(networkingv1ac.NetworkPolicySpec().
-			WithPodSelector(allPods).
+			WithPodSelector(metav1ac.LabelSelector()).
 			WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress)),
 		policy(PolicyAllowDNS).WithSpec(networkingv1ac.NetworkPolicySpec().
-			WithPodSelector(allPods).
+			WithPodSelector(metav1ac.LabelSelector()).
 			WithPolicyTypes(networkingv1.PolicyTypeEgress).
 			WithEgress(networkingv1ac.NetworkPolicyEgressRule().
-				WithTo(networkingv1ac.NetworkPolicyPeer().
-					WithNamespaceSelector(inNamespace(kubeDNSNamespace)).
-					WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{kubeDNSLabel: kubeDNS}))).
-				WithPorts(port(dnsPort, udp), port(dnsPort, tcp)))),
+				WithTo(dns...).
+				WithPorts(port(opts.DNS.Port, udp), port(opts.DNS.Port, tcp)))),
 		policy(PolicySameNamespace).WithSpec(networkingv1ac.NetworkPolicySpec().
-			WithPodSelector(allPods).
+			WithPodSelector(tenantPods()).
 			WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress).
-			WithIngress(networkingv1ac.NetworkPolicyIngressRule().WithFrom(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector()))).
-			WithEgress(networkingv1ac.NetworkPolicyEgressRule().WithTo(networkingv1ac.NetworkPolicyPeer().WithPodSelector(metav1ac.LabelSelector())))),
+			WithIngress(networkingv1ac.NetworkPolicyIngressRule().WithFrom(sameNamespace())).
+			// To every pod of the namespace: the database's own policy limits what reaches it.
+			WithEgress(networkingv1ac.NetworkPolicyEgressRule().WithTo(sameNamespace()))),
 	}
 
-	// Ingress ports: from the listed namespaces and CIDRs, and from the operator's uptime probes.
 	ports := t.Spec.Firewall.IngressPorts
 	if len(ports) == 0 {
 		ports = []int32{defaultHTTPPort, defaultHTTPSPort}
@@ -82,24 +108,22 @@ func NetworkPolicies(t *v1alpha1.Tenant, opts Options) []*networkingv1ac.Network
 	for _, cidr := range t.Spec.Firewall.AllowedCIDRs {
 		sources = append(sources, networkingv1ac.NetworkPolicyPeer().WithIPBlock(networkingv1ac.IPBlock().WithCIDR(cidr)))
 	}
-	out = append(out, policy(PolicyIngress).WithSpec(networkingv1ac.NetworkPolicySpec().
-		// The database is reached only through PolicyDatabaseClients and PolicySameNamespace.
-		// DoesNotExist on a key only the database carries, rather than NotIn, whose handling of
-		// absent keys evaluators disagree on.
-		WithPodSelector(metav1ac.LabelSelector().WithMatchExpressions(metav1ac.LabelSelectorRequirement().
-			WithKey(LabelDatabasePod).WithOperator(metav1.LabelSelectorOpDoesNotExist))).
-		WithPolicyTypes(networkingv1.PolicyTypeIngress).
-		WithIngress(networkingv1ac.NetworkPolicyIngressRule().WithFrom(sources...).WithPorts(ingressPorts...))))
-
-	// The database: from the operator's labelled pods (backups, probes), nothing else outside.
-	out = append(out, policy(PolicyDatabaseClients).WithSpec(networkingv1ac.NetworkPolicySpec().
-		WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(databaseSelector(t))).
-		WithPolicyTypes(networkingv1.PolicyTypeIngress).
-		WithIngress(networkingv1ac.NetworkPolicyIngressRule().
-			WithFrom(networkingv1ac.NetworkPolicyPeer().
-				WithNamespaceSelector(inNamespace(opts.OperatorNamespace)).
-				WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(map[string]string{LabelDatabaseClient: "true"}))).
-			WithPorts(port(databasePort, tcp)))))
+	out = append(out,
+		policy(PolicyIngress).WithSpec(networkingv1ac.NetworkPolicySpec().
+			WithPodSelector(tenantPods()).
+			WithPolicyTypes(networkingv1.PolicyTypeIngress).
+			WithIngress(networkingv1ac.NetworkPolicyIngressRule().WithFrom(sources...).WithPorts(ingressPorts...))),
+		policy(PolicyDatabaseClients).WithSpec(networkingv1ac.NetworkPolicySpec().
+			WithPodSelector(databasePod()).
+			WithPolicyTypes(networkingv1.PolicyTypeIngress).
+			WithIngress(networkingv1ac.NetworkPolicyIngressRule().
+				WithFrom(
+					sameNamespace(),
+					networkingv1ac.NetworkPolicyPeer().
+						WithNamespaceSelector(inNamespace(opts.OperatorNamespace)).
+						WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(opts.OperatorPodSelector)),
+				).
+				WithPorts(port(DatabasePort, tcp)))))
 
 	if len(t.Spec.Firewall.Egress) > 0 {
 		rules := make([]*networkingv1ac.NetworkPolicyEgressRuleApplyConfiguration, 0, len(t.Spec.Firewall.Egress))
@@ -108,13 +132,16 @@ func NetworkPolicies(t *v1alpha1.Tenant, opts Options) []*networkingv1ac.Network
 			for _, cidr := range e.ToCIDRs {
 				rule.WithTo(networkingv1ac.NetworkPolicyPeer().WithIPBlock(networkingv1ac.IPBlock().WithCIDR(cidr)))
 			}
+			// No ports means every port, as the API documents.
 			for _, p := range e.Ports {
 				rule.WithPorts(port(p, tcp))
 			}
 			rules = append(rules, rule)
 		}
+		// Not the database: it needs no destination outside the namespace, and a superuser can
+		// make PostgreSQL connect out (COPY ... PROGRAM, dblink).
 		out = append(out, policy(PolicyEgress).WithSpec(networkingv1ac.NetworkPolicySpec().
-			WithPodSelector(allPods).
+			WithPodSelector(tenantPods()).
 			WithPolicyTypes(networkingv1.PolicyTypeEgress).
 			WithEgress(rules...)))
 	}

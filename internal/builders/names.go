@@ -1,9 +1,10 @@
-// Package builders holds pure functions that build the objects a Tenant reconciles into, as
-// server-side apply configurations: spec in, object out, with deterministic names and no clock,
-// randomness or API calls. The controller applies them under one field owner.
 package builders
 
 import (
+	"fmt"
+	"maps"
+	"net/url"
+
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 )
 
@@ -15,15 +16,18 @@ const (
 	LabelTenant    = "tenancy.tenantops.io/tenant"
 	// LabelRetained marks a namespace kept after its Tenant was deleted with policy Retain.
 	LabelRetained = "tenancy.tenantops.io/retained"
-	// LabelComponent tells the parts of a tenant apart, for NetworkPolicy selectors.
+	// LabelComponent tells the parts of a tenant apart, for Service and NetworkPolicy selectors.
 	LabelComponent = "app.kubernetes.io/component"
-	// LabelDatabasePod marks the database pod, which the ingress allow must not select.
+	// LabelDatabasePod marks the database pod, which the ingress and same-namespace allows must
+	// not select: only LabelDatabaseClient pods and the tenant's own pods reach it, on its port.
 	LabelDatabasePod = "tenancy.tenantops.io/database"
 	// LabelDatabaseClient marks the operator's pods (backup jobs, probes) allowed to reach tenant
-	// databases through their firewalls.
+	// databases through their firewalls: the default Options.OperatorPodSelector.
 	LabelDatabaseClient = "tenancy.tenantops.io/database-client"
 
-	componentDatabase = "database"
+	// ComponentDatabase is the LabelComponent value of the database's objects.
+	ComponentDatabase = "database"
+	componentDatabase = ComponentDatabase
 )
 
 // NamespacePrefix starts every tenant namespace name.
@@ -35,6 +39,28 @@ const (
 	LimitRangeName = "tenant-limits"
 )
 
+// DatabasePort is PostgreSQL's port, on the pod and on both Services.
+const DatabasePort = 5432
+
+// Keys of the database Secret; the backup jobs read the same keys.
+const (
+	SecretKeyUsername    = "username"
+	SecretKeyPassword    = "password"
+	SecretKeyDatabase    = "database"
+	SecretKeyHost        = "host"
+	SecretKeyPort        = "port"
+	SecretKeyURI         = "uri"
+	SecretKeySSLMode     = "sslmode"
+	SecretKeySSLRootCert = "sslrootcert"
+)
+
+// DatabaseCAKey is the key of the CA certificate in DatabaseCAConfigMap and in the TLS Secret
+// cert-manager writes; DatabaseCAMountPath is where the Secret's URI expects clients to mount it.
+const (
+	DatabaseCAKey       = "ca.crt"
+	DatabaseCAMountPath = "/etc/postgresql-ca/" + DatabaseCAKey
+)
+
 // TenantLabels are the labels that tie an object to its tenant.
 func TenantLabels(t *v1alpha1.Tenant) map[string]string {
 	return map[string]string{LabelManagedBy: ManagedByValue, LabelTenant: t.Name}
@@ -42,9 +68,7 @@ func TenantLabels(t *v1alpha1.Tenant) map[string]string {
 
 func labelsWith(t *v1alpha1.Tenant, extra map[string]string) map[string]string {
 	l := TenantLabels(t)
-	for k, v := range extra {
-		l[k] = v
-	}
+	maps.Copy(l, extra)
 	return l
 }
 
@@ -63,6 +87,9 @@ func DatabaseSecretName(*v1alpha1.Tenant) string { return "postgres-credentials"
 // DatabaseConfigName holds pg_hba.conf.
 func DatabaseConfigName(*v1alpha1.Tenant) string { return "postgres-config" }
 
+// DatabaseCAConfigMapName holds the database's CA certificate, without the server's key.
+func DatabaseCAConfigMapName(*v1alpha1.Tenant) string { return "postgres-ca" }
+
 // DatabaseCertificateName is the server certificate of the database.
 func DatabaseCertificateName(*v1alpha1.Tenant) string { return "postgres-tls" }
 
@@ -72,17 +99,70 @@ func DatabaseTLSSecretName(*v1alpha1.Tenant) string { return "postgres-tls" }
 // DatabaseVolumeClaimName is the claim the StatefulSet creates for its only replica.
 func DatabaseVolumeClaimName(t *v1alpha1.Tenant) string { return "data-" + DatabaseName(t) + "-0" }
 
+// DatabaseHost is the in-cluster name clients use, one of the certificate's DNS names; it leaves
+// out the cluster domain so it works whatever the domain is.
+func DatabaseHost(t *v1alpha1.Tenant) string {
+	return DatabaseName(t) + "." + NamespaceName(t) + ".svc"
+}
+
+// DatabaseURIFor is a libpq connection URI with sslmode=verify-full, for the tenant's database,
+// user and password. sslrootcert points where clients are expected to mount DatabaseCAKey.
+func DatabaseURIFor(t *v1alpha1.Tenant, user, password, database string) string {
+	q := url.Values{}
+	q.Set("sslmode", "verify-full")
+	q.Set("sslrootcert", DatabaseCAMountPath)
+	u := url.URL{
+		Scheme:   "postgresql",
+		User:     url.UserPassword(user, password),
+		Host:     fmt.Sprintf("%s:%d", DatabaseHost(t), DatabasePort),
+		Path:     "/" + database,
+		RawQuery: q.Encode(),
+	}
+	return u.String()
+}
+
 // TenantCertificateName is the certificate for the tenant's hostnames.
 func TenantCertificateName(*v1alpha1.Tenant) string { return "tenant-tls" }
 
-// TenantCertificateSecretName holds the tenant's certificate and key.
+// TenantCertificateSecretName holds the tenant's certificate and key; the tenant's ingress
+// serves it. The namespace already tells tenants apart, so the name is the same in each.
 func TenantCertificateSecretName(*v1alpha1.Tenant) string { return "tenant-tls" }
 
 // TenantReaderName names the cluster role (and binding) that lets the tenant's users read their
-// own Tenant object.
+// own Tenant object. Cluster-scoped, so it carries the tenant's name.
 func TenantReaderName(t *v1alpha1.Tenant) string { return "tenancy:tenant-reader:" + t.Name }
 
-// IssuerFor is the tenant's issuer, or the default one.
+// Names of the role bindings in a tenant namespace, one per built-in role.
+const (
+	RoleBindingAdmins  = "tenant-admin"
+	RoleBindingEditors = "tenant-edit"
+	RoleBindingViewers = "tenant-view"
+)
+
+// RoleBindingNames are all the names RoleBindings may return; a binding of one of these names
+// that RoleBindings did not return must be deleted.
+func RoleBindingNames() []string {
+	return []string{RoleBindingAdmins, RoleBindingEditors, RoleBindingViewers}
+}
+
+// Names of the tenant's NetworkPolicies.
+const (
+	PolicyDefaultDeny     = "default-deny"
+	PolicyAllowDNS        = "allow-dns"
+	PolicySameNamespace   = "allow-same-namespace"
+	PolicyIngress         = "allow-ingress"
+	PolicyDatabaseClients = "allow-database-clients"
+	PolicyEgress          = "allow-egress"
+)
+
+// NetworkPolicyNames are all the names NetworkPolicies may return; a policy of one of these names
+// that NetworkPolicies did not return must be deleted.
+func NetworkPolicyNames() []string {
+	return []string{PolicyDefaultDeny, PolicyAllowDNS, PolicySameNamespace, PolicyIngress, PolicyDatabaseClients, PolicyEgress}
+}
+
+// IssuerFor is the issuer of the tenant's certificate: spec.tls.issuerRef, or the default one.
+// An empty Kind means ClusterIssuer, as the API defaults it.
 func IssuerFor(t *v1alpha1.Tenant, opts Options) v1alpha1.IssuerReference {
 	ref := opts.DefaultIssuer
 	if t.Spec.TLS != nil && t.Spec.TLS.IssuerRef != nil {
@@ -94,29 +174,16 @@ func IssuerFor(t *v1alpha1.Tenant, opts Options) v1alpha1.IssuerReference {
 	return ref
 }
 
-// Options are the operator-wide settings the builders need.
-type Options struct {
-	// OperatorNamespace is where the operator, its backup jobs and probes run.
-	OperatorNamespace string
-	// DefaultIssuer is used for tenants that name none.
-	DefaultIssuer v1alpha1.IssuerReference
-	// PostgresImages maps a major version to its image.
-	PostgresImages map[string]string
-	// ClusterDomain is the cluster's DNS domain.
-	ClusterDomain string
-}
-
-// DefaultOptions are the settings of a plain installation.
-func DefaultOptions() Options {
-	return Options{
-		OperatorNamespace: "tenant-operator-system",
-		DefaultIssuer:     v1alpha1.IssuerReference{Kind: "ClusterIssuer"},
-		PostgresImages: map[string]string{
-			"15": "docker.io/library/postgres:15.14",
-			"16": "docker.io/library/postgres:16.10",
-			"17": "docker.io/library/postgres:17.6",
-			"18": "docker.io/library/postgres:18.0",
-		},
-		ClusterDomain: "cluster.local",
+// DatabaseIssuerFor is the issuer of the database's server certificate: Options.DatabaseIssuer
+// when set, else the tenant's own. An ACME issuer cannot sign names under .svc, so installations
+// whose default issuer is ACME set DatabaseIssuer to an in-cluster CA.
+func DatabaseIssuerFor(t *v1alpha1.Tenant, opts Options) v1alpha1.IssuerReference {
+	if opts.DatabaseIssuer == nil || opts.DatabaseIssuer.Name == "" {
+		return IssuerFor(t, opts)
 	}
+	ref := *opts.DatabaseIssuer
+	if ref.Kind == "" {
+		ref.Kind = "ClusterIssuer"
+	}
+	return ref
 }

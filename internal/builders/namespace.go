@@ -20,30 +20,47 @@ func Namespace(t *v1alpha1.Tenant) *corev1ac.NamespaceApplyConfiguration {
 	}))
 }
 
-// DefaultQuota applies to a tenant without spec.quota: room for a small application and its
-// database, no load balancers or node ports (traffic enters through the ingress controller).
-func DefaultQuota() corev1.ResourceList {
+// minStorageHeadroom is the least storage quota left beside the database volume, for the
+// tenant's own claims and for growing the database.
+var minStorageHeadroom = resource.MustParse("10Gi")
+
+// DefaultQuota applies to each resource spec.quota does not name. It leaves room for a small
+// application beside its database and forbids load balancers and node ports, because traffic
+// enters through the ingress controller and its firewall:
+//
+//	requests.cpu 4, requests.memory 8Gi, limits.cpu 8, limits.memory 16Gi, pods 50,
+//	persistentvolumeclaims 10, services.loadbalancers 0, services.nodeports 0,
+//	requests.storage = database size + max(database size, 10Gi), so the volume can double.
+func DefaultQuota(t *v1alpha1.Tenant) corev1.ResourceList {
+	storage := t.Spec.Database.Storage.Size.DeepCopy()
+	headroom := t.Spec.Database.Storage.Size.DeepCopy()
+	if headroom.Cmp(minStorageHeadroom) < 0 {
+		headroom = minStorageHeadroom.DeepCopy()
+	}
+	storage.Add(headroom)
 	return corev1.ResourceList{
-		corev1.ResourceRequestsCPU:              resource.MustParse("4"),
-		corev1.ResourceRequestsMemory:           resource.MustParse("8Gi"),
-		corev1.ResourceLimitsCPU:                resource.MustParse("8"),
-		corev1.ResourceLimitsMemory:             resource.MustParse("16Gi"),
-		corev1.ResourcePods:                     resource.MustParse("50"),
-		corev1.ResourcePersistentVolumeClaims:   resource.MustParse("10"),
-		corev1.ResourceServicesLoadBalancers:    resource.MustParse("0"),
-		corev1.ResourceServicesNodePorts:        resource.MustParse("0"),
-		corev1.ResourceName("requests.storage"): resource.MustParse("100Gi"),
+		corev1.ResourceRequestsCPU:            resource.MustParse("4"),
+		corev1.ResourceRequestsMemory:         resource.MustParse("8Gi"),
+		corev1.ResourceLimitsCPU:              resource.MustParse("8"),
+		corev1.ResourceLimitsMemory:           resource.MustParse("16Gi"),
+		corev1.ResourcePods:                   resource.MustParse("50"),
+		corev1.ResourcePersistentVolumeClaims: resource.MustParse("10"),
+		corev1.ResourceServicesLoadBalancers:  resource.MustParse("0"),
+		corev1.ResourceServicesNodePorts:      resource.MustParse("0"),
+		corev1.ResourceRequestsStorage:        storage,
 	}
 }
 
-// ResourceQuota caps the namespace with spec.quota, or DefaultQuota when it is empty. The storage
-// quota is raised to fit the database volume, so the database can always get its claim.
+// ResourceQuota caps the namespace: spec.quota for the resources it names, DefaultQuota for the
+// rest, so naming one resource does not lift the others (load balancers above all). A storage
+// quota below the database volume is raised to it: the database is part of the tenant, and a
+// quota that refuses its claim would leave the tenant without one.
 func ResourceQuota(t *v1alpha1.Tenant) *corev1ac.ResourceQuotaApplyConfiguration {
-	hard := DefaultQuota()
-	if len(t.Spec.Quota) > 0 {
-		hard = t.Spec.Quota.DeepCopy()
+	hard := DefaultQuota(t)
+	for name, q := range t.Spec.Quota {
+		hard[name] = q.DeepCopy()
 	}
-	if storage, ok := hard[corev1.ResourceRequestsStorage]; ok && storage.Cmp(t.Spec.Database.Storage.Size) < 0 {
+	if storage := hard[corev1.ResourceRequestsStorage]; storage.Cmp(t.Spec.Database.Storage.Size) < 0 {
 		hard[corev1.ResourceRequestsStorage] = t.Spec.Database.Storage.Size.DeepCopy()
 	}
 	return corev1ac.ResourceQuota(QuotaName, NamespaceName(t)).
@@ -51,7 +68,9 @@ func ResourceQuota(t *v1alpha1.Tenant) *corev1ac.ResourceQuotaApplyConfiguration
 		WithSpec(corev1ac.ResourceQuotaSpec().WithHard(hard))
 }
 
-// LimitRange gives containers without resources a default, so that pods still fit the quota.
+// LimitRange gives containers without resources a default, so that pods still pass a quota on
+// requests and limits. A container that requests more than a default limit must set its limit
+// too: the default limit would otherwise fall below its request and the pod be refused.
 func LimitRange(t *v1alpha1.Tenant) *corev1ac.LimitRangeApplyConfiguration {
 	return corev1ac.LimitRange(LimitRangeName, NamespaceName(t)).
 		WithLabels(TenantLabels(t)).

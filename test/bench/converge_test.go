@@ -38,7 +38,7 @@ import (
 
 const (
 	operatorNamespace = "tenant-operator-system"
-	workers           = 4   // the operator's --max-concurrent-reconciles, and the floor's workers
+	workers           = 4 // the operator's --max-concurrent-reconciles, and the floor's workers
 	qps, burst        = 200, 400
 )
 

@@ -31,10 +31,8 @@ const (
 	tlsMount     = "/etc/postgresql/tls"
 	configMount  = "/etc/postgresql/config"
 	postgresPort = "postgres"
-	// tlsReloadName is the sidecar that has PostgreSQL reread its certificate after cert-manager
-	// renews it; PostgreSQL reads the files only at start and on reload, and would otherwise
-	// serve the old certificate until it expires.
-	tlsReloadName = "tls-reload"
+	// maintenanceName is the sidecar that runs maintenanceScript.
+	maintenanceName = "maintenance"
 )
 
 // DatabaseSecret holds the database credentials. The controller creates it once with a password
@@ -58,7 +56,7 @@ func DatabaseSecret(t *v1alpha1.Tenant, password string) *corev1ac.SecretApplyCo
 }
 
 // pgHBA allows only TLS connections with SCRAM passwords over the network; plaintext is refused.
-// The local socket, used by the image's init scripts, pg_isready and the certificate reloader,
+// The local socket, used by the image's init scripts, pg_isready and the maintenance sidecar,
 // stays inside the pod and still needs the password.
 const pgHBA = `# Managed by tenant-operator.
 local     all all                scram-sha-256
@@ -195,17 +193,26 @@ func DatabaseResources(t *v1alpha1.Tenant) corev1.ResourceRequirements {
 	return corev1.ResourceRequirements{Requests: requests, Limits: limits}
 }
 
-// tlsReloadScript has PostgreSQL reload its configuration, and with it the certificate, whenever
-// the mounted certificate or key changes. Sleeping in the background keeps SIGTERM prompt: a
-// shell running as PID 1 would otherwise ignore it until the grace period ends.
-const tlsReloadScript = `trap 'exit 0' TERM INT
+// maintenanceScript runs beside PostgreSQL. It has PostgreSQL reload its configuration, and with
+// it the certificate, whenever the mounted certificate or key changes: PostgreSQL reads them only
+// at start and on reload, and would otherwise serve the old certificate until it expires. And it
+// creates the backup role (BACKUP_ROLE_SQL) once the server answers, also in a database initialized
+// before backups existed, where the image's init scripts will never run again. Sleeping in the
+// background keeps SIGTERM prompt: a shell running as PID 1 would otherwise ignore it until the
+// grace period ends.
+const maintenanceScript = `trap 'exit 0' TERM INT
 seen=""
+role=""
 while :; do
   now="$(cat ` + tlsMount + `/tls.crt ` + tlsMount + `/tls.key 2>/dev/null | md5sum)"
   if [ "$now" != "$seen" ] && psql -qAtX -c 'SELECT pg_reload_conf()' >/dev/null; then
     seen="$now"
   fi
-  sleep 60 & wait $!
+  if [ -z "$role" ] && printf '%s' "$BACKUP_ROLE_SQL" | psql -qAtX -f - >/dev/null; then
+    role="created"
+  fi
+  if [ -n "$role" ]; then sleep 60 & else sleep 5 & fi
+  wait $!
 done
 `
 
@@ -261,16 +268,19 @@ func DatabaseStatefulSet(t *v1alpha1.Tenant, opts Options) *appsv1ac.StatefulSet
 		WithStartupProbe(corev1ac.Probe().WithExec(isReady()).WithPeriodSeconds(5).WithTimeoutSeconds(5).WithFailureThreshold(120)).
 		WithReadinessProbe(corev1ac.Probe().WithExec(isReady()).WithPeriodSeconds(10).WithTimeoutSeconds(5)).
 		WithLivenessProbe(corev1ac.Probe().WithExec(isReady()).WithPeriodSeconds(20).WithTimeoutSeconds(5).WithFailureThreshold(6))
-	reload := corev1ac.Container().
-		WithName(tlsReloadName).
+	maintenance := corev1ac.Container().
+		WithName(maintenanceName).
 		WithImage(image).
-		WithCommand("/bin/sh", "-c", tlsReloadScript).
+		WithCommand("/bin/sh", "-c", maintenanceScript).
 		WithEnv(
 			corev1ac.EnvVar().WithName("PGHOST").WithValue(socketDir),
 			corev1ac.EnvVar().WithName("PGPORT").WithValue(strconv.Itoa(DatabasePort)),
 			secretEnv("PGUSER", SecretKeyUsername),
 			secretEnv("PGPASSWORD", SecretKeyPassword),
 			secretEnv("PGDATABASE", SecretKeyDatabase),
+			corev1ac.EnvVar().WithName("BACKUP_PASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+				corev1ac.SecretKeySelector().WithName(DatabaseBackupSecretName(t)).WithKey(BackupSecretKeyPassword))),
+			corev1ac.EnvVar().WithName("BACKUP_ROLE_SQL").WithValue(backupRoleScript),
 		).
 		WithResources(corev1ac.ResourceRequirements().
 			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("16Mi")}).
@@ -306,7 +316,7 @@ func DatabaseStatefulSet(t *v1alpha1.Tenant, opts Options) *appsv1ac.StatefulSet
 					// OnRootMismatch: a large volume is not walked again on every restart.
 					WithSecurityContext(RestrictedPodSecurityContext(postgresUID).
 						WithFSGroupChangePolicy(corev1.FSGroupChangeOnRootMismatch)).
-					WithContainers(postgres, reload).
+					WithContainers(postgres, maintenance).
 					WithVolumes(
 						// 0640 and root-owned with the fsGroup: PostgreSQL accepts a key it can
 						// read through its group when root owns it.

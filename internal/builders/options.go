@@ -25,6 +25,9 @@ type Options struct {
 	ClusterDomain string
 	// DNS is where the cluster's DNS servers run, the one destination every tenant pod may reach.
 	DNS DNSOptions
+	// AgentImage runs the backup and verification jobs: tenant-operator with PostgreSQL's client
+	// programs of every supported major under /usr/lib/postgresql/<major>/bin.
+	AgentImage string
 }
 
 // DNSOptions select the cluster's DNS servers for the tenants' egress.
@@ -48,6 +51,9 @@ const (
 	DefaultPostgres18Image = "docker.io/library/postgres:18.0"
 )
 
+// DefaultAgentImage is the backup agent image of this release (the Dockerfile's agent target).
+const DefaultAgentImage = "ghcr.io/tenantops/tenant-operator-agent:v0.1.0"
+
 // DefaultDatabaseVersion is the PostgreSQL major version of a tenant that names none, as the
 // API defaults it.
 const DefaultDatabaseVersion = "17"
@@ -65,6 +71,7 @@ func DefaultOptions() Options {
 			"18": DefaultPostgres18Image,
 		},
 		ClusterDomain: "cluster.local",
+		AgentImage:    DefaultAgentImage,
 		DNS: DNSOptions{
 			Namespace: "kube-system",
 			PodLabels: map[string]string{"k8s-app": "kube-dns"},
@@ -89,6 +96,9 @@ func (o Options) withDefaults() Options {
 	images := maps.Clone(d.PostgresImages)
 	maps.Copy(images, o.PostgresImages)
 	o.PostgresImages = images
+	if o.AgentImage == "" {
+		o.AgentImage = d.AgentImage
+	}
 	if o.DNS.Namespace == "" {
 		o.DNS.Namespace = d.DNS.Namespace
 	}

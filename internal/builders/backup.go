@@ -1,0 +1,342 @@
+package builders
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"maps"
+	"net/url"
+	"path"
+	"time"
+
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+)
+
+// Backup jobs run in the operator's namespace, not the tenant's: the storage credentials and the
+// age identity they mount never enter a tenant namespace, and tenant admins can neither read them,
+// delete the jobs nor exec into their pods. The jobs reach the tenant's database through its
+// firewall (their pods carry Options.OperatorPodSelector) as BackupRoleName, a read-only role.
+
+// BackupRoleName is the PostgreSQL role backups connect as: LOGIN, BYPASSRLS and a member of
+// pg_read_all_data, so pg_dump sees every row and can change nothing.
+const BackupRoleName = "tenantops_backup"
+
+// Labels of the backup objects.
+const (
+	// LabelSchedule names the BackupPolicy schedule a CronJob or Job runs.
+	LabelSchedule = "tenancy.tenantops.io/schedule"
+	// ComponentBackup and ComponentVerify are the LabelComponent values of backup and
+	// verification CronJobs, their Jobs and pods.
+	ComponentBackup = "backup"
+	ComponentVerify = "verify"
+)
+
+// Keys and mount paths of the backup jobs.
+const (
+	// BackupSecretKeyPassword is the backup role's password, in DatabaseBackupSecretName (tenant
+	// namespace, read by the database's maintenance sidecar) and BackupJobSecretName (operator
+	// namespace, read by the jobs).
+	BackupSecretKeyPassword = "password"
+	// BackupSecretKeyCA is the database's CA certificate in BackupJobSecretName.
+	BackupSecretKeyCA = DatabaseCAKey
+
+	agentUID          = 65532
+	backupCAMountDir  = "/etc/tenantops/database-ca"
+	identityMountDir  = "/etc/tenantops/identity"
+	identityFileName  = "identity"
+	volumeStorageRoot = "/var/lib/tenantops/backups"
+	scratchDir        = "/scratch"
+	// maxCronJobName: a CronJob's Jobs are named <cronjob>-<11 digits>, and a Job name must be a
+	// 63-character label.
+	maxCronJobName = 52
+)
+
+// DatabaseBackupSecretName holds the backup role's password in the tenant namespace, for the
+// database pod to create the role with. Tenant admins can read it; it gives them less than the
+// owner's password they already have.
+func DatabaseBackupSecretName(*v1alpha1.Tenant) string { return "postgres-backup-credentials" }
+
+// BackupJobSecretName holds the backup role's password and the database CA in the operator's
+// namespace, for the tenant's backup jobs.
+func BackupJobSecretName(t *v1alpha1.Tenant) string { return "tenant-" + t.Name + "-backup" }
+
+// BackupCronJobName names the CronJob of one schedule of a tenant.
+func BackupCronJobName(t *v1alpha1.Tenant, schedule string) string {
+	return boundedName("backup-"+t.Name+"-"+schedule, maxCronJobName)
+}
+
+// VerifyCronJobName names the verification CronJob of one schedule of a tenant.
+func VerifyCronJobName(t *v1alpha1.Tenant, schedule string) string {
+	return boundedName("verify-"+t.Name+"-"+schedule, maxCronJobName)
+}
+
+// boundedName keeps a name within limit, replacing the tail of a long one with a hash of the
+// whole, so that two long names stay distinct and the same input always gives the same name.
+func boundedName(name string, limit int) string {
+	if len(name) <= limit {
+		return name
+	}
+	sum := sha256.Sum256([]byte(name))
+	return name[:limit-9] + "-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// DatabaseBackupSecret is the tenant-namespace copy of the backup role's password.
+func DatabaseBackupSecret(t *v1alpha1.Tenant, password string) *corev1ac.SecretApplyConfiguration {
+	return corev1ac.Secret(DatabaseBackupSecretName(t), NamespaceName(t)).
+		WithLabels(labelsWith(t, map[string]string{LabelComponent: componentDatabase})).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{BackupSecretKeyPassword: []byte(password)})
+}
+
+// BackupJobSecret is what the backup jobs need to reach the database: the backup role's
+// password and the CA that signed the database's certificate.
+func BackupJobSecret(t *v1alpha1.Tenant, password, caPEM string, opts Options) *corev1ac.SecretApplyConfiguration {
+	opts = opts.withDefaults()
+	return corev1ac.Secret(BackupJobSecretName(t), opts.OperatorNamespace).
+		WithLabels(labelsWith(t, map[string]string{LabelComponent: ComponentBackup})).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{BackupSecretKeyPassword: []byte(password), BackupSecretKeyCA: []byte(caPEM)})
+}
+
+// BackupDSN is how the backup jobs connect: as the backup role, TLS verified against the mounted
+// CA. The password comes from PGPASSWORD, never from the command line.
+func BackupDSN(t *v1alpha1.Tenant) string {
+	q := url.Values{}
+	q.Set("sslmode", "verify-full")
+	q.Set("sslrootcert", path.Join(backupCAMountDir, BackupSecretKeyCA))
+	u := url.URL{
+		Scheme:   "postgresql",
+		User:     url.User(BackupRoleName),
+		Host:     fmt.Sprintf("%s:%d", DatabaseHost(t), DatabasePort),
+		Path:     "/" + databaseName,
+		RawQuery: q.Encode(),
+	}
+	return u.String()
+}
+
+// StorageLocation is the agent's LOCATION for a schedule's storage. A volume is mounted into the
+// job at a fixed path, so its location does not depend on the claim's name.
+func StorageLocation(s v1alpha1.BackupStorage) (string, error) {
+	switch {
+	case s.S3 != nil:
+		u := url.URL{Scheme: "s3", Host: s.S3.Bucket}
+		if s.S3.Prefix != "" {
+			u.Path = "/" + s.S3.Prefix
+		}
+		// By hand: url.Values would escape the colon of HOST:PORT.
+		u.RawQuery = "endpoint=" + s.S3.Endpoint
+		if s.S3.Region != "" {
+			u.RawQuery += "&region=" + url.QueryEscape(s.S3.Region)
+		}
+		if s.S3.Insecure {
+			u.RawQuery += "&insecure=true"
+		}
+		return u.String(), nil
+	case s.Volume != nil:
+		return "file://" + volumeStorageRoot, nil
+	}
+	return "", fmt.Errorf("storage names neither s3 nor volume")
+}
+
+// PostgresBinDir is where the agent image keeps the client programs of a PostgreSQL major
+// version (Debian's layout), so pg_dump matches the tenant's server.
+func PostgresBinDir(major string) string { return "/usr/lib/postgresql/" + major + "/bin" }
+
+// BackupCronJob runs `tenant-operator backup` for one schedule of the tenant's BackupPolicy.
+func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v1alpha1.BackupSchedule, expectedInterval time.Duration, opts Options) (*batchv1ac.CronJobApplyConfiguration, error) {
+	opts = opts.withDefaults()
+	location, err := StorageLocation(schedule.Storage)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %s: %w", schedule.Name, err)
+	}
+	args := []string{"backup",
+		"--dsn", BackupDSN(t),
+		"--storage", location,
+		"--tenant", t.Name,
+		"--schedule", schedule.Name,
+		"--pg-bin-dir", PostgresBinDir(DatabaseVersion(t)),
+	}
+	for _, r := range policy.Spec.Encryption.Recipients {
+		args = append(args, "--recipient", r)
+	}
+	env := []*corev1ac.EnvVarApplyConfiguration{
+		corev1ac.EnvVar().WithName("PGPASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+			corev1ac.SecretKeySelector().WithName(BackupJobSecretName(t)).WithKey(BackupSecretKeyPassword))),
+	}
+	env = append(env, storageEnv(schedule.Storage)...)
+	volumes := []*corev1ac.VolumeApplyConfiguration{
+		corev1ac.Volume().WithName("database-ca").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(BackupJobSecretName(t)).
+			WithItems(corev1ac.KeyToPath().WithKey(BackupSecretKeyCA).WithPath(BackupSecretKeyCA)).
+			WithDefaultMode(0o440)),
+	}
+	mounts := []*corev1ac.VolumeMountApplyConfiguration{
+		corev1ac.VolumeMount().WithName("database-ca").WithMountPath(backupCAMountDir).WithReadOnly(true),
+	}
+	volumes, mounts = withStorageVolume(schedule.Storage, volumes, mounts)
+	return agentCronJob(t, policy, schedule.Name, ComponentBackup, BackupCronJobName(t, schedule.Name), schedule.Schedule,
+		expectedInterval, args, env, volumes, mounts, opts), nil
+}
+
+// VerifyCronJob runs `tenant-operator verify` on the newest backup of one schedule: a restore
+// drill when the policy names an identity, else a check of the stored object against its manifest.
+func VerifyCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v1alpha1.BackupSchedule, expectedInterval time.Duration, opts Options) (*batchv1ac.CronJobApplyConfiguration, error) {
+	opts = opts.withDefaults()
+	if policy.Spec.Verification == nil {
+		return nil, fmt.Errorf("policy %s asks for no verification", policy.Name)
+	}
+	location, err := StorageLocation(schedule.Storage)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %s: %w", schedule.Name, err)
+	}
+	args := []string{"verify",
+		"--storage", location,
+		"--tenant", t.Name,
+		"--schedule", schedule.Name,
+		"--backup", "latest",
+		"--pg-bin-dir", PostgresBinDir(DatabaseVersion(t)),
+	}
+	env := storageEnv(schedule.Storage)
+	var volumes []*corev1ac.VolumeApplyConfiguration
+	var mounts []*corev1ac.VolumeMountApplyConfiguration
+	if ref := policy.Spec.Encryption.IdentitySecretRef; ref != nil {
+		key := ref.Key
+		if key == "" {
+			key = identityFileName
+		}
+		args = append(args, "--identity-file", path.Join(identityMountDir, identityFileName), "--scratch-dir", scratchDir)
+		volumes = append(volumes,
+			corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
+				WithSecretName(ref.Name).
+				WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(identityFileName)).
+				WithDefaultMode(0o440)),
+			// The drill's scratch PostgreSQL: plaintext of the restored backup lives here while the
+			// drill runs, so it is memory, never a node's disk.
+			corev1ac.Volume().WithName("scratch").WithEmptyDir(corev1ac.EmptyDirVolumeSource().
+				WithMedium(corev1.StorageMediumMemory)))
+		mounts = append(mounts,
+			corev1ac.VolumeMount().WithName("identity").WithMountPath(identityMountDir).WithReadOnly(true),
+			corev1ac.VolumeMount().WithName("scratch").WithMountPath(scratchDir))
+	}
+	volumes, mounts = withStorageVolume(schedule.Storage, volumes, mounts)
+	return agentCronJob(t, policy, schedule.Name, ComponentVerify, VerifyCronJobName(t, schedule.Name), policy.Spec.Verification.Schedule,
+		expectedInterval, args, env, volumes, mounts, opts), nil
+}
+
+// storageEnv passes S3 credentials from the policy's Secret in the operator's namespace.
+func storageEnv(s v1alpha1.BackupStorage) []*corev1ac.EnvVarApplyConfiguration {
+	if s.S3 == nil {
+		return nil
+	}
+	var env []*corev1ac.EnvVarApplyConfiguration
+	for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		env = append(env, corev1ac.EnvVar().WithName(key).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
+			corev1ac.SecretKeySelector().WithName(s.S3.CredentialsSecretRef.Name).WithKey(key))))
+	}
+	return env
+}
+
+func withStorageVolume(s v1alpha1.BackupStorage, volumes []*corev1ac.VolumeApplyConfiguration, mounts []*corev1ac.VolumeMountApplyConfiguration) ([]*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration) {
+	if s.Volume == nil {
+		return volumes, mounts
+	}
+	return append(volumes, corev1ac.Volume().WithName("backup-volume").WithPersistentVolumeClaim(
+			corev1ac.PersistentVolumeClaimVolumeSource().WithClaimName(s.Volume.ClaimName))),
+		append(mounts, corev1ac.VolumeMount().WithName("backup-volume").WithMountPath(volumeStorageRoot))
+}
+
+// agentCronJob is the CronJob shape backup and verification share: one pod at a time, a deadline
+// so a stuck run fails instead of blocking the next, a short history, and a pod that passes Pod
+// Security restricted with no service account token (the agent never calls the API server).
+func agentCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule, component, name, cron string, expectedInterval time.Duration,
+	args []string, env []*corev1ac.EnvVarApplyConfiguration, volumes []*corev1ac.VolumeApplyConfiguration, mounts []*corev1ac.VolumeMountApplyConfiguration, opts Options) *batchv1ac.CronJobApplyConfiguration {
+	labels := labelsWith(t, map[string]string{LabelComponent: component, LabelSchedule: schedule})
+	podLabels := labelsWith(t, map[string]string{LabelComponent: component, LabelSchedule: schedule})
+	if component == ComponentBackup {
+		// Only backups connect to the database; a verification drill restores into its own
+		// scratch server and needs no way through the tenant's firewall.
+		maps.Copy(podLabels, opts.OperatorPodSelector)
+	}
+	volumes = append(volumes, corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource()))
+	mounts = append(mounts, corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"))
+	env = append(env, corev1ac.EnvVar().WithName("HOME").WithValue("/tmp"))
+	agent := corev1ac.Container().
+		WithName("agent").
+		WithImage(opts.AgentImage).
+		WithArgs(args...).
+		WithEnv(env...).
+		WithResources(corev1ac.ResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")}).
+			// The agent's memory does not grow with the database (fixed buffers, measured by
+			// make bench-backup); a verify drill runs PostgreSQL too.
+			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(agentMemoryLimit(component))})).
+		WithSecurityContext(RestrictedContainerSecurityContext()).
+		WithVolumeMounts(mounts...)
+	activeDeadline := activeDeadlineFor(expectedInterval)
+	return batchv1ac.CronJob(name, opts.OperatorNamespace).
+		WithLabels(labels).
+		WithAnnotations(map[string]string{"tenancy.tenantops.io/backup-policy": policy.Name}).
+		WithSpec(batchv1ac.CronJobSpec().
+			WithSchedule(cron).
+			WithTimeZone("Etc/UTC").
+			WithSuspend(policy.Spec.Suspend).
+			WithConcurrencyPolicy(batchv1.ForbidConcurrent).
+			// A run missed by more than this (the controller was down) is skipped, not started late
+			// in a burst; freshness checks report the gap.
+			WithStartingDeadlineSeconds(int64(startingDeadlineFor(expectedInterval).Seconds())).
+			WithSuccessfulJobsHistoryLimit(3).
+			WithFailedJobsHistoryLimit(3).
+			WithJobTemplate(batchv1ac.JobTemplateSpec().
+				WithLabels(labels).
+				WithSpec(batchv1ac.JobSpec().
+					WithBackoffLimit(2).
+					WithActiveDeadlineSeconds(int64(activeDeadline.Seconds())).
+					WithTTLSecondsAfterFinished(int32((7 * 24 * time.Hour).Seconds())).
+					WithTemplate(corev1ac.PodTemplateSpec().
+						WithLabels(podLabels).
+						WithSpec(corev1ac.PodSpec().
+							WithRestartPolicy(corev1.RestartPolicyNever).
+							WithAutomountServiceAccountToken(false).
+							WithEnableServiceLinks(false).
+							WithSecurityContext(RestrictedPodSecurityContext(agentUID)).
+							WithContainers(agent).
+							WithVolumes(volumes...))))))
+}
+
+func agentMemoryLimit(component string) string {
+	if component == ComponentVerify {
+		return "1Gi"
+	}
+	return "256Mi"
+}
+
+// activeDeadlineFor bounds one run: half the schedule's interval, between 1 and 12 hours, so a
+// hung dump fails (and is reported as JobFailing) well before the next run is due.
+func activeDeadlineFor(interval time.Duration) time.Duration {
+	return min(max(interval/2, time.Hour), 12*time.Hour)
+}
+
+// startingDeadlineFor is how late a missed run may still start: a tenth of the interval, at most
+// an hour.
+func startingDeadlineFor(interval time.Duration) time.Duration {
+	return min(max(interval/10, time.Minute), time.Hour)
+}
+
+// backupRoleScript has the database's maintenance sidecar create or update the backup role from
+// the password in BACKUP_PASSWORD. psql's \getenv keeps the password off every command line.
+const backupRoleScript = `\set ON_ERROR_STOP on
+\getenv backup_password BACKUP_PASSWORD
+SELECT 'CREATE ROLE ` + BackupRoleName + `' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '` + BackupRoleName + `') \gexec
+ALTER ROLE ` + BackupRoleName + ` WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS PASSWORD :'backup_password';
+GRANT pg_read_all_data TO ` + BackupRoleName + `;
+`
+
+// BackupRoleSQL is the psql script that creates the backup role, exported so tests run exactly
+// what the database pod runs against a real PostgreSQL.
+func BackupRoleSQL() string { return backupRoleScript }

@@ -12,6 +12,9 @@ HELM_VERSION ?= v3.19.0
 KWOK_VERSION ?= v0.8.0
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
+HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
+KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+PROMETHEUS_OPERATOR_VERSION ?= v0.85.0
 KUBECTL ?= $(LOCALBIN)/control-plane/kubectl
 KUBECONFIG ?= $(LOCALBIN)/dev/kubeconfig
 export KUBECONFIG
@@ -27,6 +30,8 @@ all: build
 manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests; copy cert-manager's CRDs.
 	$(CONTROLLER_GEN) rbac:roleName=tenant-operator crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	bash hack/external-crds.sh
+	PROMETHEUS_OPERATOR_VERSION=$(PROMETHEUS_OPERATOR_VERSION) bash hack/prometheus-operator-crds.sh
+	bash hack/chart-sync.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy functions.
@@ -43,14 +48,14 @@ vet: ## go vet.
 .PHONY: verify
 verify: manifests generate ## Fail when generated files or go.mod are stale, or vet finds problems.
 	go mod tidy
-	@if [ -n "$$(git status --porcelain -- api config go.mod go.sum)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts go.mod go.sum)" ]; then \
 	  echo "Generated files or go.mod are stale; run 'make manifests generate' and 'go mod tidy' and commit:"; \
-	  git status --porcelain -- api config go.mod go.sum; git --no-pager diff --stat -- api config go.mod go.sum; exit 1; fi
+	  git status --porcelain -- api config charts go.mod go.sum; git --no-pager diff --stat -- api config charts go.mod go.sum; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	go vet ./...
 
 .PHONY: test
-test: control-plane test-tools ## Run unit and integration tests (envtest on the local control plane).
+test: control-plane test-tools chart-tools ## Run unit and integration tests (envtest on the local control plane).
 	KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./... -timeout $(TEST_TIMEOUT) -count=1
 
 .PHONY: bench
@@ -66,6 +71,17 @@ bench-backup: test-tools ## Benchmark the backup agent against pg_dump on a 1 Gi
 .PHONY: build
 build: ## Build the tenant-operator binary.
 	CGO_ENABLED=0 go build -trimpath -o $(LOCALBIN)/tenant-operator .
+
+##@ Install
+
+.PHONY: helm-lint
+helm-lint: chart-tools ## Lint the Helm chart with its default values and with every option on.
+	$(LOCALBIN)/helm lint --strict charts/tenant-operator
+	$(LOCALBIN)/helm lint --strict charts/tenant-operator -f test/chart/testdata/values-all.yaml
+
+.PHONY: test-chart
+test-chart: control-plane chart-tools ## Render the chart and config/default and validate them on the local control plane.
+	KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./test/chart/... -count=1 -v
 
 ##@ Local control plane
 
@@ -110,6 +126,17 @@ demo-down: ## Stop the operator and the local control plane the demo started.
 
 $(CONTROLLER_GEN):
 	bash hack/go-install.sh $@ sigs.k8s.io/controller-tools/cmd/controller-gen $(CONTROLLER_GEN_VERSION)
+
+$(HELM):
+	bash hack/go-install.sh $@ helm.sh/helm/v3/cmd/helm $(HELM_VERSION)
+
+$(KUSTOMIZE):
+	bash hack/go-install.sh $@ sigs.k8s.io/kustomize/kustomize/v5 $(KUSTOMIZE_VERSION)
+
+.PHONY: chart-tools
+chart-tools: $(HELM) $(KUSTOMIZE) ## Install helm and kustomize; bin/helm and bin/kustomize name the pinned versions.
+	ln -sfn $(notdir $(HELM)) $(LOCALBIN)/helm
+	ln -sfn $(notdir $(KUSTOMIZE)) $(LOCALBIN)/kustomize
 
 $(LOCALBIN)/versitygw:
 	bash hack/go-install.sh $@ github.com/versity/versitygw/cmd/versitygw $(VERSITYGW_VERSION)

@@ -73,8 +73,10 @@ func TestHTTPProbe(t *testing.T) {
 		wantMessage  string
 	}{
 		{
-			name:         "healthy",
-			serve:        func(t *testing.T) string { return tlsServer(t, good.tls, http.HandlerFunc(ok)).Listener.Addr().String() },
+			name: "healthy",
+			serve: func(t *testing.T) string {
+				return tlsServer(t, good.tls, http.HandlerFunc(ok)).Listener.Addr().String()
+			},
 			wantSuccess:  true,
 			wantStatus:   200,
 			wantNotAfter: good.notAfter,
@@ -125,29 +127,37 @@ func TestHTTPProbe(t *testing.T) {
 			wantMessage:  "no answer from app.tenant.test within 300ms",
 		},
 		{
-			name:         "expired certificate",
-			serve:        func(t *testing.T) string { return tlsServer(t, expired.tls, http.HandlerFunc(ok)).Listener.Addr().String() },
+			name: "expired certificate",
+			serve: func(t *testing.T) string {
+				return tlsServer(t, expired.tls, http.HandlerFunc(ok)).Listener.Addr().String()
+			},
 			wantReason:   ReasonCertificateExpired,
 			wantNotAfter: expired.notAfter,
 			wantMessage:  "the certificate of app.tenant.test expired at " + expired.notAfter.UTC().Format(time.RFC3339),
 		},
 		{
-			name:         "certificate not yet valid",
-			serve:        func(t *testing.T) string { return tlsServer(t, early.tls, http.HandlerFunc(ok)).Listener.Addr().String() },
+			name: "certificate not yet valid",
+			serve: func(t *testing.T) string {
+				return tlsServer(t, early.tls, http.HandlerFunc(ok)).Listener.Addr().String()
+			},
 			wantReason:   ReasonCertificateNotYetValid,
 			wantNotAfter: early.notAfter,
 			wantMessage:  "the certificate of app.tenant.test is valid only from",
 		},
 		{
-			name:         "wrong hostname",
-			serve:        func(t *testing.T) string { return tlsServer(t, misnamed.tls, http.HandlerFunc(ok)).Listener.Addr().String() },
+			name: "wrong hostname",
+			serve: func(t *testing.T) string {
+				return tlsServer(t, misnamed.tls, http.HandlerFunc(ok)).Listener.Addr().String()
+			},
 			wantReason:   ReasonHostnameMismatch,
 			wantNotAfter: misnamed.notAfter,
 			wantMessage:  "the certificate of app.tenant.test is for other.tenant.test, www.other.tenant.test",
 		},
 		{
-			name:         "untrusted authority",
-			serve:        func(t *testing.T) string { return tlsServer(t, untrusted.tls, http.HandlerFunc(ok)).Listener.Addr().String() },
+			name: "untrusted authority",
+			serve: func(t *testing.T) string {
+				return tlsServer(t, untrusted.tls, http.HandlerFunc(ok)).Listener.Addr().String()
+			},
 			wantReason:   ReasonCertificateUntrusted,
 			wantNotAfter: untrusted.notAfter,
 			wantMessage:  `the certificate of app.tenant.test is signed by "CN=Somebody Else's CA", which is not trusted`,

@@ -130,8 +130,11 @@ $(CONTROLLER_GEN):
 $(HELM):
 	bash hack/go-install.sh $@ helm.sh/helm/v3/cmd/helm $(HELM_VERSION)
 
+# go-install.sh names the cached file after the package's last element (v5), but go install names
+# the command kustomize: point the link at that.
 $(KUSTOMIZE):
 	bash hack/go-install.sh $@ sigs.k8s.io/kustomize/kustomize/v5 $(KUSTOMIZE_VERSION)
+	ln -sfn "$$(dirname "$$(readlink $@)")/kustomize" $@
 
 .PHONY: chart-tools
 chart-tools: $(HELM) $(KUSTOMIZE) ## Install helm and kustomize; bin/helm and bin/kustomize name the pinned versions.

@@ -1,0 +1,58 @@
+{{/* Name of the chart, for labels. */}}
+{{- define "tenant-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: the prefix of every object's name. A release named tenant-operator gives the
+names config/default uses. */}}
+{{- define "tenant-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of every object. */}}
+{{- define "tenant-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+app.kubernetes.io/name: {{ include "tenant-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: tenant-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select the operator's pods. */}}
+{{- define "tenant-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "tenant-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: controller
+{{- end }}
+
+{{/* The operator's image reference. */}}
+{{- define "tenant-operator.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{- define "tenant-operator.webhookServiceName" -}}
+{{ include "tenant-operator.fullname" . }}-webhook
+{{- end }}
+
+{{/* The Secret with the webhook's serving certificate. */}}
+{{- define "tenant-operator.webhookSecretName" -}}
+{{- if .Values.webhook.certManager.enabled }}
+{{- include "tenant-operator.fullname" . }}-webhook-tls
+{{- else }}
+{{- required "webhook.existingSecret is required when webhook.certManager.enabled is false" .Values.webhook.existingSecret }}
+{{- end }}
+{{- end }}

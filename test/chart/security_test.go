@@ -1,6 +1,7 @@
 package chart
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -120,6 +121,16 @@ func TestDeployment(t *testing.T) {
 			}
 			if deployment.Spec.Template.Spec.ServiceAccountName != one(t, objs, "ServiceAccount").GetName() {
 				t.Errorf("the pod runs as %q, not the chart's ServiceAccount", pod.ServiceAccountName)
+			}
+			ports := map[string]string{}
+			for _, p := range c.Ports {
+				ports[p.Name] = fmt.Sprint(p.ContainerPort)
+			}
+			if ports["webhook-server"] != args["--webhook-port"] {
+				t.Errorf("container port webhook-server %q, --webhook-port %q", ports["webhook-server"], args["--webhook-port"])
+			}
+			if ":"+ports["metrics"] != args["--metrics-bind-address"] || ":"+ports["health"] != args["--health-probe-bind-address"] {
+				t.Errorf("container ports %v, flags %v", ports, args)
 			}
 			if c.LivenessProbe == nil || c.ReadinessProbe == nil {
 				t.Error("want liveness and readiness probes")

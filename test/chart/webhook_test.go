@@ -157,3 +157,30 @@ func typedFile[T any](t testing.TB, path string) *T {
 	t.Helper()
 	return typed[T](t, decodeFile(t, path)[0])
 }
+
+// TestAdmissionPolicy checks that the chart installs config/policies' ValidatingAdmissionPolicy
+// and binding unchanged in the default namespace, and that in another namespace the policy
+// exempts that namespace's service accounts (the operator's) instead of tenant-operator-system's.
+func TestAdmissionPolicy(t *testing.T) {
+	source := decodeFile(t, "config/policies/protect-tenant-objects.yaml")
+	chart := render(t, valueSets[0])
+	for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
+		if !equalJSON(t, content(one(t, chart, kind)), content(one(t, source, kind))) {
+			t.Errorf("the chart's %s differs from config/policies", kind)
+		}
+	}
+
+	other := helmTemplate(t, nil, "--namespace", "platform")
+	policy := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, one(t, other, "ValidatingAdmissionPolicy"))
+	var conditions string
+	for _, c := range policy.Spec.MatchConditions {
+		conditions += c.Expression
+	}
+	if !strings.Contains(conditions, "system:serviceaccount:platform:") || strings.Contains(conditions, "tenant-operator-system") {
+		t.Errorf("in namespace platform the policy's match conditions are %q", conditions)
+	}
+	deployment := one(t, other, "Deployment")
+	if deployment.GetNamespace() != "platform" {
+		t.Errorf("the operator runs in %q", deployment.GetNamespace())
+	}
+}

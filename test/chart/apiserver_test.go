@@ -61,29 +61,82 @@ func apiServer(t *testing.T) client.Client {
 	return c
 }
 
-// validate creates every object on the API server with server-side dry run, in a fresh copy of
-// the namespaces the objects name, and fails on any object the API server refuses: schema,
-// CEL rules, RBAC escalation checks, admission. Objects that already exist (our CRDs, which the
-// control plane installs) are dry-run updated instead.
+// validate creates every object on the API server with server-side dry run and strict field
+// validation, in a fresh copy of the namespaces the objects name, and fails on any object the API
+// server refuses: unknown or misplaced fields, schema, CEL rules, RBAC escalation checks,
+// admission.
 func validate(t *testing.T, c client.Client, objs []*unstructured.Unstructured) {
+	t.Helper()
+	for _, err := range refusals(t, c, objs) {
+		t.Error(err)
+	}
+}
+
+// refusals are the API server's errors for each object it refuses. Objects that already exist
+// (our CRDs, which the control plane installs) are dry-run updated instead.
+func refusals(t *testing.T, c client.Client, objs []*unstructured.Unstructured) []error {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ensureNamespaces(t, ctx, c, objs)
+	strict := client.FieldValidation(metav1.FieldValidationStrict)
+	var errs []error
 	for _, obj := range objs {
 		obj := obj.DeepCopy()
-		err := c.Create(ctx, obj, client.DryRunAll)
+		err := c.Create(ctx, obj, client.DryRunAll, strict)
 		if apierrors.IsAlreadyExists(err) {
 			existing := &unstructured.Unstructured{}
 			existing.SetGroupVersionKind(obj.GroupVersionKind())
 			if err = c.Get(ctx, client.ObjectKeyFromObject(obj), existing); err == nil {
 				obj.SetResourceVersion(existing.GetResourceVersion())
-				err = c.Update(ctx, obj, client.DryRunAll)
+				err = c.Update(ctx, obj, client.DryRunAll, strict)
 			}
 		}
 		if err != nil {
-			t.Errorf("the API server refuses %s: %v", key(obj), err)
+			errs = append(errs, fmt.Errorf("the API server refuses %s: %w", key(obj), err))
 		}
+	}
+	return errs
+}
+
+// TestAPIServerValidationCatchesMistakes keeps the validation honest: rendered objects with a
+// misspelled field, a value the CRD's schema forbids, and a bad CEL expression must be refused.
+func TestAPIServerValidationCatchesMistakes(t *testing.T) {
+	c := apiServer(t)
+	objs := render(t, valueSets[1])
+	mutate := map[string]func(*unstructured.Unstructured){
+		"Deployment": func(o *unstructured.Unstructured) {
+			_ = unstructured.SetNestedField(o.Object, int64(2), "spec", "replica")
+		},
+		"Certificate": func(o *unstructured.Unstructured) {
+			_ = unstructured.SetNestedField(o.Object, "DSA", "spec", "privateKey", "algorithm")
+		},
+		"ServiceMonitor": func(o *unstructured.Unstructured) {
+			endpoints, _, _ := unstructured.NestedSlice(o.Object, "spec", "endpoints")
+			endpoints[0].(map[string]any)["interval"] = "every minute"
+			_ = unstructured.SetNestedSlice(o.Object, endpoints, "spec", "endpoints")
+		},
+		"ValidatingAdmissionPolicy": func(o *unstructured.Unstructured) {
+			_ = unstructured.SetNestedSlice(o.Object, []any{map[string]any{"expression": "object.metadata.name ==", "reason": "Forbidden"}}, "spec", "validations")
+		},
+	}
+	var broken []*unstructured.Unstructured
+	for _, obj := range objs {
+		if m, ok := mutate[obj.GetKind()]; ok {
+			obj = obj.DeepCopy()
+			m(obj)
+			broken = append(broken, obj)
+		}
+	}
+	if len(broken) != len(mutate) {
+		t.Fatalf("found %d of the %d kinds to break", len(broken), len(mutate))
+	}
+	errs := refusals(t, c, broken)
+	for _, err := range errs {
+		t.Log(err)
+	}
+	if len(errs) != len(broken) {
+		t.Errorf("the API server refused %d of %d broken objects: %v", len(errs), len(broken), errs)
 	}
 }
 

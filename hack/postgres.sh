@@ -136,6 +136,10 @@ jobs=$(nproc)
   # shellcheck disable=SC2086 # CONFIGURE_FLAGS is a list of flags.
   ./configure --prefix="$staging" $CONFIGURE_FLAGS >"$work/configure.log" 2>&1 ||
     { tail -n 30 "$work/configure.log" >&2; exit 1; }
+  # The headers the backend generates (utils/errcodes.h, ...) first: a parallel make in one
+  # subdirectory may otherwise compile src/port before they exist, which fails at random.
+  make -s -C src/backend generated-headers >>"$work/make.log" 2>&1 ||
+    { tail -n 30 "$work/make.log" >&2; exit 1; }
   # $ORIGIN keeps the binaries relocatable (see the header); make turns $$ into $.
   for d in src/interfaces/libpq src/bin/pg_dump src/bin/psql; do
     make -s -j"$jobs" -C "$d" rpathdir='$$ORIGIN/../lib' >>"$work/make.log" 2>&1 ||

@@ -94,11 +94,11 @@ test-tools: $(LOCALBIN)/versitygw ## Install the real parts the tests start: S3 
 	@if [ -f hack/postgres.sh ]; then bash hack/postgres.sh; fi
 
 .PHONY: dev-cluster
-dev-cluster: control-plane ## Start etcd + kube-apiserver with cert-manager's CRDs; writes bin/dev/kubeconfig.
+dev-cluster: ## Start the local cluster: control plane, kube-controller-manager, a kwok node, cert-manager's controllers, our CRDs and webhooks; writes bin/dev/kubeconfig.
 	bash hack/dev-cluster.sh up
 
 .PHONY: dev-cluster-down
-dev-cluster-down: ## Stop the local control plane.
+dev-cluster-down: ## Stop the local cluster and cert-manager's controllers.
 	bash hack/dev-cluster.sh down
 
 .PHONY: install
@@ -114,13 +114,16 @@ run: build install ## Run the operator (webhook included) against the cluster of
 	bash hack/run-local.sh
 
 .PHONY: demo
-demo: ## Start a local control plane, run the operator, apply the samples and show their status.
+demo: ## Start the local cluster and the operator, apply the samples, show the tenants Ready with their certificates.
 	bash hack/demo.sh
 
 .PHONY: demo-down
-demo-down: ## Stop the operator and the local control plane the demo started.
-	-@if [ -f bin/dev/operator.pid ]; then kill $$(cat bin/dev/operator.pid) 2>/dev/null; rm -f bin/dev/operator.pid; fi
-	bash hack/dev-cluster.sh down
+demo-down: ## Stop the operator and the local cluster the demo started.
+	bash hack/demo.sh down
+
+.PHONY: e2e
+e2e: ## End-to-end tests on the local stack of make demo, which they start and stop themselves.
+	TENANTOPS_E2E=1 go test ./test/e2e/... -count=1 -v -timeout 15m
 
 ##@ Tools
 

@@ -10,9 +10,15 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
-	"testing"
 	"time"
 )
+
+// fatalf is the part of testing.TB the certificate helpers need, so that the benchmark's server
+// process, which has no testing.TB, can use them too.
+type fatalf interface {
+	Helper()
+	Fatal(args ...any)
+}
 
 // testCA is a certificate authority made for one test.
 type testCA struct {
@@ -21,7 +27,7 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-func newTestCA(t testing.TB, name string) *testCA {
+func newTestCA(t fatalf, name string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -65,7 +71,7 @@ type issued struct {
 
 var serial = big.NewInt(100)
 
-func (ca *testCA) issue(t testing.TB, l leaf) issued {
+func (ca *testCA) issue(t fatalf, l leaf) issued {
 	t.Helper()
 	if l.notBefore.IsZero() {
 		l.notBefore = time.Now().Add(-time.Hour)

@@ -26,7 +26,8 @@ import (
 
 // Result is what one probe observed.
 type Result struct {
-	// Time is when the probe started, by the prober's clock.
+	// Time is when the probe started, by the prober's clock; a Scheduler sets it to the turn the
+	// probe was scheduled for.
 	Time time.Time
 	// Success is true when the target answered as it should: an HTTP status of 2xx or 3xx, or
 	// the database's answer to the query.

@@ -36,9 +36,10 @@ type SchedulerOptions struct {
 }
 
 // Scheduler probes many targets, each on its own interval. A target is probed at fixed points of
-// its interval's grid, offset by a hash of its key, as Prometheus offsets its scrapes (scrape/
-// target.go, offset): a thousand targets at 30 s spread evenly over the 30 s instead of firing
-// together, and keep the same spread across restarts, without any randomness to fake in tests.
+// its interval's grid, offset by a hash of its key (in whole seconds), as Prometheus offsets its
+// scrapes (scrape/target.go, offset): a thousand targets at 30 s spread evenly over the 30 s
+// instead of firing together, and keep the same spread across restarts, without any randomness
+// to fake in tests.
 //
 // A probe still running when its target is due again is not started twice; that turn is skipped.
 // When more probes are due than Concurrency allows, the rest wait for a free slot.
@@ -64,6 +65,12 @@ type entry struct {
 
 // NewScheduler returns a Scheduler that hands every result to deliver, from several goroutines at
 // once (never two at once for the same key, and in order per key). Call Run to start it.
+//
+// A delivered result's Time is the turn it was scheduled for, not the moment the probe got going
+// (which is later by the time it waited for a goroutine or a free slot). So a target's results
+// are exactly one interval apart, and a rule such as "write at most once a minute" sees a
+// 30 s target write every other probe rather than every third whenever one start was a
+// millisecond later than the one before.
 func NewScheduler(o SchedulerOptions, deliver func(key string, r Result)) *Scheduler {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
@@ -175,7 +182,7 @@ func (s *Scheduler) takeDue(now time.Time) (due []*dueProbe, wait time.Duration)
 		e := s.queue[0]
 		if !e.running {
 			e.running = true
-			due = append(due, &dueProbe{entry: e, key: e.Key, probe: e.Probe})
+			due = append(due, &dueProbe{entry: e, key: e.Key, turn: e.next, probe: e.Probe})
 		}
 		// Skip the turns missed while the scheduler was blocked rather than catching up in a
 		// burst.
@@ -192,11 +199,13 @@ func (s *Scheduler) takeDue(now time.Time) (due []*dueProbe, wait time.Duration)
 type dueProbe struct {
 	entry *entry
 	key   string
+	turn  time.Time
 	probe func(context.Context) Result
 }
 
 func (s *Scheduler) probe(ctx context.Context, d *dueProbe) {
 	r := d.probe(ctx)
+	r.Time = d.turn
 	s.mu.Lock()
 	current := s.targets[d.key] == d.entry
 	s.mu.Unlock()
@@ -230,12 +239,22 @@ func (s *Scheduler) running() int {
 	return n
 }
 
-// offsetOf is where in each interval the target with key is probed: a hash of the key, so
-// targets spread evenly and a target's place does not move when the manager restarts.
+// offsetResolution is the grain of the targets' offsets. Targets whose offsets fall in the same
+// second start together, so the manager wakes once a second for a batch rather than for every
+// probe: with 1000 tenants at 30 s that halved the CPU of the real-time benchmark (3.3-3.8 % of a
+// core against 6.1-6.7 % with offsets to the nanosecond), while the spread stays even to the
+// second.
+const offsetResolution = time.Second
+
+// offsetOf is where in each interval the target with key is probed: a hash of the key, in whole
+// seconds, so targets spread evenly and a target's place does not move when the manager restarts.
 func offsetOf(key string, interval time.Duration) time.Duration {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(key))
-	return time.Duration(h.Sum64() % uint64(interval))
+	if slots := uint64(interval / offsetResolution); slots > 0 {
+		return time.Duration(h.Sum64()%slots) * offsetResolution
+	}
+	return time.Duration(h.Sum64() % uint64(interval)) // an interval under a second
 }
 
 // nextRun is the first instant after now that lies offset into an interval, counting intervals

@@ -41,17 +41,17 @@ func TestNextRun(t *testing.T) {
 }
 
 // TestOffsetsSpread checks that hashing the keys of a thousand tenants spreads their probes over
-// the interval: no second of a 30 s interval gets more than twice its share.
+// the interval in whole seconds: no second of a 30 s interval gets more than twice its share.
 func TestOffsetsSpread(t *testing.T) {
 	for _, interval := range []time.Duration{5 * time.Second, 30 * time.Second, time.Hour} {
 		t.Run(interval.String(), func(t *testing.T) {
 			const n = 1000
-			slices := 30
+			slices := min(30, int(interval/offsetResolution))
 			perSlice := make([]int, slices)
 			for i := 0; i < n; i++ {
 				off := offsetOf(fmt.Sprintf("tenant-%04d", i), interval)
-				if off < 0 || off >= interval {
-					t.Fatalf("offset %v outside [0, %v)", off, interval)
+				if off < 0 || off >= interval || off%offsetResolution != 0 {
+					t.Fatalf("offset %v outside [0, %v) or not whole seconds", off, interval)
 				}
 				perSlice[int(off*time.Duration(slices)/interval)]++
 			}
@@ -167,8 +167,13 @@ func TestSchedulerProbesEachTargetOnItsInterval(t *testing.T) {
 			t.Errorf("%s: %d probes in 3 minutes, want %d", key, len(ts), want)
 			continue
 		}
-		if first := ts[0].Sub(start); first <= 0 || first > interval+time.Second {
+		if first := ts[0].Sub(start); first <= 0 || first > interval {
 			t.Errorf("%s: first probe %v after the start, want within one interval", key, first)
+		}
+		// Results carry their turn, on the target's grid, not the second the fake clock
+		// stepped to.
+		if off := time.Duration(ts[0].UnixNano() % int64(interval)); off != offsetOf(key, interval) {
+			t.Errorf("%s: result at %v into its interval, want its offset %v", key, off, offsetOf(key, interval))
 		}
 		for i := 1; i < len(ts); i++ {
 			if gap := ts[i].Sub(ts[i-1]); gap != interval {
@@ -383,6 +388,14 @@ func TestSchedulerRejectsInvalidTargets(t *testing.T) {
 	for _, tt := range tests {
 		if err := s.Set(tt.target); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 			t.Errorf("Set(%+v) = %v, want an error about %q", tt.target, err, tt.wantErr)
+		}
+	}
+}
+
+func TestOffsetOfAnIntervalUnderASecond(t *testing.T) {
+	for _, key := range []string{"a", "b", "tenant-0001"} {
+		if off := offsetOf(key, 500*time.Millisecond); off < 0 || off >= 500*time.Millisecond {
+			t.Fatalf("offsetOf(%q, 500ms) = %v, want within the interval", key, off)
 		}
 	}
 }

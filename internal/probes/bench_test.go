@@ -1,0 +1,286 @@
+package probes
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"k8s.io/utils/clock"
+	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/tenantops/tenant-operator/internal/uptime"
+)
+
+// benchServerEnv makes the test binary serve the benchmark's tenants instead of running tests:
+// the server runs in its own process so that the CPU the benchmark measures is the prober's
+// alone, not the TLS server's.
+const benchServerEnv = "PROBES_BENCH_SERVER"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(benchServerEnv) == "1" {
+		serveBenchTenants()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// panicker stands in for testing.TB in the server process.
+type panicker struct{}
+
+func (panicker) Helper()           {}
+func (panicker) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
+
+// serveBenchTenants serves every *.bench.test name on one loopback port with a certificate from a
+// CA of its own, writes the address and the CA to stdout, and serves until stdin closes. Hosts
+// named flap-* answer 503 to every other request.
+func serveBenchTenants() {
+	ca := newTestCA(panicker{}, "Bench CA")
+	cert := ca.issue(panicker{}, leaf{dns: []string{"*.bench.test"}})
+	var mu sync.Mutex
+	flaps := map[string]int{}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.Host, "flap-") {
+				mu.Lock()
+				flaps[r.Host]++
+				n := flaps[r.Host]
+				mu.Unlock()
+				if n%2 == 0 {
+					w.WriteHeader(http.StatusServiceUnavailable)
+					return
+				}
+			}
+			_, _ = w.Write([]byte("ok"))
+		}),
+		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert.tls}},
+		ErrorLog:  log.New(io.Discard, "", 0),
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("%s\n%s", l.Addr(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}))
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
+	}()
+	_ = srv.ServeTLS(l, "", "")
+}
+
+// startBenchServer runs serveBenchTenants in a child process and returns its address and CA.
+func startBenchServer(b *testing.B) (addr string, caPEM []byte) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), benchServerEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		stdin.Close()
+		_ = cmd.Wait()
+	})
+	r := bufio.NewReader(stdout)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		b.Fatalf("bench server: %v", err)
+	}
+	addr = strings.TrimSpace(line)
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			b.Fatalf("bench server: %v", err)
+		}
+		caPEM = append(caPEM, line...)
+		if strings.HasPrefix(line, "-----END") {
+			return addr, caPEM
+		}
+	}
+}
+
+// tenantState is what the manager keeps per tenant: the history and the write gate.
+type tenantState struct {
+	mu      sync.Mutex
+	history uptime.History
+	gate    uptime.WriteGate
+}
+
+// BenchmarkProbe1000Tenants probes 1000 tenants at a 30 s interval, as the manager would: the
+// Scheduler, the HTTPS probe (a new connection and TLS handshake each time) against a server in
+// another process, and for every result the uptime History, the WriteGate and, when a write is
+// due, the status Summary. 2 % of the tenants flap between up and down on every probe.
+//
+// One iteration is one minute, two intervals: writes per minute are only meaningful over whole
+// minutes. The "simulated" run steps a fake clock through it a second at a time, as fast as the
+// probes go; the "realtime" run (PROBES_BENCH_REALTIME=1) waits the real minute. Both report the
+// CPU time of this process per probe (getrusage, user + system), the share of one core that means
+// at 1000 tenants every 30 s, and the status writes per minute the WriteGate lets through. A
+// first, unmeasured interval makes every tenant's first probe and first status write.
+func BenchmarkProbe1000Tenants(b *testing.B) {
+	b.Run("simulated", func(b *testing.B) { benchProbes(b, false) })
+	b.Run("realtime", func(b *testing.B) {
+		if os.Getenv("PROBES_BENCH_REALTIME") != "1" {
+			b.Skip("set PROBES_BENCH_REALTIME=1 to wait a real minute per iteration")
+		}
+		benchProbes(b, true)
+	})
+}
+
+func benchProbes(b *testing.B, realtime bool) {
+	const (
+		tenants  = 1000
+		flapping = 20
+		interval = 30 * time.Second
+	)
+	addr, caPEM := startBenchServer(b)
+	pool := newPoolFromPEM(b, caPEM)
+
+	var clk clock.WithTicker = clock.RealClock{}
+	fake := testingclock.NewFakeClock(time.Now())
+	if !realtime {
+		clk = fake
+	}
+	prober := NewHTTPProber(HTTPOptions{RootCAs: pool, DialContext: dialTo(addr), Clock: clk})
+	objective, err := uptime.ParseObjective("99.5")
+	if err != nil {
+		b.Fatal(err)
+	}
+
+	var delivered, writes atomic.Int64
+	var failures atomic.Int64
+	states := make(map[string]*tenantState, tenants)
+	var progress sync.Mutex
+	cond := sync.NewCond(&progress)
+	s := NewScheduler(SchedulerOptions{Clock: clk}, func(key string, r Result) {
+		st := states[key]
+		st.mu.Lock()
+		st.history.Record(r.Time, r.Success)
+		if st.gate.Due(r.Time, r.Success) {
+			// What the status write would carry.
+			_ = uptime.Summarize(&st.history, objective, r.Time)
+			st.gate.Wrote(r.Time, r.Success)
+			writes.Add(1)
+		}
+		st.mu.Unlock()
+		if !r.Success {
+			failures.Add(1)
+		}
+		progress.Lock()
+		delivered.Add(1)
+		cond.Broadcast()
+		progress.Unlock()
+	})
+	type target struct {
+		key, url string
+		offset   time.Duration
+	}
+	var targets []target
+	for i := 0; i < tenants; i++ {
+		key, host := fmt.Sprintf("tenant-%04d", i), fmt.Sprintf("tenant-%04d.bench.test", i)
+		if i < flapping {
+			host = fmt.Sprintf("flap-%04d.bench.test", i)
+		}
+		url := "https://" + host + "/"
+		states[key] = &tenantState{}
+		targets = append(targets, target{key: key, url: url, offset: offsetOf(key, interval)})
+		if err := s.Set(Target{Key: key, Interval: interval, Probe: func(ctx context.Context) Result { return prober.Probe(ctx, url) }}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// oneInterval lets 30 s pass: on the fake clock a second at a time, each step waiting for the
+	// probes it made due (counted from the targets' offsets) to be delivered.
+	oneInterval := func() {
+		if realtime {
+			time.Sleep(interval)
+			return
+		}
+		for step := 0; step < 30; step++ {
+			for !fake.HasWaiters() {
+				time.Sleep(100 * time.Microsecond)
+			}
+			before := fake.Now()
+			fake.Step(time.Second)
+			due := 0
+			for _, t := range targets {
+				if !nextRun(before, interval, t.offset).After(fake.Now()) {
+					due++
+				}
+			}
+			want := delivered.Load() + int64(due)
+			progress.Lock()
+			for delivered.Load() < want {
+				cond.Wait()
+			}
+			progress.Unlock()
+		}
+	}
+
+	oneInterval() // every tenant's first probe and first status write
+	delivered.Store(0)
+	writes.Store(0)
+	failures.Store(0)
+	var before syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &before); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		oneInterval()
+		oneInterval()
+	}
+	b.StopTimer()
+	var after syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &after); err != nil {
+		b.Fatal(err)
+	}
+	cpu := time.Duration(after.Utime.Nano()-before.Utime.Nano()) + time.Duration(after.Stime.Nano()-before.Stime.Nano())
+	probes := delivered.Load()
+	if probes == 0 {
+		b.Fatal("no probes delivered")
+	}
+	elapsed := time.Duration(b.N) * 2 * interval
+	perProbe := cpu / time.Duration(probes)
+	// At 1000 tenants every 30 s the manager probes 1000/30 times a second.
+	core := float64(perProbe) * float64(tenants) / float64(interval) * 100
+	b.ReportMetric(float64(perProbe.Microseconds()), "cpu-µs/probe")
+	b.ReportMetric(core, "%core@1000/30s")
+	b.ReportMetric(float64(writes.Load())/elapsed.Minutes(), "writes/min")
+	b.ReportMetric(float64(probes)/elapsed.Minutes(), "probes/min")
+	b.ReportMetric(float64(failures.Load())/float64(probes)*100, "%failed")
+}
+
+func newPoolFromPEM(b *testing.B, caPEM []byte) *x509.CertPool {
+	b.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		b.Fatalf("bench server sent no CA: %q", caPEM)
+	}
+	return pool
+}

@@ -53,13 +53,19 @@ build_cached() {
   ln -sfn "$cached" "$out"
 }
 
-# kwok_stages writes kwok's own Stage objects (node, pod and volume lifecycles, the "fast" set) from
-# the pinned module to a kwokctl configuration file.
+# kwok_stages writes a kwokctl configuration file: our options and kwok's own Stage objects (node,
+# pod and volume lifecycles, the "fast" set) from the pinned module.
 kwok_stages() {
   local dir out=$1
   dir=$(cd "${TMPDIR:-/tmp}" && go mod download -json "sigs.k8s.io/kwok@$kwok_version" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
   [[ -d "$dir/kustomize/stage" ]] || { echo "kwok module $kwok_version not found in the module cache" >&2; return 1; }
-  : >"$out"
+  # Every component listens on 127.0.0.1 only (kwokctl's default is 0.0.0.0).
+  cat >"$out" <<'EOF'
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokctlConfiguration
+options:
+  bindAddress: 127.0.0.1
+EOF
   for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
            pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml \
            volume/fast/pvc-provision.yaml volume/fast/pv-bind.yaml volume/fast/pv-delete.yaml volume/fast/pvc-delete.yaml; do
@@ -67,7 +73,7 @@ kwok_stages() {
     cat "$dir/kustomize/stage/$f" >>"$out"
     printf '\n' >>"$out"
   done
-  cp "$dir/kustomize/stage/volume/fast/storage-class.yaml" "$dev/kwok-storage-class.yaml"
+  install -m 0644 "$dir/kustomize/stage/volume/fast/storage-class.yaml" "$dev/kwok-storage-class.yaml"
 }
 
 # tools builds (or finds cached) everything the stack runs.
@@ -142,7 +148,9 @@ down() {
   fi
   rm -f "$cm_pidfile"
   if cluster_exists; then
-    "$kwokctl" delete cluster --name "$cluster" --kubeconfig "" >>"$dev/kwokctl.log" 2>&1
+    # --kubeconfig names the file to remove the cluster from; "" is refused, ours goes anyway.
+    "$kwokctl" delete cluster --name "$cluster" --kubeconfig "$kubeconfig" >>"$dev/kwokctl.log" 2>&1 ||
+      { echo "kwokctl delete cluster failed; see $dev/kwokctl.log" >&2; return 1; }
   fi
   rm -f "$kubeconfig" "$kubeconfig.tmp"
   log "Cluster $cluster stopped"

@@ -97,7 +97,7 @@ func (p *PostgresProber) Probe(ctx context.Context, t DatabaseTarget) Result {
 		r.failure(err, server, p.timeout)
 		return r
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer conn.Close(ctx) // runs before cancel: a clean goodbye, bounded by the probe's timeout
 	if tlsConn, ok := conn.Conn().(*tls.Conn); ok {
 		if certs := tlsConn.ConnectionState().PeerCertificates; len(certs) > 0 {
 			r.CertificateNotAfter = certs[0].NotAfter
@@ -113,8 +113,9 @@ func (p *PostgresProber) Probe(ctx context.Context, t DatabaseTarget) Result {
 	return r
 }
 
-// config builds the connection settings from the target alone: the URL we parse names every
-// setting, so no PG* environment variable or ~/.pgpass of the manager can change what is probed.
+// config builds the connection settings from the target: the URL we parse names every setting
+// that decides where and how we connect, and the password and TLS are set after parsing, so the
+// manager's PG* environment and ~/.pgpass cannot redirect or weaken the probe.
 func (p *PostgresProber) config(t DatabaseTarget) (*pgconn.Config, error) {
 	if t.Host == "" || t.User == "" || t.Database == "" {
 		return nil, errors.New("host, user and database are required")
@@ -133,7 +134,12 @@ func (p *PostgresProber) config(t DatabaseTarget) (*pgconn.Config, error) {
 		Path:   "/" + t.Database,
 		// Parsed without TLS; the TLS settings are ours, below, because pgconn reads a CA only
 		// from a file.
-		RawQuery: url.Values{"sslmode": {"disable"}, "application_name": {"tenant-operator-uptime"}}.Encode(),
+		RawQuery: url.Values{
+			"sslmode":              {"disable"},
+			"sslnegotiation":       {"postgres"}, // not direct TLS, which only PostgreSQL 17+ accepts
+			"target_session_attrs": {"any"},
+			"application_name":     {"tenant-operator-uptime"},
+		}.Encode(),
 	}
 	cfg, err := pgconn.ParseConfig(u.String())
 	if err != nil {

@@ -40,6 +40,7 @@ func TestPostgresProbe(t *testing.T) {
 		name         string
 		target       DatabaseTarget
 		edit         func(*DatabaseTarget)
+		env          map[string]string
 		timeout      time.Duration
 		wantSuccess  bool
 		wantReason   string
@@ -49,6 +50,18 @@ func TestPostgresProbe(t *testing.T) {
 		{
 			name:         "verify-full by an address the certificate names",
 			target:       target(tlsServer, "127.0.0.1"),
+			wantSuccess:  true,
+			wantNotAfter: true,
+		},
+		{
+			// Each of these would send the probe elsewhere or make it fail if it were read.
+			name:   "the manager's PG* environment does not change the probe",
+			target: target(tlsServer, "127.0.0.1"),
+			env: map[string]string{
+				"PGHOST": "nowhere.invalid", "PGPORT": "1", "PGDATABASE": "gone", "PGUSER": "nobody",
+				"PGPASSWORD": "wrong", "PGSSLMODE": "disable", "PGSSLNEGOTIATION": "direct",
+				"PGTARGETSESSIONATTRS": "standby", "PGCONNECT_TIMEOUT": "1",
+			},
 			wantSuccess:  true,
 			wantNotAfter: true,
 		},
@@ -140,6 +153,9 @@ func TestPostgresProbe(t *testing.T) {
 			target := tt.target
 			if tt.edit != nil {
 				tt.edit(&target)
+			}
+			for k, v := range tt.env {
+				t.Setenv(k, v)
 			}
 			p := NewPostgresProber(PostgresOptions{Timeout: tt.timeout})
 			before := time.Now()

@@ -64,7 +64,9 @@ type entry struct {
 }
 
 // NewScheduler returns a Scheduler that hands every result to deliver, from several goroutines at
-// once (never two at once for the same key, and in order per key). Call Run to start it.
+// once (never two at once for the same key, and in order per key). Call Run to start it. deliver
+// should return quickly, recording the result and perhaps queueing a reconcile: it holds the
+// probe's slot, and the target's next turn is skipped if it is still running.
 //
 // A delivered result's Time is the turn it was scheduled for, not the moment the probe got going
 // (which is later by the time it waited for a goroutine or a free slot). So a target's results

@@ -91,7 +91,8 @@ func (h *History) Record(t time.Time, up bool) {
 
 // Counts adds up the probes in the window that ends with the bucket holding now and reaches back
 // window (rounded up to whole buckets, at most Retention). A 24-hour window is thus the 288
-// buckets from 23h55m–24h ago up to now, the current one partly filled.
+// buckets from 23h55m–24h ago up to now, the current one partly filled. The History holds only
+// the Retention before its newest probe, so a window ending long before that is cut short.
 func (h *History) Counts(window time.Duration, now time.Time) Counts {
 	var c Counts
 	first, last := h.span(window, now)

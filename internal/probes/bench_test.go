@@ -211,7 +211,7 @@ func benchProbes(b *testing.B, realtime bool) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { _ = s.Run(ctx); close(done) }()
+	go func() { _ = s.Start(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
 
 	// oneInterval lets 30 s pass: on the fake clock a second at a time, each step waiting for the

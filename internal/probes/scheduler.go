@@ -64,7 +64,7 @@ type entry struct {
 }
 
 // NewScheduler returns a Scheduler that hands every result to deliver, from several goroutines at
-// once (never two at once for the same key, and in order per key). Call Run to start it. deliver
+// once (never two at once for the same key, and in order per key). Call Start to run it. deliver
 // should return quickly, recording the result and perhaps queueing a reconcile: it holds the
 // probe's slot, and the target's next turn is skipped if it is still running.
 //
@@ -135,9 +135,10 @@ func (s *Scheduler) Remove(key string) {
 	heap.Remove(&s.queue, e.index)
 }
 
-// Run probes the targets until ctx ends, then waits for the probes in flight, whose results are
-// dropped: a probe cut short by a shutdown says nothing about the target. Call it once.
-func (s *Scheduler) Run(ctx context.Context) error {
+// Start probes the targets until ctx ends, then waits for the probes in flight, whose results
+// are dropped: a probe cut short by a shutdown says nothing about the target. Call it once. It
+// makes a Scheduler a controller-runtime Runnable, so mgr.Add runs it on the leader only.
+func (s *Scheduler) Start(ctx context.Context) error {
 	var inFlight sync.WaitGroup
 	defer inFlight.Wait()
 	for {
@@ -220,7 +221,7 @@ func (s *Scheduler) probe(ctx context.Context, d *dueProbe) {
 	s.mu.Unlock()
 }
 
-// poke wakes Run to look at the schedule again. s.mu is held.
+// poke wakes Start to look at the schedule again. s.mu is held.
 func (s *Scheduler) poke() {
 	select {
 	case s.wake <- struct{}{}:

@@ -10,7 +10,11 @@ import (
 	"time"
 
 	testingclock "k8s.io/utils/clock/testing"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 )
+
+// The manager runs the Scheduler: mgr.Add(scheduler).
+var _ manager.Runnable = (*Scheduler)(nil)
 
 // start is where the fake clock begins: not on any interval's boundary.
 var start = time.Date(2026, 3, 2, 9, 0, 0, 123456789, time.UTC)
@@ -87,13 +91,13 @@ func newHarness(t *testing.T, concurrency int) *harness {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- h.s.Run(ctx) }()
+	go func() { done <- h.s.Start(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
 		case <-done:
 		case <-time.After(10 * time.Second):
-			t.Error("Run did not return after its context ended")
+			t.Error("Start did not return after its context ended")
 		}
 	})
 	return h
@@ -347,7 +351,7 @@ func TestSchedulerStopsOnCancel(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
-	go func() { done <- s.Run(ctx) }()
+	go func() { done <- s.Start(ctx) }()
 	for fired := false; !fired; {
 		for !fake.HasWaiters() {
 			time.Sleep(time.Millisecond)
@@ -363,10 +367,10 @@ func TestSchedulerStopsOnCancel(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("Run: %v", err)
+			t.Fatalf("Start: %v", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return after its context ended")
+		t.Fatal("Start did not return after its context ended")
 	}
 	if n := delivered.Load(); n != 0 {
 		t.Fatalf("%d results of probes cut short by the shutdown were delivered", n)

@@ -29,6 +29,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/controllers"
 	"github.com/tenantops/tenant-operator/internal/backup"
+	"github.com/tenantops/tenant-operator/internal/builders"
 	tenantwebhook "github.com/tenantops/tenant-operator/internal/webhook"
 )
 
@@ -79,6 +80,9 @@ func runManager() error {
 	flag.StringVar(&opts.DefaultIssuerName, "default-issuer-name", "", "cert-manager issuer for tenants that name none.")
 	flag.StringVar(&opts.DefaultIssuerKind, "default-issuer-kind", "ClusterIssuer", "Kind of the default issuer: Issuer or ClusterIssuer.")
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "How many Tenants are reconciled at once.")
+	flag.StringVar(&opts.AgentImage, "agent-image", builders.DefaultAgentImage, "Image of the backup and verification jobs: tenant-operator with PostgreSQL's client programs.")
+	flag.DurationVar(&opts.BackupCheckInterval, "backup-check-interval", 5*time.Minute, "How often each tenant's backup storage is listed and pruned, besides after every backup job.")
+	flag.StringVar(&opts.BackupVolumeRoot, "backup-volume-root", "/var/lib/tenantops/volumes", "Where volume backup storage claims are mounted into the manager, one directory per claim, so their backups can be checked.")
 	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Queries per second to the API server the client allows itself.")
 	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of queries to the API server the client allows itself.")
 	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}

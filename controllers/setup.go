@@ -4,24 +4,30 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"sync"
+	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/metrics"
 )
 
 // FieldOwner is the field manager of everything the operator writes with server-side apply.
@@ -43,6 +49,19 @@ type Options struct {
 	DefaultIssuerKind string
 	// MaxConcurrentReconciles is how many Tenants are reconciled at once.
 	MaxConcurrentReconciles int
+	// AgentImage runs the backup and verification jobs; builders.DefaultAgentImage when empty.
+	AgentImage string
+	// BackupCheckInterval is how often each tenant's backup storage is listed (and pruned), besides
+	// after every backup job; 5 minutes when zero.
+	BackupCheckInterval time.Duration
+	// BackupVolumeRoot is where volume storage claims are mounted into the manager, one directory
+	// per claim name, so the operator can check backups on volumes too.
+	BackupVolumeRoot string
+	// Clock tells the time for freshness and retention; the real clock when nil. Tests inject one.
+	Clock clock.Clock
+	// Metrics receives the operator's Prometheus series; registered with controller-runtime's
+	// registry when nil.
+	Metrics *metrics.Metrics
 }
 
 // CacheOptions limits what the manager caches. Objects the operator owns carry its managed-by
@@ -70,11 +89,15 @@ func ownedTypes() []client.Object {
 		&corev1.Service{}, &corev1.PersistentVolumeClaim{}, &appsv1.StatefulSet{},
 		&rbacv1.RoleBinding{}, &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{},
 		&networkingv1.NetworkPolicy{}, &cmapi.Certificate{},
+		&batchv1.CronJob{}, &batchv1.Job{},
 	}
 }
 
 // SetupWithManager registers the field indexes and every reconciler with the manager.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
+	if opts.Metrics == nil {
+		opts.Metrics = defaultMetrics()
+	}
 	if err := setupIndexes(context.Background(), mgr); err != nil {
 		return err
 	}
@@ -145,3 +168,7 @@ func enqueuePolicyOfTenant(ref func(*v1alpha1.Tenant) *v1alpha1.LocalObjectRefer
 		},
 	}
 }
+
+// defaultMetrics registers the operator's metrics with controller-runtime's registry once per
+// process, however many managers a test starts.
+var defaultMetrics = sync.OnceValue(func() *metrics.Metrics { return metrics.New(ctrlmetrics.Registry) })

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -34,6 +35,13 @@ var (
 )
 
 const operatorNamespace = "tenant-operator-system"
+
+// testClock is the operator's clock for backup freshness and retention; tests move it forward to
+// make backups stale or a storage check due. backupCheckInterval is short so a check follows soon
+// after the clock moves.
+var testClock = clocktesting.NewFakeClock(time.Now())
+
+const backupCheckInterval = 2 * time.Second
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -63,7 +71,8 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FATAL: create operator namespace:", err)
 		return 1
 	}
-	opts := controllers.Options{OperatorNamespace: operatorNamespace, DefaultIssuerName: "selfsigned", DefaultIssuerKind: "ClusterIssuer"}
+	opts := controllers.Options{OperatorNamespace: operatorNamespace, DefaultIssuerName: "selfsigned", DefaultIssuerKind: "ClusterIssuer",
+		Clock: testClock, BackupCheckInterval: backupCheckInterval}
 	mgrOpts := env.ManagerOptions()
 	mgrOpts.Scheme = scheme
 	mgrOpts.Cache = controllers.CacheOptions(opts)

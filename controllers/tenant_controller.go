@@ -38,7 +38,8 @@ type TenantReconciler struct {
 	Recorder  recorder.EventRecorder
 	Options   Options
 
-	applier *ssa.Applier
+	applier      *ssa.Applier
+	backupChecks backupChecks
 }
 
 // tenantScope is what one reconcile pass of a Tenant has observed so far.
@@ -91,6 +92,9 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			tenant.Status.ObservedGeneration = tenant.Generation
 		}
 		r.recordConditionChanges(before, tenant)
+		if tenant.DeletionTimestamp.IsZero() {
+			r.metrics().SetConditions(tenant.Name, tenant.Status.Conditions)
+		}
 		if err := patchStatus(ctx, r.Client, before, tenant, func(t *v1alpha1.Tenant) any { return t.Status }); err != nil {
 			retErr = kerrors.NewAggregate([]error{retErr, err})
 		}
@@ -140,6 +144,7 @@ func (r *TenantReconciler) steps() []tenantStep {
 		r.reconcileFirewall,
 		r.reconcileCertificate,
 		r.reconcilePolicies,
+		r.reconcileBackups,
 	}
 }
 

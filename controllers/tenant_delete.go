@@ -38,6 +38,11 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 	if err == nil {
 		err = r.deleteClusterScoped(ctx, t)
 	}
+	if err == nil {
+		// The backup CronJobs and their Secret in the operator's namespace go; the backups in
+		// storage stay, whatever the deletion policy: they are the last copy of the data.
+		err = r.deleteBackupJobs(ctx, t, nil)
+	}
 	if err != nil {
 		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionDeletionBlocked, metav1.ConditionTrue, v1alpha1.ReasonDeleting, err.Error())
 		return ctrl.Result{}, err
@@ -47,6 +52,8 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 	if err := r.Patch(ctx, t, patch, FieldOwner); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)
 	}
+	r.backupChecks.forget(t.Name)
+	r.metrics().DeleteTenant(t.Name)
 	ctrl.LoggerFrom(ctx).Info("Tenant deleted", "deletionPolicy", t.Spec.DeletionPolicy, "namespace", builders.NamespaceName(t))
 	return ctrl.Result{}, nil
 }

@@ -20,6 +20,14 @@ var tenantPartConditions = []string{
 	v1alpha1.ConditionPoliciesResolved,
 }
 
+// tenantHealthConditions are summarized by Ready only when False: they judge an environment that
+// exists (backups fresh and verified), and Unknown means not judged yet, which must not hold a
+// new tenant in Provisioning until its first backup is due.
+var tenantHealthConditions = []string{
+	v1alpha1.ConditionBackupsFresh,
+	v1alpha1.ConditionBackupVerified,
+}
+
 // waitingReasons are reasons that mean "not yet": the operator or the cluster is still working and
 // no person needs to act. Any other False reason means something needs fixing.
 var waitingReasons = map[string]bool{
@@ -48,6 +56,11 @@ func summarizeTenant(t *v1alpha1.Tenant) {
 		case waitingReasons[c.Reason]:
 			waiting = append(waiting, fmt.Sprintf("%s: %s", conditionType, c.Message))
 		default:
+			failing = append(failing, fmt.Sprintf("%s: %s", conditionType, c.Message))
+		}
+	}
+	for _, conditionType := range tenantHealthConditions {
+		if c := meta.FindStatusCondition(t.Status.Conditions, conditionType); c != nil && c.Status == metav1.ConditionFalse {
 			failing = append(failing, fmt.Sprintf("%s: %s", conditionType, c.Message))
 		}
 	}

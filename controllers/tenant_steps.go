@@ -19,12 +19,14 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/metrics"
 )
 
 // ownedObject is an object to apply, with what to call it in errors.
@@ -171,7 +173,7 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
 		return ctrl.Result{}, err
 	}
-	if err := r.ensureDatabaseSecret(ctx, t); err != nil {
+	if err := r.ensureDatabaseSecrets(ctx, t); err != nil {
 		return fail(err)
 	}
 	opts := r.builderOptions()
@@ -259,10 +261,21 @@ func quotaExhausted(ctx context.Context, c client.Client, ns string) string {
 	return strings.Join(full, ", ")
 }
 
-// ensureDatabaseSecret creates the database credentials once. An existing Secret is never
-// regenerated: the data on the volume was initialized with that password.
-func (r *TenantReconciler) ensureDatabaseSecret(ctx context.Context, t *v1alpha1.Tenant) error {
-	name := builders.DatabaseSecretName(t)
+// ensureDatabaseSecrets creates the database credentials and the backup role's password once.
+// An existing Secret is never regenerated: the data on the volume was initialized with that
+// password.
+func (r *TenantReconciler) ensureDatabaseSecrets(ctx context.Context, t *v1alpha1.Tenant) error {
+	if err := r.ensureGeneratedSecret(ctx, t, builders.DatabaseSecretName(t), "database credentials",
+		func(password string) runtime.ApplyConfiguration { return builders.DatabaseSecret(t, password) }); err != nil {
+		return err
+	}
+	return r.ensureGeneratedSecret(ctx, t, builders.DatabaseBackupSecretName(t), "the backup role's password",
+		func(password string) runtime.ApplyConfiguration { return builders.DatabaseBackupSecret(t, password) })
+}
+
+// ensureGeneratedSecret creates a Secret in the tenant namespace holding a new password, unless
+// it exists.
+func (r *TenantReconciler) ensureGeneratedSecret(ctx context.Context, t *v1alpha1.Tenant, name, what string, build func(password string) runtime.ApplyConfiguration) error {
 	key := types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name}
 	// The cache holds the Secrets we created; a miss is confirmed with the API server before a
 	// password is generated, so an existing one is never overwritten.
@@ -276,16 +289,16 @@ func (r *TenantReconciler) ensureDatabaseSecret(ctx context.Context, t *v1alpha1
 		return nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get database secret %s: %w", name, err)
+		return fmt.Errorf("get secret %s: %w", name, err)
 	}
 	password, err := generatePassword()
 	if err != nil {
 		return err
 	}
-	if err := r.apply(ctx, "secret", name, builders.DatabaseSecret(t, password)); err != nil {
+	if err := r.apply(ctx, "secret", name, build(password)); err != nil {
 		return err
 	}
-	r.event(t, corev1.EventTypeNormal, "CredentialsGenerated", fmt.Sprintf("Generated database credentials in Secret %s", name))
+	r.event(t, corev1.EventTypeNormal, "CredentialsGenerated", fmt.Sprintf("Generated %s in Secret %s", what, name))
 	return nil
 }
 
@@ -434,7 +447,24 @@ func (r *TenantReconciler) builderOptions() builders.Options {
 	opts := builders.DefaultOptions()
 	opts.OperatorNamespace = r.Options.OperatorNamespace
 	opts.DefaultIssuer = v1alpha1.IssuerReference{Name: r.Options.DefaultIssuerName, Kind: r.Options.DefaultIssuerKind}
+	if r.Options.AgentImage != "" {
+		opts.AgentImage = r.Options.AgentImage
+	}
 	return opts
+}
+
+func (r *TenantReconciler) clock() clock.Clock {
+	if r.Options.Clock != nil {
+		return r.Options.Clock
+	}
+	return clock.RealClock{}
+}
+
+func (r *TenantReconciler) metrics() *metrics.Metrics {
+	if r.Options.Metrics != nil {
+		return r.Options.Metrics
+	}
+	return defaultMetrics()
 }
 
 func (r *TenantReconciler) event(t *v1alpha1.Tenant, eventType, reason, message string) {

@@ -89,6 +89,9 @@ type Observation struct {
 	Newest *Backup
 	// LastJob is the newest job, nil when none has run.
 	LastJob *Job
+	// LastSeen is the newest backup an earlier check found, when Newest is nil because it has
+	// since gone from storage: then backups are Missing at once, not Pending a first one.
+	LastSeen *Backup
 }
 
 // Verdict is the judgement on one schedule.
@@ -141,6 +144,12 @@ func Judge(s Schedule, o Observation, now time.Time) Verdict {
 	}
 	if o.Newest == nil {
 		due := s.Since.Add(allowed)
+		if o.LastSeen != nil {
+			v.State = Missing
+			v.Message = fmt.Sprintf("%s: no backup in storage; backup %s (finished %s) was there before", s.Name, o.LastSeen.ID,
+				o.LastSeen.FinishedAt.UTC().Format(time.RFC3339))
+			return v
+		}
 		if !s.Since.IsZero() && now.Before(due) {
 			v.State = Pending
 			v.StaleAt = due

@@ -28,6 +28,8 @@ func TestJudge(t *testing.T) {
 			Observation{Newest: &Backup{ID: "b", FinishedAt: t0.Add(-26*time.Hour - time.Second)}}, t0, Stale, "more than the 26h0m allowed", time.Time{}},
 		{"194 days old", twelveHours, Observation{Newest: &Backup{ID: "old", FinishedAt: t0.Add(-194 * 24 * time.Hour)}}, t0, Stale, "194d0h old", time.Time{}},
 		{"none yet, not due", Schedule{Name: "hot", ExpectedInterval: 12 * time.Hour, Since: t0.Add(-time.Hour)}, Observation{}, t0, Pending, "first backup due by 2026-11-21T00:12:00Z", t0.Add(11*time.Hour + 72*time.Minute)},
+		{"gone from storage before the first was due", Schedule{Name: "hot", ExpectedInterval: 12 * time.Hour, Since: t0.Add(-time.Hour)},
+			Observation{LastSeen: &Backup{ID: "b0", FinishedAt: t0.Add(-30 * time.Minute)}}, t0, Missing, "no backup in storage; backup b0 (finished 2026-11-20T11:30:00Z) was there before", time.Time{}},
 		{"none, due long ago", twelveHours, Observation{}, t0, Missing, "no backup in storage", time.Time{}},
 		{"none, since unknown", Schedule{Name: "hot", ExpectedInterval: 12 * time.Hour}, Observation{}, t0, Missing, "no backup in storage", time.Time{}},
 		{"unreachable wins", twelveHours, Observation{ListError: errors.New("connection refused"), Newest: fresh}, t0, StorageUnreachable, "connection refused", time.Time{}},

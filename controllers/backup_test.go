@@ -424,4 +424,3 @@ func backupIDs(bs []backup.Backup) []string {
 	}
 	return out
 }
-

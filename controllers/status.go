@@ -38,10 +38,14 @@ func setCondition(conditions *[]metav1.Condition, generation int64, conditionTyp
 }
 
 // readyCondition sets Ready on a policy: True for ReasonSucceeded, False for any other reason.
+// A policy that is not ready needs its owner (a spec to fix, a Secret to create), so it is also
+// Stalled, which kstatus and GitOps tools read as Failed.
 func readyCondition(conditions *[]metav1.Condition, generation int64, reason, message string) {
-	status := metav1.ConditionFalse
 	if reason == v1alpha1.ReasonSucceeded {
-		status = metav1.ConditionTrue
+		setCondition(conditions, generation, v1alpha1.ConditionReady, metav1.ConditionTrue, reason, message)
+		meta.RemoveStatusCondition(conditions, v1alpha1.ConditionStalled)
+		return
 	}
-	setCondition(conditions, generation, v1alpha1.ConditionReady, status, reason, message)
+	setCondition(conditions, generation, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+	setCondition(conditions, generation, v1alpha1.ConditionStalled, metav1.ConditionTrue, reason, message)
 }

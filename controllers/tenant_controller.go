@@ -170,6 +170,9 @@ func (r *TenantReconciler) recordConditionChanges(before, after *v1alpha1.Tenant
 		old[c.Type] = c
 	}
 	for _, c := range after.Status.Conditions {
+		if c.Type == v1alpha1.ConditionReconciling || c.Type == v1alpha1.ConditionStalled {
+			continue // they repeat Ready's news for kstatus
+		}
 		o, existed := old[c.Type]
 		if existed && o.Status == c.Status && o.Reason == c.Reason {
 			continue

@@ -64,16 +64,27 @@ func summarizeTenant(t *v1alpha1.Tenant) {
 			failing = append(failing, fmt.Sprintf("%s: %s", conditionType, c.Message))
 		}
 	}
+	// Reconciling and Stalled are the abnormal-true conditions kstatus reads (as Flux's objects
+	// carry them): InProgress while provisioning, Failed while something needs a person, Current
+	// when neither is present. Argo CD's and Flux's health checks read them the same way.
 	switch {
 	case len(failing) > 0:
 		t.Status.Phase = v1alpha1.TenantPhaseDegraded
-		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionReady, metav1.ConditionFalse, firstReason(t, failing), strings.Join(failing, "; "))
+		reason, message := firstReason(t, failing), strings.Join(failing, "; ")
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionStalled, metav1.ConditionTrue, reason, message)
+		meta.RemoveStatusCondition(&t.Status.Conditions, v1alpha1.ConditionReconciling)
 	case len(waiting) > 0:
 		t.Status.Phase = v1alpha1.TenantPhaseProvisioning
-		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonProgressing, strings.Join(waiting, "; "))
+		message := strings.Join(waiting, "; ")
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonProgressing, message)
+		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonProgressing, message)
+		meta.RemoveStatusCondition(&t.Status.Conditions, v1alpha1.ConditionStalled)
 	default:
 		t.Status.Phase = v1alpha1.TenantPhaseReady
 		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "Every part of the environment is ready")
+		meta.RemoveStatusCondition(&t.Status.Conditions, v1alpha1.ConditionReconciling)
+		meta.RemoveStatusCondition(&t.Status.Conditions, v1alpha1.ConditionStalled)
 	}
 }
 
@@ -89,4 +100,6 @@ func firstReason(t *v1alpha1.Tenant, failing []string) string {
 // invalidSpec marks the whole tenant as needing a fix by its owner.
 func invalidSpec(t *v1alpha1.Tenant, message string) {
 	setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, message)
+	setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonInvalidSpec, message)
+	meta.RemoveStatusCondition(&t.Status.Conditions, v1alpha1.ConditionReconciling)
 }

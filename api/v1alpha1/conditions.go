@@ -6,6 +6,13 @@ const (
 	// ConditionReady is True when every part of the object is as its spec says.
 	ConditionReady = "Ready"
 
+	// ConditionReconciling is True while the tenant is being provisioned or changed, and absent
+	// otherwise; kstatus reads it as InProgress.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True while the tenant cannot progress without a person (a failing part,
+	// an invalid spec), and absent otherwise; kstatus reads it as Failed.
+	ConditionStalled = "Stalled"
+
 	// ConditionNamespaceReady: the tenant's namespace, quota and limits exist.
 	ConditionNamespaceReady = "NamespaceReady"
 	// ConditionAccessReady: the role bindings for admins, editors and viewers exist.

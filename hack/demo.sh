@@ -136,7 +136,8 @@ Look further:
 Logs:
   operator      $dev/operator.log
   cert-manager  $dev/cert-manager.log
-  cluster       bin/kwokctl-v0.8.0 --name tenantops-dev logs kube-apiserver   (with KWOK_WORKDIR=$dev/kwok)
+  cluster       KWOK_WORKDIR=$dev/kwok $root/bin/kwokctl-v0.8.0 --name tenantops-dev logs kube-apiserver
+                (or etcd, kube-controller-manager, kube-scheduler, kwok-controller)
 Stop everything:
   make demo-down
 MSG

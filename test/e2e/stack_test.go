@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -41,9 +44,11 @@ type Stack struct {
 	env      []string
 	operator *exec.Cmd
 	exited   chan error // receives the operator's exit
+	stopOnce sync.Once
 }
 
 func TestMain(m *testing.M) {
+	flag.Parse() // for -test.timeout
 	if os.Getenv(enableEnv) != "1" {
 		os.Exit(m.Run()) // every test skips
 	}
@@ -57,6 +62,26 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	stack = s
+	// go test's -timeout panics without running deferred code, and an interrupt kills the test
+	// binary: either would leave the cluster running. Stop it shortly before the timeout, and on
+	// an interrupt.
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-interrupted
+		fmt.Fprintf(os.Stderr, "e2e: interrupted; stopping the local stack (logs kept in %s)\n", s.Dir)
+		s.stop()
+		os.Exit(1)
+	}()
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > time.Minute {
+			time.AfterFunc(d-30*time.Second, func() {
+				fmt.Fprintln(os.Stderr, "e2e: about to time out; stopping the local stack")
+				s.dumpLogs()
+				s.stop()
+			})
+		}
+	}
 	code := m.Run()
 	if code != 0 {
 		s.dumpLogs()
@@ -184,8 +209,10 @@ func startStack() (*Stack, error) {
 	return s, nil
 }
 
-// stop stops the operator, then the cluster and cert-manager's controllers.
-func (s *Stack) stop() {
+// stop stops the operator, then the cluster and cert-manager's controllers, once.
+func (s *Stack) stop() { s.stopOnce.Do(s.stopNow) }
+
+func (s *Stack) stopNow() {
 	if s.operator != nil && s.operator.Process != nil {
 		_ = s.operator.Process.Signal(syscall.SIGTERM)
 		select {

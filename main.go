@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"os"
@@ -63,6 +64,8 @@ func newScheme() *runtime.Scheme {
 func runManager() error {
 	var (
 		metricsAddr, probeAddr, webhookCertDir, operatorNamespace string
+		probeCAFile                                               string
+		uptimeProbes                                              bool
 		webhookPort                                               int
 		apiQPS                                                    float64
 		apiBurst                                                  int
@@ -83,6 +86,8 @@ func runManager() error {
 	flag.StringVar(&opts.AgentImage, "agent-image", builders.DefaultAgentImage, "Image of the backup and verification jobs: tenant-operator with PostgreSQL's client programs.")
 	flag.DurationVar(&opts.BackupCheckInterval, "backup-check-interval", 5*time.Minute, "How often each tenant's backup storage is listed and pruned, besides after every backup job.")
 	flag.StringVar(&opts.BackupVolumeRoot, "backup-volume-root", "/var/lib/tenantops/volumes", "Where volume backup storage claims are mounted into the manager, one directory per claim, so their backups can be checked.")
+	flag.BoolVar(&uptimeProbes, "uptime-probes", true, "Probe every tenant's URL and database for Available, UptimeObjectiveMet and the uptime metrics.")
+	flag.StringVar(&probeCAFile, "probe-ca-file", "", "PEM file of extra certificate authorities trusted for tenants' URLs, besides the system's.")
 	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Queries per second to the API server the client allows itself.")
 	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of queries to the API server the client allows itself.")
 	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
@@ -105,6 +110,21 @@ func runManager() error {
 		return fmt.Errorf("load kubeconfig: %w", err)
 	}
 	restConfig.QPS, restConfig.Burst = float32(apiQPS), apiBurst
+	opts.DisableUptimeProbes = !uptimeProbes
+	if probeCAFile != "" {
+		roots, err := x509.SystemCertPool()
+		if err != nil {
+			roots = x509.NewCertPool()
+		}
+		pem, err := os.ReadFile(probeCAFile)
+		if err != nil {
+			return fmt.Errorf("read --probe-ca-file: %w", err)
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--probe-ca-file %s holds no PEM certificate", probeCAFile)
+		}
+		opts.ProbeRootCAs = roots
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Cache:                         controllers.CacheOptions(opts),
 		Scheme:                        newScheme(),

@@ -3,6 +3,7 @@ package controllers
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"sync"
 	"time"
@@ -58,7 +59,12 @@ type Options struct {
 	// per claim name, so the operator can check backups on volumes too.
 	BackupVolumeRoot string
 	// Clock tells the time for freshness and retention; the real clock when nil. Tests inject one.
-	Clock clock.Clock
+	Clock clock.WithTicker
+	// DisableUptimeProbes turns off probing tenants' URLs and databases (Available and
+	// UptimeObjectiveMet then say NotMonitored).
+	DisableUptimeProbes bool
+	// ProbeRootCAs are the authorities trusted for tenants' URLs; the system's when nil.
+	ProbeRootCAs *x509.CertPool
 	// Metrics receives the operator's Prometheus series; registered with controller-runtime's
 	// registry when nil.
 	Metrics *metrics.Metrics
@@ -112,6 +118,13 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("tenant-operator"),
 		Options:   opts,
+	}
+	if !opts.DisableUptimeProbes {
+		tenants.uptime = newUptimeMonitor(opts, opts.Metrics)
+		// The scheduler is a Runnable that needs the leader: one replica probes.
+		if err := mgr.Add(tenants.uptime.scheduler); err != nil {
+			return fmt.Errorf("add uptime probes: %w", err)
+		}
 	}
 	if err := tenants.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up Tenant controller: %w", err)

@@ -2,8 +2,12 @@ package controllers_test
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,6 +47,13 @@ var testClock = clocktesting.NewFakeClock(time.Now())
 
 const backupCheckInterval = 2 * time.Second
 
+// probeTarget is a real HTTPS server that tenants' uptime probes reach; probeTargetDown makes it
+// answer 503.
+var (
+	probeTarget     *httptest.Server
+	probeTargetDown atomic.Bool
+)
+
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
 }
@@ -71,8 +82,18 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "FATAL: create operator namespace:", err)
 		return 1
 	}
+	probeTarget = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if probeTargetDown.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	defer probeTarget.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(probeTarget.Certificate())
 	opts := controllers.Options{OperatorNamespace: operatorNamespace, DefaultIssuerName: "selfsigned", DefaultIssuerKind: "ClusterIssuer",
-		Clock: testClock, BackupCheckInterval: backupCheckInterval}
+		Clock: testClock, BackupCheckInterval: backupCheckInterval, ProbeRootCAs: roots}
 	mgrOpts := env.ManagerOptions()
 	mgrOpts.Scheme = scheme
 	mgrOpts.Cache = controllers.CacheOptions(opts)

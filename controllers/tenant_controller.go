@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
@@ -40,6 +41,8 @@ type TenantReconciler struct {
 
 	applier      *ssa.Applier
 	backupChecks backupChecks
+	// uptime probes tenants; nil when probes are turned off.
+	uptime *uptimeMonitor
 }
 
 // tenantScope is what one reconcile pass of a Tenant has observed so far.
@@ -131,7 +134,11 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 			errs = append(errs, err)
 		}
 	}
-	return soonest(results), kerrors.NewAggregate(errs)
+	if len(errs) > 0 {
+		// The error's back-off decides when to retry; a RequeueAfter beside it would be ignored.
+		return ctrl.Result{}, kerrors.NewAggregate(errs)
+	}
+	return soonest(results), nil
 }
 
 // steps are the parts of a tenant's environment in the order they build on each other. Every step
@@ -145,6 +152,7 @@ func (r *TenantReconciler) steps() []tenantStep {
 		r.reconcileCertificate,
 		r.reconcilePolicies,
 		r.reconcileBackups,
+		r.reconcileMonitoring,
 	}
 }
 
@@ -219,6 +227,10 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Watching kinds the API server does not serve would stop the manager; tenants report
 		// CertManagerMissing instead, and a restart after installing cert-manager picks it up.
 		mgr.GetLogger().Info("cert-manager CRDs not found; certificates will be reported as CertManagerMissing")
+	}
+	if r.uptime != nil {
+		// The monitor wakes a tenant when its uptime status is due a write.
+		b = b.WatchesRawSource(source.Channel(r.uptime.wake, &handler.EnqueueRequestForObject{}))
 	}
 	return b.Named("tenant").
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Options.MaxConcurrentReconciles)}).

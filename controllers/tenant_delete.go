@@ -43,6 +43,12 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		// storage stay, whatever the deletion policy: they are the last copy of the data.
 		err = r.deleteBackupJobs(ctx, t, nil)
 	}
+	if err == nil {
+		history := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.Options.OperatorNamespace, Name: uptimeConfigMapName(t)}}
+		if derr := r.Delete(ctx, history); client.IgnoreNotFound(derr) != nil {
+			err = fmt.Errorf("delete uptime history: %w", derr)
+		}
+	}
 	if err != nil {
 		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionDeletionBlocked, metav1.ConditionTrue, v1alpha1.ReasonDeleting, err.Error())
 		return ctrl.Result{}, err
@@ -53,6 +59,9 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)
 	}
 	r.backupChecks.forget(t.Name)
+	if r.uptime != nil {
+		r.uptime.forget(t.Name)
+	}
 	r.metrics().DeleteTenant(t.Name)
 	ctrl.LoggerFrom(ctx).Info("Tenant deleted", "deletionPolicy", t.Spec.DeletionPolicy, "namespace", builders.NamespaceName(t))
 	return ctrl.Result{}, nil

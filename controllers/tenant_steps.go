@@ -246,6 +246,16 @@ func (r *TenantReconciler) databaseWaitReason(ctx context.Context, t *v1alpha1.T
 	return v1alpha1.ReasonPodNotReady, fmt.Sprintf("Database pod not ready yet (%d/1)", ready), nil
 }
 
+// databaseQuotaResources are the quota resources a database pod and its volume claim use.
+var databaseQuotaResources = map[corev1.ResourceName]bool{
+	corev1.ResourcePods: true, corev1.ResourceCPU: true, corev1.ResourceMemory: true,
+	corev1.ResourceRequestsCPU: true, corev1.ResourceRequestsMemory: true,
+	corev1.ResourceLimitsCPU: true, corev1.ResourceLimitsMemory: true,
+	corev1.ResourceRequestsStorage: true, corev1.ResourcePersistentVolumeClaims: true,
+	corev1.ResourceRequestsEphemeralStorage: true, corev1.ResourceLimitsEphemeralStorage: true,
+	"count/statefulsets.apps": true, "count/pods": true, "count/persistentvolumeclaims": true,
+}
+
 // quotaExhausted names the resources whose quota is used up in the namespace.
 func quotaExhausted(ctx context.Context, c client.Client, ns string) string {
 	quota := &corev1.ResourceQuota{}
@@ -254,6 +264,11 @@ func quotaExhausted(ctx context.Context, c client.Client, ns string) string {
 	}
 	var full []string
 	for name, hard := range quota.Status.Hard {
+		// Only what the database pod and its volume consume: a quota that forbids, say, load
+		// balancers outright (0/0) is not what keeps the database from starting.
+		if !databaseQuotaResources[name] {
+			continue
+		}
 		if used, ok := quota.Status.Used[name]; ok && used.Cmp(hard) >= 0 {
 			full = append(full, fmt.Sprintf("%s %s/%s", name, used.String(), hard.String()))
 		}
@@ -379,14 +394,11 @@ func (r *TenantReconciler) reconcileCertificate(ctx context.Context, s *tenantSc
 	}
 
 	name := builders.TenantCertificateName(t)
-	if err := r.apply(ctx, "certificate", name, builders.TenantCertificate(t, opts)); err != nil {
+	// The apply's answer is the object as stored; the cache may not have seen it yet.
+	cert := &cmapi.Certificate{}
+	if err := r.applyAndRead(ctx, "certificate", name, builders.TenantCertificate(t, opts), cert); err != nil {
 		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
 		return ctrl.Result{}, err
-	}
-	cert := &cmapi.Certificate{}
-	if err := r.Get(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name}, cert); err != nil {
-		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, fmt.Sprintf("Cannot read certificate %s: %v", name, err))
-		return ctrl.Result{}, fmt.Errorf("get certificate %s: %w", name, err)
 	}
 	t.Status.Certificate = &v1alpha1.CertificateStatus{SecretName: cert.Spec.SecretName, NotAfter: cert.Status.NotAfter}
 	for _, c := range cert.Status.Conditions {

@@ -16,6 +16,13 @@ type Metrics struct {
 	backupLastVerified *prometheus.GaugeVec
 	backupSize         *prometheus.GaugeVec
 	tenantCondition    *prometheus.GaugeVec
+
+	tenantUp          *prometheus.GaugeVec
+	probeDuration     *prometheus.HistogramVec
+	uptimeRatio       *prometheus.GaugeVec
+	objectiveRatio    *prometheus.GaugeVec
+	budgetRemaining   *prometheus.GaugeVec
+	certificateExpiry *prometheus.GaugeVec
 }
 
 // New creates the collectors and registers them with reg (controller-runtime's
@@ -42,9 +49,76 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "tenantops_tenant_condition",
 			Help: "1 for the current status of each condition of a tenant, 0 for the other statuses.",
 		}, []string{"tenant", "type", "status"}),
+		tenantUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantops_tenant_up",
+			Help: "1 when the tenant's URL (and database, once ready) answered the last probe, else 0.",
+		}, []string{"tenant"}),
+		probeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "tenantops_probe_duration_seconds",
+			Help:    "How long a tenant's probes took, by probe (http or database).",
+			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"tenant", "probe"}),
+		uptimeRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantops_tenant_uptime_ratio",
+			Help: "Share of successful probes of the tenant's URL over the window (24h, 7d, 30d).",
+		}, []string{"tenant", "window"}),
+		objectiveRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantops_tenant_uptime_objective_ratio",
+			Help: "The tenant's uptime objective as a fraction (0.995 for 99.5 %).",
+		}, []string{"tenant"}),
+		budgetRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantops_tenant_error_budget_remaining_ratio",
+			Help: "Share of the error budget left over the objective's 30-day window; negative when overspent.",
+		}, []string{"tenant"}),
+		certificateExpiry: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantops_tenant_certificate_expiry_timestamp_seconds",
+			Help: "When the certificate the tenant's URL served at the last probe expires.",
+		}, []string{"tenant"}),
 	}
-	reg.MustRegister(m.backupLastSuccess, m.backupInterval, m.backupLastVerified, m.backupSize, m.tenantCondition)
+	reg.MustRegister(m.backupLastSuccess, m.backupInterval, m.backupLastVerified, m.backupSize, m.tenantCondition,
+		m.tenantUp, m.probeDuration, m.uptimeRatio, m.objectiveRatio, m.budgetRemaining, m.certificateExpiry)
 	return m
+}
+
+// ObserveProbe records one probe's duration.
+func (m *Metrics) ObserveProbe(tenant, probe string, d time.Duration) {
+	m.probeDuration.WithLabelValues(tenant, probe).Observe(d.Seconds())
+}
+
+// Counts are probes counted over a window.
+type Counts interface{ Ratio() (float64, bool) }
+
+// TenantUptime is what the uptime series of a tenant show.
+type TenantUptime struct {
+	Up                  bool
+	Day, Week, Month    Counts
+	Objective           float64
+	BudgetRemaining     float64
+	Probed              bool
+	CertificateNotAfter time.Time
+}
+
+// SetUptime sets a tenant's uptime series; a window without probes has no ratio series.
+func (m *Metrics) SetUptime(tenant string, u TenantUptime) {
+	up := 0.0
+	if u.Up {
+		up = 1
+	}
+	m.tenantUp.WithLabelValues(tenant).Set(up)
+	for window, c := range map[string]Counts{"24h": u.Day, "7d": u.Week, "30d": u.Month} {
+		if r, ok := c.Ratio(); ok {
+			m.uptimeRatio.WithLabelValues(tenant, window).Set(r)
+		} else {
+			m.uptimeRatio.DeleteLabelValues(tenant, window)
+		}
+	}
+	m.objectiveRatio.WithLabelValues(tenant).Set(u.Objective)
+	if u.Probed {
+		m.budgetRemaining.WithLabelValues(tenant).Set(u.BudgetRemaining)
+	}
+	if !u.CertificateNotAfter.IsZero() {
+		m.certificateExpiry.WithLabelValues(tenant).Set(float64(u.CertificateNotAfter.Unix()))
+	}
 }
 
 // ScheduleBackups is what is known of one schedule's backups.
@@ -100,5 +174,9 @@ func (m *Metrics) SetConditions(tenant string, conditions []metav1.Condition) {
 // DeleteTenant removes every series of a deleted tenant.
 func (m *Metrics) DeleteTenant(tenant string) {
 	m.DeleteBackups(tenant)
-	m.tenantCondition.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+	labels := prometheus.Labels{"tenant": tenant}
+	for _, v := range []*prometheus.GaugeVec{m.tenantCondition, m.tenantUp, m.uptimeRatio, m.objectiveRatio, m.budgetRemaining, m.certificateExpiry} {
+		v.DeletePartialMatch(labels)
+	}
+	m.probeDuration.DeletePartialMatch(labels)
 }

@@ -65,6 +65,9 @@ func ParseObjective(percent string) (Objective, error) {
 	return Objective{target: target}, nil
 }
 
+// Ratio is the target as a fraction, 0.995 for 99.5 %, for metrics.
+func (o Objective) Ratio() float64 { return float64(o.target) / fullTarget }
+
 // Percent is the target as the API writes it, e.g. "99.5".
 func (o Objective) Percent() string { return formatThousandths(o.target) }
 

@@ -55,8 +55,8 @@ verify: manifests generate ## Fail when generated files or go.mod are stale, or 
 	go vet ./...
 
 .PHONY: test
-test: control-plane test-tools chart-tools ## Run unit and integration tests (envtest on the local control plane).
-	KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./... -timeout $(TEST_TIMEOUT) -count=1
+test: control-plane test-tools chart-tools stack-tools ## Run all tests: unit, integration (envtest, real PostgreSQL and S3) and end-to-end (the demo's stack).
+	TENANTOPS_E2E=1 KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./... -timeout $(TEST_TIMEOUT) -count=1
 
 .PHONY: bench
 bench: control-plane ## Run the benchmarks and print their figures.
@@ -120,6 +120,10 @@ demo: ## Start the local cluster and the operator, apply the samples, show the t
 .PHONY: demo-down
 demo-down: ## Stop the operator and the local cluster the demo started.
 	bash hack/demo.sh down
+
+.PHONY: stack-tools
+stack-tools: control-plane ## Build (or find cached) kwok and cert-manager's controller for the demo and end-to-end stack.
+	bash hack/dev-cluster.sh tools
 
 .PHONY: e2e
 e2e: ## End-to-end tests on the local stack of make demo, which they start and stop themselves.

@@ -58,6 +58,10 @@ verify: manifests generate ## Fail when generated files or go.mod are stale, or 
 test: control-plane test-tools chart-tools stack-tools ## Run all tests: unit, integration (envtest, real PostgreSQL and S3) and end-to-end (the demo's stack).
 	TENANTOPS_E2E=1 KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./... -timeout $(TEST_TIMEOUT) -count=1
 
+.PHONY: test-rules
+test-rules: ## Evaluate every alert of config/prometheus on synthetic series with Prometheus' rule engine (its own module, test/rules).
+	cd test/rules && go test ./... -count=1
+
 .PHONY: bench
 bench: control-plane ## Run the benchmarks and print their figures.
 	KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./test/bench/... -run '^$$' -bench . -benchtime 1x -timeout 60m

@@ -10,10 +10,12 @@ VERSITYGW_VERSION ?= v1.8.0
 KUSTOMIZE_VERSION ?= v5.7.1
 HELM_VERSION ?= v3.19.0
 KWOK_VERSION ?= v0.8.0
+CRD_REF_DOCS_VERSION ?= v0.3.0
 
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 HELM ?= $(LOCALBIN)/helm-$(HELM_VERSION)
 KUSTOMIZE ?= $(LOCALBIN)/kustomize-$(KUSTOMIZE_VERSION)
+CRD_REF_DOCS ?= $(LOCALBIN)/crd-ref-docs-$(CRD_REF_DOCS_VERSION)
 PROMETHEUS_OPERATOR_VERSION ?= v0.85.0
 KUBECTL ?= $(LOCALBIN)/control-plane/kubectl
 KUBECONFIG ?= $(LOCALBIN)/dev/kubeconfig
@@ -27,11 +29,16 @@ all: build
 ##@ Development
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate CRDs, RBAC and webhook manifests; copy cert-manager's CRDs.
+manifests: $(CONTROLLER_GEN) $(CRD_REF_DOCS) ## Generate CRDs, RBAC and webhook manifests and docs/api-reference.md; copy cert-manager's CRDs.
 	$(CONTROLLER_GEN) rbac:roleName=tenant-operator crd webhook paths="./..." output:crd:artifacts:config=config/crd/bases
 	bash hack/external-crds.sh
 	PROMETHEUS_OPERATOR_VERSION=$(PROMETHEUS_OPERATOR_VERSION) bash hack/prometheus-operator-crds.sh
 	bash hack/chart-sync.sh
+	CRD_REF_DOCS=$(CRD_REF_DOCS) bash hack/api-docs.sh
+
+.PHONY: api-docs
+api-docs: $(CRD_REF_DOCS) ## Generate docs/api-reference.md from the API types (make manifests does it too).
+	CRD_REF_DOCS=$(CRD_REF_DOCS) bash hack/api-docs.sh
 
 .PHONY: generate
 generate: $(CONTROLLER_GEN) ## Generate deepcopy functions.
@@ -48,9 +55,9 @@ vet: ## go vet.
 .PHONY: verify
 verify: manifests generate ## Fail when generated files or go.mod are stale, or vet finds problems.
 	go mod tidy
-	@if [ -n "$$(git status --porcelain -- api config charts go.mod go.sum)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config charts docs/api-reference.md go.mod go.sum)" ]; then \
 	  echo "Generated files or go.mod are stale; run 'make manifests generate' and 'go mod tidy' and commit:"; \
-	  git status --porcelain -- api config charts go.mod go.sum; git --no-pager diff --stat -- api config charts go.mod go.sum; exit 1; fi
+	  git status --porcelain -- api config charts docs/api-reference.md go.mod go.sum; git --no-pager diff --stat -- api config charts docs/api-reference.md go.mod go.sum; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	go vet ./...
 
@@ -151,6 +158,9 @@ $(KUSTOMIZE):
 chart-tools: $(HELM) $(KUSTOMIZE) ## Install helm and kustomize; bin/helm and bin/kustomize name the pinned versions.
 	ln -sfn $(notdir $(HELM)) $(LOCALBIN)/helm
 	ln -sfn $(notdir $(KUSTOMIZE)) $(LOCALBIN)/kustomize
+
+$(CRD_REF_DOCS):
+	bash hack/go-install.sh $@ github.com/elastic/crd-ref-docs $(CRD_REF_DOCS_VERSION)
 
 $(LOCALBIN)/versitygw:
 	bash hack/go-install.sh $@ github.com/versity/versitygw/cmd/versitygw $(VERSITYGW_VERSION)

@@ -58,12 +58,15 @@ verify: manifests generate ## Fail when generated files or go.mod are stale, or 
 	@if [ -n "$$(git status --porcelain -- api config charts docs/api-reference.md go.mod go.sum)" ]; then \
 	  echo "Generated files or go.mod are stale; run 'make manifests generate' and 'go mod tidy' and commit:"; \
 	  git status --porcelain -- api config charts docs/api-reference.md go.mod go.sum; git --no-pager diff --stat -- api config charts docs/api-reference.md go.mod go.sum; exit 1; fi
+	cd test/rules && go mod tidy && go vet ./...
+	@if [ -n "$$(git status --porcelain -- test/rules/go.mod test/rules/go.sum)" ]; then echo "test/rules/go.mod is stale; run 'cd test/rules && go mod tidy' and commit"; exit 1; fi
 	@if [ -n "$$(gofmt -l $$(git ls-files '*.go'))" ]; then echo "gofmt needed:"; gofmt -l $$(git ls-files '*.go'); exit 1; fi
 	go vet ./...
 
 .PHONY: test
 test: control-plane test-tools chart-tools stack-tools ## Run all tests: unit, integration (envtest, real PostgreSQL and S3) and end-to-end (the demo's stack).
 	TENANTOPS_E2E=1 KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./... -timeout $(TEST_TIMEOUT) -count=1
+	cd test/rules && go test ./... -count=1
 
 .PHONY: test-rules
 test-rules: ## Evaluate every alert of config/prometheus on synthetic series with Prometheus' rule engine (its own module, test/rules).

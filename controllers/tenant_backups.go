@@ -362,7 +362,15 @@ func (r *TenantReconciler) deleteBackupJobs(ctx context.Context, t *v1alpha1.Ten
 	if keep != nil {
 		return nil
 	}
-	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.Options.OperatorNamespace, Name: builders.BackupJobSecretName(t)}}
+	// Looked up in the cache first: a tenant without backups must not cost a delete request on
+	// every pass.
+	secret := &corev1.Secret{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.BackupJobSecretName(t)}, secret); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("get secret %s: %w", builders.BackupJobSecretName(t), err)
+	}
 	if err := r.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
 		return fmt.Errorf("delete secret %s: %w", secret.Name, err)
 	}

@@ -44,9 +44,12 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		err = r.deleteBackupJobs(ctx, t, nil)
 	}
 	if err == nil {
-		history := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: r.Options.OperatorNamespace, Name: uptimeConfigMapName(t)}}
-		if derr := r.Delete(ctx, history); client.IgnoreNotFound(derr) != nil {
-			err = fmt.Errorf("delete uptime history: %w", derr)
+		history := &corev1.ConfigMap{}
+		key := types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: uptimeConfigMapName(t)}
+		if gerr := r.Get(ctx, key, history); gerr == nil {
+			if derr := r.Delete(ctx, history); client.IgnoreNotFound(derr) != nil {
+				err = fmt.Errorf("delete uptime history: %w", derr)
+			}
 		}
 	}
 	if err != nil {

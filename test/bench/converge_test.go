@@ -183,6 +183,21 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	operatorTime := time.Since(start)
 	writes := scrapeWrites(b, metricsAddr)
 
+	// Idle starts once the last writes of convergence (a status write after the last condition
+	// settled, an event) are done: three quiet seconds in a row, at most 30 s.
+	settled := writes
+	for quiet, deadline := 0, time.Now().Add(30*time.Second); quiet < 3 && time.Now().Before(deadline); {
+		time.Sleep(time.Second)
+		now := scrapeWrites(b, metricsAddr)
+		if now == settled {
+			quiet++
+		} else {
+			quiet, settled = 0, now
+		}
+	}
+	fmt.Printf("tenants=%d writes after convergence before idle: %d\n", n, settled-writes)
+	writes = settled
+
 	time.Sleep(idle)
 	idleWrites := scrapeWrites(b, metricsAddr) - writes
 	peakRSS := peakRSSMiB(b, proc.Process.Pid)

@@ -85,7 +85,9 @@ func CacheOptions(opts Options) cache.Options {
 	for _, obj := range ownedTypes() {
 		byObject[obj] = owned
 	}
-	return cache.Options{ByObject: byObject}
+	// Managed fields are most of a server-side-applied object's size and nothing here reads
+	// them; dropping them from the cache keeps a thousand tenants' objects small.
+	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
 }
 
 // ownedTypes are the kinds of objects the Tenant controller creates and watches.

@@ -1,8 +1,6 @@
 package builders
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +12,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
-	"sigs.k8s.io/yaml"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 )
@@ -59,35 +56,11 @@ func backupCronJobs(t *testing.T, tenant *v1alpha1.Tenant) []*batchv1.CronJob {
 
 func TestBackupGolden(t *testing.T) {
 	tenant := full()
-	docs := []string{}
-	for _, obj := range []any{DatabaseBackupSecret(tenant, "not-a-real-password"), BackupJobSecret(tenant, "not-a-real-password", "-----BEGIN CERTIFICATE-----\n", testOptions())} {
-		data, err := yaml.Marshal(obj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, string(data))
-	}
+	objs := []any{DatabaseBackupSecret(tenant, "not-a-real-password"), BackupJobSecret(tenant, "not-a-real-password", "-----BEGIN CERTIFICATE-----\n", testOptions())}
 	for _, cj := range backupCronJobs(t, tenant) {
-		data, err := yaml.Marshal(cj)
-		if err != nil {
-			t.Fatal(err)
-		}
-		docs = append(docs, string(data))
+		objs = append(objs, cj)
 	}
-	got := strings.Join(docs, "---\n")
-	path := filepath.Join("testdata", "backup.golden.yaml")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test ./internal/builders -update): %v", err)
-	}
-	if got != string(want) {
-		t.Fatalf("backup objects differ from %s; run with -update and review the diff", path)
-	}
+	compareGolden(t, "backup.golden.yaml", objs)
 }
 
 // TestBackupJobs checks what the issue asks of every backup and verification CronJob: they run in

@@ -104,32 +104,39 @@ func allObjects(t *v1alpha1.Tenant, opts Options) []any {
 func TestGolden(t *testing.T) {
 	for _, tenant := range []*v1alpha1.Tenant{minimal(), full()} {
 		t.Run(tenant.Name, func(t *testing.T) {
-			var docs []string
-			for _, obj := range allObjects(tenant, testOptions()) {
-				data, err := yaml.Marshal(obj)
-				if err != nil {
-					t.Fatal(err)
-				}
-				docs = append(docs, string(data))
-			}
-			got := strings.Join(docs, "---\n")
-			path := filepath.Join("testdata", tenant.Name+".golden.yaml")
-			if *update {
-				if err := os.MkdirAll("testdata", 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden file (run go test ./internal/builders -update): %v", err)
-			}
-			if got != string(want) {
-				t.Fatalf("objects for %s differ from %s; run with -update and review the diff", tenant.Name, path)
-			}
+			compareGolden(t, tenant.Name+".golden.yaml", allObjects(tenant, testOptions()))
 		})
+	}
+}
+
+// compareGolden marshals objs as a YAML stream and compares it with testdata/name, which -update
+// rewrites.
+func compareGolden(t *testing.T, name string, objs []any) {
+	t.Helper()
+	var docs []string
+	for _, obj := range objs {
+		data, err := yaml.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, string(data))
+	}
+	got := strings.Join(docs, "---\n")
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read golden file (run go test ./internal/builders -update): %v", err)
+	}
+	if got != string(want) {
+		t.Fatalf("objects differ from %s; run with -update and review the diff", path)
 	}
 }
 

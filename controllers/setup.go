@@ -85,9 +85,47 @@ func CacheOptions(opts Options) cache.Options {
 	for _, obj := range ownedTypes() {
 		byObject[obj] = owned
 	}
+	// Kinds the operator applies whole and reads back only for names, labels and
+	// resourceVersions (and a StatefulSet's status) are cached without their contents: for a
+	// thousand tenants that is most of the cache.
+	for _, obj := range []client.Object{&corev1.LimitRange{}, &corev1.Service{}, &appsv1.StatefulSet{}, &rbacv1.RoleBinding{},
+		&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}, &networkingv1.NetworkPolicy{}, &batchv1.CronJob{}} {
+		entry := byObject[obj]
+		entry.Transform = keepWhatIsRead
+		byObject[obj] = entry
+	}
 	// Managed fields are most of a server-side-applied object's size and nothing here reads
 	// them; dropping them from the cache keeps a thousand tenants' objects small.
 	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
+}
+
+// keepWhatIsRead reduces a cached object to what the reconcilers read of its kind. Nothing writes
+// such an object back whole: owned objects are server-side applied from their builders, and the
+// one patch of a cached object (stopping a retained database) is a merge patch of spec.replicas.
+func keepWhatIsRead(obj any) (any, error) {
+	if o, ok := obj.(client.Object); ok {
+		o.SetManagedFields(nil)
+	}
+	switch o := obj.(type) {
+	case *appsv1.StatefulSet:
+		return &appsv1.StatefulSet{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta,
+			Spec: appsv1.StatefulSetSpec{Replicas: o.Spec.Replicas}, Status: o.Status}, nil
+	case *corev1.LimitRange:
+		return &corev1.LimitRange{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
+	case *corev1.Service:
+		return &corev1.Service{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
+	case *rbacv1.RoleBinding:
+		return &rbacv1.RoleBinding{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta, RoleRef: o.RoleRef}, nil
+	case *rbacv1.ClusterRole:
+		return &rbacv1.ClusterRole{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
+	case *rbacv1.ClusterRoleBinding:
+		return &rbacv1.ClusterRoleBinding{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta, RoleRef: o.RoleRef}, nil
+	case *networkingv1.NetworkPolicy:
+		return &networkingv1.NetworkPolicy{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
+	case *batchv1.CronJob:
+		return &batchv1.CronJob{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
+	}
+	return obj, nil
 }
 
 // ownedTypes are the kinds of objects the Tenant controller creates and watches.

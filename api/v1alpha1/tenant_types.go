@@ -363,7 +363,8 @@ type BackupsStatus struct {
 type ScheduleBackupStatus struct {
 	// Name of the schedule in the BackupPolicy.
 	Name string `json:"name"`
-	// LastSuccessTime is when the newest complete backup (manifest stored) finished.
+	// LastSuccessTime is when the newest complete backup (manifest stored) finished. When the
+	// backups found before have gone from storage, it keeps the last one seen (and count is 0).
 	// +optional
 	LastSuccessTime *metav1.Time `json:"lastSuccessTime,omitempty"`
 	// LastBackupID is the id of that backup.
@@ -372,10 +373,13 @@ type ScheduleBackupStatus struct {
 	// LastBackupSizeBytes is the stored size of that backup.
 	// +optional
 	LastBackupSizeBytes int64 `json:"lastBackupSizeBytes,omitempty"`
-	// ExpectedInterval is how often the schedule should produce a backup.
+	// ExpectedInterval is how old the newest backup may be before it is stale: the longest gap
+	// between two runs of the cron schedule plus a grace of a tenth of it (30 minutes to 6
+	// hours), or the schedule's maxAge when set.
 	// +optional
 	ExpectedInterval *metav1.Duration `json:"expectedInterval,omitempty"`
-	// LastVerificationTime is when the newest verification of this schedule's backups passed.
+	// LastVerificationTime is when this schedule's backups were last verified, whether the
+	// verification passed or not; BackupVerified tells which.
 	// +optional
 	LastVerificationTime *metav1.Time `json:"lastVerificationTime,omitempty"`
 	// Count of complete backups in storage.

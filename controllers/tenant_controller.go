@@ -211,7 +211,7 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&v1alpha1.Tenant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&v1alpha1.BackupPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantBackupPolicy))).
 		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantRetentionPolicy))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(tenantOfObject))
+		Watches(&corev1.Secret{}, r.ownedObjectHandler())
 	// Owned objects are not owner-referenced (a retained namespace outlives its Tenant); they are
 	// mapped back to their Tenant by label, so a hand edit or deletion is reverted at once.
 	for _, obj := range ownedTypes() {

@@ -280,41 +280,55 @@ func quotaExhausted(ctx context.Context, c client.Client, ns string) string {
 // An existing Secret is never regenerated: the data on the volume was initialized with that
 // password.
 func (r *TenantReconciler) ensureDatabaseSecrets(ctx context.Context, t *v1alpha1.Tenant) error {
-	if err := r.ensureGeneratedSecret(ctx, t, builders.DatabaseSecretName(t), "database credentials",
-		func(password string) runtime.ApplyConfiguration { return builders.DatabaseSecret(t, password) }); err != nil {
-		return err
+	var generated []string
+	for _, s := range []struct {
+		name, what string
+		build      func(password string) runtime.ApplyConfiguration
+	}{
+		{builders.DatabaseSecretName(t), "database credentials", func(p string) runtime.ApplyConfiguration { return builders.DatabaseSecret(t, p) }},
+		{builders.DatabaseBackupSecretName(t), "the backup role's password", func(p string) runtime.ApplyConfiguration { return builders.DatabaseBackupSecret(t, p) }},
+	} {
+		created, err := r.ensureGeneratedSecret(ctx, t, s.name, s.build)
+		if err != nil {
+			return err
+		}
+		if created {
+			generated = append(generated, fmt.Sprintf("%s in Secret %s", s.what, s.name))
+		}
 	}
-	return r.ensureGeneratedSecret(ctx, t, builders.DatabaseBackupSecretName(t), "the backup role's password",
-		func(password string) runtime.ApplyConfiguration { return builders.DatabaseBackupSecret(t, password) })
+	// One event for what a new tenant gets at once: every event is a write.
+	if len(generated) > 0 {
+		r.event(t, corev1.EventTypeNormal, "CredentialsGenerated", "Generated "+strings.Join(generated, " and "))
+	}
+	return nil
 }
 
 // ensureGeneratedSecret creates a Secret in the tenant namespace holding a new password, unless
-// it exists.
-func (r *TenantReconciler) ensureGeneratedSecret(ctx context.Context, t *v1alpha1.Tenant, name, what string, build func(password string) runtime.ApplyConfiguration) error {
+// it exists, and says whether it created one.
+func (r *TenantReconciler) ensureGeneratedSecret(ctx context.Context, t *v1alpha1.Tenant, name string, build func(password string) runtime.ApplyConfiguration) (bool, error) {
 	key := types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name}
 	// The cache holds the Secrets we created; a miss is confirmed with the API server before a
 	// password is generated, so an existing one is never overwritten.
 	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil {
-		return nil
+		return false, nil
 	}
 	existing := &metav1.PartialObjectMetadata{}
 	existing.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	err := r.APIReader.Get(ctx, key, existing)
 	if err == nil {
-		return nil
+		return false, nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return fmt.Errorf("get secret %s: %w", name, err)
+		return false, fmt.Errorf("get secret %s: %w", name, err)
 	}
 	password, err := generatePassword()
 	if err != nil {
-		return err
+		return false, err
 	}
 	if err := r.apply(ctx, "secret", name, build(password)); err != nil {
-		return err
+		return false, err
 	}
-	r.event(t, corev1.EventTypeNormal, "CredentialsGenerated", fmt.Sprintf("Generated %s in Secret %s", what, name))
-	return nil
+	return true, nil
 }
 
 // generatePassword returns 32 random bytes from crypto/rand, URL-safe base64 encoded.

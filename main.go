@@ -64,7 +64,7 @@ func newScheme() *runtime.Scheme {
 func runManager() error {
 	var (
 		metricsAddr, probeAddr, webhookCertDir, operatorNamespace string
-		probeCAFile                                               string
+		probeCAFile, pprofAddr                                    string
 		uptimeProbes                                              bool
 		webhookPort                                               int
 		apiQPS                                                    float64
@@ -88,6 +88,7 @@ func runManager() error {
 	flag.StringVar(&opts.BackupVolumeRoot, "backup-volume-root", "/var/lib/tenantops/volumes", "Where volume backup storage claims are mounted into the manager, one directory per claim, so their backups can be checked.")
 	flag.BoolVar(&uptimeProbes, "uptime-probes", true, "Probe every tenant's URL and database for Available, UptimeObjectiveMet and the uptime metrics.")
 	flag.StringVar(&probeCAFile, "probe-ca-file", "", "PEM file of extra certificate authorities trusted for tenants' URLs, besides the system's.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go's pprof profiles on, for investigating the manager's CPU and memory; empty disables it.")
 	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Queries per second to the API server the client allows itself.")
 	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of queries to the API server the client allows itself.")
 	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
@@ -130,6 +131,7 @@ func runManager() error {
 		Scheme:                        newScheme(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              "tenant-operator.tenancy.tenantops.io",
 		LeaderElectionNamespace:       operatorNamespace,

@@ -5,6 +5,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -47,7 +48,8 @@ const (
 // applies the same objects directly against the same API server in the same run. It reports the
 // time to all tenants reconciled as far as this control plane allows (no kubelet, so databases
 // stay pending), API writes per tenant, writes during 60 s idle afterwards, and the manager's peak
-// RSS. BENCH_TENANTS=100,1000 chooses N; BENCH_IDLE=60s the idle period.
+// RSS. BENCH_TENANTS=100,1000 chooses N; BENCH_IDLE=60s the idle period; BENCH_CPU_PROFILE=file saves
+// a 30 s CPU profile of the operator converging.
 func BenchmarkConvergeTenants(b *testing.B) {
 	sizes := []int{100, 1000}
 	if v := os.Getenv("BENCH_TENANTS"); v != "" {
@@ -154,7 +156,7 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), kubeconfig, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	metricsAddr, probeAddr := freeAddress(b), freeAddress(b)
+	metricsAddr, probeAddr, pprofAddr := freeAddress(b), freeAddress(b), freeAddress(b)
 	proc := exec.Command(binary, "--kubeconfig", filepath.Join(dir, "kubeconfig"), "--enable-webhooks=false",
 		"--operator-namespace", operatorNamespace, "--default-issuer-name", "selfsigned",
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr,
@@ -162,7 +164,7 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 		"--kube-api-qps", strconv.Itoa(qps), "--kube-api-burst", strconv.Itoa(burst), "--zap-log-level", "error",
 		// This measures the environment's convergence; uptime probes write status up to once a
 		// minute per tenant by design, which internal/probes' benchmark measures.
-		"--uptime-probes=false")
+		"--uptime-probes=false", "--pprof-bind-address", pprofAddr)
 	logFile, err := os.Create(filepath.Join(dir, "operator.log"))
 	if err != nil {
 		b.Fatal(err)
@@ -178,6 +180,21 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	waitReady(b, probeAddr, 60*time.Second)
 	startup := time.Since(processStart)
 	start := time.Now()
+	if file := os.Getenv("BENCH_CPU_PROFILE"); file != "" {
+		// A CPU profile of the operator's first 30 s of convergence, for go tool pprof.
+		go func() {
+			resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=30")
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "cpu profile:", err)
+				return
+			}
+			defer resp.Body.Close()
+			if out, err := os.Create(file); err == nil {
+				_, _ = io.Copy(out, resp.Body)
+				_ = out.Close()
+			}
+		}()
+	}
 	parallel(n, func(i int) error {
 		return c.Create(ctx, benchTenant(fmt.Sprintf("tenant-%04d", i)))
 	}, b)

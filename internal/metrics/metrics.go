@@ -3,6 +3,7 @@
 package metrics
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,11 @@ type Metrics struct {
 	backupLastVerified *prometheus.GaugeVec
 	backupSize         *prometheus.GaugeVec
 	tenantCondition    *prometheus.GaugeVec
+
+	// conditionTypes are the condition types each tenant's series were last set for, so that a
+	// type that went is deleted without scanning every tenant's series.
+	mu             sync.Mutex
+	conditionTypes map[string][]string
 
 	tenantUp          *prometheus.GaugeVec
 	probeDuration     *prometheus.HistogramVec
@@ -159,7 +165,25 @@ var conditionStatuses = []metav1.ConditionStatus{metav1.ConditionTrue, metav1.Co
 // SetConditions sets one series per condition type and status, 1 for the current status, so
 // alerts can match `{type="Ready",status="False"} == 1` for as long as it holds.
 func (m *Metrics) SetConditions(tenant string, conditions []metav1.Condition) {
-	m.tenantCondition.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	present := map[string]bool{}
+	types := make([]string, 0, len(conditions))
+	for _, c := range conditions {
+		present[c.Type] = true
+		types = append(types, c.Type)
+	}
+	for _, old := range m.conditionTypes[tenant] {
+		if !present[old] {
+			for _, s := range conditionStatuses {
+				m.tenantCondition.DeleteLabelValues(tenant, old, string(s))
+			}
+		}
+	}
+	if m.conditionTypes == nil {
+		m.conditionTypes = map[string][]string{}
+	}
+	m.conditionTypes[tenant] = types
 	for _, c := range conditions {
 		for _, s := range conditionStatuses {
 			value := 0.0
@@ -173,6 +197,9 @@ func (m *Metrics) SetConditions(tenant string, conditions []metav1.Condition) {
 
 // DeleteTenant removes every series of a deleted tenant.
 func (m *Metrics) DeleteTenant(tenant string) {
+	m.mu.Lock()
+	delete(m.conditionTypes, tenant)
+	m.mu.Unlock()
 	m.DeleteBackups(tenant)
 	labels := prometheus.Labels{"tenant": tenant}
 	for _, v := range []*prometheus.GaugeVec{m.tenantCondition, m.tenantUp, m.uptimeRatio, m.objectiveRatio, m.budgetRemaining, m.certificateExpiry} {

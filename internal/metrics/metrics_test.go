@@ -59,4 +59,15 @@ func TestConditionSeries(t *testing.T) {
 	if n := testutil.CollectAndCount(m.tenantCondition); n != 6 {
 		t.Errorf("%d series, want 3 statuses x 2 types", n)
 	}
+	// A condition that went (Reconciling once provisioned) takes its series with it; another
+	// tenant's stay.
+	m.SetConditions("globex", []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue}})
+	m.SetConditions("acme", []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue}})
+	if n := testutil.CollectAndCount(m.tenantCondition); n != 6 {
+		t.Errorf("%d series after acme lost BackupsFresh, want 3 for each tenant's Ready", n)
+	}
+	m.DeleteTenant("acme")
+	if n := testutil.CollectAndCount(m.tenantCondition); n != 3 {
+		t.Errorf("%d series after acme was deleted, want globex's 3", n)
+	}
 }

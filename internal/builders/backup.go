@@ -16,6 +16,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
 // Backup jobs run in the operator's namespace, not the tenant's: the storage credentials and the
@@ -125,21 +126,14 @@ func BackupDSN(t *v1alpha1.Tenant) string {
 func StorageLocation(s v1alpha1.BackupStorage) (string, error) {
 	switch {
 	case s.S3 != nil:
-		u := url.URL{Scheme: "s3", Host: s.S3.Bucket}
-		if s.S3.Prefix != "" {
-			u.Path = "/" + s.S3.Prefix
+		region := s.S3.Region
+		if region == "" {
+			region = storage.DefaultS3Region // what the agent assumes for a location without one
 		}
-		// By hand: url.Values would escape the colon of HOST:PORT.
-		u.RawQuery = "endpoint=" + s.S3.Endpoint
-		if s.S3.Region != "" {
-			u.RawQuery += "&region=" + url.QueryEscape(s.S3.Region)
-		}
-		if s.S3.Insecure {
-			u.RawQuery += "&insecure=true"
-		}
-		return u.String(), nil
+		return storage.Location{Scheme: storage.SchemeS3, Bucket: s.S3.Bucket, Prefix: s.S3.Prefix,
+			Endpoint: s.S3.Endpoint, Region: region, Insecure: s.S3.Insecure}.String(), nil
 	case s.Volume != nil:
-		return "file://" + volumeStorageRoot, nil
+		return storage.Location{Scheme: storage.SchemeFile, Path: volumeStorageRoot}.String(), nil
 	}
 	return "", fmt.Errorf("storage names neither s3 nor volume")
 }

@@ -440,7 +440,7 @@ func jobFinished(j *batchv1.Job) (*batchv1.JobCondition, bool) {
 // backupCheckDue tells whether to list storage again: never checked, policies changed, the
 // interval passed, or a job finished since.
 func (r *TenantReconciler) backupCheckDue(check *backupCheck, s *tenantScope, finished map[string]bool) bool {
-	if check == nil || check.key != checkKey(s) || r.clock().Since(check.at) >= r.backupCheckInterval() {
+	if check == nil || check.key != checkKey(s.backupPolicy, s.retentionPolicy) || r.clock().Since(check.at) >= r.backupCheckInterval() {
 		return true
 	}
 	for name := range finished {
@@ -451,10 +451,11 @@ func (r *TenantReconciler) backupCheckDue(check *backupCheck, s *tenantScope, fi
 	return false
 }
 
-func checkKey(s *tenantScope) string {
-	key := s.backupPolicy.Name + "/" + s.backupPolicy.ResourceVersion
-	if s.retentionPolicy != nil {
-		key += "+" + s.retentionPolicy.Name + "/" + s.retentionPolicy.ResourceVersion
+// checkKey identifies the policies a check is made under.
+func checkKey(policy *v1alpha1.BackupPolicy, retentionPolicy *v1alpha1.RetentionPolicy) string {
+	key := policy.Name + "/" + policy.ResourceVersion
+	if retentionPolicy != nil {
+		key += "+" + retentionPolicy.Name + "/" + retentionPolicy.ResourceVersion
 	}
 	return key
 }
@@ -463,7 +464,7 @@ func checkKey(s *tenantScope) string {
 // reads storage itself rather than trusting job status: a job that succeeded against the wrong
 // bucket, or backups deleted by hand, show here.
 func (r *TenantReconciler) checkBackupStorage(ctx context.Context, t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, retentionPolicy *v1alpha1.RetentionPolicy, finished map[string]bool) *backupCheck {
-	check := &backupCheck{at: r.clock().Now(), key: checkKey(&tenantScope{backupPolicy: policy, retentionPolicy: retentionPolicy}),
+	check := &backupCheck{at: r.clock().Now(), key: checkKey(policy, retentionPolicy),
 		finishedJobs: finished, schedules: map[string]scheduleCheck{}}
 	for _, spec := range policy.Spec.Schedules {
 		check.schedules[spec.Name] = r.checkSchedule(ctx, t, spec, retentionPolicy)
@@ -479,28 +480,36 @@ func (r *TenantReconciler) checkSchedule(ctx context.Context, t *v1alpha1.Tenant
 	if err != nil {
 		return scheduleCheck{err: err}
 	}
-	if retentionPolicy != nil {
-		res, err := retention.Prune(ctx, store, t.Name, spec.Name, retentionPolicy.Spec, r.clock().Now(), tenantLocation(t))
-		var sc scheduleCheck
-		if err != nil {
-			sc.pruneErr = err
-			log.Error(err, "Prune backups")
-		}
-		if len(res.Deleted) > 0 {
-			r.event(t, corev1.EventTypeNormal, "BackupsPruned", fmt.Sprintf("Pruned %d backups of schedule %s by RetentionPolicy %s: %s",
-				len(res.Deleted), spec.Name, retentionPolicy.Name, strings.Join(res.Deleted, ", ")))
-		}
-		for _, c := range res.Next {
-			sc.nextPrune = append(sc.nextPrune, c.ID)
-		}
-		if err == nil || len(res.Deleted) > 0 {
-			// List again: what remains is the truth, whatever pruning managed.
-			sc.backups, sc.err = backup.List(ctx, store, t.Name, spec.Name)
-			return sc
+	listed, err := backup.List(ctx, store, t.Name, spec.Name)
+	if err != nil || retentionPolicy == nil {
+		return scheduleCheck{backups: listed, err: err}
+	}
+	sc := scheduleCheck{}
+	res, err := retention.PruneListed(ctx, store, t.Name, spec.Name, listed, retentionPolicy.Spec, r.clock().Now(), tenantLocation(t))
+	if len(res.Deleted) > 0 {
+		r.event(t, corev1.EventTypeNormal, "BackupsPruned", fmt.Sprintf("Pruned %d backups of schedule %s by RetentionPolicy %s: %s",
+			len(res.Deleted), spec.Name, retentionPolicy.Name, strings.Join(res.Deleted, ", ")))
+	}
+	for _, c := range res.Next {
+		sc.nextPrune = append(sc.nextPrune, c.ID)
+	}
+	if err != nil {
+		sc.pruneErr = err
+		log.Error(err, "Prune backups")
+		// A delete that failed halfway may have removed a manifest: list again for the truth.
+		sc.backups, sc.err = backup.List(ctx, store, t.Name, spec.Name)
+		return sc
+	}
+	deleted := map[string]bool{}
+	for _, id := range res.Deleted {
+		deleted[id] = true
+	}
+	for _, b := range listed {
+		if !deleted[b.ID] {
+			sc.backups = append(sc.backups, b)
 		}
 	}
-	backups, err := backup.List(ctx, store, t.Name, spec.Name)
-	return scheduleCheck{backups: backups, err: err}
+	return sc
 }
 
 // openBackupStorage opens a schedule's storage with the policy's credentials from the operator's

@@ -36,17 +36,31 @@ type Result struct {
 // days cut in loc (UTC when nil). It deletes nothing: it is what status can show between runs.
 // A listing that fails is an *IncompleteListingError.
 func Plan(ctx context.Context, store storage.Store, tenant, schedule string, policy v1alpha1.RetentionPolicySpec, now time.Time, loc *time.Location) (Decision, error) {
+	listed, err := list(ctx, store, tenant, schedule)
+	if err != nil {
+		return Decision{}, err
+	}
+	return planListed(tenant, schedule, listed, policy, now, loc)
+}
+
+// list lists the backups of one tenant and schedule; a failure is an *IncompleteListingError.
+func list(ctx context.Context, store storage.Store, tenant, schedule string) ([]backup.Backup, error) {
 	// backup.List reads an empty schedule as "every schedule", which would mix the backups of
 	// several schedules into one decision; refuse it rather than prune across schedules.
 	for kind, v := range map[string]string{"tenant": tenant, "schedule": schedule} {
 		if err := backup.ValidateName(kind, v); err != nil {
-			return Decision{}, fmt.Errorf("plan pruning: %w", err)
+			return nil, fmt.Errorf("plan pruning: %w", err)
 		}
 	}
 	listed, err := backup.List(ctx, store, tenant, schedule)
 	if err != nil {
-		return Decision{}, &IncompleteListingError{Tenant: tenant, Schedule: schedule, Err: err}
+		return nil, &IncompleteListingError{Tenant: tenant, Schedule: schedule, Err: err}
 	}
+	return listed, nil
+}
+
+// planListed decides what policy prunes of backups already listed for one tenant and schedule.
+func planListed(tenant, schedule string, listed []backup.Backup, policy v1alpha1.RetentionPolicySpec, now time.Time, loc *time.Location) (Decision, error) {
 	candidates := make([]Candidate, 0, len(listed))
 	for _, b := range listed {
 		if b.Tenant != tenant || b.Schedule != schedule {
@@ -75,7 +89,17 @@ func candidateOf(b backup.Backup) Candidate {
 // leaves an orphan, never a manifest without data). It stops at the first failure. When the
 // listing is incomplete it deletes nothing and returns an *IncompleteListingError.
 func Prune(ctx context.Context, store storage.Store, tenant, schedule string, policy v1alpha1.RetentionPolicySpec, now time.Time, loc *time.Location) (Result, error) {
-	d, err := Plan(ctx, store, tenant, schedule, policy, now, loc)
+	listed, err := list(ctx, store, tenant, schedule)
+	if err != nil {
+		return Result{}, err
+	}
+	return PruneListed(ctx, store, tenant, schedule, listed, policy, now, loc)
+}
+
+// PruneListed is Prune for a caller that has just listed the schedule's backups with
+// backup.List (the operator, which shows them in status too), so storage is listed once.
+func PruneListed(ctx context.Context, store storage.Store, tenant, schedule string, listed []backup.Backup, policy v1alpha1.RetentionPolicySpec, now time.Time, loc *time.Location) (Result, error) {
+	d, err := planListed(tenant, schedule, listed, policy, now, loc)
 	if err != nil {
 		return Result{}, err
 	}

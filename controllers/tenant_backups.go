@@ -84,9 +84,6 @@ func (c *backupChecks) forget(tenant string) {
 	delete(c.checks, tenant)
 }
 
-// ReasonFirstBackupPending: no backup exists yet and none is due yet; nothing is wrong.
-const ReasonFirstBackupPending = "FirstBackupPending"
-
 // reconcileBackups schedules the tenant's backups and verifications as CronJobs in the operator's
 // namespace, checks in storage that recent backups exist, prunes by the RetentionPolicy, and sets
 // BackupsFresh, BackupVerified and status.backups.
@@ -214,7 +211,7 @@ func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope)
 	case sum.State == freshness.Fresh:
 		setFresh(metav1.ConditionTrue, v1alpha1.ReasonFresh, message)
 	case sum.State == freshness.Pending:
-		setFresh(metav1.ConditionTrue, ReasonFirstBackupPending, message)
+		setFresh(metav1.ConditionTrue, v1alpha1.ReasonFirstBackupPending, message)
 	case policy.Spec.Suspend:
 		setFresh(metav1.ConditionFalse, v1alpha1.ReasonSuspended, message)
 	default:

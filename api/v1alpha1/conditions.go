@@ -83,7 +83,9 @@ const (
 	ReasonSecretNotFound = "SecretNotFound"
 
 	// Backup freshness reasons.
-	ReasonFresh              = "Fresh"
+	ReasonFresh = "Fresh"
+	// ReasonFirstBackupPending: no backup exists yet and none is due yet; nothing is wrong.
+	ReasonFirstBackupPending = "FirstBackupPending"
 	ReasonStale              = "Stale"
 	ReasonMissing            = "Missing"
 	ReasonStorageUnreachable = "StorageUnreachable"

@@ -82,21 +82,30 @@ func CacheOptions(opts Options) cache.Options {
 			cache.AllNamespaces:    {LabelSelector: owned.Label},
 		}},
 	}
-	for _, obj := range ownedTypes() {
-		byObject[obj] = owned
-	}
 	// Kinds the operator applies whole and reads back only for names, labels and
 	// resourceVersions (and a StatefulSet's status) are cached without their contents: for a
-	// thousand tenants that is most of the cache.
-	for _, obj := range []client.Object{&corev1.LimitRange{}, &corev1.Service{}, &appsv1.StatefulSet{}, &rbacv1.RoleBinding{},
-		&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}, &networkingv1.NetworkPolicy{}, &batchv1.CronJob{}} {
-		entry := byObject[obj]
-		entry.Transform = keepWhatIsRead
+	// thousand tenants that is most of the cache. (ByObject is keyed by pointer, so each kind
+	// gets its one entry here: a second key of the same kind would replace the label selector.)
+	for _, obj := range ownedTypes() {
+		entry := owned
+		if readsOnlyMetadata(obj) {
+			entry.Transform = keepWhatIsRead
+		}
 		byObject[obj] = entry
 	}
 	// Managed fields are most of a server-side-applied object's size and nothing here reads
 	// them; dropping them from the cache keeps a thousand tenants' objects small.
 	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
+}
+
+// readsOnlyMetadata tells the owned kinds keepWhatIsRead reduces.
+func readsOnlyMetadata(obj client.Object) bool {
+	switch obj.(type) {
+	case *corev1.LimitRange, *corev1.Service, *appsv1.StatefulSet, *rbacv1.RoleBinding, *rbacv1.ClusterRole,
+		*rbacv1.ClusterRoleBinding, *networkingv1.NetworkPolicy, *batchv1.CronJob:
+		return true
+	}
+	return false
 }
 
 // keepWhatIsRead reduces a cached object to what the reconcilers read of its kind. Nothing writes

@@ -1,0 +1,52 @@
+package controllers_test
+
+import (
+	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
+
+	"github.com/tenantops/tenant-operator/controllers"
+	"github.com/tenantops/tenant-operator/internal/builders"
+)
+
+// The cache holds only what the operator labelled. cache.Options.ByObject is keyed by pointer, so
+// two entries of one kind are both accepted and one of them wins at random; an entry without the
+// selector would fill the cache with every such object in the cluster.
+func TestCacheHoldsOnlyLabelledObjectsOfEachKind(t *testing.T) {
+	opts := controllers.CacheOptions(controllers.Options{OperatorNamespace: "tenant-operator-system"})
+	ours := labels.Set{builders.LabelManagedBy: builders.ManagedByValue}
+	theirs := labels.Set{builders.LabelManagedBy: "someone-else", builders.LabelTenant: "acme"}
+	entries := map[string]int{}
+	for obj, entry := range opts.ByObject {
+		gvk, err := apiutil.GVKForObject(obj, scheme)
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries[gvk.String()]++
+		selector := entry.Label
+		if selector == nil {
+			// Secrets: the operator's namespace whole, elsewhere only what we labelled.
+			for ns, config := range entry.Namespaces {
+				if ns != "tenant-operator-system" {
+					selector = config.LabelSelector
+				}
+			}
+		}
+		if selector == nil {
+			t.Errorf("%s is cached without a label selector", gvk.Kind)
+			continue
+		}
+		if !selector.Matches(ours) || selector.Matches(theirs) {
+			t.Errorf("%s is cached with selector %q, want only objects managed by %s", gvk.Kind, selector, builders.ManagedByValue)
+		}
+	}
+	for kind, n := range entries {
+		if n != 1 {
+			t.Errorf("%s has %d cache entries; one of them would win at random", kind, n)
+		}
+	}
+	if len(entries) < 10 {
+		t.Errorf("only %d kinds configured: %v", len(entries), entries)
+	}
+}

@@ -53,6 +53,8 @@ type tenantScope struct {
 
 	// namespaceBlocked: the namespace is not usable in this pass, so parts inside it wait.
 	namespaceBlocked bool
+	// namespaceNew: the namespace did not exist when this pass began, so nothing in it does.
+	namespaceNew bool
 	// certManagerMissing: cert-manager's CRDs are not installed.
 	certManagerMissing bool
 }
@@ -186,9 +188,10 @@ func (r *TenantReconciler) recordConditionChanges(before, after *v1alpha1.Tenant
 			continue
 		}
 		warning := c.Status == metav1.ConditionFalse && !waitingReasons[c.Reason] && c.Reason != v1alpha1.ReasonDeleting
-		// A part appearing for the first time in a good or waiting state is not news; Ready's
-		// transitions, problems and changes of an existing part are.
-		if !existed && !warning && c.Type != v1alpha1.ConditionReady {
+		// A condition appearing for the first time in a waiting state is not news (a new tenant
+		// is on its way), nor is a part that appears good; a tenant that is Ready at once,
+		// problems and changes of an existing condition are.
+		if !existed && !warning && (c.Type != v1alpha1.ConditionReady || c.Status != metav1.ConditionTrue) {
 			continue
 		}
 		eventType := corev1.EventTypeNormal
@@ -206,12 +209,17 @@ const requeueWaiting = 15 * time.Second
 // SetupWithManager watches Tenants, the objects they own (mapped back by label) and the policies
 // they reference (through the field indexes).
 func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	r.applier = &ssa.Applier{Client: r.Client, Owner: FieldOwner}
+	// Watch events held back during an apply that turn out to be someone else's come back here.
+	changedWhileApplying := make(chan event.GenericEvent, 1024)
+	r.applier = &ssa.Applier{Client: r.Client, Owner: FieldOwner, Changed: func(obj client.Object) {
+		changedWhileApplying <- event.GenericEvent{Object: obj}
+	}}
 	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.Tenant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, deletionPredicate()))).
 		Watches(&v1alpha1.BackupPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantBackupPolicy))).
 		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantRetentionPolicy))).
-		Watches(&corev1.Secret{}, r.ownedObjectHandler())
+		Watches(&corev1.Secret{}, r.ownedObjectHandler()).
+		WatchesRawSource(source.Channel(changedWhileApplying, r.ownedObjectHandler()))
 	// Owned objects are not owner-referenced (a retained namespace outlives its Tenant); they are
 	// mapped back to their Tenant by label, so a hand edit or deletion is reverted at once.
 	for _, obj := range ownedTypes() {
@@ -246,8 +254,9 @@ func deletionPredicate() predicate.Funcs {
 
 // ownedObjectHandler enqueues an owned object's Tenant, except for creations and updates that only
 // report our own apply: reconciling for them would change nothing, and skipping them keeps
-// convergence cheap. Hand edits and status changes by other controllers carry another
-// resourceVersion; deletions always enqueue, so a deleted object is put back.
+// convergence cheap (see ssa.Applier.NeedsReconcile). Hand edits and status changes by other
+// controllers carry another resourceVersion; deletions always enqueue, so a deleted object is put
+// back.
 func (r *TenantReconciler) ownedObjectHandler() handler.EventHandler {
 	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
 		for _, req := range tenantOfObject(context.Background(), o) {
@@ -256,12 +265,12 @@ func (r *TenantReconciler) ownedObjectHandler() handler.EventHandler {
 	}
 	return handler.Funcs{
 		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if !r.applier.IsOwnWrite(e.Object) {
+			if r.applier.NeedsReconcile(e.Object) {
 				enqueue(q, e.Object)
 			}
 		},
 		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-			if !r.applier.IsOwnWrite(e.ObjectNew) {
+			if r.applier.NeedsReconcile(e.ObjectNew) {
 				enqueue(q, e.ObjectNew)
 			}
 		},

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -13,12 +15,14 @@ import (
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
@@ -553,4 +557,80 @@ func TestInvalidTenantThatSlippedPastAdmissionIsACondition(t *testing.T) {
 		t.Fatalf("a namespace was created for an invalid tenant: %v", err)
 	}
 	assertQuiet(t, tenant, 3*time.Second)
+}
+
+// TestEventsTellChangesOnly: a new tenant's events are its generated credentials and its problems,
+// not every part appearing; a condition that changes is an event; a steady tenant adds none.
+func TestEventsTellChangesOnly(t *testing.T) {
+	ctx := context.Background()
+	tenant := minimalTenant("envtest-events")
+	tenant.Spec.TLS = &v1alpha1.TenantTLS{IssuerRef: &v1alpha1.IssuerReference{Kind: "Issuer", Name: "tenant-ca"}}
+	createTenant(t, tenant)
+	expectCondition(t, tenant, v1alpha1.ConditionCertificateReady, metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, `Issuer "tenant-ca" not found`)
+
+	// eventsOf lists the tenant's events as "type reason action" (the action is the condition),
+	// except the database's: whether its claim shows up pending in the first pass or a later
+	// one depends on the StatefulSet controller's timing.
+	eventsOf := func() []string {
+		list := &eventsv1.EventList{}
+		if err := k8s.List(ctx, list); err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range list.Items {
+			if e.Regarding.Kind == "Tenant" && e.Regarding.Name == tenant.Name && e.Action != v1alpha1.ConditionDatabaseReady {
+				out = append(out, fmt.Sprintf("%s %s %s", e.Type, e.Reason, e.Action))
+			}
+		}
+		sort.Strings(out)
+		return out
+	}
+	expectEvents := func(want ...string) {
+		t.Helper()
+		sort.Strings(want)
+		eventually(t, 20*time.Second, func() error {
+			if got := eventsOf(); !slices.Equal(got, want) {
+				return fmt.Errorf("events %q, want %q", got, want)
+			}
+			return nil
+		})
+	}
+	// Namespace, access and firewall appear good, the database waiting: none of that is news.
+	expectEvents(
+		"Normal CredentialsGenerated CredentialsGenerated",
+		"Warning IssuerNotFound CertificateReady",
+		"Warning IssuerNotFound Ready",
+	)
+
+	// The issuer appears: the certificate now waits for cert-manager (which does not run here).
+	issuer := &cmapi.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-envtest-events", Name: "tenant-ca"},
+		Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{SelfSigned: &cmapi.SelfSignedIssuer{}}}}
+	if err := k8s.Create(ctx, issuer); err != nil {
+		t.Fatal(err)
+	}
+	issuer.Status.Conditions = []cmapi.IssuerCondition{{Type: cmapi.IssuerConditionReady, Status: cmmeta.ConditionTrue, Reason: "IsReady"}}
+	if err := k8s.Status().Update(ctx, issuer); err != nil {
+		t.Fatal(err)
+	}
+	expectCondition(t, tenant, v1alpha1.ConditionCertificateReady, metav1.ConditionFalse, v1alpha1.ReasonCertificateNotIssued, "Waiting for cert-manager")
+	expectCondition(t, tenant, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, v1alpha1.ReasonPVCPending, "")
+	expectCondition(t, tenant, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonProgressing, "")
+	expectEvents(
+		"Normal CredentialsGenerated CredentialsGenerated",
+		"Warning IssuerNotFound CertificateReady",
+		"Warning IssuerNotFound Ready",
+		"Normal CertificateNotIssued CertificateReady",
+		"Normal Progressing Ready",
+	)
+
+	// Reconciled again with nothing changed: no new events.
+	before := eventsOf()
+	relabel := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"reconcile":"again"}}}`))
+	if err := k8s.Patch(ctx, tenant, relabel); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(3 * time.Second)
+	if after := eventsOf(); !slices.Equal(after, before) {
+		t.Errorf("a steady tenant added events: %q, before %q", after, before)
+	}
 }

@@ -68,6 +68,7 @@ func (r *TenantReconciler) reconcileNamespace(ctx context.Context, s *tenantScop
 	}
 	switch {
 	case apierrors.IsNotFound(err):
+		s.namespaceNew = true
 	case err != nil:
 		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, fmt.Sprintf("Cannot read namespace %s: %v", name, err))
 		return ctrl.Result{}, fmt.Errorf("get namespace %s: %w", name, err)
@@ -173,7 +174,7 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 		set(metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, err.Error())
 		return ctrl.Result{}, err
 	}
-	if err := r.ensureDatabaseSecrets(ctx, t); err != nil {
+	if err := r.ensureDatabaseSecrets(ctx, t, s.namespaceNew); err != nil {
 		return fail(err)
 	}
 	opts := r.builderOptions()
@@ -220,7 +221,10 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 		return fail(err)
 	}
 	set(metav1.ConditionFalse, reason, message)
-	return ctrl.Result{RequeueAfter: requeueWaiting}, nil
+	// No timed look again: what the wait depends on (the StatefulSet's status, the claim, the
+	// quota's usage) is watched, and its change brings the tenant back. A thousand waiting
+	// tenants polled every few seconds would load the API server for nothing.
+	return ctrl.Result{}, nil
 }
 
 // databaseWaitReason tells what the database is waiting for, looking where a person would: the
@@ -279,7 +283,8 @@ func quotaExhausted(ctx context.Context, c client.Client, ns string) string {
 // ensureDatabaseSecrets creates the database credentials and the backup role's password once.
 // An existing Secret is never regenerated: the data on the volume was initialized with that
 // password.
-func (r *TenantReconciler) ensureDatabaseSecrets(ctx context.Context, t *v1alpha1.Tenant) error {
+// In a namespace this pass created there are none to look for.
+func (r *TenantReconciler) ensureDatabaseSecrets(ctx context.Context, t *v1alpha1.Tenant, namespaceNew bool) error {
 	var generated []string
 	for _, s := range []struct {
 		name, what string
@@ -288,7 +293,7 @@ func (r *TenantReconciler) ensureDatabaseSecrets(ctx context.Context, t *v1alpha
 		{builders.DatabaseSecretName(t), "database credentials", func(p string) runtime.ApplyConfiguration { return builders.DatabaseSecret(t, p) }},
 		{builders.DatabaseBackupSecretName(t), "the backup role's password", func(p string) runtime.ApplyConfiguration { return builders.DatabaseBackupSecret(t, p) }},
 	} {
-		created, err := r.ensureGeneratedSecret(ctx, t, s.name, s.build)
+		created, err := r.ensureGeneratedSecret(ctx, t, s.name, namespaceNew, s.build)
 		if err != nil {
 			return err
 		}
@@ -303,23 +308,33 @@ func (r *TenantReconciler) ensureDatabaseSecrets(ctx context.Context, t *v1alpha
 	return nil
 }
 
-// ensureGeneratedSecret creates a Secret in the tenant namespace holding a new password, unless
-// it exists, and says whether it created one.
-func (r *TenantReconciler) ensureGeneratedSecret(ctx context.Context, t *v1alpha1.Tenant, name string, build func(password string) runtime.ApplyConfiguration) (bool, error) {
-	key := types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name}
-	// The cache holds the Secrets we created; a miss is confirmed with the API server before a
-	// password is generated, so an existing one is never overwritten.
+// secretExists looks in the cache, which holds the Secrets we created, and confirms a miss with the
+// API server: a password is generated only when there is none, so an existing one is never
+// overwritten.
+func (r *TenantReconciler) secretExists(ctx context.Context, key types.NamespacedName) (bool, error) {
 	if err := r.Get(ctx, key, &corev1.Secret{}); err == nil {
-		return false, nil
+		return true, nil
 	}
 	existing := &metav1.PartialObjectMetadata{}
 	existing.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
-	err := r.APIReader.Get(ctx, key, existing)
-	if err == nil {
+	switch err := r.APIReader.Get(ctx, key, existing); {
+	case err == nil:
+		return true, nil
+	case apierrors.IsNotFound(err):
 		return false, nil
+	default:
+		return false, fmt.Errorf("get secret %s: %w", key.Name, err)
 	}
-	if !apierrors.IsNotFound(err) {
-		return false, fmt.Errorf("get secret %s: %w", name, err)
+}
+
+// ensureGeneratedSecret creates a Secret in the tenant namespace holding a new password, unless
+// it exists, and says whether it created one.
+func (r *TenantReconciler) ensureGeneratedSecret(ctx context.Context, t *v1alpha1.Tenant, name string, namespaceNew bool, build func(password string) runtime.ApplyConfiguration) (bool, error) {
+	if !namespaceNew {
+		exists, err := r.secretExists(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name})
+		if err != nil || exists {
+			return false, err
+		}
 	}
 	password, err := generatePassword()
 	if err != nil {

@@ -32,9 +32,21 @@ type applyConfiguration interface {
 type Applier struct {
 	Client client.Client
 	Owner  client.FieldOwner
+	// Changed receives the objects whose watch events arrived while they were being applied and
+	// turned out to report another writer's change, as if their events came now; see
+	// NeedsReconcile. Nil drops them.
+	Changed func(client.Object)
 
 	mu      sync.Mutex
 	applied map[string]appliedRequest
+	// inFlight holds, per object being applied, the watch events that arrived meanwhile: the
+	// event of a create can come before the API server's response does.
+	inFlight map[string]*inFlightApply
+}
+
+type inFlightApply struct {
+	applies int
+	events  []client.Object
 }
 
 type appliedRequest struct {
@@ -67,16 +79,18 @@ func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, cur
 			return false, nil
 		}
 	}
+	a.begin(key)
 	if err := a.Client.Apply(ctx, obj, a.Owner, client.ForceOwnership); err != nil {
-		a.forget(key)
+		a.finish(key, nil)
 		return true, err
 	}
 	// The apply configuration now holds the API server's response.
 	response := &metav1.PartialObjectMetadata{}
 	if err := convert(obj, response); err != nil {
+		a.finish(key, nil)
 		return true, err
 	}
-	a.remember(key, appliedRequest{requestHash: hash, resourceVersion: response.ResourceVersion})
+	a.finish(key, &appliedRequest{requestHash: hash, resourceVersion: response.ResourceVersion})
 	if current != nil {
 		return true, convert(obj, current)
 	}
@@ -111,15 +125,24 @@ func convert(from any, to any) error {
 	return nil
 }
 
-// IsOwnWrite tells whether obj is exactly as the last apply left it, i.e. a watch event for obj
-// reports our own write. Watch handlers skip those: reconciling again would change nothing.
-func (a *Applier) IsOwnWrite(obj client.Object) bool {
+// NeedsReconcile tells whether a watch event (a creation or an update) for obj may report a change
+// the operator has not made. It does not when obj is exactly as the last apply left it. An event
+// that arrives while obj is being applied is held until the apply returns; it is handed to
+// Changed then if it was not that apply's, so no one else's write goes unnoticed.
+func (a *Applier) NeedsReconcile(obj client.Object) bool {
 	gvk, err := apiutil.GVKForObject(obj, a.Client.Scheme())
 	if err != nil {
+		return true
+	}
+	key := fmt.Sprintf("%s/%s/%s", gvk.String(), obj.GetNamespace(), obj.GetName())
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f, ok := a.inFlight[key]; ok {
+		f.events = append(f.events, obj)
 		return false
 	}
-	prev, ok := a.lookup(fmt.Sprintf("%s/%s/%s", gvk.String(), obj.GetNamespace(), obj.GetName()))
-	return ok && prev.resourceVersion == obj.GetResourceVersion()
+	prev, ok := a.applied[key]
+	return !ok || prev.resourceVersion != obj.GetResourceVersion()
 }
 
 func (a *Applier) lookup(key string) (appliedRequest, bool) {
@@ -129,19 +152,49 @@ func (a *Applier) lookup(key string) (appliedRequest, bool) {
 	return r, ok
 }
 
-func (a *Applier) remember(key string, r appliedRequest) {
+// begin marks key as being applied, so its watch events wait for the outcome.
+func (a *Applier) begin(key string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.applied == nil {
-		a.applied = map[string]appliedRequest{}
+	if a.inFlight == nil {
+		a.inFlight = map[string]*inFlightApply{}
 	}
-	a.applied[key] = r
+	f, ok := a.inFlight[key]
+	if !ok {
+		f = &inFlightApply{}
+		a.inFlight[key] = f
+	}
+	f.applies++
 }
 
-func (a *Applier) forget(key string) {
+// finish records an apply's outcome (nil when it failed) and passes on the events held meanwhile
+// that it does not explain.
+func (a *Applier) finish(key string, applied *appliedRequest) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.applied, key)
+	if applied != nil {
+		if a.applied == nil {
+			a.applied = map[string]appliedRequest{}
+		}
+		a.applied[key] = *applied
+	} else {
+		delete(a.applied, key)
+	}
+	var held []client.Object
+	if f := a.inFlight[key]; f != nil {
+		if f.applies--; f.applies == 0 {
+			delete(a.inFlight, key)
+			held = f.events
+		}
+	}
+	a.mu.Unlock()
+	if a.Changed == nil {
+		return
+	}
+	for _, obj := range held {
+		if applied == nil || obj.GetResourceVersion() != applied.resourceVersion {
+			a.Changed(obj)
+		}
+	}
 }
 
 func deref(s *string) string {

@@ -13,6 +13,8 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/tenantops/tenant-operator/internal/ssa"
 	"github.com/tenantops/tenant-operator/test/controlplane"
@@ -78,7 +80,7 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 
 	first := apply("first apply", "a", true)
 	waitForCache("a")
-	if !applier.IsOwnWrite(first) {
+	if applier.NeedsReconcile(first) {
 		t.Fatal("the object as our apply left it is not recognised as our own write")
 	}
 	apply("same request, object unchanged", "a", false)
@@ -96,7 +98,7 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitForCache("by hand")
-	if applier.IsOwnWrite(edited) {
+	if !applier.NeedsReconcile(edited) {
 		t.Fatal("a hand edit is taken for our own write")
 	}
 	back := apply("after a hand edit", "b", true)
@@ -121,4 +123,74 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	apply("after deletion", "b", true)
+}
+
+// The watch event of a create can reach the informer before the apply's response reaches the
+// applier. Such an event is held until the apply returns: dropped if it reports that apply,
+// passed to Changed if someone else wrote.
+func TestEventsDuringAnApplyAreJudgedWhenItReturns(t *testing.T) {
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	var applier *ssa.Applier
+	var changed []string
+	// eventDuringApply is what the informer delivers while the request is in flight.
+	var eventDuringApply func(response *corev1.ConfigMap) []*corev1.ConfigMap
+	c := interceptor.NewClient(fake.NewClientBuilder().WithScheme(scheme).Build(), interceptor.Funcs{
+		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+			if err := c.Apply(ctx, obj, opts...); err != nil {
+				return err
+			}
+			response := &corev1.ConfigMap{}
+			if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "cm"}, response); err != nil {
+				return err
+			}
+			for _, event := range eventDuringApply(response) {
+				if applier.NeedsReconcile(event) {
+					t.Errorf("event with resourceVersion %s during the apply asked for a reconcile at once", event.ResourceVersion)
+				}
+			}
+			return nil
+		},
+	})
+	applier = &ssa.Applier{Client: c, Owner: client.FieldOwner("test"), Changed: func(obj client.Object) {
+		changed = append(changed, obj.GetResourceVersion())
+	}}
+	desired := func(value string) *corev1ac.ConfigMapApplyConfiguration {
+		return corev1ac.ConfigMap("cm", "default").WithData(map[string]string{"key": value})
+	}
+
+	// Our own create, seen before the response: nothing to do, then or later.
+	eventDuringApply = func(response *corev1.ConfigMap) []*corev1.ConfigMap { return []*corev1.ConfigMap{response} }
+	if _, err := applier.Apply(context.Background(), desired("a"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 0 {
+		t.Fatalf("our own write was passed on as a change: %v", changed)
+	}
+
+	// Someone else's write just before ours, seen during our apply: passed on when it returns.
+	eventDuringApply = func(response *corev1.ConfigMap) []*corev1.ConfigMap {
+		theirs := response.DeepCopy()
+		theirs.ResourceVersion = "someone-elses"
+		return []*corev1.ConfigMap{theirs, response}
+	}
+	if _, err := applier.Apply(context.Background(), desired("b"), nil); err != nil {
+		t.Fatal(err)
+	}
+	if len(changed) != 1 || changed[0] != "someone-elses" {
+		t.Fatalf("changed = %v, want only the other writer's event", changed)
+	}
+
+	// After the apply, events are judged at once again.
+	latest := &corev1.ConfigMap{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: "cm"}, latest); err != nil {
+		t.Fatal(err)
+	}
+	if applier.NeedsReconcile(latest) {
+		t.Fatal("the object as our apply left it asks for a reconcile")
+	}
+	latest.ResourceVersion = "later"
+	if !applier.NeedsReconcile(latest) {
+		t.Fatal("a later write by someone else does not ask for a reconcile")
+	}
 }

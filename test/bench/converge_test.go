@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +29,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -129,6 +131,8 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	opts.OperatorNamespace = operatorNamespace
 	opts.DefaultIssuer = v1alpha1.IssuerReference{Name: "selfsigned", Kind: "ClusterIssuer"}
 	var floorWrites atomic.Int64
+	cpuBeforeFloor := cpuByProcess(0)
+	requestsBeforeFloor := apiServerRequests(b, cfg)
 	floorStart := time.Now()
 	parallel(n, func(i int) error {
 		t := benchTenant(fmt.Sprintf("floor-%04d", i))
@@ -142,6 +146,9 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 		return nil
 	}, b)
 	floorTime := time.Since(floorStart)
+	floorCPU := cpuByProcess(0).since(cpuBeforeFloor)
+	requestsBeforeOperator := apiServerRequests(b, cfg)
+	floorRequests := requestsBeforeOperator.since(requestsBeforeFloor)
 
 	// The operator, as its own process, so that its memory is its own.
 	admin, err := env.Environment.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
@@ -180,6 +187,7 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	waitReady(b, probeAddr, 60*time.Second)
 	startup := time.Since(processStart)
 	start := time.Now()
+	cpuBeforeOperator := cpuByProcess(proc.Process.Pid)
 	if file := os.Getenv("BENCH_CPU_PROFILE"); file != "" {
 		// A CPU profile of the operator's first 30 s of convergence, for go tool pprof.
 		go func() {
@@ -195,12 +203,22 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 			}
 		}()
 	}
+	if file := os.Getenv("BENCH_APISERVER_PROFILE"); file != "" {
+		// A CPU profile of the API server during the operator's first 10 s of convergence.
+		go saveAPIServerProfile(cfg, file, 10*time.Second)
+	}
 	parallel(n, func(i int) error {
 		return c.Create(ctx, benchTenant(fmt.Sprintf("tenant-%04d", i)))
 	}, b)
-	waitConverged(b, c, n, 30*time.Minute)
+	waitConverged(b, cfg, scheme, n, 30*time.Minute)
 	operatorTime := time.Since(start)
+	operatorCPU := cpuByProcess(proc.Process.Pid).since(cpuBeforeOperator)
+	fmt.Printf("tenants=%d cpu seconds, floor: %s\n", n, floorCPU)
+	fmt.Printf("tenants=%d api server requests per tenant, floor: %s\n", n, floorRequests.perTenant(n))
+	fmt.Printf("tenants=%d api server requests per tenant, operator: %s\n", n, apiServerRequests(b, cfg).since(requestsBeforeOperator).perTenant(n))
+	fmt.Printf("tenants=%d cpu seconds, operator: %s\n", n, operatorCPU)
 	writes := scrapeWrites(b, metricsAddr)
+	explain(b, metricsAddr, n)
 
 	// Idle starts once the last writes of convergence (a status write after the last condition
 	// settled, an event) are done: three quiet seconds in a row, at most 30 s.
@@ -307,70 +325,216 @@ func parallel(n int, work func(i int) error, b *testing.B) {
 }
 
 // waitConverged waits until every tenant's conditions describe its current generation, with every
-// part reported: as far as a control plane without kubelet lets a tenant go.
-func waitConverged(b *testing.B, c client.Client, n int, timeout time.Duration) {
-	deadline := time.Now().Add(timeout)
-	parts := []string{v1alpha1.ConditionNamespaceReady, v1alpha1.ConditionAccessReady, v1alpha1.ConditionDatabaseReady,
-		v1alpha1.ConditionFirewallReady, v1alpha1.ConditionCertificateReady, v1alpha1.ConditionReady}
+// part reported: as far as a control plane without kubelet lets a tenant go. It watches rather
+// than polls: listing a thousand tenants every few hundred milliseconds would load the API server
+// (and the two cores the operator shares with it) more than the operator does.
+func waitConverged(b *testing.B, cfg *rest.Config, scheme *runtime.Scheme, n int, timeout time.Duration) {
+	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	converged := map[string]bool{}
+	observe := func(t *v1alpha1.Tenant) {
+		if isConverged(t) {
+			converged[t.Name] = true
+		} else {
+			delete(converged, t.Name)
+		}
+	}
 	for {
 		list := &v1alpha1.TenantList{}
-		if err := c.List(context.Background(), list); err != nil {
-			b.Fatal(err)
+		if err := c.List(ctx, list); err != nil {
+			b.Fatalf("%d of %d tenants converged: %v", len(converged), n, err)
 		}
-		done := 0
-		for _, t := range list.Items {
-			if t.Status.ObservedGeneration != t.Generation || t.Status.Phase == "" {
-				continue
-			}
-			complete := meta.IsStatusConditionTrue(t.Status.Conditions, v1alpha1.ConditionNamespaceReady) &&
-				meta.IsStatusConditionTrue(t.Status.Conditions, v1alpha1.ConditionFirewallReady) &&
-				meta.IsStatusConditionTrue(t.Status.Conditions, v1alpha1.ConditionAccessReady)
-			for _, p := range parts {
-				if meta.FindStatusCondition(t.Status.Conditions, p) == nil {
-					complete = false
-				}
-			}
-			if complete {
-				done++
-			}
+		clear(converged)
+		for i := range list.Items {
+			observe(&list.Items[i])
 		}
-		if done == n {
+		if len(converged) == n {
 			return
 		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d tenants converged after %v", done, n, timeout)
+		w, err := c.Watch(ctx, &v1alpha1.TenantList{}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+		if err != nil {
+			b.Fatalf("%d of %d tenants converged: %v", len(converged), n, err)
 		}
-		time.Sleep(200 * time.Millisecond)
+		for event := range w.ResultChan() {
+			if t, ok := event.Object.(*v1alpha1.Tenant); ok && event.Type != watch.Error {
+				observe(t)
+			}
+			if len(converged) == n {
+				w.Stop()
+				return
+			}
+		}
+		w.Stop()
+		if ctx.Err() != nil {
+			b.Fatalf("%d of %d tenants converged after %v", len(converged), n, timeout)
+		}
+		// The watch ended (expired or closed by the server): list again and go on watching.
 	}
+}
+
+// isConverged tells whether a tenant's status describes its generation with every part reported,
+// and the parts that need nothing but the API server are true.
+func isConverged(t *v1alpha1.Tenant) bool {
+	if t.Status.ObservedGeneration != t.Generation || t.Status.Phase == "" {
+		return false
+	}
+	for _, p := range []string{v1alpha1.ConditionNamespaceReady, v1alpha1.ConditionAccessReady, v1alpha1.ConditionDatabaseReady,
+		v1alpha1.ConditionFirewallReady, v1alpha1.ConditionCertificateReady, v1alpha1.ConditionReady} {
+		if meta.FindStatusCondition(t.Status.Conditions, p) == nil {
+			return false
+		}
+	}
+	return meta.IsStatusConditionTrue(t.Status.Conditions, v1alpha1.ConditionNamespaceReady) &&
+		meta.IsStatusConditionTrue(t.Status.Conditions, v1alpha1.ConditionFirewallReady) &&
+		meta.IsStatusConditionTrue(t.Status.Conditions, v1alpha1.ConditionAccessReady)
 }
 
 // scrapeWrites sums the manager's client-go request counter over the verbs that write.
 func scrapeWrites(b *testing.B, addr string) int64 {
+	var total float64
+	for series, v := range scrapeMetrics(b, addr) {
+		if !strings.HasPrefix(series, "rest_client_requests_total{") {
+			continue
+		}
+		for _, verb := range []string{`method="POST"`, `method="PUT"`, `method="PATCH"`, `method="DELETE"`} {
+			if strings.Contains(series, verb) {
+				total += v
+			}
+		}
+	}
+	return int64(total)
+}
+
+// scrapeMetrics reads the manager's metrics as series (name with labels) to value.
+func scrapeMetrics(b *testing.B, addr string) map[string]float64 {
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		b.Fatalf("scrape operator metrics: %v", err)
 	}
 	defer resp.Body.Close()
-	var total int64
+	out := map[string]float64{}
 	scanner := bufio.NewScanner(resp.Body)
 	scanner.Buffer(make([]byte, 1<<20), 1<<20)
 	for scanner.Scan() {
 		line := scanner.Text()
-		if !strings.HasPrefix(line, "rest_client_requests_total{") {
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		for _, verb := range []string{`method="POST"`, `method="PUT"`, `method="PATCH"`, `method="DELETE"`} {
-			if strings.Contains(line, verb) {
-				fields := strings.Fields(line)
-				v, err := strconv.ParseFloat(fields[len(fields)-1], 64)
-				if err != nil {
-					b.Fatalf("parse %q: %v", line, err)
-				}
-				total += int64(v)
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			b.Fatalf("parse %q: %v", line, err)
+		}
+		out[line[:i]] = v
+	}
+	return out
+}
+
+// sumSeries adds up the series of one metric whose labels contain every one of want.
+func sumSeries(m map[string]float64, name string, want ...string) float64 {
+	var total float64
+	for series, v := range m {
+		if series != name && !strings.HasPrefix(series, name+"{") {
+			continue
+		}
+		matches := true
+		for _, w := range want {
+			if !strings.Contains(series, w) {
+				matches = false
 			}
+		}
+		if matches {
+			total += v
 		}
 	}
 	return total
+}
+
+// explain prints where the operator's time went while converging: how often each tenant was
+// reconciled, how long a reconcile and a wait in the queue took, and the API server's latency
+// per verb as the operator's client saw it.
+func explain(b *testing.B, addr string, n int) {
+	m := scrapeMetrics(b, addr)
+	tenant := `controller="tenant"`
+	reconciles := sumSeries(m, "controller_runtime_reconcile_total", tenant)
+	fmt.Printf("tenants=%d reconciles/tenant=%.2f errors=%.0f requeue-after=%.0f reconcile-mean=%.0fms queue-wait-mean=%.0fms\n",
+		n, reconciles/float64(n), sumSeries(m, "controller_runtime_reconcile_total", tenant, `result="error"`),
+		sumSeries(m, "controller_runtime_reconcile_total", tenant, `result="requeue_after"`),
+		1000*sumSeries(m, "controller_runtime_reconcile_time_seconds_sum", tenant)/max(1, sumSeries(m, "controller_runtime_reconcile_time_seconds_count", tenant)),
+		1000*sumSeries(m, "workqueue_queue_duration_seconds_sum", `name="tenant"`)/max(1, sumSeries(m, "workqueue_queue_duration_seconds_count", `name="tenant"`)))
+	var verbs []string
+	for _, verb := range []string{"GET", "LIST", "POST", "PUT", "PATCH", "DELETE"} {
+		count := sumSeries(m, "rest_client_request_duration_seconds_count", `verb="`+verb+`"`)
+		if count == 0 {
+			continue
+		}
+		mean := sumSeries(m, "rest_client_request_duration_seconds_sum", `verb="`+verb+`"`) / count
+		verbs = append(verbs, fmt.Sprintf("%s %.1f/tenant %.1fms", verb, count/float64(n), 1000*mean))
+	}
+	fmt.Printf("tenants=%d api requests: %s\n", n, strings.Join(verbs, ", "))
+}
+
+// cpuSeconds is CPU time (user and system) by process: the API server, etcd, this benchmark (its
+// clients) and the operator.
+type cpuSeconds map[string]float64
+
+// cpuByProcess reads the CPU time so far of the control plane's processes, this process and, when
+// operatorPID is not 0, the operator.
+func cpuByProcess(operatorPID int) cpuSeconds {
+	out := cpuSeconds{"bench": processCPU(os.Getpid())}
+	if operatorPID != 0 {
+		out["operator"] = processCPU(operatorPID)
+	}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			continue
+		}
+		if name := strings.TrimSpace(string(comm)); name == "kube-apiserver" || name == "etcd" {
+			out[name] += processCPU(pid)
+		}
+	}
+	return out
+}
+
+func (c cpuSeconds) since(before cpuSeconds) cpuSeconds {
+	out := cpuSeconds{}
+	for k, v := range c {
+		out[k] = v - before[k]
+	}
+	return out
+}
+
+func (c cpuSeconds) String() string {
+	var parts []string
+	for _, k := range []string{"kube-apiserver", "etcd", "operator", "bench"} {
+		if v, ok := c[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s %.1f", k, v))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// processCPU is a process's user and system CPU time in seconds, from /proc (clock ticks of 1/100 s).
+func processCPU(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name, which is in parentheses and may hold spaces.
+	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	return (utime + stime) / 100
 }
 
 func peakRSSMiB(b *testing.B, pid int) float64 {
@@ -389,6 +553,101 @@ func peakRSSMiB(b *testing.B, pid int) float64 {
 	}
 	b.Fatal("no VmHWM in /proc status")
 	return 0
+}
+
+// requestCounts counts the API server's requests by verb and resource (and subresource), and the
+// watch events it sent by kind, from its own metrics.
+type requestCounts map[string]float64
+
+func apiServerRequests(b *testing.B, cfg *rest.Config) requestCounts {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp, err := httpClient.Get(strings.TrimSuffix(cfg.Host, "/") + "/metrics")
+	if err != nil {
+		b.Fatalf("scrape api server metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	out := requestCounts{}
+	label := func(series, name string) string {
+		i := strings.Index(series, name+`="`)
+		if i < 0 {
+			return ""
+		}
+		rest := series[i+len(name)+2:]
+		return rest[:strings.IndexByte(rest, '"')]
+	}
+	scanner := bufio.NewScanner(resp.Body)
+	scanner.Buffer(make([]byte, 1<<20), 1<<20)
+	for scanner.Scan() {
+		line := scanner.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		switch {
+		case strings.HasPrefix(line, "apiserver_request_total{"):
+			key := label(line, "verb") + " " + label(line, "resource")
+			if sub := label(line, "subresource"); sub != "" {
+				key += "/" + sub
+			}
+			out[key] += v
+		case strings.HasPrefix(line, "apiserver_watch_events_total{"):
+			out["watch-event "+label(line, "resource")] += v
+		}
+	}
+	return out
+}
+
+func (c requestCounts) since(before requestCounts) requestCounts {
+	out := requestCounts{}
+	for k, v := range c {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// perTenant lists the counts that reach one in ten tenants, divided by n, largest first.
+func (c requestCounts) perTenant(n int) string {
+	keys := make([]string, 0, len(c))
+	for k, v := range c {
+		if v/float64(n) >= 0.1 {
+			keys = append(keys, k)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool { return c[keys[i]] > c[keys[j]] })
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, c[k]/float64(n)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// saveAPIServerProfile saves a CPU profile of the API server (its /debug/pprof, open to
+// system:masters) for go tool pprof.
+func saveAPIServerProfile(cfg *rest.Config, file string, d time.Duration) {
+	httpClient, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "api server profile:", err)
+		return
+	}
+	resp, err := httpClient.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(cfg.Host, "/"), int(d.Seconds())))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "api server profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	if out, err := os.Create(file); err == nil {
+		_, _ = io.Copy(out, resp.Body)
+		_ = out.Close()
+	}
 }
 
 func waitReady(b *testing.B, addr string, timeout time.Duration) {

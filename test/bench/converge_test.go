@@ -454,9 +454,8 @@ func sumSeries(m map[string]float64, name string, want ...string) float64 {
 	return total
 }
 
-// explain prints where the operator's time went while converging: how often each tenant was
-// reconciled, how long a reconcile and a wait in the queue took, and the API server's latency
-// per verb as the operator's client saw it.
+// explain prints how often each tenant was reconciled while converging, and how long a reconcile
+// and a wait in the queue took.
 func explain(b *testing.B, addr string, n int) {
 	m := scrapeMetrics(b, addr)
 	tenant := `controller="tenant"`
@@ -466,16 +465,6 @@ func explain(b *testing.B, addr string, n int) {
 		sumSeries(m, "controller_runtime_reconcile_total", tenant, `result="requeue_after"`),
 		1000*sumSeries(m, "controller_runtime_reconcile_time_seconds_sum", tenant)/max(1, sumSeries(m, "controller_runtime_reconcile_time_seconds_count", tenant)),
 		1000*sumSeries(m, "workqueue_queue_duration_seconds_sum", `name="tenant"`)/max(1, sumSeries(m, "workqueue_queue_duration_seconds_count", `name="tenant"`)))
-	var verbs []string
-	for _, verb := range []string{"GET", "LIST", "POST", "PUT", "PATCH", "DELETE"} {
-		count := sumSeries(m, "rest_client_request_duration_seconds_count", `verb="`+verb+`"`)
-		if count == 0 {
-			continue
-		}
-		mean := sumSeries(m, "rest_client_request_duration_seconds_sum", `verb="`+verb+`"`) / count
-		verbs = append(verbs, fmt.Sprintf("%s %.1f/tenant %.1fms", verb, count/float64(n), 1000*mean))
-	}
-	fmt.Printf("tenants=%d api requests: %s\n", n, strings.Join(verbs, ", "))
 }
 
 // cpuSeconds is CPU time (user and system) by process: the API server, etcd, this benchmark (its

@@ -187,21 +187,11 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	waitReady(b, probeAddr, 60*time.Second)
 	startup := time.Since(processStart)
 	start := time.Now()
+	memory := sampleMemory(proc.Process.Pid, start)
 	cpuBeforeOperator := cpuByProcess(proc.Process.Pid)
 	if file := os.Getenv("BENCH_CPU_PROFILE"); file != "" {
 		// A CPU profile of the operator's first 30 s of convergence, for go tool pprof.
-		go func() {
-			resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/profile?seconds=30")
-			if err != nil {
-				fmt.Fprintln(os.Stderr, "cpu profile:", err)
-				return
-			}
-			defer resp.Body.Close()
-			if out, err := os.Create(file); err == nil {
-				_, _ = io.Copy(out, resp.Body)
-				_ = out.Close()
-			}
-		}()
+		go saveProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=30", http.DefaultClient, file)
 	}
 	if file := os.Getenv("BENCH_APISERVER_PROFILE"); file != "" {
 		// A CPU profile of the API server during the operator's first 10 s of convergence.
@@ -235,9 +225,14 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	fmt.Printf("tenants=%d writes after convergence before idle: %d\n", n, settled-writes)
 	writes = settled
 
+	if file := os.Getenv("BENCH_HEAP_PROFILE"); file != "" {
+		// The operator's heap once converged, for go tool pprof.
+		saveProfile("http://"+pprofAddr+"/debug/pprof/heap", http.DefaultClient, file)
+	}
 	time.Sleep(idle)
 	idleWrites := scrapeWrites(b, metricsAddr) - writes
 	peakRSS := peakRSSMiB(b, proc.Process.Pid)
+	fmt.Printf("tenants=%d memory at the highest RSS sampled: %s\n", n, memory())
 
 	ratio := operatorTime.Seconds() / floorTime.Seconds()
 	b.ReportMetric(operatorTime.Seconds(), "s-to-converge")
@@ -526,6 +521,51 @@ func processCPU(pid int) float64 {
 	return (utime + stime) / 100
 }
 
+// sampleMemory samples the operator's resident set every 250 ms from start on (reading /proc
+// only, so as not to load the operator), and returns a function that stops sampling and tells
+// when the highest sample was taken.
+func sampleMemory(pid int, start time.Time) func() string {
+	var peak float64
+	var peakAt time.Duration
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ticker := time.NewTicker(250 * time.Millisecond)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ticker.C:
+			}
+			if rss := statusMiB(pid, "VmRSS:"); rss > peak {
+				peak, peakAt = rss, time.Since(start)
+			}
+		}
+	}()
+	return func() string {
+		close(stop)
+		<-done
+		return fmt.Sprintf("RSS %.0f MiB at %.0fs", peak, peakAt.Seconds())
+	}
+}
+
+// statusMiB reads a size field (in kB) of /proc/<pid>/status, in MiB; 0 when it cannot.
+func statusMiB(pid int, field string) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, field) {
+			kb, _ := strconv.Atoi(strings.Fields(line)[1])
+			return float64(kb) / 1024
+		}
+	}
+	return 0
+}
+
 func peakRSSMiB(b *testing.B, pid int) float64 {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -627,16 +667,25 @@ func saveAPIServerProfile(cfg *rest.Config, file string, d time.Duration) {
 		fmt.Fprintln(os.Stderr, "api server profile:", err)
 		return
 	}
-	resp, err := httpClient.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(cfg.Host, "/"), int(d.Seconds())))
+	saveProfile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(cfg.Host, "/"), int(d.Seconds())), httpClient, file)
+}
+
+// saveProfile fetches a pprof profile into file; a failure is reported, not fatal, as the
+// profile is only a help for investigating.
+func saveProfile(url string, httpClient *http.Client, file string) {
+	resp, err := httpClient.Get(url)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "api server profile:", err)
+		fmt.Fprintln(os.Stderr, "profile:", err)
 		return
 	}
 	defer resp.Body.Close()
-	if out, err := os.Create(file); err == nil {
-		_, _ = io.Copy(out, resp.Body)
-		_ = out.Close()
+	out, err := os.Create(file)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "profile:", err)
+		return
 	}
+	defer out.Close()
+	_, _ = io.Copy(out, resp.Body)
 }
 
 func waitReady(b *testing.B, addr string, timeout time.Duration) {

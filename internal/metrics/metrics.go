@@ -18,10 +18,10 @@ type Metrics struct {
 	backupSize         *prometheus.GaugeVec
 	tenantCondition    *prometheus.GaugeVec
 
-	// conditionTypes are the condition types each tenant's series were last set for, so that a
-	// type that went is deleted without scanning every tenant's series.
-	mu             sync.Mutex
-	conditionTypes map[string][]string
+	// conditionStatus is each tenant's conditions as their series were last set, so that a
+	// series that no longer holds is deleted without scanning every tenant's series.
+	mu              sync.Mutex
+	conditionStatus map[string]map[string]metav1.ConditionStatus
 
 	tenantUp          *prometheus.GaugeVec
 	probeDuration     *prometheus.HistogramVec
@@ -53,7 +53,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"tenant", "schedule"}),
 		tenantCondition: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tenantops_tenant_condition",
-			Help: "1 for the current status of each condition of a tenant, 0 for the other statuses.",
+			Help: "1 for each condition of a tenant, labelled with its current status.",
 		}, []string{"tenant", "type", "status"}),
 		tenantUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tenantops_tenant_up",
@@ -160,45 +160,37 @@ func (m *Metrics) DeleteBackups(tenant string) {
 	}
 }
 
-var conditionStatuses = []metav1.ConditionStatus{metav1.ConditionTrue, metav1.ConditionFalse, metav1.ConditionUnknown}
-
-// SetConditions sets one series per condition type and status, 1 for the current status, so
-// alerts can match `{type="Ready",status="False"} == 1` for as long as it holds.
+// SetConditions keeps one series per condition, labelled with its current status and valued 1,
+// so alerts match `{type="Ready",status="False"} == 1` for as long as it holds. A status change
+// replaces the series: at a thousand tenants, a series for each status that does not hold (as
+// kube-state-metrics keeps) would triple the operator's largest use of memory, and Prometheus'.
 func (m *Metrics) SetConditions(tenant string, conditions []metav1.Condition) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	present := map[string]bool{}
-	types := make([]string, 0, len(conditions))
+	current := make(map[string]metav1.ConditionStatus, len(conditions))
 	for _, c := range conditions {
-		present[c.Type] = true
-		types = append(types, c.Type)
+		current[c.Type] = c.Status
 	}
-	for _, old := range m.conditionTypes[tenant] {
-		if !present[old] {
-			for _, s := range conditionStatuses {
-				m.tenantCondition.DeleteLabelValues(tenant, old, string(s))
-			}
+	for conditionType, status := range m.conditionStatus[tenant] {
+		if current[conditionType] != status {
+			m.tenantCondition.DeleteLabelValues(tenant, conditionType, string(status))
 		}
 	}
-	if m.conditionTypes == nil {
-		m.conditionTypes = map[string][]string{}
-	}
-	m.conditionTypes[tenant] = types
-	for _, c := range conditions {
-		for _, s := range conditionStatuses {
-			value := 0.0
-			if c.Status == s {
-				value = 1
-			}
-			m.tenantCondition.WithLabelValues(tenant, c.Type, string(s)).Set(value)
+	for conditionType, status := range current {
+		if m.conditionStatus[tenant][conditionType] != status {
+			m.tenantCondition.WithLabelValues(tenant, conditionType, string(status)).Set(1)
 		}
 	}
+	if m.conditionStatus == nil {
+		m.conditionStatus = map[string]map[string]metav1.ConditionStatus{}
+	}
+	m.conditionStatus[tenant] = current
 }
 
 // DeleteTenant removes every series of a deleted tenant.
 func (m *Metrics) DeleteTenant(tenant string) {
 	m.mu.Lock()
-	delete(m.conditionTypes, tenant)
+	delete(m.conditionStatus, tenant)
 	m.mu.Unlock()
 	m.DeleteBackups(tenant)
 	labels := prometheus.Labels{"tenant": tenant}

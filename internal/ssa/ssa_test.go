@@ -2,12 +2,14 @@ package ssa_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -123,6 +125,22 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	apply("after deletion", "b", true)
+
+	// Without a current object to fill, the API server answers with metadata only; the
+	// resourceVersion in it is what a repeat is checked against.
+	for _, step := range []struct {
+		value    string
+		wantSent bool
+	}{{"c", true}, {"c", false}, {"d", true}, {"d", false}} {
+		sent, err := applier.Apply(ctx, desired(step.value), nil)
+		if err != nil {
+			t.Fatalf("metadata-only apply of %s: %v", step.value, err)
+		}
+		if sent != step.wantSent {
+			t.Fatalf("metadata-only apply of %s: sent = %v, want %v", step.value, sent, step.wantSent)
+		}
+		waitForCache(step.value)
+	}
 }
 
 // The watch event of a create can reach the informer before the apply's response reaches the
@@ -136,8 +154,21 @@ func TestEventsDuringAnApplyAreJudgedWhenItReturns(t *testing.T) {
 	// eventDuringApply is what the informer delivers while the request is in flight.
 	var eventDuringApply func(response *corev1.ConfigMap) []*corev1.ConfigMap
 	c := interceptor.NewClient(fake.NewClientBuilder().WithScheme(scheme).Build(), interceptor.Funcs{
-		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
-			if err := c.Apply(ctx, obj, opts...); err != nil {
+		// The applier sends the request as an apply patch and asks for metadata back; the fake
+		// client is given the apply configuration instead.
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			if patch.Type() != types.ApplyPatchType {
+				t.Fatalf("patch of type %s, want an apply patch", patch.Type())
+			}
+			data, err := patch.Data(obj)
+			if err != nil {
+				return err
+			}
+			ac := &corev1ac.ConfigMapApplyConfiguration{}
+			if err := json.Unmarshal(data, ac); err != nil {
+				return err
+			}
+			if err := c.Apply(ctx, ac, client.FieldOwner("test"), client.ForceOwnership); err != nil {
 				return err
 			}
 			response := &corev1.ConfigMap{}
@@ -149,6 +180,7 @@ func TestEventsDuringAnApplyAreJudgedWhenItReturns(t *testing.T) {
 					t.Errorf("event with resourceVersion %s during the apply asked for a reconcile at once", event.ResourceVersion)
 				}
 			}
+			obj.SetResourceVersion(response.ResourceVersion)
 			return nil
 		},
 	})

@@ -64,7 +64,7 @@ func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, cur
 		return true, fmt.Errorf("%T is not a generated apply configuration", obj)
 	}
 	gvk := schema.FromAPIVersionAndKind(deref(ac.GetAPIVersion()), deref(ac.GetKind()))
-	key := fmt.Sprintf("%s/%s/%s", gvk.String(), deref(ac.GetNamespace()), deref(ac.GetName()))
+	key := objectKey(gvk, deref(ac.GetNamespace()), deref(ac.GetName()))
 	request, err := json.Marshal(obj)
 	if err != nil {
 		return false, fmt.Errorf("encode %s: %w", key, err)
@@ -151,7 +151,7 @@ func (a *Applier) NeedsReconcile(obj client.Object) bool {
 	if err != nil {
 		return true
 	}
-	key := fmt.Sprintf("%s/%s/%s", gvk.String(), obj.GetNamespace(), obj.GetName())
+	key := objectKey(gvk, obj.GetNamespace(), obj.GetName())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if f, ok := a.inFlight[key]; ok {
@@ -212,6 +212,11 @@ func (a *Applier) finish(key string, applied *appliedRequest) {
 			a.Changed(obj)
 		}
 	}
+}
+
+// objectKey names an object in the applier's records; applies and watch events must agree on it.
+func objectKey(gvk schema.GroupVersionKind, namespace, name string) string {
+	return fmt.Sprintf("%s/%s/%s", gvk.String(), namespace, name)
 }
 
 func deref(s *string) string {

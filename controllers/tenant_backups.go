@@ -514,6 +514,8 @@ func (r *TenantReconciler) checkSchedule(ctx context.Context, t *v1alpha1.Tenant
 func (r *TenantReconciler) openBackupStorage(ctx context.Context, s v1alpha1.BackupStorage) (storage.Store, error) {
 	switch {
 	case s.S3 != nil:
+		// Through the agent's own LOCATION and its parser, so the operator reads exactly where
+		// the jobs write, with the same defaults and checks.
 		location, err := builders.StorageLocation(s)
 		if err != nil {
 			return nil, err

@@ -45,7 +45,7 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 	}
 	if err == nil {
 		history := &corev1.ConfigMap{}
-		key := types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: uptimeConfigMapName(t)}
+		key := types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.UptimeHistoryName(t)}
 		if gerr := r.Get(ctx, key, history); gerr == nil {
 			if derr := r.Delete(ctx, history); client.IgnoreNotFound(derr) != nil {
 				err = fmt.Errorf("delete uptime history: %w", derr)

@@ -13,7 +13,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/event"
@@ -24,9 +23,6 @@ import (
 	"github.com/tenantops/tenant-operator/internal/probes"
 	"github.com/tenantops/tenant-operator/internal/uptime"
 )
-
-// historyKey is the key of a tenant's uptime history in its ConfigMap in the operator namespace.
-const historyKey = "history"
 
 // historySaveInterval is how often a tenant's uptime history is saved, so that a manager restart
 // loses at most this much of it (a gap, which counts neither up nor down).
@@ -265,7 +261,7 @@ func (r *TenantReconciler) reconcileMonitoring(ctx context.Context, s *tenantSco
 	tu.gate.Wrote(now, up)
 	u.mu.Unlock()
 	if saveHistory {
-		if err := r.apply(ctx, "config map", uptimeConfigMapName(t), uptimeConfigMap(t, r.Options.OperatorNamespace, history)); err != nil {
+		if err := r.apply(ctx, "config map", builders.UptimeHistoryName(t), builders.UptimeHistory(t, r.builderOptions(), history)); err != nil {
 			return ctrl.Result{}, err
 		}
 		u.mu.Lock()
@@ -313,14 +309,6 @@ func (r *TenantReconciler) databaseProbeTarget(ctx context.Context, t *v1alpha1.
 	return target, creds.ResourceVersion + "/" + tlsSecret.ResourceVersion, nil
 }
 
-func uptimeConfigMapName(t *v1alpha1.Tenant) string { return "tenant-" + t.Name + "-uptime" }
-
-func uptimeConfigMap(t *v1alpha1.Tenant, namespace string, history []byte) *corev1ac.ConfigMapApplyConfiguration {
-	return corev1ac.ConfigMap(uptimeConfigMapName(t), namespace).
-		WithLabels(builders.TenantLabels(t)).
-		WithBinaryData(map[string][]byte{historyKey: history})
-}
-
 // loadHistory reads the tenant's saved uptime history once per manager run, so a restart keeps
 // the windows (the time it was down is a gap).
 func (r *TenantReconciler) loadHistory(ctx context.Context, t *v1alpha1.Tenant) error {
@@ -332,7 +320,7 @@ func (r *TenantReconciler) loadHistory(ctx context.Context, t *v1alpha1.Tenant) 
 		return nil
 	}
 	cm := &corev1.ConfigMap{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: uptimeConfigMapName(t)}, cm)
+	err := r.Get(ctx, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.UptimeHistoryName(t)}, cm)
 	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("get uptime history: %w", err)
 	}
@@ -341,7 +329,7 @@ func (r *TenantReconciler) loadHistory(ctx context.Context, t *v1alpha1.Tenant) 
 	tu := u.tenant(t.Name)
 	if err == nil {
 		var saved uptime.History
-		if uerr := saved.UnmarshalBinary(cm.BinaryData[historyKey]); uerr != nil {
+		if uerr := saved.UnmarshalBinary(cm.BinaryData[builders.UptimeHistoryKey]); uerr != nil {
 			ctrl.LoggerFrom(ctx).Error(uerr, "Uptime history unreadable; starting a new one")
 		} else {
 			// No probe has been recorded yet: the tenant's probes are scheduled only after this.

@@ -15,6 +15,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -310,12 +311,10 @@ func (r *TenantReconciler) applyBackupCronJobs(ctx context.Context, t *v1alpha1.
 			return nil, err
 		}
 		name := builders.BackupCronJobName(t, spec.Name)
-		current := &batchv1.CronJob{}
-		if err := r.applyAndRead(ctx, "cron job", name, cj, current); err != nil {
+		if e.Since, err = r.applyCronJob(ctx, name, cj); err != nil {
 			return nil, err
 		}
 		keep[name] = true
-		e.Since = current.CreationTimestamp.Time
 		if policy.Spec.Verification != nil {
 			verifyInterval, err := longestGap(policy.Spec.Verification.Schedule)
 			if err != nil {
@@ -326,16 +325,25 @@ func (r *TenantReconciler) applyBackupCronJobs(ctx context.Context, t *v1alpha1.
 				return nil, err
 			}
 			vname := builders.VerifyCronJobName(t, spec.Name)
-			vcurrent := &batchv1.CronJob{}
-			if err := r.applyAndRead(ctx, "cron job", vname, vj, vcurrent); err != nil {
+			if e.verifySince, err = r.applyCronJob(ctx, vname, vj); err != nil {
 				return nil, err
 			}
 			keep[vname] = true
-			e.verifySince, e.verifyInterval = vcurrent.CreationTimestamp.Time, verifyInterval
+			e.verifyInterval = verifyInterval
 		}
 		out = append(out, e)
 	}
 	return out, r.deleteBackupJobs(ctx, t, keep)
+}
+
+// applyCronJob applies a CronJob and tells when it was created: freshness expects no backup of
+// a schedule before its CronJob existed.
+func (r *TenantReconciler) applyCronJob(ctx context.Context, name string, cj *batchv1ac.CronJobApplyConfiguration) (time.Time, error) {
+	current := &batchv1.CronJob{}
+	if err := r.applyAndRead(ctx, "cron job", name, cj, current); err != nil {
+		return time.Time{}, err
+	}
+	return current.CreationTimestamp.Time, nil
 }
 
 // deleteBackupJobs deletes the tenant's CronJobs in the operator's namespace except those in keep,

@@ -53,10 +53,11 @@ type Options struct {
 	// AgentImage runs the backup and verification jobs; builders.DefaultAgentImage when empty.
 	AgentImage string
 	// BackupCheckInterval is how often each tenant's backup storage is listed (and pruned), besides
-	// after every backup job; 5 minutes when zero.
+	// after every backup job; DefaultBackupCheckInterval when zero.
 	BackupCheckInterval time.Duration
 	// BackupVolumeRoot is where volume storage claims are mounted into the manager, one directory
-	// per claim name, so the operator can check backups on volumes too.
+	// per claim name, so the operator can check backups on volumes too; DefaultBackupVolumeRoot
+	// when empty.
 	BackupVolumeRoot string
 	// Clock tells the time for freshness and retention; the real clock when nil. Tests inject one.
 	Clock clock.WithTicker
@@ -69,6 +70,12 @@ type Options struct {
 	// registry when nil.
 	Metrics *metrics.Metrics
 }
+
+// Defaults of Options.BackupCheckInterval and Options.BackupVolumeRoot, and of their flags.
+const (
+	DefaultBackupCheckInterval = 5 * time.Minute
+	DefaultBackupVolumeRoot    = "/var/lib/tenantops/volumes"
+)
 
 // CacheOptions limits what the manager caches. Objects the operator owns carry its managed-by
 // label, so only those are cached; Secrets are cached in the operator's namespace (policy Secrets)

@@ -644,12 +644,12 @@ func (r *TenantReconciler) backupCheckInterval() time.Duration {
 	if r.Options.BackupCheckInterval > 0 {
 		return r.Options.BackupCheckInterval
 	}
-	return 5 * time.Minute
+	return DefaultBackupCheckInterval
 }
 
 func (r *TenantReconciler) backupVolumeRoot() string {
 	if r.Options.BackupVolumeRoot != "" {
 		return r.Options.BackupVolumeRoot
 	}
-	return "/var/lib/tenantops/volumes"
+	return DefaultBackupVolumeRoot
 }

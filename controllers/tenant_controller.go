@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -41,6 +42,7 @@ type TenantReconciler struct {
 
 	applier      *ssa.Applier
 	backupChecks backupChecks
+	reported     reportedConditions
 	// uptime probes tenants; nil when probes are turned off.
 	uptime *uptimeMonitor
 }
@@ -171,20 +173,24 @@ func soonest(results []ctrl.Result) ctrl.Result {
 
 // recordConditionChanges emits one event per condition whose status or reason changed, with the
 // condition's reason as the event's, so users see changes and a steady state stays quiet.
+//
+// The conditions compared with are those this manager last reported for the tenant, when it has:
+// a pass that read the Tenant from a cache not yet showing the previous pass's status write would
+// otherwise report the same changes twice. After a restart, the stored status serves.
 func (r *TenantReconciler) recordConditionChanges(before, after *v1alpha1.Tenant) {
 	if r.Recorder == nil {
 		return
 	}
-	old := map[string]metav1.Condition{}
-	for _, c := range before.Status.Conditions {
-		old[c.Type] = c
+	old := r.reported.swap(after)
+	if old == nil {
+		old = conditionStates(before.Status.Conditions)
 	}
 	for _, c := range after.Status.Conditions {
 		if c.Type == v1alpha1.ConditionReconciling || c.Type == v1alpha1.ConditionStalled {
 			continue // they repeat Ready's news for kstatus
 		}
 		o, existed := old[c.Type]
-		if existed && o.Status == c.Status && o.Reason == c.Reason {
+		if existed && o == (conditionState{c.Status, c.Reason}) {
 			continue
 		}
 		warning := c.Status == metav1.ConditionFalse && !waitingReasons[c.Reason] && c.Reason != v1alpha1.ReasonDeleting
@@ -200,6 +206,44 @@ func (r *TenantReconciler) recordConditionChanges(before, after *v1alpha1.Tenant
 		}
 		r.Recorder.Eventf(after, nil, eventType, c.Reason, c.Type, "%s is %s: %s", c.Type, c.Status, c.Message)
 	}
+}
+
+// conditionState is what a condition's events tell: its status and reason.
+type conditionState struct {
+	status metav1.ConditionStatus
+	reason string
+}
+
+func conditionStates(conditions []metav1.Condition) map[string]conditionState {
+	out := make(map[string]conditionState, len(conditions))
+	for _, c := range conditions {
+		out[c.Type] = conditionState{c.Status, c.Reason}
+	}
+	return out
+}
+
+// reportedConditions are, per tenant, the conditions as this manager last reported them in
+// events.
+type reportedConditions struct {
+	mu       sync.Mutex
+	byTenant map[string]map[string]conditionState
+}
+
+// swap records t's conditions as reported and returns those reported before, nil when none were.
+// A tenant whose deletion is done is forgotten.
+func (rc *reportedConditions) swap(t *v1alpha1.Tenant) map[string]conditionState {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	previous := rc.byTenant[t.Name]
+	if !controllerutil.ContainsFinalizer(t, v1alpha1.TenantFinalizer) && !t.DeletionTimestamp.IsZero() {
+		delete(rc.byTenant, t.Name)
+		return previous
+	}
+	if rc.byTenant == nil {
+		rc.byTenant = map[string]map[string]conditionState{}
+	}
+	rc.byTenant[t.Name] = conditionStates(t.Status.Conditions)
+	return previous
 }
 
 // requeueWaiting is how soon to look again at something that is on its way (a pod starting, a

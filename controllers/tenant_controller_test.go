@@ -602,12 +602,22 @@ func TestEventsTellChangesOnly(t *testing.T) {
 		"Warning IssuerNotFound Ready",
 	)
 
-	// The issuer appears: the certificate now waits for cert-manager (which does not run here).
+	// The issuer appears, not ready yet: a change, and still a problem.
 	issuer := &cmapi.Issuer{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-envtest-events", Name: "tenant-ca"},
 		Spec: cmapi.IssuerSpec{IssuerConfig: cmapi.IssuerConfig{SelfSigned: &cmapi.SelfSignedIssuer{}}}}
 	if err := k8s.Create(ctx, issuer); err != nil {
 		t.Fatal(err)
 	}
+	expectCondition(t, tenant, v1alpha1.ConditionCertificateReady, metav1.ConditionFalse, v1alpha1.ReasonIssuerNotReady, `Issuer "tenant-ca" is not ready`)
+	expectEvents(
+		"Normal CredentialsGenerated CredentialsGenerated",
+		"Warning IssuerNotFound CertificateReady",
+		"Warning IssuerNotFound Ready",
+		"Warning IssuerNotReady CertificateReady",
+		"Warning IssuerNotReady Ready",
+	)
+
+	// The issuer is ready: the certificate now waits for cert-manager (which does not run here).
 	issuer.Status.Conditions = []cmapi.IssuerCondition{{Type: cmapi.IssuerConditionReady, Status: cmmeta.ConditionTrue, Reason: "IsReady"}}
 	if err := k8s.Status().Update(ctx, issuer); err != nil {
 		t.Fatal(err)
@@ -619,6 +629,8 @@ func TestEventsTellChangesOnly(t *testing.T) {
 		"Normal CredentialsGenerated CredentialsGenerated",
 		"Warning IssuerNotFound CertificateReady",
 		"Warning IssuerNotFound Ready",
+		"Warning IssuerNotReady CertificateReady",
+		"Warning IssuerNotReady Ready",
 		"Normal CertificateNotIssued CertificateReady",
 		"Normal Progressing Ready",
 	)

@@ -167,7 +167,7 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	}, b)
 
 	if os.Getenv("BENCH_REQUIRED") != "0" {
-		requiredWrites(b, c, n, opts)
+		requiredWrites(b, cfg, c, n, opts)
 	}
 
 	// The operator, as its own process, so that its memory is its own.
@@ -336,9 +336,12 @@ func ownedObjects(t *v1alpha1.Tenant, opts builders.Options) []runtime.ApplyConf
 // objects, writes a status like the operator's first one and records one event, and watches
 // nothing. Its ratio to the floor is the part of the operator's ratio no implementation avoids
 // on a control plane that the operator shares its cores with. Its objects are removed afterwards.
-func requiredWrites(b *testing.B, c client.Client, n int, opts builders.Options) {
+func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts builders.Options) {
 	ctx := context.Background()
 	name := func(i int) string { return fmt.Sprintf("required-%04d", i) }
+	if file := os.Getenv("BENCH_APISERVER_PROFILE"); file != "" {
+		go saveAPIServerProfile(cfg, file+".required", apiServerProfileTime())
+	}
 	cpuBefore := cpuByProcess(0)
 	start := time.Now()
 	parallel(n, func(i int) error {

@@ -425,14 +425,14 @@ func deleteApplied(ctx context.Context, c client.Client, obj runtime.ApplyConfig
 		GetKind() *string
 		GetAPIVersion() *string
 	})
-	meta := &metav1.PartialObjectMetadata{}
-	meta.APIVersion, meta.Kind = *ac.GetAPIVersion(), *ac.GetKind()
-	meta.Name = *ac.GetName()
+	target := &metav1.PartialObjectMetadata{}
+	target.APIVersion, target.Kind = *ac.GetAPIVersion(), *ac.GetKind()
+	target.Name = *ac.GetName()
 	if ns := ac.GetNamespace(); ns != nil {
-		meta.Namespace = *ns
+		target.Namespace = *ns
 	}
-	if err := c.Delete(ctx, meta); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete floor %s %s/%s: %w", meta.Kind, meta.Namespace, meta.Name, err)
+	if err := c.Delete(ctx, target); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete %s %s/%s: %w", target.Kind, target.Namespace, target.Name, err)
 	}
 	return nil
 }

@@ -215,7 +215,6 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 	// The credentials, configuration, services and server certificate together; the
 	// StatefulSet, which uses them, after.
 	opts := r.builderOptions()
-	certificate := ownedObject{"certificate", builders.DatabaseCertificateName(t), builders.DatabaseCertificate(t, opts)}
 	tasks := append(r.applyTasks([]ownedObject{
 		{"config map", builders.DatabaseConfigName(t), builders.DatabaseConfigMap(t)},
 		{"service", builders.DatabaseName(t), builders.DatabaseService(t)},
@@ -223,7 +222,7 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 	}), func(ctx context.Context) error {
 		return r.ensureDatabaseSecrets(ctx, t, s.namespaceNew)
 	}, func(ctx context.Context) error {
-		err := r.apply(ctx, certificate.kind, certificate.name, certificate.obj)
+		err := r.apply(ctx, "certificate", builders.DatabaseCertificateName(t), builders.DatabaseCertificate(t, opts))
 		if meta.IsNoMatchError(err) {
 			// Without cert-manager there is no server certificate, and PostgreSQL refuses to
 			// start without one; the Certificate step says the same in CertificateReady.

@@ -141,15 +141,9 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	}
 	floorStart := time.Now()
 	parallel(n, func(i int) error {
-		t := benchTenant(fmt.Sprintf("floor-%04d", i))
-		for _, obj := range ownedObjects(t, opts) {
-			markAsFloor(obj)
-			if err := c.Apply(ctx, obj, client.FieldOwner("floor"), client.ForceOwnership); err != nil {
-				return err
-			}
-			floorWrites.Add(1)
-		}
-		return nil
+		applied, err := applyAsFloor(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i)), opts)
+		floorWrites.Add(int64(applied))
+		return err
 	}, b)
 	floorTime := time.Since(floorStart)
 	floorCPU := cpuByProcess(0).since(cpuBeforeFloor)
@@ -158,12 +152,7 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	// objects make the operator's phase pay for them: the service IP allocator, for one, lists
 	// every allocated address on each allocation.
 	parallel(n, func(i int) error {
-		for _, obj := range ownedObjects(benchTenant(fmt.Sprintf("floor-%04d", i)), opts) {
-			if err := deleteApplied(ctx, c, obj); err != nil {
-				return err
-			}
-		}
-		return nil
+		return deleteOwned(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i)), opts)
 	}, b)
 
 	if os.Getenv("BENCH_REQUIRED") != "0" {
@@ -354,11 +343,8 @@ func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts
 		if err := c.Patch(ctx, t, client.MergeFrom(before)); err != nil {
 			return err
 		}
-		for _, obj := range ownedObjects(t, opts) {
-			markAsFloor(obj)
-			if err := c.Apply(ctx, obj, client.FieldOwner("floor"), client.ForceOwnership); err != nil {
-				return err
-			}
+		if _, err := applyAsFloor(ctx, c, t, opts); err != nil {
+			return err
 		}
 		before = t.DeepCopy()
 		t.Status = firstStatus(t)
@@ -378,10 +364,8 @@ func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts
 	b.ReportMetric(elapsed.Seconds(), "s-required-writes")
 	parallel(n, func(i int) error {
 		t := benchTenant(name(i))
-		for _, obj := range ownedObjects(t, opts) {
-			if err := deleteApplied(ctx, c, obj); err != nil {
-				return err
-			}
+		if err := deleteOwned(ctx, c, t, opts); err != nil {
+			return err
 		}
 		if err := c.Patch(ctx, t, client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`))); err != nil {
 			return err
@@ -415,6 +399,29 @@ func firstStatus(t *v1alpha1.Tenant) v1alpha1.TenantStatus {
 		meta.SetStatusCondition(&status.Conditions, c)
 	}
 	return status
+}
+
+// applyAsFloor applies a tenant's owned objects as a plain client, labelled as the floor's, and
+// tells how many it applied.
+func applyAsFloor(ctx context.Context, c client.Client, t *v1alpha1.Tenant, opts builders.Options) (int, error) {
+	objs := ownedObjects(t, opts)
+	for i, obj := range objs {
+		markAsFloor(obj)
+		if err := c.Apply(ctx, obj, client.FieldOwner("floor"), client.ForceOwnership); err != nil {
+			return i, err
+		}
+	}
+	return len(objs), nil
+}
+
+// deleteOwned deletes what applyAsFloor applied for a tenant.
+func deleteOwned(ctx context.Context, c client.Client, t *v1alpha1.Tenant, opts builders.Options) error {
+	for _, obj := range ownedObjects(t, opts) {
+		if err := deleteApplied(ctx, c, obj); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // deleteApplied deletes the object an apply configuration describes.
@@ -551,9 +558,14 @@ func scrapeWrites(b *testing.B, addr string) int64 {
 
 // scrapeMetrics reads the manager's metrics as series (name with labels) to value.
 func scrapeMetrics(b *testing.B, addr string) map[string]float64 {
-	resp, err := http.Get("http://" + addr + "/metrics")
+	return readMetrics(b, http.DefaultClient, "http://"+addr+"/metrics")
+}
+
+// readMetrics reads a Prometheus text exposition as series (name with labels) to value.
+func readMetrics(b *testing.B, httpClient *http.Client, url string) map[string]float64 {
+	resp, err := httpClient.Get(url)
 	if err != nil {
-		b.Fatalf("scrape operator metrics: %v", err)
+		b.Fatalf("scrape %s: %v", url, err)
 	}
 	defer resp.Body.Close()
 	out := map[string]float64{}
@@ -686,7 +698,7 @@ func sampleMemory(pid int, start time.Time) func() string {
 				return
 			case <-ticker.C:
 			}
-			if rss := statusMiB(pid, "VmRSS:"); rss > peak {
+			if rss, err := statusMiB(pid, "VmRSS:"); err == nil && rss > peak {
 				peak, peakAt = rss, time.Since(start)
 			}
 		}
@@ -698,37 +710,30 @@ func sampleMemory(pid int, start time.Time) func() string {
 	}
 }
 
-// statusMiB reads a size field (in kB) of /proc/<pid>/status, in MiB; 0 when it cannot.
-func statusMiB(pid int, field string) float64 {
+// statusMiB reads a size field (in kB) of /proc/<pid>/status, in MiB.
+func statusMiB(pid int, field string) (float64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	for _, line := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(line, field) {
-			kb, _ := strconv.Atoi(strings.Fields(line)[1])
-			return float64(kb) / 1024
+			kb, err := strconv.Atoi(strings.Fields(line)[1])
+			if err != nil {
+				return 0, fmt.Errorf("%s in /proc/%d/status: %w", field, pid, err)
+			}
+			return float64(kb) / 1024, nil
 		}
 	}
-	return 0
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, pid)
 }
 
 func peakRSSMiB(b *testing.B, pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	mib, err := statusMiB(pid, "VmHWM:")
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
-			kb, err := strconv.Atoi(strings.Fields(line)[1])
-			if err != nil {
-				b.Fatal(err)
-			}
-			return float64(kb) / 1024
-		}
-	}
-	b.Fatal("no VmHWM in /proc status")
-	return 0
+	return mib
 }
 
 // requestCounts counts the API server's requests by verb and resource (and subresource), and the
@@ -740,11 +745,6 @@ func apiServerRequests(b *testing.B, cfg *rest.Config) requestCounts {
 	if err != nil {
 		b.Fatal(err)
 	}
-	resp, err := httpClient.Get(strings.TrimSuffix(cfg.Host, "/") + "/metrics")
-	if err != nil {
-		b.Fatalf("scrape api server metrics: %v", err)
-	}
-	defer resp.Body.Close()
 	out := requestCounts{}
 	label := func(series, name string) string {
 		i := strings.Index(series, name+`="`)
@@ -754,27 +754,16 @@ func apiServerRequests(b *testing.B, cfg *rest.Config) requestCounts {
 		rest := series[i+len(name)+2:]
 		return rest[:strings.IndexByte(rest, '"')]
 	}
-	scanner := bufio.NewScanner(resp.Body)
-	scanner.Buffer(make([]byte, 1<<20), 1<<20)
-	for scanner.Scan() {
-		line := scanner.Text()
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
+	for series, v := range readMetrics(b, httpClient, strings.TrimSuffix(cfg.Host, "/")+"/metrics") {
 		switch {
-		case strings.HasPrefix(line, "apiserver_request_total{"):
-			key := label(line, "verb") + " " + label(line, "resource")
-			if sub := label(line, "subresource"); sub != "" {
+		case strings.HasPrefix(series, "apiserver_request_total{"):
+			key := label(series, "verb") + " " + label(series, "resource")
+			if sub := label(series, "subresource"); sub != "" {
 				key += "/" + sub
 			}
 			out[key] += v
-		case strings.HasPrefix(line, "apiserver_watch_events_total{"):
-			out["watch-event "+label(line, "resource")] += v
+		case strings.HasPrefix(series, "apiserver_watch_events_total{"):
+			out["watch-event "+label(series, "resource")] += v
 		}
 	}
 	return out

@@ -26,6 +26,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
@@ -125,14 +126,14 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 
 	// Retention keeps the last two of hot, oldest pruned, and nothing of cold.
 	store := openStore(t, s3, "hot")
-	remaining, err := backup.List(ctx, store, tenant.Name, "hot")
+	remaining, err := catalog.List(ctx, store, tenant.Name, "hot")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := backupIDs(remaining); strings.Join(got, ",") != ids["hot"][2]+","+ids["hot"][1] {
 		t.Errorf("hot backups after pruning %v, want the newest two of %v", got, ids["hot"])
 	}
-	if cold, _ := backup.List(ctx, openStore(t, s3, "cold"), tenant.Name, "cold"); len(cold) != 1 {
+	if cold, _ := catalog.List(ctx, openStore(t, s3, "cold"), tenant.Name, "cold"); len(cold) != 1 {
 		t.Errorf("cold backups %d, want 1", len(cold))
 	}
 	eventually(t, 10*time.Second, func() error {
@@ -220,7 +221,7 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 		}
 		return fmt.Errorf("cold CronJob still there: %v", err)
 	})
-	if cold, _ := backup.List(ctx, openStore(t, s3, "cold"), tenant.Name, "cold"); len(cold) != 1 {
+	if cold, _ := catalog.List(ctx, openStore(t, s3, "cold"), tenant.Name, "cold"); len(cold) != 1 {
 		t.Errorf("cold backups after removing the schedule: %d, want the 1 that was there", len(cold))
 	}
 
@@ -284,7 +285,7 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 		}
 		return nil
 	})
-	if hotLeft, _ := backup.List(ctx, openStore(t, s3, "hot"), tenant.Name, "hot"); len(hotLeft) == 0 {
+	if hotLeft, _ := catalog.List(ctx, openStore(t, s3, "hot"), tenant.Name, "hot"); len(hotLeft) == 0 {
 		t.Error("deleting the tenant deleted its backups")
 	}
 }
@@ -417,7 +418,7 @@ func openStore(t *testing.T, s3 *stack.S3, prefix string) storage.Store {
 	return store
 }
 
-func backupIDs(bs []backup.Backup) []string {
+func backupIDs(bs []catalog.Backup) []string {
 	var out []string
 	for _, b := range bs {
 		out = append(out, b.ID)

@@ -20,11 +20,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
-	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/freshness"
 	"github.com/tenantops/tenant-operator/internal/metrics"
-	"github.com/tenantops/tenant-operator/internal/retention"
 	"github.com/tenantops/tenant-operator/internal/schedule"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
@@ -52,7 +51,7 @@ type backupCheck struct {
 type scheduleCheck struct {
 	err error
 	// backups, newest first.
-	backups []backup.Backup
+	backups []catalog.Entry
 	// nextPrune are the ids retention will prune next; pruneErr why pruning did not run.
 	nextPrune []string
 	pruneErr  error
@@ -167,8 +166,8 @@ func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope)
 			obs.Newest = &freshness.Backup{ID: b.ID, FinishedAt: b.FinishedAt}
 			st.LastSuccessTime = &metav1.Time{Time: b.FinishedAt}
 			st.LastBackupID = b.ID
-			st.LastBackupSizeBytes = b.Object.Size
-			m.LastSuccess, m.SizeBytes = b.FinishedAt, b.Object.Size
+			st.LastBackupSizeBytes = b.Size
+			m.LastSuccess, m.SizeBytes = b.FinishedAt, b.Size
 			if b.FinishedAt.After(newest) {
 				newest = b.FinishedAt
 			}
@@ -485,12 +484,12 @@ func (r *TenantReconciler) checkSchedule(ctx context.Context, t *v1alpha1.Tenant
 	if err != nil {
 		return scheduleCheck{err: err}
 	}
-	listed, err := backup.List(ctx, store, t.Name, spec.Name)
+	listed, err := catalog.ListEntries(ctx, store, t.Name, spec.Name)
 	if err != nil || retentionPolicy == nil {
 		return scheduleCheck{backups: listed, err: err}
 	}
 	sc := scheduleCheck{}
-	res, err := retention.PruneListed(ctx, store, t.Name, spec.Name, listed, retentionPolicy.Spec, r.clock().Now(), tenantLocation(t))
+	res, err := prune(ctx, store, t.Name, spec.Name, listed, retentionPolicy.Spec, r.clock().Now(), tenantLocation(t))
 	if len(res.Deleted) > 0 {
 		r.event(t, corev1.EventTypeNormal, "BackupsPruned", fmt.Sprintf("Pruned %d backups of schedule %s by RetentionPolicy %s: %s",
 			len(res.Deleted), spec.Name, retentionPolicy.Name, strings.Join(res.Deleted, ", ")))
@@ -502,7 +501,7 @@ func (r *TenantReconciler) checkSchedule(ctx context.Context, t *v1alpha1.Tenant
 		sc.pruneErr = err
 		log.Error(err, "Prune backups")
 		// A delete that failed halfway may have removed a manifest: list again for the truth.
-		sc.backups, sc.err = backup.List(ctx, store, t.Name, spec.Name)
+		sc.backups, sc.err = catalog.ListEntries(ctx, store, t.Name, spec.Name)
 		return sc
 	}
 	deleted := map[string]bool{}
@@ -552,7 +551,7 @@ func (r *TenantReconciler) openBackupStorage(ctx context.Context, s v1alpha1.Bac
 }
 
 // newestVerification is the most recent verification among a schedule's backups.
-func newestVerification(backups []backup.Backup) *freshness.Verification {
+func newestVerification(backups []catalog.Entry) *freshness.Verification {
 	var out *freshness.Verification
 	for _, b := range backups {
 		v := b.Verification
@@ -652,4 +651,13 @@ func (r *TenantReconciler) backupVolumeRoot() string {
 		return r.Options.BackupVolumeRoot
 	}
 	return DefaultBackupVolumeRoot
+}
+
+// prune decides and prunes one schedule's listed backups.
+func prune(ctx context.Context, store storage.Store, tenant, schedule string, listed []catalog.Entry, policy v1alpha1.RetentionPolicySpec, now time.Time, loc *time.Location) (catalog.PruneResult, error) {
+	d, err := catalog.Decide(tenant, schedule, catalog.Candidates(listed), policy, now, loc)
+	if err != nil {
+		return catalog.PruneResult{}, err
+	}
+	return catalog.PruneDecided(ctx, store, tenant, schedule, d)
 }

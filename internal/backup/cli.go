@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -80,7 +81,7 @@ func isUsage(err error) bool {
 // chain of steps that led to them.
 func errorLine(err error) string {
 	var (
-		nf *NotFoundError
+		nf *catalog.NotFoundError
 		wi *WrongIdentityError
 		cm *ChecksumMismatchError
 		ur *storage.UnreachableError
@@ -314,7 +315,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	switch v.Kind {
-	case KindRestoreDrill:
+	case catalog.KindRestoreDrill:
 		var rows int64
 		for _, t := range b.Tables {
 			rows += t.Rows
@@ -349,13 +350,13 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	backups, err := List(ctx, store, *tenant, *schedule)
+	backups, err := catalog.List(ctx, store, *tenant, *schedule)
 	if err != nil {
 		return err
 	}
 	if *output == "json" {
 		if backups == nil {
-			backups = []Backup{}
+			backups = []catalog.Backup{}
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -386,7 +387,7 @@ func progress(verbose bool, stderr io.Writer) io.Writer {
 	return nil
 }
 
-func verifiedColumn(v *Verification) string {
+func verifiedColumn(v *catalog.Verification) string {
 	if v == nil {
 		return "never"
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -24,7 +25,7 @@ type RestoreOptions struct {
 	Store    storage.Store
 	Tenant   string
 	Schedule string
-	// BackupID is an id or Latest.
+	// BackupID is an id or catalog.Latest.
 	BackupID   string
 	Identities []age.Identity
 	// DSN of the target database, which must exist.
@@ -54,7 +55,7 @@ func ReadIdentities(path string) ([]age.Identity, error) {
 
 // checkIdentities fails fast, before any download, when no identity is one of the backup's
 // recipients.
-func checkIdentities(m Manifest, ids []age.Identity) error {
+func checkIdentities(m catalog.Manifest, ids []age.Identity) error {
 	var have []string
 	for _, id := range ids {
 		var r age.Recipient
@@ -79,10 +80,10 @@ func checkIdentities(m Manifest, ids []age.Identity) error {
 // pg_restore, all in one stream. The restore is one transaction that can only commit once the
 // whole object has been read and matched the manifest's sha256 (see verifyingReader and
 // holdLastByte), so a damaged backup leaves the target as it was.
-func Restore(ctx context.Context, o RestoreOptions) (Backup, error) {
-	b, err := Get(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID)
+func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
+	b, err := catalog.Get(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID)
 	if err != nil {
-		return Backup{}, err
+		return catalog.Backup{}, err
 	}
 	if len(o.Identities) == 0 {
 		return b, errors.New("no identity: pass --identity-file")
@@ -161,8 +162,8 @@ func checkTarget(ctx context.Context, ci connInfo, force bool) (int, error) {
 }
 
 // streamRestore runs storage → checksum gate → age → zstd → hold-back → pg_restore.
-func streamRestore(ctx context.Context, store storage.Store, m Manifest, ids []age.Identity, pgRestore string, ci connInfo, extraArgs []string) error {
-	rc, err := store.Get(ctx, storage.Join(Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
+func streamRestore(ctx context.Context, store storage.Store, m catalog.Manifest, ids []age.Identity, pgRestore string, ci connInfo, extraArgs []string) error {
+	rc, err := store.Get(ctx, storage.Join(catalog.Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
 	if errors.Is(err, storage.ErrNotFound) {
 		return fmt.Errorf("backup %q is damaged: its manifest exists but its data object %s is missing", m.ID, m.Object.Name)
 	}
@@ -279,7 +280,7 @@ func (t *trackedWriter) Write(p []byte) (int, error) {
 
 // targetTables reads the tables and exact row counts of a restored database, to compare with a
 // manifest.
-func targetTables(ctx context.Context, ci connInfo) ([]TableRows, int64, error) {
+func targetTables(ctx context.Context, ci connInfo) ([]catalog.TableRows, int64, error) {
 	conn, err := ci.connect(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -297,7 +298,7 @@ func targetTables(ctx context.Context, ci connInfo) ([]TableRows, int64, error) 
 }
 
 // compareCounts lists every difference between a manifest's tables and a restored database's.
-func compareCounts(m Manifest, got []TableRows, gotLOs int64) []string {
+func compareCounts(m catalog.Manifest, got []catalog.TableRows, gotLOs int64) []string {
 	var problems []string
 	have := map[string]int64{}
 	for _, t := range got {

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -20,7 +21,7 @@ type VerifyOptions struct {
 	Store    storage.Store
 	Tenant   string
 	Schedule string
-	BackupID string // an id or Latest
+	BackupID string // an id or catalog.Latest
 	// Identities, when given, turn the checksum check into a restore drill.
 	Identities []age.Identity
 	// PgBinDir holds initdb, postgres and pg_restore for the drill.
@@ -52,24 +53,24 @@ func (e *VerificationFailedError) Error() string {
 // Only findings about the backup are recorded (a mismatch, a restore that fails, wrong counts);
 // a wrong identity, unreachable storage or missing PostgreSQL programs are returned as errors and
 // leave the previous verification in place.
-func Verify(ctx context.Context, o VerifyOptions) (Backup, Verification, error) {
+func Verify(ctx context.Context, o VerifyOptions) (catalog.Backup, catalog.Verification, error) {
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
 	}
-	b, err := Get(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID)
+	b, err := catalog.Get(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID)
 	if err != nil {
-		return Backup{}, Verification{}, err
+		return catalog.Backup{}, catalog.Verification{}, err
 	}
 	start := now()
-	v := Verification{FormatVersion: FormatVersion, BackupID: b.ID, Kind: KindChecksum}
+	v := catalog.Verification{FormatVersion: catalog.FormatVersion, BackupID: b.ID, Kind: catalog.KindChecksum}
 	var problems []string
 	if len(o.Identities) == 0 {
 		problems, v.ObjectSHA256, err = verifyChecksum(ctx, o.Store, b.Manifest)
 	} else {
-		v.Kind = KindRestoreDrill
+		v.Kind = catalog.KindRestoreDrill
 		if err := checkIdentities(b.Manifest, o.Identities); err != nil {
-			return b, Verification{}, err
+			return b, catalog.Verification{}, err
 		}
 		problems, v.ScratchPostgresVersion, err = drill(ctx, o, b.Manifest)
 		if len(problems) == 0 && err == nil {
@@ -77,13 +78,13 @@ func Verify(ctx context.Context, o VerifyOptions) (Backup, Verification, error) 
 		}
 	}
 	if err != nil {
-		return b, Verification{}, err
+		return b, catalog.Verification{}, err
 	}
 	v.CheckedAt = now().UTC()
 	v.Duration = v.CheckedAt.Sub(start)
 	v.OK = len(problems) == 0
 	v.Problems = problems
-	if err := putJSON(ctx, o.Store, storage.Join(Dir(b.Tenant, b.Schedule, b.ID), VerificationObject), v); err != nil {
+	if err := catalog.WriteVerification(ctx, o.Store, b.Tenant, b.Schedule, v); err != nil {
 		return b, v, fmt.Errorf("record verification of %s: %w", b.ID, err)
 	}
 	b.Verification = &v
@@ -94,8 +95,8 @@ func Verify(ctx context.Context, o VerifyOptions) (Backup, Verification, error) 
 }
 
 // verifyChecksum reads the whole object through the checksum gate.
-func verifyChecksum(ctx context.Context, store storage.Store, m Manifest) ([]string, string, error) {
-	rc, err := store.Get(ctx, storage.Join(Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
+func verifyChecksum(ctx context.Context, store storage.Store, m catalog.Manifest) ([]string, string, error) {
+	rc, err := store.Get(ctx, storage.Join(catalog.Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
 	if errors.Is(err, storage.ErrNotFound) {
 		return []string{fmt.Sprintf("data object %s is missing", m.Object.Name)}, "", nil
 	}
@@ -119,7 +120,7 @@ func verifyChecksum(ctx context.Context, store storage.Store, m Manifest) ([]str
 const drillDatabase = "restore_drill"
 
 // drill restores into a scratch server and compares row counts.
-func drill(ctx context.Context, o VerifyOptions, m Manifest) (problems []string, version string, err error) {
+func drill(ctx context.Context, o VerifyOptions, m catalog.Manifest) (problems []string, version string, err error) {
 	initdb, err := pgcluster.Find(o.PgBinDir, m.PostgresMajor, "initdb")
 	if err != nil {
 		return nil, "", fmt.Errorf("restore drill: %w", err)

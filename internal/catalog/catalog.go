@@ -1,4 +1,4 @@
-package backup
+package catalog
 
 import (
 	"bytes"
@@ -46,24 +46,89 @@ const maxMetadataSize = 16 << 20
 // and newest first within each. Writes without a manifest (running, failed or killed backups) are
 // not backups and are not listed.
 func List(ctx context.Context, store storage.Store, tenant, schedule string) ([]Backup, error) {
+	var out []Backup
+	err := walk(ctx, store, tenant, schedule, func(dir string, data []byte, v *Verification) error {
+		m, err := DecodeManifest(data)
+		if err != nil {
+			return fmt.Errorf("manifest of %s: %w", dir, err)
+		}
+		out = append(out, Backup{Manifest: m, Verification: v})
+		return checkDir(dir, m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortNewestFirst(out, func(b Backup) Entry {
+		return Entry{ID: b.ID, Tenant: b.Tenant, Schedule: b.Schedule, StartedAt: b.StartedAt}
+	})
+	return out, nil
+}
+
+// Entry is what the operator keeps of a listed backup: enough to judge freshness, verification
+// and retention. It holds the number of tables, never the manifest's table list, whose length the
+// tenant controls: a hundred thousand tables must not become a hundred thousand rows in the
+// operator's memory.
+type Entry struct {
+	ID, Tenant, Schedule  string
+	StartedAt, FinishedAt time.Time
+	// Size is the stored object's size.
+	Size int64
+	// Tables is how many tables the dump holds.
+	Tables int
+	// Verification is the latest verification, if any.
+	Verification *Verification
+}
+
+// ListEntries is List for the operator: each manifest is read, checked and reduced to an Entry
+// before the next one is read, so memory is bounded by the number of backups, not by what
+// their manifests list.
+func ListEntries(ctx context.Context, store storage.Store, tenant, schedule string) ([]Entry, error) {
+	var out []Entry
+	err := walk(ctx, store, tenant, schedule, func(dir string, data []byte, v *Verification) error {
+		var lean struct {
+			Manifest
+			// Shadows Manifest.Tables: decoded into zero-size elements, it is counted, not held.
+			Tables []struct{} `json:"tables"`
+		}
+		if err := json.Unmarshal(data, &lean); err != nil {
+			return fmt.Errorf("manifest of %s is not valid JSON: %w", dir, err)
+		}
+		if err := lean.Manifest.check(); err != nil {
+			return fmt.Errorf("manifest of %s: %w", dir, err)
+		}
+		m := lean.Manifest
+		out = append(out, Entry{ID: m.ID, Tenant: m.Tenant, Schedule: m.Schedule, StartedAt: m.StartedAt, FinishedAt: m.FinishedAt,
+			Size: m.Object.Size, Tables: len(lean.Tables), Verification: v})
+		return checkDir(dir, m)
+	})
+	if err != nil {
+		return nil, err
+	}
+	sortNewestFirst(out, func(e Entry) Entry { return e })
+	return out, nil
+}
+
+// walk hands every complete backup under tenant and schedule to visit: its directory, its
+// manifest's bytes and its verification when it has one.
+func walk(ctx context.Context, store storage.Store, tenant, schedule string, visit func(dir string, manifest []byte, v *Verification) error) error {
 	if tenant == "" && schedule != "" {
-		return nil, errors.New("a schedule needs a tenant")
+		return errors.New("a schedule needs a tenant")
 	}
 	dir := ""
 	if tenant != "" {
 		if err := ValidateName("tenant", tenant); err != nil {
-			return nil, err
+			return err
 		}
 		if schedule != "" {
 			if err := ValidateName("schedule", schedule); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		dir = Dir(tenant, schedule, "")
 	}
 	objs, err := store.List(ctx, dir)
 	if err != nil {
-		return nil, fmt.Errorf("list backups: %w", err)
+		return fmt.Errorf("list backups: %w", err)
 	}
 	verified := map[string]bool{}
 	for _, o := range objs {
@@ -71,25 +136,31 @@ func List(ctx context.Context, store storage.Store, tenant, schedule string) ([]
 			verified[path.Dir(o.Key)] = true
 		}
 	}
-	var out []Backup
 	for _, o := range objs {
 		if path.Base(o.Key) != ManifestObject || strings.Count(o.Key, "/") != 3 {
 			continue
 		}
 		d := path.Dir(o.Key)
-		b, err := load(ctx, store, d, verified[d])
+		data, err := readSmall(ctx, store, o.Key)
 		if err != nil {
-			return nil, err
+			return fmt.Errorf("read manifest of %s: %w", d, err)
 		}
-		out = append(out, b)
+		var v *Verification
+		if verified[d] {
+			if v, err = readVerification(ctx, store, d); err != nil {
+				return err
+			}
+		}
+		if err := visit(d, data, v); err != nil {
+			return err
+		}
 	}
-	sortNewestFirst(out)
-	return out, nil
+	return nil
 }
 
-func sortNewestFirst(bs []Backup) {
+func sortNewestFirst[T any](bs []T, key func(T) Entry) {
 	sort.SliceStable(bs, func(i, j int) bool {
-		a, b := bs[i], bs[j]
+		a, b := key(bs[i]), key(bs[j])
 		if a.Tenant != b.Tenant {
 			return a.Tenant < b.Tenant
 		}
@@ -135,29 +206,44 @@ func load(ctx context.Context, store storage.Store, dir string, withVerification
 	if err != nil {
 		return Backup{}, fmt.Errorf("read manifest of %s: %w", dir, err)
 	}
-	m, err := decodeManifest(data)
+	m, err := DecodeManifest(data)
 	if err != nil {
 		return Backup{}, fmt.Errorf("manifest of %s: %w", dir, err)
 	}
-	if Dir(m.Tenant, m.Schedule, m.ID) != dir {
-		return Backup{}, fmt.Errorf("manifest of %s names backup %s/%s/%s; it was moved or tampered with", dir, m.Tenant, m.Schedule, m.ID)
+	if err := checkDir(dir, m); err != nil {
+		return Backup{}, err
 	}
 	b := Backup{Manifest: m}
 	if withVerification {
-		data, err := readSmall(ctx, store, storage.Join(dir, VerificationObject))
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-		case err != nil:
-			return Backup{}, fmt.Errorf("read verification of %s: %w", dir, err)
-		default:
-			var v Verification
-			if err := json.Unmarshal(data, &v); err != nil {
-				return Backup{}, fmt.Errorf("verification of %s is not valid JSON: %w", dir, err)
-			}
-			b.Verification = &v
+		if b.Verification, err = readVerification(ctx, store, dir); err != nil {
+			return Backup{}, err
 		}
 	}
 	return b, nil
+}
+
+// checkDir refuses a manifest found elsewhere than where it says its backup is.
+func checkDir(dir string, m Manifest) error {
+	if Dir(m.Tenant, m.Schedule, m.ID) != dir {
+		return fmt.Errorf("manifest of %s names backup %s/%s/%s; it was moved or tampered with", dir, m.Tenant, m.Schedule, m.ID)
+	}
+	return nil
+}
+
+// readVerification reads a backup's verification; nil when it has none.
+func readVerification(ctx context.Context, store storage.Store, dir string) (*Verification, error) {
+	data, err := readSmall(ctx, store, storage.Join(dir, VerificationObject))
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("read verification of %s: %w", dir, err)
+	}
+	var v Verification
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, fmt.Errorf("verification of %s is not valid JSON: %w", dir, err)
+	}
+	return &v, nil
 }
 
 func readSmall(ctx context.Context, store storage.Store, key string) ([]byte, error) {
@@ -174,6 +260,17 @@ func readSmall(ctx context.Context, store storage.Store, key string) ([]byte, er
 		return nil, fmt.Errorf("%s is larger than %d bytes", key, maxMetadataSize)
 	}
 	return data, nil
+}
+
+// WriteManifest stores a backup's manifest, which makes it a backup: write it only once the data
+// object is stored whole.
+func WriteManifest(ctx context.Context, store storage.Store, m Manifest) error {
+	return putJSON(ctx, store, storage.Join(Dir(m.Tenant, m.Schedule, m.ID), ManifestObject), m)
+}
+
+// WriteVerification stores the outcome of a verification next to the backup's manifest.
+func WriteVerification(ctx context.Context, store storage.Store, tenant, schedule string, v Verification) error {
+	return putJSON(ctx, store, storage.Join(Dir(tenant, schedule, v.BackupID), VerificationObject), v)
 }
 
 func putJSON(ctx context.Context, store storage.Store, key string, v any) error {

@@ -49,4 +49,3 @@ func ParseRecipients(keys []string) ([]age.Recipient, []string, error) {
 	}
 	return recs, fps, nil
 }
-

@@ -59,7 +59,7 @@ func (r *BackupPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	policy.Status.Schedules = strings.Join(names, ",")
 
 	if errs := validation.BackupPolicy(policy); len(errs) > 0 {
-		readyCondition(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())
+		setPolicyReady(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())
 		policy.Status.ObservedGeneration = policy.Generation
 		return ctrl.Result{}, reconcile.TerminalError(errs.ToAggregate())
 	}
@@ -69,12 +69,12 @@ func (r *BackupPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	if len(missing) > 0 {
 		// The Secret watch brings us back when they appear; no requeue needed.
-		readyCondition(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSecretNotFound,
+		setPolicyReady(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSecretNotFound,
 			fmt.Sprintf("Secrets missing in namespace %s: %s", r.Options.OperatorNamespace, strings.Join(missing, "; ")))
 		policy.Status.ObservedGeneration = policy.Generation
 		return ctrl.Result{}, nil
 	}
-	readyCondition(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSucceeded,
+	setPolicyReady(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSucceeded,
 		fmt.Sprintf("%d schedules valid and their Secrets present", len(policy.Spec.Schedules)))
 	policy.Status.ObservedGeneration = policy.Generation
 	return ctrl.Result{}, nil

@@ -72,6 +72,12 @@ var gaps struct {
 	m map[string]time.Duration
 }
 
+// stamp is a time as status holds it: to the second, as the API server stores it, so that the
+// status a pass computes equals the one it read back and is not written again.
+func stamp(t time.Time) *metav1.Time {
+	return &metav1.Time{Time: t.Truncate(time.Second)}
+}
+
 // Input is what one pass observed of a tenant's backups.
 type Input struct {
 	Policy    *v1alpha1.BackupPolicy
@@ -114,7 +120,7 @@ func Judge(in Input) Verdict {
 		if len(l.Entries) > 0 {
 			b := l.Entries[0]
 			obs.Newest = &freshness.Backup{ID: b.ID, FinishedAt: b.FinishedAt}
-			st.LastSuccessTime, st.LastBackupID, st.LastBackupSizeBytes = &metav1.Time{Time: b.FinishedAt}, b.ID, b.Size
+			st.LastSuccessTime, st.LastBackupID, st.LastBackupSizeBytes = stamp(b.FinishedAt), b.ID, b.Size
 			m.LastSuccess, m.SizeBytes = b.FinishedAt, b.Size
 			if b.FinishedAt.After(newest) {
 				newest = b.FinishedAt
@@ -123,10 +129,10 @@ func Judge(in Input) Verdict {
 			// Backups that were there are gone: keep telling when the last one was seen, and
 			// call them Missing rather than waiting for a first one.
 			obs.LastSeen = &freshness.Backup{ID: s.ID, FinishedAt: s.FinishedAt}
-			st.LastSuccessTime, st.LastBackupID = &metav1.Time{Time: s.FinishedAt}, s.ID
+			st.LastSuccessTime, st.LastBackupID = stamp(s.FinishedAt), s.ID
 		}
 		if v := newestVerification(l.Entries); v != nil {
-			st.LastVerificationTime = &metav1.Time{Time: v.CheckedAt}
+			st.LastVerificationTime = stamp(v.CheckedAt)
 			if v.OK {
 				m.LastVerified = v.CheckedAt
 				if v.CheckedAt.After(newestVerified) {
@@ -144,10 +150,10 @@ func Judge(in Input) Verdict {
 		out.Metrics = append(out.Metrics, m)
 	}
 	if !newest.IsZero() {
-		out.Status.LastSuccessTime = &metav1.Time{Time: newest}
+		out.Status.LastSuccessTime = stamp(newest)
 	}
 	if !newestVerified.IsZero() {
-		out.Status.LastVerificationTime = &metav1.Time{Time: newestVerified}
+		out.Status.LastVerificationTime = stamp(newestVerified)
 	}
 	sum := freshness.Summarize(verdicts)
 	out.StaleAt = sum.StaleAt

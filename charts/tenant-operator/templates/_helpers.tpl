@@ -56,3 +56,12 @@ app.kubernetes.io/component: controller
 {{- required "webhook.existingSecret is required when webhook.certManager.enabled is false" .Values.webhook.existingSecret }}
 {{- end }}
 {{- end }}
+
+{{/* labelList writes a map of labels as k=v,k2=v2, sorted, for the manager's selector flags. */}}
+{{- define "tenant-operator.labelList" -}}
+{{- $pairs := list -}}
+{{- range $k, $v := . -}}
+{{- $pairs = append $pairs (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $pairs -}}
+{{- end -}}

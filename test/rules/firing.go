@@ -171,7 +171,9 @@ type SweepResult struct {
 }
 
 // Sweep runs FiringTime for every scrape phase and every evaluation phase from 0 up to their
-// intervals in steps of step, on the intervals, scrape duration and query offset of base.
+// intervals in steps of step, on the intervals, scrape duration and query offset of base. Where
+// the gauge's changes are not on the step's grid, Latest may fall short of the true worst case by
+// about a step: take a step of a second or less.
 func Sweep(gauge Gauge, base Schedule, step time.Duration) (SweepResult, error) {
 	def, err := tenantDown()
 	if err != nil {

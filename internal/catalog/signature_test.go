@@ -11,6 +11,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -373,4 +376,70 @@ func read(t *testing.T, s storage.Store, key string) []byte {
 		t.Fatal(err)
 	}
 	return data
+}
+
+// TestSignaturesInteroperateWithOpenSSL: a key made by `openssl genpkey -algorithm ed25519` signs
+// backups, and OpenSSL checks the signature over the stored manifest with the public key in its
+// text form, as docs/storage-credentials.md shows: nothing about the format is ours alone.
+func TestSignaturesInteroperateWithOpenSSL(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		t.Skip("openssl not installed")
+	}
+	dir := t.TempDir()
+	run := func(stdin []byte, args ...string) []byte {
+		t.Helper()
+		cmd := exec.Command(openssl, args...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	keyFile := filepath.Join(dir, "signing.key")
+	run(nil, "genpkey", "-algorithm", "ed25519", "-out", keyFile)
+	pemData, err := os.ReadFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := catalog.ParseSigningKey(pemData)
+	if err != nil {
+		t.Fatalf("a key from openssl genpkey: %v", err)
+	}
+
+	s := volume(t)
+	writeSignedBackup(t, s, "acme", "daily", "b1", time.Now().UTC(), key)
+	bdir := catalog.Dir("acme", "daily", "b1")
+	manifestFile := filepath.Join(dir, "manifest.json")
+	if err := os.WriteFile(manifestFile, read(t, s, storage.Join(bdir, catalog.ManifestObject)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var sig catalog.Signature
+	if err := json.Unmarshal(read(t, s, storage.Join(bdir, catalog.SignatureObject)), &sig); err != nil {
+		t.Fatal(err)
+	}
+	value, err := base64.StdEncoding.DecodeString(sig.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sigFile := filepath.Join(dir, "manifest.sig.bin")
+	if err := os.WriteFile(sigFile, value, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(sig.PublicKey, "ed25519:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubFile := filepath.Join(dir, "signing.pub.pem")
+	// The DER prefix of an Ed25519 SubjectPublicKeyInfo, then the 32 bytes: what the docs' printf does.
+	run(append([]byte{0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00}, raw...), "pkey", "-pubin", "-inform", "DER", "-out", pubFile)
+	if out := run(nil, "pkeyutl", "-verify", "-pubin", "-inkey", pubFile, "-rawin", "-in", manifestFile, "-sigfile", sigFile); !bytes.Contains(out, []byte("Signature Verified Successfully")) {
+		t.Fatalf("openssl: %s", out)
+	}
+	// And the public key openssl derives is the one the signature names.
+	der := run(nil, "pkey", "-in", keyFile, "-pubout", "-outform", "DER")
+	if got := catalog.FormatPublicKey(ed25519.PublicKey(der[len(der)-32:])); got != sig.PublicKey {
+		t.Fatalf("openssl's public key %s, signature names %s", got, sig.PublicKey)
+	}
 }

@@ -83,6 +83,10 @@ func OpenS3(ctx context.Context, loc Location, creds Credentials, opts ...S3Opti
 		return s, nil
 	}
 	if !ok {
+		// versitygw answers HEAD with 404 to an unknown access key too; a GET's body says which.
+		if err := s.probe(ctx); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("S3 bucket %q does not exist at %s", loc.Bucket, loc.Endpoint)
 	}
 	return s, nil

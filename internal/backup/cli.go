@@ -261,7 +261,7 @@ var zstdLevels = map[string]zstd.EncoderLevel{
 }
 
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("backup", "backup --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY...", stderr)
+	fs := newCommand("backup", "backup --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY... [--signing-key-file F]", stderr)
 	dsn := fs.String("dsn", "", "database to back up, postgres://USER[:PASSWORD]@HOST:PORT/DB (a password may also come from PGPASSWORD)")
 	loc := fs.String("storage", "", "where backups live: s3://BUCKET/PREFIX?endpoint=HOST:PORT&region=R[&insecure=true] or file:///PATH")
 	tenant := fs.String("tenant", "", "tenant name")
@@ -330,7 +330,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("restore", "restore --storage LOCATION --tenant T --schedule S --backup ID|latest --identity-file F --dsn URL [--force]", stderr)
+	fs := newCommand("restore", "restore --storage LOCATION --tenant T --schedule S --backup ID|latest --identity-file F --dsn URL --signing-public-key KEY... [--force]", stderr)
 	sel := fs.selectBackup()
 	identityFile := fs.String("identity-file", "", "age identity file (AGE-SECRET-KEY-...) matching one of the backup's recipients")
 	dsn := fs.String("dsn", "", "target database, which must exist, postgres://USER@HOST:PORT/DB")
@@ -369,7 +369,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("verify", "verify --storage LOCATION --tenant T --schedule S --backup ID|latest [--identity-file F]", stderr)
+	fs := newCommand("verify", "verify --storage LOCATION --tenant T --schedule S --backup ID|latest --signing-public-key KEY... [--identity-file F]", stderr)
 	sel := fs.selectBackup()
 	identityFile := fs.String("identity-file", "", "age identity file; with it, a restore drill into a scratch PostgreSQL")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding initdb, postgres and pg_restore for the drill")
@@ -418,7 +418,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("backups list", "backups list --storage LOCATION [--tenant T] [--schedule S] [-o json]", stderr)
+	fs := newCommand("backups list", "backups list --storage LOCATION [--tenant T] [--schedule S] [--signing-public-key KEY...] [-o json]", stderr)
 	loc := fs.String("storage", "", "where backups live (see backup -h)")
 	tenant := fs.String("tenant", "", "only this tenant")
 	schedule := fs.String("schedule", "", "only this schedule (needs --tenant)")

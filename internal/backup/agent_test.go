@@ -29,7 +29,7 @@ func TestAgent(t *testing.T) {
 func testAgent(t *testing.T, major string) {
 	pg := stack.StartPostgres(t, major)
 	s3 := stack.StartS3(t)
-	env := append(s3.Env(), "PG_BIN_DIR="+pg.BinDir)
+	env := append(append(s3.Env(), "PG_BIN_DIR="+pg.BinDir), newSigner(t).env()...)
 	loc := s3.Location("backups/prod")
 	k := newKey(t)
 	other := newKey(t)

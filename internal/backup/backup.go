@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -30,6 +31,9 @@ type Options struct {
 	Schedule string
 	// Recipients are age public keys; the backup can be restored with any matching identity.
 	Recipients []string
+	// SigningKey signs the manifest (see catalog.WriteSignedManifest); nil writes an unsigned
+	// backup, which restore and verify refuse unless told to accept unsigned backups.
+	SigningKey ed25519.PrivateKey
 	// PgBinDir holds pg_dump; see pgcluster.Find for the fallbacks.
 	PgBinDir string
 	// ZstdLevel defaults to zstd.SpeedFastest: compression is the agent's largest cost, and the
@@ -84,11 +88,16 @@ func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 	started := o.now().UTC()
 	if o.AbandonedAfter > 0 {
 		removed, err := catalog.DeleteOrphans(ctx, o.Store, o.Tenant, o.Schedule, started.Add(-o.AbandonedAfter))
-		if err != nil {
-			return catalog.Manifest{}, fmt.Errorf("clean up after earlier runs: %w", err)
-		}
 		for _, k := range removed {
 			logf(o.Log, "removed leftover of an unfinished backup: %s", k)
+		}
+		switch {
+		case errors.Is(err, storage.ErrAccessDenied):
+			// A backup writer's credential may put new objects but not list or delete them (see
+			// docs/storage-credentials.md); leftovers are then the pruner's, the operator's, to remove.
+			logf(o.Log, "backup: not removing leftovers of earlier runs: this storage credential may not list or delete them")
+		case err != nil:
+			return catalog.Manifest{}, fmt.Errorf("clean up after earlier runs: %w", err)
 		}
 	}
 
@@ -229,7 +238,13 @@ func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 		return catalog.Manifest{}, fmt.Errorf("backup %s: storage took %d bytes but %d were produced", id, size, pl.stored.n)
 	}
 	m.FinishedAt = o.now().UTC()
-	if err := catalog.WriteManifest(ctx, o.Store, m); err != nil {
+	write := catalog.WriteManifest
+	if o.SigningKey != nil {
+		write = func(ctx context.Context, store storage.Store, m catalog.Manifest) error {
+			return catalog.WriteSignedManifest(ctx, store, m, o.SigningKey)
+		}
+	}
+	if err := write(ctx, o.Store, m); err != nil {
 		// Without its manifest the data is not a backup; don't leave it to be found.
 		_ = o.Store.Delete(context.WithoutCancel(ctx), dataKey)
 		return catalog.Manifest{}, fmt.Errorf("backup %s: write manifest: %w", id, err)

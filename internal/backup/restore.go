@@ -34,7 +34,10 @@ type RestoreOptions struct {
 	// recreates.
 	Force bool
 	// NoOwner skips ownership and grants, for a target that lacks the source's roles.
-	NoOwner  bool
+	NoOwner bool
+	// Trust is what the backup's signature must check against; a backup that does not is
+	// refused before anything is downloaded or restored.
+	Trust    catalog.Trust
 	PgBinDir string
 	Log      io.Writer
 }
@@ -81,7 +84,7 @@ func checkIdentities(m catalog.Manifest, ids []age.Identity) error {
 // whole object has been read and matched the manifest's sha256 (see verifyingReader and
 // holdLastByte), so a damaged backup leaves the target as it was.
 func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
-	b, err := catalog.Get(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID)
+	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID, o.Trust)
 	if err != nil {
 		return catalog.Backup{}, err
 	}

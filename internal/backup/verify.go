@@ -22,6 +22,9 @@ type VerifyOptions struct {
 	Tenant   string
 	Schedule string
 	BackupID string // an id or catalog.Latest
+	// Trust is what the backup's signature must check against; a backup that does not is
+	// refused, and nothing is recorded.
+	Trust catalog.Trust
 	// Identities, when given, turn the checksum check into a restore drill.
 	Identities []age.Identity
 	// PgBinDir holds initdb, postgres and pg_restore for the drill.
@@ -58,7 +61,7 @@ func Verify(ctx context.Context, o VerifyOptions) (catalog.Backup, catalog.Verif
 	if o.Now != nil {
 		now = o.Now
 	}
-	b, err := catalog.Get(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID)
+	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID, o.Trust)
 	if err != nil {
 		return catalog.Backup{}, catalog.Verification{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/url"
 	"path"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -16,6 +17,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -36,6 +38,12 @@ const (
 	// verification CronJobs, their Jobs and pods.
 	ComponentBackup = "backup"
 	ComponentVerify = "verify"
+	// ComponentBackupSigning is the LabelComponent value of a policy's signing key Secret.
+	ComponentBackupSigning = "backup-signing"
+
+	// annotationBackupPolicy names the BackupPolicy an object in the operator's namespace serves
+	// (agentCronJob writes the same key).
+	annotationBackupPolicy = "tenancy.tenantops.io/backup-policy"
 )
 
 // Keys and mount paths of the backup jobs.
@@ -47,8 +55,16 @@ const (
 	// BackupSecretKeyCA is the database's CA certificate in BackupJobSecretName.
 	BackupSecretKeyCA = DatabaseCAKey
 
+	// BackupSigningSecretKey is the policy's Ed25519 private key (PKCS #8 PEM) in
+	// BackupSigningSecretName; BackupSigningSecretKeyTrusted the public keys it trusts, one per
+	// line, newest first: the current key and the ones rotated out, kept with the private key
+	// so that a lost status does not lose them.
+	BackupSigningSecretKey        = "signing.key"
+	BackupSigningSecretKeyTrusted = "trusted-public-keys"
+
 	agentUID          = 65532
 	backupCAMountDir  = "/etc/tenantops/database-ca"
+	signingMountDir   = "/etc/tenantops/signing"
 	identityMountDir  = "/etc/tenantops/identity"
 	identityFileName  = "identity"
 	volumeStorageRoot = "/var/lib/tenantops/backups"
@@ -66,6 +82,83 @@ func DatabaseBackupSecretName(*v1alpha1.Tenant) string { return "postgres-backup
 // BackupJobSecretName holds the backup role's password and the database CA in the operator's
 // namespace, for the tenant's backup jobs.
 func BackupJobSecretName(t *v1alpha1.Tenant) string { return "tenant-" + t.Name + "-backup" }
+
+// BackupSigningSecretName holds the key that signs a BackupPolicy's backup manifests, in the
+// operator's namespace; only the policy's backup jobs mount it.
+func BackupSigningSecretName(policy *v1alpha1.BackupPolicy) string {
+	return boundedName("backup-signing-"+policy.Name, 253)
+}
+
+// BackupSigningSecret holds a policy's signing key. The key comes from the caller
+// (catalog.GenerateSigningKey with crypto/rand, once, kept thereafter): builders make no
+// randomness. trusted are the public keys in text form, the current one first.
+func BackupSigningSecret(policy *v1alpha1.BackupPolicy, privateKeyPEM []byte, trusted []string, opts Options) *corev1ac.SecretApplyConfiguration {
+	opts = opts.withDefaults()
+	return corev1ac.Secret(BackupSigningSecretName(policy), opts.OperatorNamespace).
+		WithLabels(map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: ComponentBackupSigning}).
+		WithAnnotations(map[string]string{annotationBackupPolicy: policy.Name}).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{
+			BackupSigningSecretKey:        privateKeyPEM,
+			BackupSigningSecretKeyTrusted: []byte(strings.Join(trusted, "\n") + "\n"),
+		})
+}
+
+// signsBackups says whether the operator has published the policy's signing key, which it does
+// only once the key's Secret exists: until then backup jobs do not mount it, and their backups are
+// unsigned.
+func signsBackups(policy *v1alpha1.BackupPolicy) bool {
+	return policy.Status.Signing != nil && policy.Status.Signing.PublicKey != ""
+}
+
+// SigningPublicKeys are the keys whose signatures a policy's backups are checked against: the
+// operator's current and previous keys, then the spec's additional ones.
+func SigningPublicKeys(policy *v1alpha1.BackupPolicy) []string {
+	var keys []string
+	if st := policy.Status.Signing; st != nil {
+		if st.PublicKey != "" {
+			keys = append(keys, st.PublicKey)
+		}
+		keys = append(keys, st.PreviousPublicKeys...)
+	}
+	if sp := policy.Spec.Signing; sp != nil {
+		keys = append(keys, sp.AdditionalPublicKeys...)
+	}
+	return keys
+}
+
+// allowsUnsigned says whether a policy's unsigned backups are accepted: when its spec says so, or
+// while the operator has published no key for it yet (every backup it has is then unsigned).
+func allowsUnsigned(policy *v1alpha1.BackupPolicy) bool {
+	return !signsBackups(policy) || (policy.Spec.Signing != nil && policy.Spec.Signing.AllowUnsigned)
+}
+
+// SigningTrust is what the operator checks a policy's backups against when it lists them
+// (catalog.WithTrust), so that a backup made or changed without the key never counts.
+func SigningTrust(policy *v1alpha1.BackupPolicy) (catalog.Trust, error) {
+	t := catalog.Trust{AllowUnsigned: allowsUnsigned(policy)}
+	for _, k := range SigningPublicKeys(policy) {
+		pub, err := catalog.ParsePublicKey(k)
+		if err != nil {
+			return catalog.Trust{}, fmt.Errorf("backup policy %s: %w", policy.Name, err)
+		}
+		t.Keys = append(t.Keys, pub)
+	}
+	return t, nil
+}
+
+// VerifySigningArgs are the agent arguments that make a verification job check signatures as
+// SigningTrust does. Public keys are not secret, so they go on the command line.
+func VerifySigningArgs(policy *v1alpha1.BackupPolicy) []string {
+	var args []string
+	for _, k := range SigningPublicKeys(policy) {
+		args = append(args, "--signing-public-key", k)
+	}
+	if allowsUnsigned(policy) {
+		args = append(args, "--allow-unsigned")
+	}
+	return args
+}
 
 // BackupCronJobName names the CronJob of one schedule of a tenant.
 func BackupCronJobName(t *v1alpha1.Tenant, schedule string) string {
@@ -163,7 +256,7 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 		corev1ac.EnvVar().WithName("PGPASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 			corev1ac.SecretKeySelector().WithName(BackupJobSecretName(t)).WithKey(BackupSecretKeyPassword))),
 	}
-	env = append(env, storageEnv(schedule.Storage)...)
+	env = append(env, writerStorageEnv(t, schedule.Storage)...)
 	volumes := []*corev1ac.VolumeApplyConfiguration{
 		corev1ac.Volume().WithName("database-ca").WithSecret(corev1ac.SecretVolumeSource().
 			WithSecretName(BackupJobSecretName(t)).
@@ -172,6 +265,16 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 	}
 	mounts := []*corev1ac.VolumeMountApplyConfiguration{
 		corev1ac.VolumeMount().WithName("database-ca").WithMountPath(backupCAMountDir).WithReadOnly(true),
+	}
+	if signsBackups(policy) {
+		// Only the private key, as a file: not the trusted keys beside it, and never an
+		// environment variable, which /proc shows to anything running as the agent's user.
+		args = append(args, "--signing-key-file", path.Join(signingMountDir, BackupSigningSecretKey))
+		volumes = append(volumes, corev1ac.Volume().WithName("signing-key").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(BackupSigningSecretName(policy)).
+			WithItems(corev1ac.KeyToPath().WithKey(BackupSigningSecretKey).WithPath(BackupSigningSecretKey)).
+			WithDefaultMode(0o440)))
+		mounts = append(mounts, corev1ac.VolumeMount().WithName("signing-key").WithMountPath(signingMountDir).WithReadOnly(true))
 	}
 	volumes, mounts = withStorageVolume(schedule.Storage, volumes, mounts)
 	return agentCronJob(t, policy, schedule.Name, ComponentBackup, BackupCronJobName(t, schedule.Name), schedule.Schedule,
@@ -223,15 +326,39 @@ func VerifyCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 		expectedInterval, args, env, volumes, mounts, opts), nil
 }
 
-// storageEnv passes S3 credentials from the policy's Secret in the operator's namespace.
+// storageEnv passes the S3 credentials of credentialsSecretRef, whatever the purpose. Jobs use
+// the narrower writerStorageEnv and readerStorageEnv.
 func storageEnv(s v1alpha1.BackupStorage) []*corev1ac.EnvVarApplyConfiguration {
 	if s.S3 == nil {
 		return nil
 	}
+	return s3CredentialsEnv(s.S3.CredentialsSecretRef.Name)
+}
+
+// writerStorageEnv passes the S3 credentials of a tenant's backup jobs
+// (S3Storage.WriterSecretName): put new objects under the tenant's prefix and nothing more.
+func writerStorageEnv(t *v1alpha1.Tenant, s v1alpha1.BackupStorage) []*corev1ac.EnvVarApplyConfiguration {
+	if s.S3 == nil {
+		return nil
+	}
+	return s3CredentialsEnv(s.S3.WriterSecretName(t.Name))
+}
+
+// readerStorageEnv passes the S3 credentials of a tenant's verification jobs
+// (S3Storage.ReaderSecretName): list and read the tenant's prefix and record verifications there,
+// never delete.
+func readerStorageEnv(t *v1alpha1.Tenant, s v1alpha1.BackupStorage) []*corev1ac.EnvVarApplyConfiguration {
+	if s.S3 == nil {
+		return nil
+	}
+	return s3CredentialsEnv(s.S3.ReaderSecretName(t.Name))
+}
+
+func s3CredentialsEnv(secret string) []*corev1ac.EnvVarApplyConfiguration {
 	var env []*corev1ac.EnvVarApplyConfiguration
 	for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
 		env = append(env, corev1ac.EnvVar().WithName(key).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
-			corev1ac.SecretKeySelector().WithName(s.S3.CredentialsSecretRef.Name).WithKey(key))))
+			corev1ac.SecretKeySelector().WithName(secret).WithKey(key))))
 	}
 	return env
 }

@@ -20,6 +20,9 @@ import (
 type Backup struct {
 	Manifest
 	Verification *Verification `json:"verification,omitempty"`
+	// Signature is what checking the manifest's signature found; SignatureUnchecked when the
+	// backup was read without a Trust.
+	Signature SignatureStatus `json:"signature,omitempty"`
 }
 
 // NotFoundError means no complete backup has the requested id (or, for "latest", none exists).
@@ -41,18 +44,31 @@ const Latest = "latest"
 // is corrupt and must not make the agent's memory grow.
 const maxMetadataSize = 16 << 20
 
+// ListOption changes what List and ListEntries do.
+type ListOption func(*listOptions)
+
+type listOptions struct {
+	trust *Trust
+}
+
+// WithTrust checks every listed backup's signature against trust and reports the outcome in the
+// Signature field. Without it nothing is checked and every backup is SignatureUnchecked.
+func WithTrust(trust Trust) ListOption {
+	return func(o *listOptions) { o.trust = &trust }
+}
+
 // List returns the complete backups of a tenant and schedule, newest first. An empty schedule lists
 // all schedules of the tenant, an empty tenant all tenants; then the order is by tenant, schedule,
 // and newest first within each. Writes without a manifest (running, failed or killed backups) are
 // not backups and are not listed.
-func List(ctx context.Context, store storage.Store, tenant, schedule string) ([]Backup, error) {
+func List(ctx context.Context, store storage.Store, tenant, schedule string, opts ...ListOption) ([]Backup, error) {
 	var out []Backup
-	err := walk(ctx, store, tenant, schedule, func(dir string, data []byte, v *Verification) error {
+	err := walk(ctx, store, tenant, schedule, listOpts(opts), func(dir string, data []byte, v *Verification, sig SignatureStatus) error {
 		m, err := DecodeManifest(data)
 		if err != nil {
 			return fmt.Errorf("manifest of %s: %w", dir, err)
 		}
-		out = append(out, Backup{Manifest: m, Verification: v})
+		out = append(out, Backup{Manifest: m, Verification: v, Signature: sig})
 		return checkDir(dir, m)
 	})
 	if err != nil {
@@ -77,14 +93,18 @@ type Entry struct {
 	Tables int
 	// Verification is the latest verification, if any.
 	Verification *Verification
+	// Signature is what checking the manifest's signature found (with WithTrust). A backup whose
+	// status is not Trusted was made or changed by someone without the signing key: it must not
+	// count as fresh or verified, nor take a place that retention keeps (Candidates leaves it out).
+	Signature SignatureStatus
 }
 
 // ListEntries is List for the operator: each manifest is read, checked and reduced to an Entry
 // before the next one is read, so memory is bounded by the number of backups, not by what
 // their manifests list.
-func ListEntries(ctx context.Context, store storage.Store, tenant, schedule string) ([]Entry, error) {
+func ListEntries(ctx context.Context, store storage.Store, tenant, schedule string, opts ...ListOption) ([]Entry, error) {
 	var out []Entry
-	err := walk(ctx, store, tenant, schedule, func(dir string, data []byte, v *Verification) error {
+	err := walk(ctx, store, tenant, schedule, listOpts(opts), func(dir string, data []byte, v *Verification, sig SignatureStatus) error {
 		var lean struct {
 			Manifest
 			// Shadows Manifest.Tables: decoded into zero-size elements, it is counted, not held.
@@ -98,7 +118,7 @@ func ListEntries(ctx context.Context, store storage.Store, tenant, schedule stri
 		}
 		m := lean.Manifest
 		out = append(out, Entry{ID: m.ID, Tenant: m.Tenant, Schedule: m.Schedule, StartedAt: m.StartedAt, FinishedAt: m.FinishedAt,
-			Size: m.Object.Size, Tables: len(lean.Tables), Verification: v})
+			Size: m.Object.Size, Tables: len(lean.Tables), Verification: v, Signature: sig})
 		return checkDir(dir, m)
 	})
 	if err != nil {
@@ -108,9 +128,18 @@ func ListEntries(ctx context.Context, store storage.Store, tenant, schedule stri
 	return out, nil
 }
 
+func listOpts(opts []ListOption) listOptions {
+	var o listOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 // walk hands every complete backup under tenant and schedule to visit: its directory, its
-// manifest's bytes and its verification when it has one.
-func walk(ctx context.Context, store storage.Store, tenant, schedule string, visit func(dir string, manifest []byte, v *Verification) error) error {
+// manifest's bytes, its verification when it has one, and, with a trust, what its signature
+// check found.
+func walk(ctx context.Context, store storage.Store, tenant, schedule string, o listOptions, visit func(dir string, manifest []byte, v *Verification, sig SignatureStatus) error) error {
 	if tenant == "" && schedule != "" {
 		return errors.New("a schedule needs a tenant")
 	}
@@ -130,18 +159,21 @@ func walk(ctx context.Context, store storage.Store, tenant, schedule string, vis
 	if err != nil {
 		return fmt.Errorf("list backups: %w", err)
 	}
-	verified := map[string]bool{}
-	for _, o := range objs {
-		if path.Base(o.Key) == VerificationObject {
-			verified[path.Dir(o.Key)] = true
+	verified, signed := map[string]bool{}, map[string]bool{}
+	for _, obj := range objs {
+		switch path.Base(obj.Key) {
+		case VerificationObject:
+			verified[path.Dir(obj.Key)] = true
+		case SignatureObject:
+			signed[path.Dir(obj.Key)] = true
 		}
 	}
-	for _, o := range objs {
-		if path.Base(o.Key) != ManifestObject || strings.Count(o.Key, "/") != 3 {
+	for _, obj := range objs {
+		if path.Base(obj.Key) != ManifestObject || strings.Count(obj.Key, "/") != 3 {
 			continue
 		}
-		d := path.Dir(o.Key)
-		data, err := readSmall(ctx, store, o.Key)
+		d := path.Dir(obj.Key)
+		data, err := readSmall(ctx, store, obj.Key, maxMetadataSize)
 		if err != nil {
 			return fmt.Errorf("read manifest of %s: %w", d, err)
 		}
@@ -151,7 +183,17 @@ func walk(ctx context.Context, store storage.Store, tenant, schedule string, vis
 				return err
 			}
 		}
-		if err := visit(d, data, v); err != nil {
+		sig := SignatureUnchecked
+		if o.trust != nil {
+			var sigData []byte
+			if signed[d] {
+				if sigData, err = readSignature(ctx, store, d); err != nil {
+					return err
+				}
+			}
+			sig, _ = o.trust.check(data, sigData)
+		}
+		if err := visit(d, data, v, sig); err != nil {
 			return err
 		}
 	}
@@ -202,7 +244,7 @@ func Get(ctx context.Context, store storage.Store, tenant, schedule, id string) 
 }
 
 func load(ctx context.Context, store storage.Store, dir string, withVerification bool) (Backup, error) {
-	data, err := readSmall(ctx, store, storage.Join(dir, ManifestObject))
+	data, err := readSmall(ctx, store, storage.Join(dir, ManifestObject), maxMetadataSize)
 	if err != nil {
 		return Backup{}, fmt.Errorf("read manifest of %s: %w", dir, err)
 	}
@@ -232,7 +274,7 @@ func checkDir(dir string, m Manifest) error {
 
 // readVerification reads a backup's verification; nil when it has none.
 func readVerification(ctx context.Context, store storage.Store, dir string) (*Verification, error) {
-	data, err := readSmall(ctx, store, storage.Join(dir, VerificationObject))
+	data, err := readSmall(ctx, store, storage.Join(dir, VerificationObject), maxMetadataSize)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		return nil, nil
@@ -246,24 +288,25 @@ func readVerification(ctx context.Context, store storage.Store, dir string) (*Ve
 	return &v, nil
 }
 
-func readSmall(ctx context.Context, store storage.Store, key string) ([]byte, error) {
+func readSmall(ctx context.Context, store storage.Store, key string, limit int64) ([]byte, error) {
 	rc, err := store.Get(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxMetadataSize+1))
+	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > maxMetadataSize {
-		return nil, fmt.Errorf("%s is larger than %d bytes", key, maxMetadataSize)
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s is larger than %d bytes", key, limit)
 	}
 	return data, nil
 }
 
-// WriteManifest stores a backup's manifest, which makes it a backup: write it only once the data
-// object is stored whole.
+// WriteManifest stores a backup's manifest unsigned, which makes it a backup: write it only once
+// the data object is stored whole. Restore and verify refuse unsigned backups unless told to
+// accept them; the agent writes WriteSignedManifest when it has a signing key.
 func WriteManifest(ctx context.Context, store storage.Store, m Manifest) error {
 	return putJSON(ctx, store, storage.Join(Dir(m.Tenant, m.Schedule, m.ID), ManifestObject), m)
 }
@@ -274,12 +317,21 @@ func WriteVerification(ctx context.Context, store storage.Store, tenant, schedul
 }
 
 func putJSON(ctx context.Context, store storage.Store, key string, v any) error {
-	data, err := json.MarshalIndent(v, "", "  ")
+	data, err := encodeJSON(v)
 	if err != nil {
 		return err
 	}
-	_, err = store.Put(ctx, key, bytes.NewReader(append(data, '\n')))
+	_, err = store.Put(ctx, key, bytes.NewReader(data))
 	return err
+}
+
+// encodeJSON is how metadata objects are stored: indented for people, with a final newline.
+func encodeJSON(v any) ([]byte, error) {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(data, '\n'), nil
 }
 
 // Delete removes one backup. The manifest goes first, so that a deletion interrupted halfway leaves

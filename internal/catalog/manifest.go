@@ -5,6 +5,7 @@
 // Storage layout, under the location's prefix:
 //
 //	<tenant>/<schedule>/<id>/backup.dump.zst.age   pg_dump -Fc, zstd-compressed, age-encrypted
+//	<tenant>/<schedule>/<id>/manifest.json.sig     Ed25519 signature of manifest.json's bytes
 //	<tenant>/<schedule>/<id>/manifest.json         written last: the backup exists once this does
 //	<tenant>/<schedule>/<id>/verification.json     the latest verify result, if any
 package catalog

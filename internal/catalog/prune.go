@@ -34,9 +34,10 @@ type PruneResult struct {
 
 // Plan lists the backups of one tenant and schedule and decides what policy prunes at now, with
 // days cut in loc (UTC when nil). It deletes nothing. A listing that fails is an
-// *IncompleteListingError.
-func Plan(ctx context.Context, store storage.Store, tenant, schedule string, policy v1alpha1.RetentionPolicySpec, now time.Time, loc *time.Location) (retention.Decision, error) {
-	listed, err := listSchedule(ctx, store, tenant, schedule)
+// *IncompleteListingError. With WithTrust, backups whose signature does not check are left out of
+// the decision (see Candidates).
+func Plan(ctx context.Context, store storage.Store, tenant, schedule string, policy v1alpha1.RetentionPolicySpec, now time.Time, loc *time.Location, opts ...ListOption) (retention.Decision, error) {
+	listed, err := listSchedule(ctx, store, tenant, schedule, opts)
 	if err != nil {
 		return retention.Decision{}, err
 	}
@@ -46,8 +47,8 @@ func Plan(ctx context.Context, store storage.Store, tenant, schedule string, pol
 // Prune applies policy to the backups of one tenant and schedule: it plans as Plan does and deletes
 // what the plan prunes (see PruneDecided). When the listing is incomplete it deletes nothing and
 // returns an *IncompleteListingError.
-func Prune(ctx context.Context, store storage.Store, tenant, schedule string, policy v1alpha1.RetentionPolicySpec, now time.Time, loc *time.Location) (PruneResult, error) {
-	d, err := Plan(ctx, store, tenant, schedule, policy, now, loc)
+func Prune(ctx context.Context, store storage.Store, tenant, schedule string, policy v1alpha1.RetentionPolicySpec, now time.Time, loc *time.Location, opts ...ListOption) (PruneResult, error) {
+	d, err := Plan(ctx, store, tenant, schedule, policy, now, loc, opts...)
 	if err != nil {
 		return PruneResult{}, err
 	}
@@ -96,9 +97,17 @@ type Candidate struct {
 // Candidates are the listed backups as retention sees them. Every listed backup is complete (its
 // manifest exists), hence successful. It counts as verified only when its latest verification
 // succeeded and is about this backup: a failed drill does not protect a backup.
+//
+// A backup whose signature does not check (Entry.Signature not Trusted) is left out: it is
+// neither kept nor pruned. Counted, a few forged backups newer than the real ones would take the
+// places retention keeps and push the real ones out to be deleted; pruned, a real backup whose
+// key was wrongly dropped from the trust would be lost. It stays until a person looks.
 func Candidates(listed []Entry) []Candidate {
 	out := make([]Candidate, 0, len(listed))
 	for _, e := range listed {
+		if !e.Signature.Trusted() {
+			continue
+		}
 		v := e.Verification
 		out = append(out, Candidate{
 			Candidate: retention.Candidate{ID: e.ID, Time: e.StartedAt, Verified: v != nil && v.OK && v.BackupID == e.ID},
@@ -110,7 +119,7 @@ func Candidates(listed []Entry) []Candidate {
 
 // listSchedule lists the backups of one tenant and schedule; a failure is an
 // *IncompleteListingError.
-func listSchedule(ctx context.Context, store storage.Store, tenant, schedule string) ([]Entry, error) {
+func listSchedule(ctx context.Context, store storage.Store, tenant, schedule string, opts []ListOption) ([]Entry, error) {
 	// List reads an empty schedule as "every schedule", which would mix the backups of several
 	// schedules into one decision; refuse it rather than prune across schedules.
 	for kind, v := range map[string]string{"tenant": tenant, "schedule": schedule} {
@@ -118,7 +127,7 @@ func listSchedule(ctx context.Context, store storage.Store, tenant, schedule str
 			return nil, fmt.Errorf("plan pruning: %w", err)
 		}
 	}
-	listed, err := ListEntries(ctx, store, tenant, schedule)
+	listed, err := ListEntries(ctx, store, tenant, schedule, opts...)
 	if err != nil {
 		return nil, &IncompleteListingError{Tenant: tenant, Schedule: schedule, Err: err}
 	}

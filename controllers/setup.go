@@ -170,7 +170,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := setupIndexes(context.Background(), mgr); err != nil {
 		return err
 	}
-	if err := (&BackupPolicyReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+	if err := (&BackupPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up BackupPolicy controller: %w", err)
 	}
 	if err := (&RetentionPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {

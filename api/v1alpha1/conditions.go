@@ -90,6 +90,9 @@ const (
 	ReasonMissing            = "Missing"
 	ReasonStorageUnreachable = "StorageUnreachable"
 	ReasonJobFailing         = "JobFailing"
+	// ReasonUntrustedBackups: storage holds backups whose signature does not check against the
+	// policy's keys; they are ignored, and someone who could write the bucket may have made them.
+	ReasonUntrustedBackups   = "UntrustedBackups"
 	ReasonSuspended          = "Suspended"
 	ReasonVerified           = "Verified"
 	ReasonVerificationFailed = "VerificationFailed"

@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/catalog"
 )
 
@@ -35,6 +36,10 @@ const (
 	DefaultWorkersPerLocation = 2
 	DefaultVolumeRoot         = "/var/lib/tenantops/volumes"
 )
+
+// orphanAge is how old an unfinished write (a killed backup's data, an abandoned upload) must be
+// before a look removes it.
+const orphanAge = 24 * time.Hour
 
 // Options configure an Inspector.
 type Options struct {
@@ -323,12 +328,17 @@ func (i *Inspector) look(ctx context.Context, k scheduleKey) {
 func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule) (Listing, []string) {
 	now := i.opts.Clock.Now()
 	listing := Listing{At: now}
+	trust, err := builders.SigningTrust(req.Policy)
+	if err != nil {
+		listing.Err = err
+		return listing, nil
+	}
 	store, err := i.open(ctx, spec.Storage)
 	if err != nil {
 		listing.Err = err
 		return listing, nil
 	}
-	listed, err := catalog.ListEntries(ctx, store, req.Tenant, spec.Name)
+	listed, err := catalog.ListEntries(ctx, store, req.Tenant, spec.Name, catalog.WithTrust(trust))
 	if err != nil {
 		listing.Err = err
 		return listing, nil
@@ -350,8 +360,13 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		listing.PruneErr = err
 		ctrl.LoggerFrom(ctx).Error(err, "Prune backups", "tenant", req.Tenant, "schedule", spec.Name)
 		// A delete that failed halfway may have removed a manifest: list again for the truth.
-		listing.Entries, listing.Err = catalog.ListEntries(ctx, store, req.Tenant, spec.Name)
+		listing.Entries, listing.Err = catalog.ListEntries(ctx, store, req.Tenant, spec.Name, catalog.WithTrust(trust))
 		return listing, res.Deleted
+	}
+	// Backup jobs with a writer's credential cannot clean up after a killed run; the pruner can.
+	// A day is far longer than any run, so nothing still being written is taken.
+	if _, err := catalog.DeleteOrphans(ctx, store, req.Tenant, spec.Name, now.Add(-orphanAge)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Remove unfinished backups", "tenant", req.Tenant, "schedule", spec.Name)
 	}
 	deleted := map[string]bool{}
 	for _, id := range res.Deleted {

@@ -108,10 +108,18 @@ func Judge(in Input) Verdict {
 	verification := verificationSummary{enabled: in.Policy.Spec.Verification != nil}
 	var newest, newestVerified time.Time
 	var unlooked []string
+	var untrusted []string
 	for _, e := range in.Schedules {
 		l, looked := in.Inspection[e.Name]
 		if !looked {
 			unlooked = append(unlooked, e.Name)
+		}
+		// A backup whose signature does not check was made or changed without the key: it must not
+		// count as fresh or verified. It is named, so a person looks at it.
+		var ignored []string
+		l.Entries, ignored = trustedOnly(l.Entries)
+		for _, id := range ignored {
+			untrusted = append(untrusted, e.Name+"/"+id)
 		}
 		st := v1alpha1.ScheduleBackupStatus{Name: e.Name, ExpectedInterval: &metav1.Duration{Duration: e.AllowedAge()},
 			Count: int32(len(l.Entries)), NextPrune: l.NextPrune}
@@ -158,8 +166,27 @@ func Judge(in Input) Verdict {
 	sum := freshness.Summarize(verdicts)
 	out.StaleAt = sum.StaleAt
 	out.Fresh = freshCondition(in.Policy, sum, unlooked)
+	if len(untrusted) > 0 && out.Fresh.Status != metav1.ConditionFalse {
+		out.Fresh.Status, out.Fresh.Reason = metav1.ConditionFalse, v1alpha1.ReasonUntrustedBackups
+		out.Fresh.Message = fmt.Sprintf("%d backups in storage are not signed by this policy's keys and are ignored: %s; %s",
+			len(untrusted), strings.Join(untrusted[:min(len(untrusted), 5)], ", "), out.Fresh.Message)
+	}
 	out.Verified = verification.condition(in.Policy)
 	return out
+}
+
+// trustedOnly splits entries into those whose signature checks and the ids of the others.
+func trustedOnly(entries []catalog.Entry) ([]catalog.Entry, []string) {
+	var ignored []string
+	kept := entries[:0:0]
+	for _, e := range entries {
+		if e.Signature.Trusted() {
+			kept = append(kept, e)
+		} else {
+			ignored = append(ignored, e.ID)
+		}
+	}
+	return kept, ignored
 }
 
 // freshCondition is BackupsFresh for the schedules' verdicts. Schedules whose storage has not been

@@ -78,6 +78,13 @@ func TestJudge(t *testing.T) {
 			inspection: Inspection{"hot": {Entries: []catalog.Entry{entry("b1", 3*time.Hour, passed)}}},
 			fresh:      metav1.ConditionFalse, freshReason: v1alpha1.ReasonJobFailing, freshContains: "job acme-hot-1 failed (BackoffLimitExceeded)",
 			verified: metav1.ConditionTrue, verifiedReason: v1alpha1.ReasonVerified, count: 1, lastID: "b1"},
+		{name: "a backup whose signature does not check is ignored and named", policy: policy, schedules: []Expected{hot},
+			inspection: Inspection{"hot": {Entries: []catalog.Entry{
+				{ID: "forged", Tenant: "acme", Schedule: "hot", FinishedAt: now.Add(-time.Minute), Signature: catalog.SignatureInvalid,
+					Verification: &catalog.Verification{BackupID: "forged", CheckedAt: now, OK: true}},
+				entry("b1", 3*time.Hour, passed)}}},
+			fresh: metav1.ConditionFalse, freshReason: v1alpha1.ReasonUntrustedBackups, freshContains: "hot/forged",
+			verified: metav1.ConditionTrue, verifiedReason: v1alpha1.ReasonVerified, count: 1, lastID: "b1"},
 		{name: "suspended and stale", policy: suspended, schedules: []Expected{hot},
 			inspection: Inspection{"hot": {Entries: []catalog.Entry{entry("b1", 20*time.Hour, nil)}}},
 			fresh:      metav1.ConditionFalse, freshReason: v1alpha1.ReasonSuspended, freshContains: "suspended by BackupPolicy paused",

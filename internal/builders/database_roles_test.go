@@ -357,10 +357,7 @@ func TestOlderDatabaseIsMigrated(t *testing.T) {
 				CREATE TABLE public.notes (id int);
 				SELECT lo_from_bytea(0, 'large');
 				CREATE FUNCTION public.backdoor() RETURNS text LANGUAGE sql SECURITY DEFINER AS $$ SELECT pg_read_file('/etc/hostname') $$;
-				GRANT EXECUTE ON FUNCTION public.backdoor() TO PUBLIC;
-				CREATE FUNCTION public.tripwire() RETURNS event_trigger LANGUAGE plpgsql AS $$
-				BEGIN RAISE EXCEPTION 'tenant code ran as %', current_user; END $$;
-				CREATE EVENT TRIGGER tripwire ON ddl_command_start EXECUTE FUNCTION public.tripwire();`
+				GRANT EXECUTE ON FUNCTION public.backdoor() TO PUBLIC;`
 			if _, err := oldApp.Exec(ctx, objects); err != nil {
 				t.Fatal(err)
 			}
@@ -372,6 +369,13 @@ func TestOlderDatabaseIsMigrated(t *testing.T) {
 					CREATE EVENT TRIGGER on_login ON login EXECUTE FUNCTION public.on_login()`); err != nil {
 					t.Fatal(err)
 				}
+			}
+			// Last, since it fires on every DDL command from then on, whoever runs it.
+			if _, err := oldApp.Exec(ctx, `
+				CREATE FUNCTION public.tripwire() RETURNS event_trigger LANGUAGE plpgsql AS $$
+				BEGIN RAISE EXCEPTION 'tenant code ran as %', current_user; END $$;
+				CREATE EVENT TRIGGER tripwire ON ddl_command_start EXECUTE FUNCTION public.tripwire()`); err != nil {
+				t.Fatal(err)
 			}
 			old.Close(ctx)
 			oldApp.Close(ctx)

@@ -162,13 +162,13 @@ func testAgent(t *testing.T, major string) {
 
 	// one flipped byte: verify finds it with or without a key, restore refuses it
 	flipByte(t, s3, "backups/prod/acme/daily/"+id+"/"+catalog.DataObject, m.Object.Size/2)
-	fail("error: verification of backup "+id+" failed: checksum mismatch: stored object sha256 ", "verify", "--storage", loc,
+	fail("error: verification of backup "+id+" failed: ChecksumMismatch: stored object sha256 ", "verify", "--storage", loc,
 		"--tenant", "acme", "--schedule", "daily", "--backup", id)
 	list = listJSON(t, env, loc, "--tenant", "acme", "--schedule", "daily")
-	if v := list[1].Verification; v == nil || v.OK || v.Kind != catalog.KindChecksum || !strings.Contains(strings.Join(v.Problems, ""), "manifest says "+m.Object.SHA256) {
+	if v := list[1].Verification; v == nil || v.OK || v.Kind != catalog.KindChecksum || v.Reason != "ChecksumMismatch" || !strings.Contains(strings.Join(v.Problems, ""), "manifest says "+m.Object.SHA256) {
 		t.Fatalf("verification after a flipped byte: %+v", v)
 	}
-	fail("checksum mismatch: stored object sha256 ", "verify", "--storage", loc, "--tenant", "acme", "--schedule", "daily",
+	fail("ChecksumMismatch: stored object sha256 ", "verify", "--storage", loc, "--tenant", "acme", "--schedule", "daily",
 		"--backup", id, "--identity-file", k.identityFile)
 	fail("error: checksum mismatch: stored object sha256 ", "restore", "--storage", loc, "--tenant", "acme", "--schedule", "daily",
 		"--backup", id, "--identity-file", k.identityFile, "--dsn", pg.DSNFor("untouched"))

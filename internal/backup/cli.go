@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -369,15 +370,24 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 }
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("verify", "verify --storage LOCATION --tenant T --schedule S --backup ID|latest --signing-public-key KEY... [--identity-file F]", stderr)
+	fs := newCommand("verify", "verify --storage LOCATION --tenant T --schedule S --backup ID|latest --signing-public-key KEY... [--identity-file F [--drill-socket PATH]]\n"+
+		"       tenant-operator verify --serve-drills PATH [--scratch-dir DIR] [--pg-bin-dir DIR]", stderr)
 	sel := fs.selectBackup()
 	identityFile := fs.String("identity-file", "", "age identity file; with it, a restore drill into a scratch PostgreSQL")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding initdb, postgres and pg_restore for the drill")
 	scratch := fs.String("scratch-dir", "", "where the drill's scratch PostgreSQL keeps its data (default: the temporary directory)")
 	tf := fs.trustBackups()
+	drillSocket := fs.String("drill-socket", "", "restore through the restorer serving drills at this Unix socket (verify --serve-drills), instead of one this command starts")
+	var drillRoles stringList
+	fs.Var(&drillRoles, "drill-role", "role to create, without login or privileges, in the scratch server, for objects that name it (repeatable)")
+	serve := fs.String("serve-drills", "", "be the restorer: serve restore drills on this Unix socket, holding no identity and no credentials")
+	serveFD := fs.Int("serve-drill-fd", -1, "be the restorer for one drill on this inherited file descriptor (how verify starts its own)")
 	verbose := fs.Bool("v", false, "print progress on stderr")
 	if err := fs.parse(args); err != nil {
 		return err
+	}
+	if *serve != "" || *serveFD >= 0 {
+		return runRestorer(ctx, fs, *serve, *serveFD, DrillServerOptions{PgBinDir: *pgBin, ScratchDir: *scratch, Log: progress(*verbose, stderr)})
 	}
 	if err := fs.required("storage", "tenant", "schedule", "backup"); err != nil {
 		return err
@@ -386,7 +396,8 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	o := VerifyOptions{Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Trust: trust, PgBinDir: *pgBin, ScratchDir: *scratch, Log: progress(*verbose, stderr)}
+	o := VerifyOptions{Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Trust: trust, PgBinDir: *pgBin, ScratchDir: *scratch,
+		DrillSocket: *drillSocket, DrillRoles: drillRoles, Log: progress(*verbose, stderr)}
 	if *identityFile != "" {
 		ids, err := ReadIdentities(*identityFile)
 		if err != nil {
@@ -415,6 +426,54 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "backup %s: checksum ok: %s, sha256 %s\n", b.ID, humanBytes(b.Object.Size), v.ObjectSHA256)
 	}
 	return nil
+}
+
+// runRestorer is verify as the restorer of drills (see drill.go). It takes no backup, identity or
+// storage, and refuses to start with credentials in its environment: it runs the tenant's SQL.
+func runRestorer(ctx context.Context, fs *command, socket string, fd int, o DrillServerOptions) error {
+	for _, name := range []string{"storage", "tenant", "schedule", "backup", "identity-file", "drill-socket", "drill-role"} {
+		if f := fs.Lookup(name); f.Value.String() != "" {
+			return usageError(fmt.Sprintf("verify: --%s is for the agent, not the restorer (--serve-drills)", name))
+		}
+	}
+	if socket != "" && fd >= 0 {
+		return usageError("verify: --serve-drills and --serve-drill-fd exclude each other")
+	}
+	if found := credentialsInEnv(os.Environ()); len(found) > 0 {
+		return fmt.Errorf("verify: the drill restorer runs the backup's SQL and must hold no credentials, but its environment has %s", strings.Join(found, ", "))
+	}
+	if fd >= 0 {
+		f := os.NewFile(uintptr(fd), "drill")
+		conn, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("verify: drill connection on descriptor %d: %w", fd, err)
+		}
+		return ServeDrill(ctx, conn, o)
+	}
+	ln, err := listenRestorer(socket)
+	if err != nil {
+		return err
+	}
+	return ServeDrills(ctx, ln, o)
+}
+
+// listenRestorer listens on a Unix socket at path, replacing a socket left there by a restorer
+// that died. The socket is writable by its group: in the verification pod the agent runs as
+// another uid, and the volume's group (the pod's fsGroup) is what the two share.
+func listenRestorer(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == os.ModeSocket {
+		_ = os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("verify: listen for drills: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("verify: listen for drills: %w", err)
+	}
+	return ln, nil
 }
 
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -184,12 +184,12 @@ func TestCompareCounts(t *testing.T) {
 	if p := compareCounts(m, []catalog.TableRows{{Schema: "public", Name: "a", Rows: 10}, {Schema: "public", Name: "b", Rows: 0}, {Schema: "s", Name: "c", Rows: 5}}, 2); len(p) != 0 {
 		t.Fatalf("equal counts reported %v", p)
 	}
-	p := compareCounts(m, []catalog.TableRows{{Schema: "public", Name: "a", Rows: 9}, {Schema: "s", Name: "c", Rows: 5}, {Schema: "s", Name: "extra", Rows: 1}}, 1)
+	p := problemStrings(compareCounts(m, []catalog.TableRows{{Schema: "public", Name: "a", Rows: 9}, {Schema: "s", Name: "c", Rows: 5}, {Schema: "s", Name: "extra", Rows: 1}}, 1))
 	want := []string{
-		"table public.a has 9 rows after restore, manifest says 10",
-		"table public.b missing after restore",
-		"table s.extra appears after restore but is not in the manifest",
-		"1 large objects after restore, manifest says 2",
+		`RowCountMismatch: table "public.a" has 9 rows after restore, manifest says 10`,
+		`TableMissing: table "public.b" is missing after restore`,
+		`UnexpectedTable: table "s.extra" appears after restore but is not in the manifest`,
+		`LargeObjectCountMismatch: 1 large objects after restore, manifest says 2`,
 	}
 	if strings.Join(p, "|") != strings.Join(want, "|") {
 		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(p, "\n"), strings.Join(want, "\n"))

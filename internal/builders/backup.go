@@ -283,56 +283,120 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 
 // VerifyCronJob runs `tenant-operator verify` on the newest backup of one schedule: a restore
 // drill when the policy names an identity, else a check of the stored object against its manifest.
+//
+// A drill restores tenant-controlled SQL, so its pod has two containers that share only a socket
+// (see internal/backup/drill.go):
+//   - "agent" holds the identity and the storage credentials; it fetches, checks, decrypts and
+//     streams the plain archive to the socket, and records the result.
+//   - "scratch", a sidecar (an init container that keeps running), is the restorer: its own uid, no
+//     Secret volume, no credential in its environment, and the scratch volume mounted in it
+//     alone. It restores as a role without privileges.
+//
+// The scratch volume is a generic ephemeral volume of the tenant database's storage class, so that
+// the drill's plaintext lives where the tenant's data already does, and is deleted with the pod.
+// It is sized for the database (ScratchSize): the restored database cannot be larger than the
+// volume its source lives on.
+//
+// Verify pods carry the tenant's labels, LabelComponent verify and LabelSchedule, and not
+// Options.OperatorPodSelector: they need no way through the tenant's firewall.
 func VerifyCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v1alpha1.BackupSchedule, expectedInterval time.Duration, opts Options) (*batchv1ac.CronJobApplyConfiguration, error) {
 	opts = opts.withDefaults()
-	if policy.Spec.Verification == nil {
+	ref := policy.Spec.Encryption.IdentitySecretRef
+	switch {
+	case policy.Spec.Verification == nil:
 		return nil, fmt.Errorf("policy %s asks for no verification", policy.Name)
+	case ref == nil:
+		// Validation refuses this: a drill cannot decrypt without an identity.
+		return nil, fmt.Errorf("policy %s asks for verification without spec.encryption.identitySecretRef", policy.Name)
 	}
 	location, err := StorageLocation(schedule.Storage)
 	if err != nil {
 		return nil, fmt.Errorf("schedule %s: %w", schedule.Name, err)
 	}
-	args := []string{"verify",
+	key := ref.Key
+	if key == "" {
+		key = identityFileName
+	}
+	args := append([]string{"verify",
 		"--storage", location,
 		"--tenant", t.Name,
 		"--schedule", schedule.Name,
 		"--backup", "latest",
-		"--pg-bin-dir", PostgresBinDir(DatabaseVersion(t)),
+		"--identity-file", path.Join(identityMountDir, identityFileName),
+		"--drill-socket", path.Join(drillSocketDir, drillSocketName), "--drill-role", databaseUser, "-v",
+	}, VerifySigningArgs(policy)...)
+	volumes := []*corev1ac.VolumeApplyConfiguration{
+		corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(ref.Name).
+			WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(identityFileName)).
+			WithDefaultMode(0o440)),
+		corev1ac.Volume().WithName("drill").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("1Mi"))),
+		corev1ac.Volume().WithName("scratch").WithEphemeral(corev1ac.EphemeralVolumeSource().WithVolumeClaimTemplate(
+			corev1ac.PersistentVolumeClaimTemplate().
+				WithLabels(labelsWith(t, map[string]string{LabelComponent: ComponentVerify, LabelSchedule: schedule.Name})).
+				WithSpec(scratchClaim(t)))),
+		corev1ac.Volume().WithName("scratch-tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("64Mi"))),
 	}
-	env := storageEnv(schedule.Storage)
-	var volumes []*corev1ac.VolumeApplyConfiguration
-	var mounts []*corev1ac.VolumeMountApplyConfiguration
-	if ref := policy.Spec.Encryption.IdentitySecretRef; ref != nil {
-		key := ref.Key
-		if key == "" {
-			key = identityFileName
-		}
-		args = append(args, "--identity-file", path.Join(identityMountDir, identityFileName), "--scratch-dir", scratchDir)
-		volumes = append(volumes,
-			corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
-				WithSecretName(ref.Name).
-				WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(identityFileName)).
-				WithDefaultMode(0o440)),
-			// The drill's scratch PostgreSQL: plaintext of the restored backup lives here while the
-			// drill runs, so it is memory, never a node's disk.
-			corev1ac.Volume().WithName("scratch").WithEmptyDir(corev1ac.EmptyDirVolumeSource().
-				WithMedium(corev1.StorageMediumMemory)))
-		mounts = append(mounts,
-			corev1ac.VolumeMount().WithName("identity").WithMountPath(identityMountDir).WithReadOnly(true),
-			corev1ac.VolumeMount().WithName("scratch").WithMountPath(scratchDir))
+	mounts := []*corev1ac.VolumeMountApplyConfiguration{
+		corev1ac.VolumeMount().WithName("identity").WithMountPath(identityMountDir).WithReadOnly(true),
+		corev1ac.VolumeMount().WithName("drill").WithMountPath(drillSocketDir),
 	}
 	volumes, mounts = withStorageVolume(schedule.Storage, volumes, mounts)
-	return agentCronJob(t, policy, schedule.Name, ComponentVerify, VerifyCronJobName(t, schedule.Name), policy.Spec.Verification.Schedule,
-		expectedInterval, args, env, volumes, mounts, opts), nil
+	cj := agentCronJob(t, policy, schedule.Name, ComponentVerify, VerifyCronJobName(t, schedule.Name), policy.Spec.Verification.Schedule,
+		expectedInterval, args, readerStorageEnv(t, schedule.Storage), volumes, mounts, opts)
+	cj.Spec.JobTemplate.Spec.Template.Spec.WithInitContainers(scratchContainer(t, opts))
+	return cj, nil
 }
 
-// storageEnv passes the S3 credentials of credentialsSecretRef, whatever the purpose. Jobs use
-// the narrower writerStorageEnv and readerStorageEnv.
-func storageEnv(s v1alpha1.BackupStorage) []*corev1ac.EnvVarApplyConfiguration {
-	if s.S3 == nil {
-		return nil
+// The verify pod's drill: where the restorer listens, and who it runs as.
+const (
+	drillSocketDir  = "/run/tenantops-drill"
+	drillSocketName = "drill.sock"
+	// scratchUID runs the restorer: not the agent's uid, so that nothing of the agent's is its
+	// own. The agent image has a user for it (initdb looks its user up).
+	scratchUID = 65533
+)
+
+// scratchContainer is the restorer: `verify --serve-drills` as a sidecar, which the kubelet stops
+// once the agent has finished. Its environment is HOME alone; its volumes are the socket's, the
+// scratch volume and its own /tmp. PostgreSQL runs here, hence the memory.
+func scratchContainer(t *v1alpha1.Tenant, opts Options) *corev1ac.ContainerApplyConfiguration {
+	return corev1ac.Container().
+		WithName("scratch").
+		WithImage(opts.AgentImage).
+		WithArgs("verify", "--serve-drills", path.Join(drillSocketDir, drillSocketName),
+			"--scratch-dir", scratchDir, "--pg-bin-dir", PostgresBinDir(DatabaseVersion(t)), "-v").
+		WithRestartPolicy(corev1.ContainerRestartPolicyAlways).
+		WithEnv(corev1ac.EnvVar().WithName("HOME").WithValue("/tmp")).
+		WithResources(corev1ac.ResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}).
+			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")})).
+		WithSecurityContext(RestrictedContainerSecurityContext().WithRunAsUser(scratchUID)).
+		WithVolumeMounts(
+			corev1ac.VolumeMount().WithName("drill").WithMountPath(drillSocketDir),
+			corev1ac.VolumeMount().WithName("scratch").WithMountPath(scratchDir),
+			corev1ac.VolumeMount().WithName("scratch-tmp").WithMountPath("/tmp"))
+}
+
+// ScratchSize is the size of a drill's scratch volume: the tenant database's volume and a quarter
+// more, at least 1 GiB more, for what a fresh restore adds beside the data (the scratch server's
+// own files and WAL, minimal as it is) and rounded up to whole MiB. A restore holds no more than the
+// volume the source database lives on, minus its bloat and old WAL.
+func ScratchSize(t *v1alpha1.Tenant) resource.Quantity {
+	const mib = 1 << 20
+	db := t.Spec.Database.Storage.Size.Value()
+	size := db + max(db/4, 1<<30)
+	return *resource.NewQuantity((size+mib-1)/mib*mib, resource.BinarySI)
+}
+
+func scratchClaim(t *v1alpha1.Tenant) *corev1ac.PersistentVolumeClaimSpecApplyConfiguration {
+	claim := corev1ac.PersistentVolumeClaimSpec().
+		WithAccessModes(corev1.ReadWriteOnce).
+		WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: ScratchSize(t)}))
+	if t.Spec.Database.Storage.StorageClassName != nil {
+		claim.WithStorageClassName(*t.Spec.Database.Storage.StorageClassName)
 	}
-	return s3CredentialsEnv(s.S3.CredentialsSecretRef.Name)
+	return claim
 }
 
 // writerStorageEnv passes the S3 credentials of a tenant's backup jobs
@@ -395,7 +459,7 @@ func agentCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule, c
 		WithResources(corev1ac.ResourceRequirements().
 			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")}).
 			// The agent's memory does not grow with the database (fixed buffers, measured by
-			// make bench-backup); a verify drill runs PostgreSQL too.
+			// make bench-backup); a drill's PostgreSQL runs in the scratch container.
 			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(agentMemoryLimit(component))})).
 		WithSecurityContext(RestrictedContainerSecurityContext()).
 		WithVolumeMounts(mounts...)
@@ -432,7 +496,9 @@ func agentCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule, c
 
 func agentMemoryLimit(component string) string {
 	if component == ComponentVerify {
-		return "1Gi"
+		// A verify agent holds a manifest and the restorer's report, each a table list;
+		// PostgreSQL runs in the scratch container (VerifyCronJob).
+		return "512Mi"
 	}
 	return "256Mi"
 }

@@ -90,7 +90,11 @@ type Verification struct {
 	// "restore-drill" (decrypted and restored into a scratch PostgreSQL, row counts compared).
 	Kind string `json:"kind"`
 	OK   bool   `json:"ok"`
-	// Problems lists what did not match; empty when OK.
+	// Reason is the first problem's reason, one of a fixed set of CamelCase words (the agent's
+	// backup.Reason... constants); empty when OK.
+	Reason string `json:"reason,omitempty"`
+	// Problems lists what did not match, each a reason, a colon and a summary the agent wrote,
+	// bounded in number and length; empty when OK.
 	Problems []string `json:"problems,omitempty"`
 	// ObjectSHA256 is what the stored object hashed to.
 	ObjectSHA256 string `json:"objectSha256,omitempty"`

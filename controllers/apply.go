@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
@@ -98,6 +100,21 @@ func (r *TenantReconciler) deleteUnwanted(ctx context.Context, t *v1alpha1.Tenan
 		deleted = append(deleted, obj.GetName())
 	}
 	return deleted, nil
+}
+
+// deleteCached deletes the object at key when the cache shows it: a tenant without it costs no
+// request.
+func (r *TenantReconciler) deleteCached(ctx context.Context, obj client.Object, key types.NamespacedName) error {
+	switch err := r.Get(ctx, key, obj); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("get %s: %w", key, err)
+	}
+	if err := r.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete %s: %w", key, err)
+	}
+	return nil
 }
 
 // ownedByTenant tells whether an object carries the labels the operator puts on a tenant's objects.

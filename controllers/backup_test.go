@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -336,6 +337,43 @@ func runBackupRoleScript(t *testing.T, pg *stack.Postgres, password string) {
 // resolving Secret references as the kubelet would, and returns the last line of its output (a
 // backup's id). The database address is the one change: the pod would reach postgres.<ns>.svc over
 // TLS, the test reaches the loopback server.
+// serveDrills runs the restorer the verify pod's scratch sidecar runs, with its PostgreSQL, and
+// returns its socket.
+func serveDrills(t *testing.T, initContainers []corev1.Container) string {
+	t.Helper()
+	var pgBin string
+	for _, c := range initContainers {
+		for i, a := range c.Args {
+			if a == "--pg-bin-dir" && i+1 < len(c.Args) {
+				pgBin = c.Args[i+1]
+			}
+		}
+	}
+	// Run as root here, the restorer starts its scratch server as postgres, who must reach the
+	// directory: not under the test's private temporary directory.
+	dir, err := os.MkdirTemp("", "tenantops-drill-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "drill.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = backup.ServeDrills(ctx, ln, backup.DrillServerOptions{PgBinDir: pgBin, ScratchDir: dir})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return sock
+}
+
 func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 	t.Helper()
 	ctx := context.Background()
@@ -361,11 +399,12 @@ func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 			u.Host = fmt.Sprintf("127.0.0.1:%d", pg.Port)
 			u.RawQuery = "sslmode=disable"
 			args[i+1] = u.String()
-		case "--identity-file":
-			// The identity volume: the Secret's key, as the kubelet would mount it.
+		case "--identity-file", "--signing-key-file":
+			// The identity's or signing key's volume: the Secret's key, as the kubelet would
+			// mount it.
 			for _, v := range pod.Volumes {
 				if v.Secret != nil && mounts[filepath.Dir(args[i+1])] == v.Name {
-					f := filepath.Join(dir, "identity")
+					f := filepath.Join(dir, strings.TrimPrefix(args[i], "--"))
 					value := secretValue(t, operatorNamespace, v.Secret.SecretName, v.Secret.Items[0].Key)
 					if err := os.WriteFile(f, []byte(value), 0o600); err != nil {
 						t.Fatal(err)
@@ -373,6 +412,9 @@ func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 					args[i+1] = f
 				}
 			}
+		case "--drill-socket":
+			// The pod's scratch sidecar: a restorer serving drills in this process.
+			args[i+1] = serveDrills(t, pod.InitContainers)
 		case "--scratch-dir":
 			// Run as root here, the agent starts the scratch server as postgres, who must reach
 			// the directory: not under the test's private temporary directory.

@@ -173,19 +173,7 @@ func (r *TenantReconciler) deleteBackupJobs(ctx context.Context, t *v1alpha1.Ten
 	if err != nil || keep != nil {
 		return err
 	}
-	// Looked up in the cache first: a tenant without backups must not cost a delete request on
-	// every pass.
-	secret := &corev1.Secret{}
-	switch err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: builders.BackupJobSecretName(t)}, secret); {
-	case apierrors.IsNotFound(err):
-		return nil
-	case err != nil:
-		return fmt.Errorf("get secret %s: %w", builders.BackupJobSecretName(t), err)
-	}
-	if err := r.Delete(ctx, secret); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("delete secret %s: %w", secret.Name, err)
-	}
-	return nil
+	return r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: ns, Name: builders.BackupJobSecretName(t)})
 }
 
 // backupJobs lists the tenant's backup and verification Jobs from the cache.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -43,6 +44,8 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 		{"service", builders.DatabaseHeadlessName(t), builders.DatabaseHeadlessService(t)},
 	}), func(ctx context.Context) error {
 		return r.ensureDatabaseSecrets(ctx, t, s.namespaceNew)
+	}, func(ctx context.Context) error {
+		return r.ensureProbeCredentials(ctx, t)
 	}, func(ctx context.Context) error {
 		err := r.apply(ctx, ownedObject{"certificate", builders.DatabaseCertificateName(t), builders.DatabaseCertificate(t, opts)})
 		if meta.IsNoMatchError(err) {
@@ -195,6 +198,37 @@ func (r *TenantReconciler) secretExists(ctx context.Context, key types.Namespace
 	default:
 		return false, fmt.Errorf("get secret %s: %w", key.Name, err)
 	}
+}
+
+// ensureProbeCredentials gives the tenant's login-only probe role a password once: the password
+// stays in the operator's namespace, which tenant users cannot read, and only its SCRAM verifier
+// goes to the tenant's namespace, for the database pod to set. Neither is ever regenerated: a new
+// salt would change the verifier, and the probes' login with it.
+func (r *TenantReconciler) ensureProbeCredentials(ctx context.Context, t *v1alpha1.Tenant) error {
+	key := types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.ProbeSecretName(t)}
+	secret := &corev1.Secret{}
+	err := r.Get(ctx, key, secret)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, secret)
+	}
+	verifier := string(secret.Data[builders.ProbeSecretKeyVerifier])
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && verifier == ""):
+		password, perr := generatePassword()
+		salt := make([]byte, 16)
+		if _, serr := rand.Read(salt); perr != nil || serr != nil {
+			return fmt.Errorf("generate the probe role's password: %w", errors.Join(perr, serr))
+		}
+		if verifier, err = builders.ScramSHA256Verifier(password, salt); err != nil {
+			return err
+		}
+		if err := r.apply(ctx, ownedObject{"secret", key.Name, builders.ProbeSecret(t, password, verifier, r.builderOptions())}); err != nil {
+			return err
+		}
+	case err != nil:
+		return fmt.Errorf("get secret %s: %w", key.Name, err)
+	}
+	return r.apply(ctx, ownedObject{"secret", builders.DatabaseProbeSecretName(t), builders.DatabaseProbeSecret(t, verifier)})
 }
 
 // generatePassword returns 32 random bytes from crypto/rand, URL-safe base64 encoded.

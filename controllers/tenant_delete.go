@@ -42,6 +42,11 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		// storage stay, whatever the deletion policy: they are the last copy of the data.
 		err = r.deleteBackupJobs(ctx, t, nil)
 	}
+	if err == nil {
+		// The probe role's password goes with the Tenant; a Tenant of the same name that adopts a
+		// retained database makes a new one, which the database pod sets.
+		err = r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.ProbeSecretName(t)})
+	}
 	if err != nil {
 		setDeletionBlocked(t, err)
 		return ctrl.Result{}, err

@@ -90,18 +90,20 @@ func monitoringInterval(t *v1alpha1.Tenant) time.Duration {
 	return uptime.DefaultInterval
 }
 
-// databaseProbeTarget is the tenant's database as its own clients reach it, with its credentials
-// and CA; nil until both Secrets exist. Its key changes with the Secrets' versions, so a rotated
-// CA or password is used.
+// databaseProbeTarget is the tenant's database as its own clients reach it, logged in as the
+// login-only probe role, with the database's CA; nil until both Secrets exist. Its key changes with
+// the Secrets' versions, so a rotated CA is used.
 func (r *TenantReconciler) databaseProbeTarget(ctx context.Context, t *v1alpha1.Tenant) (*probes.DatabaseTarget, string, error) {
-	ns := builders.NamespaceName(t)
 	creds, tlsSecret := &corev1.Secret{}, &corev1.Secret{}
-	for name, into := range map[string]*corev1.Secret{builders.DatabaseSecretName(t): creds, builders.DatabaseTLSSecretName(t): tlsSecret} {
-		if err := r.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, into); err != nil {
+	for key, into := range map[types.NamespacedName]*corev1.Secret{
+		{Namespace: r.Options.OperatorNamespace, Name: builders.ProbeSecretName(t)}:     creds,
+		{Namespace: builders.NamespaceName(t), Name: builders.DatabaseTLSSecretName(t)}: tlsSecret,
+	} {
+		if err := r.Get(ctx, key, into); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, "", nil
 			}
-			return nil, "", fmt.Errorf("get secret %s: %w", name, err)
+			return nil, "", fmt.Errorf("get secret %s: %w", key.Name, err)
 		}
 	}
 	pool := x509.NewCertPool()
@@ -111,9 +113,9 @@ func (r *TenantReconciler) databaseProbeTarget(ctx context.Context, t *v1alpha1.
 	return &probes.DatabaseTarget{
 		Host:     builders.DatabaseHost(t),
 		Port:     builders.DatabasePort,
-		Database: string(creds.Data[builders.SecretKeyDatabase]),
-		User:     string(creds.Data[builders.SecretKeyUsername]),
-		Password: string(creds.Data[builders.SecretKeyPassword]),
+		Database: builders.ProbeDatabase,
+		User:     builders.ProbeRoleName,
+		Password: string(creds.Data[builders.ProbeSecretKeyPassword]),
 		RootCAs:  pool,
 	}, creds.ResourceVersion + "/" + tlsSecret.ResourceVersion, nil
 }

@@ -144,7 +144,7 @@ func testDrillOfAHostileBackup(t *testing.T, major string) {
 	pg := stack.StartPostgres(t, major)
 	s3 := stack.StartS3(t)
 	canary := "canary-" + randomHex(t)
-	agentEnv := append(s3.Env(), "TENANTOPS_CANARY="+canary)
+	agentEnv := append(append(s3.Env(), "TENANTOPS_CANARY="+canary), newSigner(t).env()...)
 	loc := s3.Location("drills")
 	k := newKey(t)
 	identity, err := os.ReadFile(k.identityFile)

@@ -96,6 +96,9 @@ func allObjects(t *v1alpha1.Tenant, opts Options) []any {
 	for _, p := range NetworkPolicies(t, opts) {
 		objs = append(objs, p)
 	}
+	if ingress := Ingress(t, opts); ingress != nil {
+		objs = append(objs, ingress)
+	}
 	return objs
 }
 

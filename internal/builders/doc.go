@@ -19,6 +19,8 @@
 //     DatabaseHost, DatabaseURIFor: the database's parts and how clients reach it.
 //   - TenantCertificateName, TenantCertificateSecretName: the certificate for spec.hostnames.
 //   - TenantReaderName: the cluster role and binding that let a tenant's users read its Tenant.
+//   - TenantRouteName, TenantGatewayGrantName: the tenant's Ingress or HTTPRoute, and the
+//     ReferenceGrant that lets its Gateway serve the tenant's certificate.
 //
 // # Options
 //
@@ -52,6 +54,10 @@
 //     Security restricted.
 //   - TenantCertificate(t, opts), IssuerFor(t, opts): the certificate for spec.hostnames.
 //   - NetworkPolicies(t, opts): the tenant's firewall, default deny plus one policy per allow.
+//   - Ingress(t, opts), HTTPRoute(t), GatewayReferenceGrant(t), RouteFor(t): the route from the
+//     tenant's hostnames to spec.route's Service, with TLS from the tenant's certificate: an
+//     Ingress of Options.IngressClassName, or an HTTPRoute on spec.route.gatewayRef with a
+//     ReferenceGrant for the certificate's Secret; nil for the kinds spec.route does not ask for.
 //   - RestrictedPodSecurityContext(uid), RestrictedContainerSecurityContext(): the security
 //     contexts every pod template here uses, for the backup jobs to reuse.
 //

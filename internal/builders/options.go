@@ -28,6 +28,9 @@ type Options struct {
 	// AgentImage runs the backup and verification jobs: tenant-operator with PostgreSQL's client
 	// programs of every supported major under /usr/lib/postgresql/<major>/bin.
 	AgentImage string
+	// IngressClassName is the class of the tenants' Ingresses (spec.route.kind Ingress); the
+	// cluster's default class when empty.
+	IngressClassName string
 }
 
 // DNSOptions select the cluster's DNS servers for the tenants' egress.

@@ -174,31 +174,6 @@ func TestNamespaceEnforcesRestricted(t *testing.T) {
 	}
 }
 
-func TestQuota(t *testing.T) {
-	tests := []struct {
-		name        string
-		tenant      *v1alpha1.Tenant
-		wantCPU     string
-		wantStorage string
-	}{
-		// 1Gi database + the 10Gi least headroom.
-		{"defaults", minimal(), "4", "11Gi"},
-		// The storage quota is raised to fit the 200Gi database volume.
-		{"from spec, storage raised to the database", full(), "2", "200Gi"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			q := typed[corev1.ResourceQuota](t, ResourceQuota(tt.tenant))
-			if got := q.Spec.Hard[corev1.ResourceRequestsCPU]; got.String() != tt.wantCPU {
-				t.Errorf("requests.cpu = %s, want %s", got.String(), tt.wantCPU)
-			}
-			if got := q.Spec.Hard[corev1.ResourceRequestsStorage]; got.String() != tt.wantStorage {
-				t.Errorf("requests.storage = %s, want %s", got.String(), tt.wantStorage)
-			}
-		})
-	}
-}
-
 func TestRoleBindings(t *testing.T) {
 	if got := RoleBindings(minimal()); len(got) != 0 {
 		t.Fatalf("a tenant without subjects got %d role bindings; nobody should have access", len(got))

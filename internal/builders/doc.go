@@ -25,9 +25,14 @@
 // # Options
 //
 // Options are the operator-wide settings (operator namespace and the labels of its pods that may
-// reach tenant databases, default issuer, PostgreSQL images, cluster domain, DNS servers).
-// DefaultOptions gives a plain installation's; an empty field falls back to its default, so a
-// zero selector never widens a firewall rule to every pod.
+// reach tenant databases, default issuer, PostgreSQL images, cluster domain, DNS servers, the
+// cluster's own address ranges, the ingress class). DefaultOptions gives a plain installation's;
+// an empty field falls back to its default, so a zero selector never widens a firewall rule to
+// every pod, and an unset pod range protects every private range.
+//
+// ClusterRanges(opts) parses Options.Networks (pods, Services, nodes, the metadata service); and
+// ExceptClusterRanges(cidr, ranges) is what a tenant CIDR becomes: the ranges it contains, for
+// ipBlock.except, or the range it lies inside, when it must not be used at all.
 //
 // # Builders
 //

@@ -36,11 +36,14 @@
 //
 // # Builders
 //
-//   - Namespace(t): the namespace, Pod Security restricted enforced, audited and warned (latest).
-//   - ResourceQuota(t), DefaultQuota(t): spec.quota over documented defaults, per resource; the
-//     storage quota always leaves room for the database volume.
-//   - LimitRange(t): default container requests and limits, so pods without resources still
-//     pass the quota.
+//   - Namespace(t): the namespace, Pod Security restricted enforced, audited and warned (latest),
+//     annotated with spec.hostnames and spec.firewall.allowedServiceTypes for the admission
+//     policy tenant-operator-confine-tenant-traffic, which cannot read the Tenant itself.
+//   - ResourceQuota(t), DefaultQuota(t): spec.quota over documented defaults, per resource:
+//     compute, ephemeral storage, object counts, exposed Services; the storage quota always
+//     leaves room for the database volume.
+//   - LimitRange(t): default container requests and limits (ephemeral storage included), so pods
+//     without resources still pass the quota.
 //   - RoleBindings(t): admins, editors and viewers bound to the built-in admin, edit and view
 //     cluster roles in the namespace; an empty list gives no binding.
 //   - TenantReaderClusterRole(t), TenantReaderClusterRoleBinding(t): get on this one Tenant, for

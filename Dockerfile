@@ -20,7 +20,8 @@ RUN CGO_ENABLED=0 go build -trimpath -o /out/tenant-operator .
 # least as new as the server, and a drill restores into the same major, so the image carries every
 # supported major from the PostgreSQL project's Debian repository. Installing makes no cluster (the
 # agent starts its own scratch clusters), and uid 65532 gets an /etc/passwd entry, since initdb
-# looks its user up.
+# looks its user up; so does 65533, the uid a verification pod's scratch container (the drill's
+# restorer) runs as, apart from the agent that holds the keys.
 FROM debian:bookworm-slim AS agent
 ARG PG_MAJORS="15 16 17 18"
 RUN set -eux; \
@@ -38,7 +39,8 @@ RUN set -eux; \
     apt-get purge -y --auto-remove curl; \
     rm -rf /var/lib/apt/lists/*; \
     groupadd --gid 65532 agent; \
-    useradd --uid 65532 --gid 65532 --home-dir /home/agent --create-home --shell /usr/sbin/nologin agent
+    useradd --uid 65532 --gid 65532 --home-dir /home/agent --create-home --shell /usr/sbin/nologin agent; \
+    useradd --uid 65533 --gid 65532 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin drill
 COPY --from=builder /out/tenant-operator /usr/local/bin/tenant-operator
 # The same path as in the operator's image, so that a Job's command works with either image.
 RUN ln -s /usr/local/bin/tenant-operator /tenant-operator

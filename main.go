@@ -30,7 +30,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/controllers"
 	"github.com/tenantops/tenant-operator/internal/backup"
-	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	tenantwebhook "github.com/tenantops/tenant-operator/internal/webhook"
 )
 
@@ -80,12 +80,10 @@ func runManager() error {
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port the admission webhook listens on.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook; the default is controller-runtime's.")
 	flag.StringVar(&operatorNamespace, "operator-namespace", envOr("POD_NAMESPACE", "tenant-operator-system"), "Namespace the operator runs in, where backup jobs run and policy Secrets live.")
-	flag.StringVar(&opts.DefaultIssuerName, "default-issuer-name", "", "cert-manager issuer for tenants that name none.")
-	flag.StringVar(&opts.DefaultIssuerKind, "default-issuer-kind", "ClusterIssuer", "Kind of the default issuer: Issuer or ClusterIssuer.")
+	bindBuilderFlags(&opts.Options)
 	flag.IntVar(&opts.MaxConcurrentReconciles, "max-concurrent-reconciles", 4, "How many Tenants are reconciled at once.")
-	flag.StringVar(&opts.AgentImage, "agent-image", builders.DefaultAgentImage, "Image of the backup and verification jobs: tenant-operator with PostgreSQL's client programs.")
-	flag.DurationVar(&opts.BackupCheckInterval, "backup-check-interval", controllers.DefaultBackupCheckInterval, "How often each tenant's backup storage is listed and pruned, besides after every backup job.")
-	flag.StringVar(&opts.BackupVolumeRoot, "backup-volume-root", controllers.DefaultBackupVolumeRoot, "Where volume backup storage claims are mounted into the manager, one directory per claim, so their backups can be checked.")
+	flag.DurationVar(&opts.BackupCheckInterval, "backup-check-interval", backupcheck.DefaultInterval, "How often each tenant's backup storage is listed and pruned, besides after every backup job.")
+	flag.StringVar(&opts.BackupVolumeRoot, "backup-volume-root", backupcheck.DefaultVolumeRoot, "Where volume backup storage claims are mounted into the manager, one directory per claim, so their backups can be checked.")
 	flag.BoolVar(&uptimeProbes, "uptime-probes", true, "Probe every tenant's URL and database for Available, UptimeObjectiveMet and the uptime metrics.")
 	flag.StringVar(&probeCAFile, "probe-ca-file", "", "PEM file of extra certificate authorities trusted for tenants' URLs, besides the system's.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go's pprof profiles on, for investigating the manager's CPU and memory; empty disables it.")

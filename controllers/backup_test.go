@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -26,6 +27,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
@@ -125,14 +127,14 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 
 	// Retention keeps the last two of hot, oldest pruned, and nothing of cold.
 	store := openStore(t, s3, "hot")
-	remaining, err := backup.List(ctx, store, tenant.Name, "hot")
+	remaining, err := catalog.List(ctx, store, tenant.Name, "hot")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := backupIDs(remaining); strings.Join(got, ",") != ids["hot"][2]+","+ids["hot"][1] {
 		t.Errorf("hot backups after pruning %v, want the newest two of %v", got, ids["hot"])
 	}
-	if cold, _ := backup.List(ctx, openStore(t, s3, "cold"), tenant.Name, "cold"); len(cold) != 1 {
+	if cold, _ := catalog.List(ctx, openStore(t, s3, "cold"), tenant.Name, "cold"); len(cold) != 1 {
 		t.Errorf("cold backups %d, want 1", len(cold))
 	}
 	eventually(t, 10*time.Second, func() error {
@@ -220,7 +222,7 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 		}
 		return fmt.Errorf("cold CronJob still there: %v", err)
 	})
-	if cold, _ := backup.List(ctx, openStore(t, s3, "cold"), tenant.Name, "cold"); len(cold) != 1 {
+	if cold, _ := catalog.List(ctx, openStore(t, s3, "cold"), tenant.Name, "cold"); len(cold) != 1 {
 		t.Errorf("cold backups after removing the schedule: %d, want the 1 that was there", len(cold))
 	}
 
@@ -284,7 +286,7 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 		}
 		return nil
 	})
-	if hotLeft, _ := backup.List(ctx, openStore(t, s3, "hot"), tenant.Name, "hot"); len(hotLeft) == 0 {
+	if hotLeft, _ := catalog.List(ctx, openStore(t, s3, "hot"), tenant.Name, "hot"); len(hotLeft) == 0 {
 		t.Error("deleting the tenant deleted its backups")
 	}
 }
@@ -335,6 +337,43 @@ func runBackupRoleScript(t *testing.T, pg *stack.Postgres, password string) {
 // resolving Secret references as the kubelet would, and returns the last line of its output (a
 // backup's id). The database address is the one change: the pod would reach postgres.<ns>.svc over
 // TLS, the test reaches the loopback server.
+// serveDrills runs the restorer the verify pod's scratch sidecar runs, with its PostgreSQL, and
+// returns its socket.
+func serveDrills(t *testing.T, initContainers []corev1.Container) string {
+	t.Helper()
+	var pgBin string
+	for _, c := range initContainers {
+		for i, a := range c.Args {
+			if a == "--pg-bin-dir" && i+1 < len(c.Args) {
+				pgBin = c.Args[i+1]
+			}
+		}
+	}
+	// Run as root here, the restorer starts its scratch server as postgres, who must reach the
+	// directory: not under the test's private temporary directory.
+	dir, err := os.MkdirTemp("", "tenantops-drill-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(dir, "drill.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = backup.ServeDrills(ctx, ln, backup.DrillServerOptions{PgBinDir: pgBin, ScratchDir: dir})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return sock
+}
+
 func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 	t.Helper()
 	ctx := context.Background()
@@ -360,11 +399,12 @@ func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 			u.Host = fmt.Sprintf("127.0.0.1:%d", pg.Port)
 			u.RawQuery = "sslmode=disable"
 			args[i+1] = u.String()
-		case "--identity-file":
-			// The identity volume: the Secret's key, as the kubelet would mount it.
+		case "--identity-file", "--signing-key-file":
+			// The identity's or signing key's volume: the Secret's key, as the kubelet would
+			// mount it.
 			for _, v := range pod.Volumes {
 				if v.Secret != nil && mounts[filepath.Dir(args[i+1])] == v.Name {
-					f := filepath.Join(dir, "identity")
+					f := filepath.Join(dir, strings.TrimPrefix(args[i], "--"))
 					value := secretValue(t, operatorNamespace, v.Secret.SecretName, v.Secret.Items[0].Key)
 					if err := os.WriteFile(f, []byte(value), 0o600); err != nil {
 						t.Fatal(err)
@@ -372,6 +412,9 @@ func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 					args[i+1] = f
 				}
 			}
+		case "--drill-socket":
+			// The pod's scratch sidecar: a restorer serving drills in this process.
+			args[i+1] = serveDrills(t, pod.InitContainers)
 		case "--scratch-dir":
 			// Run as root here, the agent starts the scratch server as postgres, who must reach
 			// the directory: not under the test's private temporary directory.
@@ -417,7 +460,7 @@ func openStore(t *testing.T, s3 *stack.S3, prefix string) storage.Store {
 	return store
 }
 
-func backupIDs(bs []backup.Backup) []string {
+func backupIDs(bs []catalog.Backup) []string {
 	var out []string
 	for _, b := range bs {
 		out = append(out, b.ID)

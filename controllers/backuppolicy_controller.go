@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/validation"
 )
 
@@ -27,7 +28,9 @@ var s3CredentialKeys = []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 // the Tenants that use it. The backups themselves are scheduled per tenant by the Tenant controller.
 type BackupPolicyReconciler struct {
 	client.Client
-	Options Options
+	// APIReader confirms a cache miss before a signing key is made.
+	APIReader client.Reader
+	Options   Options
 }
 
 // +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=backuppolicies,verbs=get;list;watch
@@ -59,9 +62,12 @@ func (r *BackupPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	policy.Status.Schedules = strings.Join(names, ",")
 
 	if errs := validation.BackupPolicy(policy); len(errs) > 0 {
-		readyCondition(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())
+		setPolicyReady(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())
 		policy.Status.ObservedGeneration = policy.Generation
 		return ctrl.Result{}, reconcile.TerminalError(errs.ToAggregate())
+	}
+	if err := r.ensureSigningKey(ctx, policy); err != nil {
+		return ctrl.Result{}, err
 	}
 	missing, err := r.missingSecrets(ctx, policy)
 	if err != nil {
@@ -69,12 +75,12 @@ func (r *BackupPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	if len(missing) > 0 {
 		// The Secret watch brings us back when they appear; no requeue needed.
-		readyCondition(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSecretNotFound,
+		setPolicyReady(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSecretNotFound,
 			fmt.Sprintf("Secrets missing in namespace %s: %s", r.Options.OperatorNamespace, strings.Join(missing, "; ")))
 		policy.Status.ObservedGeneration = policy.Generation
 		return ctrl.Result{}, nil
 	}
-	readyCondition(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSucceeded,
+	setPolicyReady(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSucceeded,
 		fmt.Sprintf("%d schedules valid and their Secrets present", len(policy.Spec.Schedules)))
 	policy.Status.ObservedGeneration = policy.Generation
 	return ctrl.Result{}, nil
@@ -100,11 +106,9 @@ func (r *BackupPolicyReconciler) missingSecrets(ctx context.Context, policy *v1a
 		}
 		return nil
 	}
-	for _, s := range policy.Spec.Schedules {
-		if s.Storage.S3 != nil {
-			if err := check(s.Storage.S3.CredentialsSecretRef.Name, s3CredentialKeys...); err != nil {
-				return nil, err
-			}
+	for _, name := range storageSecretNames(policy) {
+		if err := check(name, s3CredentialKeys...); err != nil {
+			return nil, err
 		}
 	}
 	if ref := policy.Spec.Encryption.IdentitySecretRef; ref != nil {
@@ -120,6 +124,26 @@ func (r *BackupPolicyReconciler) missingSecrets(ctx context.Context, policy *v1a
 	return dedupe(missing), nil
 }
 
+// storageSecretNames are the S3 credentials Secrets a policy names for all its tenants: the
+// default, the pruner's, and a writer's or reader's shared by all tenants. Per-tenant ones
+// (<name>-<tenant>) are the tenants' to check.
+func storageSecretNames(p *v1alpha1.BackupPolicy) []string {
+	var names []string
+	for _, sched := range p.Spec.Schedules {
+		s3 := sched.Storage.S3
+		if s3 == nil {
+			continue
+		}
+		names = append(names, s3.CredentialsSecretRef.Name, s3.PrunerSecretName())
+		for _, ref := range []*v1alpha1.StorageCredentialsReference{s3.WriterCredentialsSecretRef, s3.ReaderCredentialsSecretRef} {
+			if ref != nil && !ref.PerTenant {
+				names = append(names, ref.Name)
+			}
+		}
+	}
+	return names
+}
+
 func dedupe(sorted []string) []string {
 	out := sorted[:0]
 	for i, s := range sorted {
@@ -132,12 +156,7 @@ func dedupe(sorted []string) []string {
 
 // backupPolicySecretNames lists the Secrets a policy references, for the field index.
 func backupPolicySecretNames(p *v1alpha1.BackupPolicy) []string {
-	var names []string
-	for _, s := range p.Spec.Schedules {
-		if s.Storage.S3 != nil {
-			names = append(names, s.Storage.S3.CredentialsSecretRef.Name)
-		}
-	}
+	names := append(storageSecretNames(p), builders.BackupSigningSecretName(p))
 	if ref := p.Spec.Encryption.IdentitySecretRef; ref != nil {
 		names = append(names, ref.Name)
 	}

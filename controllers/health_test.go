@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
 )
 
 // The tests in this file prove that what our status setters write is what kstatus (and so Flux's
@@ -62,13 +63,12 @@ type tenantPass struct {
 
 func (p tenantPass) apply(t *v1alpha1.Tenant) {
 	if p.invalidSpec != "" {
-		t.Status.Phase = v1alpha1.TenantPhaseDegraded
-		invalidSpec(t, p.invalidSpec)
+		setInvalidSpec(t, p.invalidSpec)
 		t.Status.ObservedGeneration = t.Generation
 		return
 	}
 	for _, c := range p.parts {
-		setCondition(&t.Status.Conditions, t.Generation, c.Type, c.Status, c.Reason, c.Message)
+		setCondition(t, c)
 	}
 	summarizeTenant(t)
 	if !p.retrying {
@@ -370,7 +370,7 @@ func TestKstatusReadsPolicyStatus(t *testing.T) {
 	}
 	reconcileBackupPolicy := func(t *testing.T, c client.Client) *v1alpha1.BackupPolicy {
 		t.Helper()
-		r := &BackupPolicyReconciler{Client: c, Options: Options{OperatorNamespace: operatorNamespace}}
+		r := &BackupPolicyReconciler{Client: c, Options: Options{Options: builders.Options{OperatorNamespace: operatorNamespace}}}
 		_, _ = r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKey{Name: "nightly"}}) // errors show in the status
 		policy := &v1alpha1.BackupPolicy{}
 		if err := c.Get(ctx, client.ObjectKey{Name: "nightly"}, policy); err != nil {

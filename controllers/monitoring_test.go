@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -16,9 +17,11 @@ import (
 
 // TestUptimeIsProbedAndReported probes a real local HTTPS server as a tenant's URL, moving the
 // injected clock through probe intervals: the tenant becomes Available with its uptime in status;
-// when the server fails, Available turns False at once with the reason, and the uptime ratio
-// falls; after ten minutes of probes the history is saved in the operator's namespace. Available
-// is about the tenant's service and does not make the environment's Ready False.
+// when the server fails, two failed probes later Available turns False with reason Down and the
+// time it went down, and a Warning event says so; the figures follow at the tenant's next
+// ten-minute refresh; when it answers again, an event says how long it was down. The history is
+// saved in the operator's namespace. Available is about the tenant's service and does not make the
+// environment's Ready False.
 func TestUptimeIsProbedAndReported(t *testing.T) {
 	ctx := context.Background()
 	probeTargetDown.Store(false)
@@ -28,13 +31,13 @@ func TestUptimeIsProbedAndReported(t *testing.T) {
 
 	// The probe scheduler runs on the injected clock: each step is one probe turn.
 	step := func() { testClock.SetTime(testClock.Now().Add(5 * time.Second)) }
-	expectConditionWhile(t, tenant, step, v1alpha1.ConditionAvailable, metav1.ConditionTrue, v1alpha1.ReasonProbeSucceeded, "succeeded")
+	expectConditionWhile(t, tenant, step, v1alpha1.ConditionAvailable, metav1.ConditionTrue, v1alpha1.ReasonProbeSucceeded, "answers")
 	eventuallyWhile(t, step, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
 			return err
 		}
-		u := tenant.Status.Uptime
-		if u == nil || u.Ratio24h != "100" || !u.LastProbeSucceeded || u.LastProbeTime == nil {
+		// 2 probe intervals, the probe timeout and Prometheus' 60 s.
+		if u := tenant.Status.Uptime; u == nil || u.Ratio24h != "100" || u.DownSince != nil || u.DetectionSeconds != 80 {
 			return fmt.Errorf("status.uptime = %+v", u)
 		}
 		return nil
@@ -42,32 +45,48 @@ func TestUptimeIsProbedAndReported(t *testing.T) {
 	expectConditionWhile(t, tenant, step, v1alpha1.ConditionUptimeObjectiveMet, metav1.ConditionTrue, v1alpha1.ReasonObjectiveMet, "99.9")
 
 	probeTargetDown.Store(true)
-	expectConditionWhile(t, tenant, step, v1alpha1.ConditionAvailable, metav1.ConditionFalse, v1alpha1.ReasonProbeFailed, "503")
+	wentDown := testClock.Now()
+	expectConditionWhile(t, tenant, step, v1alpha1.ConditionAvailable, metav1.ConditionFalse, v1alpha1.ReasonDown, "503")
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
+		t.Fatal(err)
+	}
+	if u := tenant.Status.Uptime; u == nil || u.DownSince == nil || u.DownSince.Time.Before(wentDown.Add(-time.Second)) {
+		t.Errorf("status.uptime = %+v, want downSince at or after %v", u, wentDown)
+	}
+	expectEvent(t, tenant, corev1.EventTypeWarning, v1alpha1.ReasonDown, "has not answered since")
+	if c, err := conditionOf(ctx, tenant, v1alpha1.ConditionReady); err != nil || strings.Contains(c.Message, "Available") {
+		t.Errorf("Ready %+v (%v) must not summarize Available", c, err)
+	}
+	// The figures wait for the tenant's ten-minute refresh, then show the failures.
+	testClock.SetTime(testClock.Now().Add(10 * time.Minute))
 	eventuallyWhile(t, step, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
 			return err
 		}
-		if u := tenant.Status.Uptime; u == nil || u.Ratio24h == "100" || u.LastProbeSucceeded {
+		if u := tenant.Status.Uptime; u == nil || u.Ratio24h == "100" {
 			return fmt.Errorf("status.uptime = %+v after failures", u)
 		}
 		return nil
 	})
-	if c, err := conditionOf(ctx, tenant, v1alpha1.ConditionReady); err != nil || strings.Contains(c.Message, "Available") {
-		t.Errorf("Ready %+v (%v) must not summarize Available", c, err)
-	}
 
-	// Ten minutes of probes later the history is saved, so a restart keeps the windows.
 	probeTargetDown.Store(false)
+	expectConditionWhile(t, tenant, step, v1alpha1.ConditionAvailable, metav1.ConditionTrue, v1alpha1.ReasonProbeSucceeded, "down")
+	expectEvent(t, tenant, corev1.EventTypeNormal, v1alpha1.ReasonProbeSucceeded, "answers again since")
+
+	// The histories are saved every ten minutes, in shared ConfigMaps of the operator's
+	// namespace, so a restart keeps the windows.
 	testClock.SetTime(testClock.Now().Add(11 * time.Minute))
 	eventuallyWhile(t, step, func() error {
-		cm := &corev1.ConfigMap{}
-		if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: "tenant-monitored-uptime"}, cm); err != nil {
+		list := &corev1.ConfigMapList{}
+		if err := k8s.List(ctx, list, client.InNamespace(operatorNamespace), client.MatchingLabels{"app.kubernetes.io/component": "uptime-history"}); err != nil {
 			return err
 		}
-		if len(cm.BinaryData["history"]) < 4 {
-			return fmt.Errorf("history %d bytes", len(cm.BinaryData["history"]))
+		for _, cm := range list.Items {
+			if len(cm.BinaryData["monitored"]) >= 4 {
+				return nil
+			}
 		}
-		return nil
+		return fmt.Errorf("no saved history of tenant monitored in %d shards", len(list.Items))
 	})
 }
 
@@ -95,5 +114,22 @@ func expectConditionWhile(t *testing.T, obj client.Object, step func(), conditio
 			return fmt.Errorf("%s = %s/%s %q, want %s/%s containing %q", conditionType, c.Status, c.Reason, c.Message, status, reason, messagePart)
 		}
 		return nil
+	})
+}
+
+// expectEvent waits for an event on obj of the type and reason whose note contains notePart.
+func expectEvent(t *testing.T, obj client.Object, eventType, reason, notePart string) {
+	t.Helper()
+	eventually(t, 20*time.Second, func() error {
+		list := &eventsv1.EventList{}
+		if err := k8s.List(context.Background(), list); err != nil {
+			return err
+		}
+		for _, e := range list.Items {
+			if e.Regarding.Name == obj.GetName() && e.Type == eventType && e.Reason == reason && strings.Contains(e.Note, notePart) {
+				return nil
+			}
+		}
+		return fmt.Errorf("no %s event %s containing %q on %s", eventType, reason, notePart, obj.GetName())
 	})
 }

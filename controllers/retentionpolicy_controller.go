@@ -46,10 +46,10 @@ func (r *RetentionPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	policy.Status.ObservedGeneration = policy.Generation
 
 	if errs := validation.RetentionPolicy(policy); len(errs) > 0 {
-		readyCondition(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())
+		setPolicyReady(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonInvalidSpec, errs.ToAggregate().Error())
 		return ctrl.Result{}, reconcile.TerminalError(errs.ToAggregate())
 	}
-	readyCondition(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSucceeded, "Rules valid: "+policy.Status.Rules)
+	setPolicyReady(&policy.Status.Conditions, policy.Generation, v1alpha1.ReasonSucceeded, "Rules valid: "+policy.Status.Rules)
 	return ctrl.Result{}, nil
 }
 

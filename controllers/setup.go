@@ -25,10 +25,15 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/metrics"
+	"github.com/tenantops/tenant-operator/internal/probes"
+	"github.com/tenantops/tenant-operator/internal/ssa"
+	"github.com/tenantops/tenant-operator/internal/uptime"
 )
 
 // FieldOwner is the field manager of everything the operator writes with server-side apply.
@@ -41,25 +46,22 @@ const (
 	indexBackupPolicySecrets   = "spec.secretNames"
 )
 
-// Options configures the reconcilers.
+// Options are the manager's settings, every one reachable by a flag of main.go and a value of the
+// chart. The builders' settings (namespaces, issuers, images, cluster domain, selectors) are
+// embedded: one type for the whole manager.
 type Options struct {
-	// OperatorNamespace is where the operator runs, policy Secrets live and backup jobs run.
-	OperatorNamespace string
-	// DefaultIssuerName and DefaultIssuerKind name the issuer for tenants that name none.
-	DefaultIssuerName string
-	DefaultIssuerKind string
+	builders.Options
 	// MaxConcurrentReconciles is how many Tenants are reconciled at once.
 	MaxConcurrentReconciles int
-	// AgentImage runs the backup and verification jobs; builders.DefaultAgentImage when empty.
-	AgentImage string
 	// BackupCheckInterval is how often each tenant's backup storage is listed (and pruned), besides
-	// after every backup job; DefaultBackupCheckInterval when zero.
+	// after every backup job; backupcheck.DefaultInterval when zero.
 	BackupCheckInterval time.Duration
 	// BackupVolumeRoot is where volume storage claims are mounted into the manager, one directory
-	// per claim name, so the operator can check backups on volumes too; DefaultBackupVolumeRoot
-	// when empty.
+	// per claim name, so the operator can check backups on volumes too;
+	// backupcheck.DefaultVolumeRoot when empty.
 	BackupVolumeRoot string
-	// Clock tells the time for freshness and retention; the real clock when nil. Tests inject one.
+	// Clock tells the time for freshness, retention and uptime; the real clock when nil. Tests
+	// inject one.
 	Clock clock.WithTicker
 	// DisableUptimeProbes turns off probing tenants' URLs and databases (Available and
 	// UptimeObjectiveMet then say NotMonitored).
@@ -71,11 +73,17 @@ type Options struct {
 	Metrics *metrics.Metrics
 }
 
-// Defaults of Options.BackupCheckInterval and Options.BackupVolumeRoot, and of their flags.
-const (
-	DefaultBackupCheckInterval = 5 * time.Minute
-	DefaultBackupVolumeRoot    = "/var/lib/tenantops/volumes"
-)
+// withDefaults fills what is empty.
+func (o Options) withDefaults() Options {
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
+	if o.Metrics == nil {
+		o.Metrics = defaultMetrics()
+	}
+	o.Options = o.Options.WithDefaults()
+	return o
+}
 
 // CacheOptions limits what the manager caches. Objects the operator owns carry its managed-by
 // label, so only those are cached; Secrets are cached in the operator's namespace (policy Secrets)
@@ -155,31 +163,27 @@ func ownedTypes() []client.Object {
 	}
 }
 
-// SetupWithManager registers the field indexes and every reconciler with the manager.
+// SetupWithManager registers the field indexes, every reconciler, and the uptime Monitor and
+// backup Inspector that run beside them on the leader.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	if opts.Metrics == nil {
-		opts.Metrics = defaultMetrics()
-	}
+	opts = opts.withDefaults()
 	if err := setupIndexes(context.Background(), mgr); err != nil {
 		return err
 	}
-	if err := (&BackupPolicyReconciler{Client: mgr.GetClient(), Options: opts}).SetupWithManager(mgr); err != nil {
+	if err := (&BackupPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up BackupPolicy controller: %w", err)
 	}
 	if err := (&RetentionPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up RetentionPolicy controller: %w", err)
 	}
-	tenants := &TenantReconciler{
-		Client:    mgr.GetClient(),
-		APIReader: mgr.GetAPIReader(),
-		Recorder:  mgr.GetEventRecorder("tenant-operator"),
-		Options:   opts,
+	tenants := NewTenantReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("tenant-operator"), opts)
+	// Both need the leader: one replica probes and prunes.
+	if err := mgr.Add(tenants.backups); err != nil {
+		return fmt.Errorf("add backup inspector: %w", err)
 	}
-	if !opts.DisableUptimeProbes {
-		tenants.uptime = newUptimeMonitor(opts, opts.Metrics)
-		// The scheduler is a Runnable that needs the leader: one replica probes.
-		if err := mgr.Add(tenants.uptime.scheduler); err != nil {
-			return fmt.Errorf("add uptime probes: %w", err)
+	if tenants.monitor != nil {
+		if err := mgr.Add(tenants.monitor); err != nil {
+			return fmt.Errorf("add uptime monitor: %w", err)
 		}
 	}
 	if err := tenants.SetupWithManager(mgr); err != nil {
@@ -187,6 +191,28 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	}
 	return nil
 }
+
+// NewTenantReconciler returns the Tenant reconciler with its backup Inspector and, unless probes
+// are off, its uptime Monitor; the caller runs those (mgr.Add).
+func NewTenantReconciler(c client.Client, apiReader client.Reader, recorder recorder.EventRecorder, opts Options) *TenantReconciler {
+	opts = opts.withDefaults()
+	r := &TenantReconciler{Client: c, APIReader: apiReader, Recorder: recorder, Options: opts, wake: &wakeSource{}}
+	r.applier = &ssa.Applier{Client: c, Owner: FieldOwner}
+	r.backups = backupcheck.New(backupcheck.Options{Secrets: c, OperatorNamespace: opts.OperatorNamespace,
+		VolumeRoot: opts.BackupVolumeRoot, Interval: opts.BackupCheckInterval, Clock: opts.Clock, Notify: r.wake.Wake})
+	if !opts.DisableUptimeProbes {
+		r.monitor = uptime.NewMonitor(uptime.MonitorOptions{
+			HTTP:     probes.NewHTTPProber(probes.HTTPOptions{RootCAs: opts.ProbeRootCAs, Clock: opts.Clock}),
+			Database: probes.NewPostgresProber(probes.PostgresOptions{Clock: opts.Clock}),
+			Clock:    opts.Clock, Metrics: opts.Metrics, Notify: r.wake.Wake,
+			Store: &uptime.ConfigMapStore{Client: c, Reader: apiReader, Namespace: opts.OperatorNamespace, Owner: FieldOwner},
+		})
+	}
+	return r
+}
+
+// builderOptions are the settings the builders need.
+func (r *TenantReconciler) builderOptions() builders.Options { return r.Options.Options }
 
 func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 	indexer := mgr.GetFieldIndexer()

@@ -14,7 +14,7 @@ import (
 // two entries of one kind are both accepted and one of them wins at random; an entry without the
 // selector would fill the cache with every such object in the cluster.
 func TestCacheHoldsOnlyLabelledObjectsOfEachKind(t *testing.T) {
-	opts := controllers.CacheOptions(controllers.Options{OperatorNamespace: "tenant-operator-system"})
+	opts := controllers.CacheOptions(controllers.Options{Options: builders.Options{OperatorNamespace: "tenant-operator-system"}})
 	ours := labels.Set{builders.LabelManagedBy: builders.ManagedByValue}
 	theirs := labels.Set{builders.LabelManagedBy: "someone-else", builders.LabelTenant: "acme"}
 	entries := map[string]int{}

@@ -29,23 +29,18 @@ func patchStatus[T client.Object](ctx context.Context, c client.Client, before, 
 	return nil
 }
 
-// setCondition sets a condition with the object's generation; meta.SetStatusCondition keeps
-// lastTransitionTime unless the status flips, so re-setting the same condition writes nothing.
-func setCondition(conditions *[]metav1.Condition, generation int64, conditionType string, status metav1.ConditionStatus, reason, message string) {
-	meta.SetStatusCondition(conditions, metav1.Condition{
-		Type: conditionType, Status: status, Reason: reason, Message: message, ObservedGeneration: generation,
-	})
-}
-
-// readyCondition sets Ready on a policy: True for ReasonSucceeded, False for any other reason.
+// setPolicyReady sets Ready on a policy: True for ReasonSucceeded, False for any other reason.
 // A policy that is not ready needs its owner (a spec to fix, a Secret to create), so it is also
-// Stalled, which kstatus and GitOps tools read as Failed.
-func readyCondition(conditions *[]metav1.Condition, generation int64, reason, message string) {
+// Stalled, which kstatus and GitOps tools read as Failed. It is the policies' one setter.
+func setPolicyReady(conditions *[]metav1.Condition, generation int64, reason, message string) {
+	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: reason, Message: bound(message, maxConditionMessage), ObservedGeneration: generation}
 	if reason == v1alpha1.ReasonSucceeded {
-		setCondition(conditions, generation, v1alpha1.ConditionReady, metav1.ConditionTrue, reason, message)
+		meta.SetStatusCondition(conditions, c)
 		meta.RemoveStatusCondition(conditions, v1alpha1.ConditionStalled)
 		return
 	}
-	setCondition(conditions, generation, v1alpha1.ConditionReady, metav1.ConditionFalse, reason, message)
-	setCondition(conditions, generation, v1alpha1.ConditionStalled, metav1.ConditionTrue, reason, message)
+	c.Status = metav1.ConditionFalse
+	meta.SetStatusCondition(conditions, c)
+	c.Type, c.Status = v1alpha1.ConditionStalled, metav1.ConditionTrue
+	meta.SetStatusCondition(conditions, c)
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/controllers"
+	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/test/controlplane"
 )
 
@@ -92,8 +93,9 @@ func run(m *testing.M) int {
 	defer probeTarget.Close()
 	roots := x509.NewCertPool()
 	roots.AddCert(probeTarget.Certificate())
-	opts := controllers.Options{OperatorNamespace: operatorNamespace, DefaultIssuerName: "selfsigned", DefaultIssuerKind: "ClusterIssuer",
-		Clock: testClock, BackupCheckInterval: backupCheckInterval, ProbeRootCAs: roots}
+	opts := controllers.Options{
+		Options: builders.Options{OperatorNamespace: operatorNamespace, DefaultIssuer: v1alpha1.IssuerReference{Name: "selfsigned", Kind: "ClusterIssuer"}},
+		Clock:   testClock, BackupCheckInterval: backupCheckInterval, ProbeRootCAs: roots}
 	mgrOpts := env.ManagerOptions()
 	mgrOpts.Scheme = scheme
 	mgrOpts.Cache = controllers.CacheOptions(opts)

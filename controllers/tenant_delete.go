@@ -8,7 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -36,7 +35,7 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		err = r.retainNamespace(ctx, t)
 	}
 	if err == nil {
-		err = r.deleteClusterScoped(ctx, t)
+		err = r.deleteClusterScoped(ctx, t, nil)
 	}
 	if err == nil {
 		// The backup CronJobs and their Secret in the operator's namespace go; the backups in
@@ -44,16 +43,12 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		err = r.deleteBackupJobs(ctx, t, nil)
 	}
 	if err == nil {
-		history := &corev1.ConfigMap{}
-		key := types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.UptimeHistoryName(t)}
-		if gerr := r.Get(ctx, key, history); gerr == nil {
-			if derr := r.Delete(ctx, history); client.IgnoreNotFound(derr) != nil {
-				err = fmt.Errorf("delete uptime history: %w", derr)
-			}
-		}
+		// The probe role's password goes with the Tenant; a Tenant of the same name that adopts a
+		// retained database makes a new one, which the database pod sets.
+		err = r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.ProbeSecretName(t)})
 	}
 	if err != nil {
-		setCondition(&t.Status.Conditions, t.Generation, v1alpha1.ConditionDeletionBlocked, metav1.ConditionTrue, v1alpha1.ReasonDeleting, err.Error())
+		setDeletionBlocked(t, err)
 		return ctrl.Result{}, err
 	}
 	patch := client.MergeFrom(t.DeepCopy())
@@ -61,11 +56,11 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 	if err := r.Patch(ctx, t, patch, FieldOwner); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("remove finalizer: %w", err)
 	}
-	r.backupChecks.forget(t.Name)
-	if r.uptime != nil {
-		r.uptime.forget(t.Name)
+	r.backups.Forget(t.Name)
+	if r.monitor != nil {
+		r.monitor.Forget(t.Name)
 	}
-	r.metrics().DeleteTenant(t.Name)
+	r.Options.Metrics.DeleteTenant(t.Name)
 	ctrl.LoggerFrom(ctx).Info("Tenant deleted", "deletionPolicy", t.Spec.DeletionPolicy, "namespace", builders.NamespaceName(t))
 	return ctrl.Result{}, nil
 }
@@ -110,8 +105,8 @@ func (r *TenantReconciler) retainNamespace(ctx context.Context, t *v1alpha1.Tena
 		}
 	}
 	// The customer's users lose access with their Tenant; the data stays.
-	if err := r.DeleteAllOf(ctx, &rbacv1.RoleBinding{}, client.InNamespace(name), client.MatchingLabels(builders.TenantLabels(t))); err != nil {
-		return fmt.Errorf("delete role bindings in %s: %w", name, err)
+	if _, err := r.deleteUnwanted(ctx, t, "role binding", &rbacv1.RoleBindingList{}, name, nil); err != nil {
+		return err
 	}
 	// Stop the database; its volume and credentials stay for a Tenant of the same name.
 	sts := &appsv1.StatefulSet{}
@@ -128,27 +123,4 @@ func (r *TenantReconciler) retainNamespace(ctx context.Context, t *v1alpha1.Tena
 		}
 	}
 	return nil
-}
-
-// deleteClusterScoped removes what the tenant had outside its namespace: the role that lets its
-// users read their Tenant, and its binding.
-func (r *TenantReconciler) deleteClusterScoped(ctx context.Context, t *v1alpha1.Tenant) error {
-	labels := client.MatchingLabels(builders.TenantLabels(t))
-	if err := r.DeleteAllOf(ctx, &rbacv1.ClusterRoleBinding{}, labels); err != nil {
-		return fmt.Errorf("delete cluster role bindings of tenant %s: %w", t.Name, err)
-	}
-	if err := r.DeleteAllOf(ctx, &rbacv1.ClusterRole{}, labels); err != nil {
-		return fmt.Errorf("delete cluster roles of tenant %s: %w", t.Name, err)
-	}
-	return nil
-}
-
-// ownedByTenant tells whether an object carries the labels the operator puts on a tenant's objects.
-func ownedByTenant(obj client.Object, t *v1alpha1.Tenant) bool {
-	for k, v := range builders.TenantLabels(t) {
-		if obj.GetLabels()[k] != v {
-			return false
-		}
-	}
-	return true
 }

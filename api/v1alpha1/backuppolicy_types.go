@@ -36,6 +36,30 @@ type BackupPolicySpec struct {
 	// Suspend pauses new backups and verifications for every tenant using this policy.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// Signing says which backups are trusted besides those signed by the key the operator keeps
+	// for this policy. Backup manifests are always signed (Ed25519) by that key; restore drills,
+	// freshness and retention count only backups whose signature checks.
+	// +optional
+	Signing *BackupSigning `json:"signing,omitempty"`
+}
+
+// BackupSigning widens the trust in a policy's backups beyond the operator's own signing key.
+type BackupSigning struct {
+	// AdditionalPublicKeys are accepted besides the operator's keys for this policy (status.signing),
+	// e.g. the key of backups copied from another cluster, or the old key after its Secret was lost.
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:Pattern=`^ed25519:[A-Za-z0-9+/]{43}=$`
+	// +listType=set
+	// +optional
+	AdditionalPublicKeys []string `json:"additionalPublicKeys,omitempty"`
+
+	// AllowUnsigned accepts backups without a signature, such as those made before signing was
+	// enabled, in restore drills, freshness and retention. Off by default: anyone who can write
+	// the bucket can write an unsigned backup. Turn it on for an upgrade, and off once the unsigned
+	// backups have aged out.
+	// +optional
+	AllowUnsigned bool `json:"allowUnsigned,omitempty"`
 }
 
 // BackupSchedule is one cron schedule writing to one storage location.
@@ -77,6 +101,13 @@ type BackupStorage struct {
 }
 
 // S3Storage is a bucket in S3-compatible object storage.
+//
+// Credentials can be split by purpose, so that no pod holds more than its job needs: backup jobs
+// write new objects under their tenant's prefix, verification jobs read it, and only the operator
+// deletes (docs/storage-credentials.md has the policies). Each purpose uses its own Secret when
+// one is named, else credentialsSecretRef.
+// +kubebuilder:validation:XValidation:rule="!has(self.prunerCredentialsSecretRef) || (has(self.writerCredentialsSecretRef) ? ((has(self.writerCredentialsSecretRef.perTenant) && self.writerCredentialsSecretRef.perTenant) || self.writerCredentialsSecretRef.name != self.prunerCredentialsSecretRef.name) : self.credentialsSecretRef.name != self.prunerCredentialsSecretRef.name)",message="spec.schedules[].storage.s3: backup jobs must not get the pruner's credentials, which may delete: name a different writerCredentialsSecretRef"
+// +kubebuilder:validation:XValidation:rule="!has(self.prunerCredentialsSecretRef) || (has(self.readerCredentialsSecretRef) ? ((has(self.readerCredentialsSecretRef.perTenant) && self.readerCredentialsSecretRef.perTenant) || self.readerCredentialsSecretRef.name != self.prunerCredentialsSecretRef.name) : self.credentialsSecretRef.name != self.prunerCredentialsSecretRef.name)",message="spec.schedules[].storage.s3: verification jobs must not get the pruner's credentials, which may delete: name a different readerCredentialsSecretRef"
 type S3Storage struct {
 	// Endpoint is host[:port] of the S3 API, e.g. s3.eu-central-1.amazonaws.com.
 	// +kubebuilder:validation:MinLength=1
@@ -108,9 +139,73 @@ type S3Storage struct {
 	Insecure bool `json:"insecure,omitempty"`
 
 	// CredentialsSecretRef names a Secret in the operator's namespace with the keys
-	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+	// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, used for every purpose below that names no
+	// Secret of its own.
 	// +required
 	CredentialsSecretRef SecretReference `json:"credentialsSecretRef"`
+
+	// WriterCredentialsSecretRef is what backup jobs use: put new objects under the tenant's
+	// prefix, nothing else (no list, read or delete).
+	// +optional
+	WriterCredentialsSecretRef *StorageCredentialsReference `json:"writerCredentialsSecretRef,omitempty"`
+
+	// ReaderCredentialsSecretRef is what verification jobs (and restores) use: list and read under
+	// the tenant's prefix, and write verification.json there.
+	// +optional
+	ReaderCredentialsSecretRef *StorageCredentialsReference `json:"readerCredentialsSecretRef,omitempty"`
+
+	// PrunerCredentialsSecretRef is what the operator lists, reads and deletes backups with when it
+	// checks and prunes them. No job gets it.
+	// +optional
+	PrunerCredentialsSecretRef *SecretReference `json:"prunerCredentialsSecretRef,omitempty"`
+}
+
+// StorageCredentialsReference names the Secret, in the operator's namespace, of one purpose's S3
+// credentials (keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+// +kubebuilder:validation:XValidation:rule="!has(self.perTenant) || !self.perTenant || size(self.name) <= 196",message="name must be at most 196 characters with perTenant, to leave room for -<tenant>"
+type StorageCredentialsReference struct {
+	// Name of the Secret, or with perTenant the start of the name of each tenant's.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// PerTenant gives each tenant its own Secret, named <name>-<tenant>, holding a credential for
+	// that tenant's prefix only: a tenant's jobs then cannot touch another tenant's backups.
+	// +optional
+	PerTenant bool `json:"perTenant,omitempty"`
+}
+
+// SecretName is the Secret a tenant's job gets.
+func (r StorageCredentialsReference) SecretName(tenant string) string {
+	if r.PerTenant {
+		return r.Name + "-" + tenant
+	}
+	return r.Name
+}
+
+// WriterSecretName is the Secret of a tenant's backup jobs.
+func (s *S3Storage) WriterSecretName(tenant string) string {
+	if s.WriterCredentialsSecretRef != nil {
+		return s.WriterCredentialsSecretRef.SecretName(tenant)
+	}
+	return s.CredentialsSecretRef.Name
+}
+
+// ReaderSecretName is the Secret of a tenant's verification jobs.
+func (s *S3Storage) ReaderSecretName(tenant string) string {
+	if s.ReaderCredentialsSecretRef != nil {
+		return s.ReaderCredentialsSecretRef.SecretName(tenant)
+	}
+	return s.CredentialsSecretRef.Name
+}
+
+// PrunerSecretName is the Secret the operator lists and prunes with.
+func (s *S3Storage) PrunerSecretName() string {
+	if s.PrunerCredentialsSecretRef != nil {
+		return s.PrunerCredentialsSecretRef.Name
+	}
+	return s.CredentialsSecretRef.Name
 }
 
 // VolumeStorage is a PersistentVolumeClaim in the operator's namespace.
@@ -166,6 +261,33 @@ type BackupPolicyStatus struct {
 	// Schedules lists the schedules' names for the Schedules printer column, e.g. "hot,cold".
 	// +optional
 	Schedules string `json:"schedules,omitempty"`
+
+	// Signing publishes the keys that check this policy's backup manifests, for restores by hand
+	// (tenant-operator restore --signing-public-key) and for the verification jobs.
+	// +optional
+	Signing *BackupSigningStatus `json:"signing,omitempty"`
+}
+
+// BackupSigningStatus is the public half of the key the operator signs a policy's backups with.
+type BackupSigningStatus struct {
+	// PublicKey signs new backups: "ed25519:" and the key in base64.
+	// +optional
+	PublicKey string `json:"publicKey,omitempty"`
+
+	// KeyID is the key's fingerprint, SHA256 of its bytes, as messages name it.
+	// +optional
+	KeyID string `json:"keyID,omitempty"`
+
+	// PreviousPublicKeys signed backups before a rotation; they are still trusted.
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	// +optional
+	PreviousPublicKeys []string `json:"previousPublicKeys,omitempty"`
+
+	// SecretName is the Secret in the operator's namespace that holds the private key; only
+	// backup jobs mount it.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
 }
 
 // BackupPolicy is a set of backup schedules, their storage and encryption, shared by tenants.

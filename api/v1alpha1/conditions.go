@@ -23,7 +23,7 @@ const (
 	ConditionFirewallReady = "FirewallReady"
 	// ConditionCertificateReady: cert-manager has issued the tenant's certificate.
 	ConditionCertificateReady = "CertificateReady"
-	// ConditionBackupPolicyResolved: the referenced BackupPolicy and RetentionPolicy exist and are valid.
+	// ConditionPoliciesResolved: the referenced BackupPolicy and RetentionPolicy exist and are valid.
 	ConditionPoliciesResolved = "PoliciesResolved"
 	// ConditionBackupsFresh: every schedule has a backup in storage younger than its interval allows.
 	ConditionBackupsFresh = "BackupsFresh"
@@ -90,17 +90,25 @@ const (
 	ReasonMissing            = "Missing"
 	ReasonStorageUnreachable = "StorageUnreachable"
 	ReasonJobFailing         = "JobFailing"
+	// ReasonUntrustedBackups: storage holds backups whose signature does not check against the
+	// policy's keys; they are ignored, and someone who could write the bucket may have made them.
+	ReasonUntrustedBackups   = "UntrustedBackups"
 	ReasonSuspended          = "Suspended"
 	ReasonVerified           = "Verified"
 	ReasonVerificationFailed = "VerificationFailed"
 	ReasonNotVerified        = "NotVerified"
 
-	// Uptime reasons.
-	ReasonProbeSucceeded  = "ProbeSucceeded"
-	ReasonProbeFailed     = "ProbeFailed"
-	ReasonObjectiveMet    = "ObjectiveMet"
-	ReasonObjectiveAtRisk = "ObjectiveMissed"
-	ReasonNotMonitored    = "NotMonitored"
+	// ReasonProbeSucceeded: the tenant's URL and database answer their probes.
+	ReasonProbeSucceeded = "ProbeSucceeded"
+	// ReasonDown: the tenant's URL or database failed two probes in a row; the message says
+	// since when and what the probe found.
+	ReasonDown = "Down"
+	// ReasonObjectiveMet: the measured availability meets the objective.
+	ReasonObjectiveMet = "ObjectiveMet"
+	// ReasonObjectiveMissed: the measured availability is below the objective.
+	ReasonObjectiveMissed = "ObjectiveMissed"
+	// ReasonNotMonitored: the tenant is not probed (probes are off, or nothing to probe).
+	ReasonNotMonitored = "NotMonitored"
 
 	// ReasonRetained: on deletion with policy Retain, the namespace and data are kept.
 	ReasonRetained = "Retained"

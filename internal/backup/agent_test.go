@@ -11,7 +11,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
-	"github.com/tenantops/tenant-operator/internal/backup"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
 
@@ -29,7 +29,7 @@ func TestAgent(t *testing.T) {
 func testAgent(t *testing.T, major string) {
 	pg := stack.StartPostgres(t, major)
 	s3 := stack.StartS3(t)
-	env := append(s3.Env(), "PG_BIN_DIR="+pg.BinDir)
+	env := append(append(s3.Env(), "PG_BIN_DIR="+pg.BinDir), newSigner(t).env()...)
 	loc := s3.Location("backups/prod")
 	k := newKey(t)
 	other := newKey(t)
@@ -53,7 +53,7 @@ func testAgent(t *testing.T, major string) {
 	r := run("backup", "--dsn", src, "--storage", loc, "--tenant", "acme", "--schedule", "daily",
 		"--recipient", k.recipient, "--recipient", other.recipient, "-v")
 	id := r.lastLine()
-	if err := backup.ValidateName("id", id); err != nil || !strings.Contains(r.stdout, "backup "+id) {
+	if err := catalog.ValidateName("id", id); err != nil || !strings.Contains(r.stdout, "backup "+id) {
 		t.Fatalf("backup's last stdout line %q is not the new id\n%s", id, r.stdout)
 	}
 	volume := t.TempDir()
@@ -62,7 +62,7 @@ func testAgent(t *testing.T, major string) {
 
 	// The manifest says what the issue asks of it.
 	m := readManifest(t, s3, "backups/prod/acme/daily/"+id+"/manifest.json")
-	if m.FormatVersion != backup.FormatVersion || m.ID != id || m.Tenant != "acme" || m.Schedule != "daily" || m.Database != "app" {
+	if m.FormatVersion != catalog.FormatVersion || m.ID != id || m.Tenant != "acme" || m.Schedule != "daily" || m.Database != "app" {
 		t.Fatalf("manifest identity fields: %+v", m)
 	}
 	if !strings.HasPrefix(m.PostgresVersion, major+".") || m.PostgresMajor != atoi(major) || m.PgDumpVersion == "" {
@@ -77,7 +77,7 @@ func testAgent(t *testing.T, major string) {
 	if m.DumpSize <= 0 || m.CompressedSize <= 0 || m.CompressedSize >= m.DumpSize || m.Object.Size <= m.CompressedSize {
 		t.Fatalf("manifest sizes: dump %d compressed %d stored %d", m.DumpSize, m.CompressedSize, m.Object.Size)
 	}
-	stat, err := s3.Client.StatObject(context.Background(), s3.Bucket, "backups/prod/acme/daily/"+id+"/"+backup.DataObject, minio.StatObjectOptions{})
+	stat, err := s3.Client.StatObject(context.Background(), s3.Bucket, "backups/prod/acme/daily/"+id+"/"+catalog.DataObject, minio.StatObjectOptions{})
 	if err != nil || stat.Size != m.Object.Size {
 		t.Fatalf("stored object: %v, size %d, manifest says %d", err, stat.Size, m.Object.Size)
 	}
@@ -153,7 +153,7 @@ func testAgent(t *testing.T, major string) {
 	}
 	list = listJSON(t, env, loc, "--tenant", "acme", "--schedule", "daily")
 	v := list[1].Verification
-	if list[1].ID != id || v == nil || !v.OK || v.Kind != backup.KindRestoreDrill || !strings.HasPrefix(v.ScratchPostgresVersion, major) || v.ObjectSHA256 != m.Object.SHA256 {
+	if list[1].ID != id || v == nil || !v.OK || v.Kind != catalog.KindRestoreDrill || !strings.HasPrefix(v.ScratchPostgresVersion, major) || v.ObjectSHA256 != m.Object.SHA256 {
 		t.Fatalf("verification after drill: %+v", v)
 	}
 	if list[0].Verification != nil {
@@ -161,14 +161,14 @@ func testAgent(t *testing.T, major string) {
 	}
 
 	// one flipped byte: verify finds it with or without a key, restore refuses it
-	flipByte(t, s3, "backups/prod/acme/daily/"+id+"/"+backup.DataObject, m.Object.Size/2)
-	fail("error: verification of backup "+id+" failed: checksum mismatch: stored object sha256 ", "verify", "--storage", loc,
+	flipByte(t, s3, "backups/prod/acme/daily/"+id+"/"+catalog.DataObject, m.Object.Size/2)
+	fail("error: verification of backup "+id+" failed: ChecksumMismatch: stored object sha256 ", "verify", "--storage", loc,
 		"--tenant", "acme", "--schedule", "daily", "--backup", id)
 	list = listJSON(t, env, loc, "--tenant", "acme", "--schedule", "daily")
-	if v := list[1].Verification; v == nil || v.OK || v.Kind != backup.KindChecksum || !strings.Contains(strings.Join(v.Problems, ""), "manifest says "+m.Object.SHA256) {
+	if v := list[1].Verification; v == nil || v.OK || v.Kind != catalog.KindChecksum || v.Reason != "ChecksumMismatch" || !strings.Contains(strings.Join(v.Problems, ""), "manifest says "+m.Object.SHA256) {
 		t.Fatalf("verification after a flipped byte: %+v", v)
 	}
-	fail("checksum mismatch: stored object sha256 ", "verify", "--storage", loc, "--tenant", "acme", "--schedule", "daily",
+	fail("ChecksumMismatch: stored object sha256 ", "verify", "--storage", loc, "--tenant", "acme", "--schedule", "daily",
 		"--backup", id, "--identity-file", k.identityFile)
 	fail("error: checksum mismatch: stored object sha256 ", "restore", "--storage", loc, "--tenant", "acme", "--schedule", "daily",
 		"--backup", id, "--identity-file", k.identityFile, "--dsn", pg.DSNFor("untouched"))
@@ -185,31 +185,31 @@ func atoi(s string) int {
 	return n
 }
 
-func readManifest(t *testing.T, s3 *stack.S3, key string) backup.Manifest {
+func readManifest(t *testing.T, s3 *stack.S3, key string) catalog.Manifest {
 	t.Helper()
 	obj, err := s3.Client.GetObject(context.Background(), s3.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer obj.Close()
-	var m backup.Manifest
+	var m catalog.Manifest
 	if err := json.NewDecoder(obj).Decode(&m); err != nil {
 		t.Fatalf("manifest %s: %v", key, err)
 	}
 	return m
 }
 
-func listJSON(t *testing.T, env []string, loc string, args ...string) []backup.Backup {
+func listJSON(t *testing.T, env []string, loc string, args ...string) []catalog.Backup {
 	t.Helper()
 	r := mustAgent(t, env, append([]string{"backups", "list", "--storage", loc, "-o", "json"}, args...)...)
-	var out []backup.Backup
+	var out []catalog.Backup
 	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
 		t.Fatalf("backups list -o json: %v\n%s", err, r.stdout)
 	}
 	return out
 }
 
-func ids(bs []backup.Backup) []string {
+func ids(bs []catalog.Backup) []string {
 	var out []string
 	for _, b := range bs {
 		out = append(out, b.Tenant+"/"+b.Schedule+"/"+b.ID)

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -29,6 +31,9 @@ type Options struct {
 	Schedule string
 	// Recipients are age public keys; the backup can be restored with any matching identity.
 	Recipients []string
+	// SigningKey signs the manifest (see catalog.WriteSignedManifest); nil writes an unsigned
+	// backup, which restore and verify refuse unless told to accept unsigned backups.
+	SigningKey ed25519.PrivateKey
 	// PgBinDir holds pg_dump; see pgcluster.Find for the fallbacks.
 	PgBinDir string
 	// ZstdLevel defaults to zstd.SpeedFastest: compression is the agent's largest cost, and the
@@ -61,19 +66,19 @@ func logf(w io.Writer, format string, args ...any) {
 // every stage works on bounded buffers (pg_dump's pipe, zstd's window, age's 64 KiB chunks, two
 // storage parts). The backup exists once Run returns without error; on any failure nothing is left
 // that counts as a backup.
-func Run(ctx context.Context, o Options) (Manifest, error) {
+func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 	for kind, v := range map[string]string{"tenant": o.Tenant, "schedule": o.Schedule} {
-		if err := ValidateName(kind, v); err != nil {
-			return Manifest{}, err
+		if err := catalog.ValidateName(kind, v); err != nil {
+			return catalog.Manifest{}, err
 		}
 	}
 	recipients, fingerprints, err := ParseRecipients(o.Recipients)
 	if err != nil {
-		return Manifest{}, err
+		return catalog.Manifest{}, err
 	}
 	ci, err := parseConnInfo(o.DSN)
 	if err != nil {
-		return Manifest{}, err
+		return catalog.Manifest{}, err
 	}
 	level := o.ZstdLevel
 	if level == 0 {
@@ -82,36 +87,41 @@ func Run(ctx context.Context, o Options) (Manifest, error) {
 
 	started := o.now().UTC()
 	if o.AbandonedAfter > 0 {
-		removed, err := DeleteOrphans(ctx, o.Store, o.Tenant, o.Schedule, started.Add(-o.AbandonedAfter))
-		if err != nil {
-			return Manifest{}, fmt.Errorf("clean up after earlier runs: %w", err)
-		}
+		removed, err := catalog.DeleteOrphans(ctx, o.Store, o.Tenant, o.Schedule, started.Add(-o.AbandonedAfter))
 		for _, k := range removed {
 			logf(o.Log, "removed leftover of an unfinished backup: %s", k)
+		}
+		switch {
+		case errors.Is(err, storage.ErrAccessDenied):
+			// A backup writer's credential may put new objects but not list or delete them (see
+			// docs/storage-credentials.md); leftovers are then the pruner's, the operator's, to remove.
+			logf(o.Log, "backup: not removing leftovers of earlier runs: this storage credential may not list or delete them")
+		case err != nil:
+			return catalog.Manifest{}, fmt.Errorf("clean up after earlier runs: %w", err)
 		}
 	}
 
 	src, err := openSnapshot(ctx, ci)
 	if err != nil {
-		return Manifest{}, err
+		return catalog.Manifest{}, err
 	}
 	defer src.close(ctx)
 
 	pgDump, err := pgcluster.Find(o.PgBinDir, src.major, "pg_dump")
 	if err != nil {
-		return Manifest{}, err
+		return catalog.Manifest{}, err
 	}
 	dumpVersion, dumpMajor, err := pgcluster.Version(ctx, pgDump)
 	if err != nil {
-		return Manifest{}, err
+		return catalog.Manifest{}, err
 	}
 	if dumpMajor < src.major {
-		return Manifest{}, fmt.Errorf("%s is version %s, older than the server (%s); pg_dump must be at least the server's major version (set --pg-bin-dir)", pgDump, dumpVersion, src.version)
+		return catalog.Manifest{}, fmt.Errorf("%s is version %s, older than the server (%s); pg_dump must be at least the server's major version (set --pg-bin-dir)", pgDump, dumpVersion, src.version)
 	}
 
-	id := NewID(started)
-	dir := Dir(o.Tenant, o.Schedule, id)
-	dataKey := storage.Join(dir, DataObject)
+	id := catalog.NewID(started)
+	dir := catalog.Dir(o.Tenant, o.Schedule, id)
+	dataKey := storage.Join(dir, catalog.DataObject)
 	logf(o.Log, "backup %s: dumping database %s (PostgreSQL %s, %d tables) to %s", id, src.database, src.version, len(src.tables), o.Store)
 
 	dumpCtx, cancelDump := context.WithCancel(ctx)
@@ -123,11 +133,11 @@ func Run(ctx context.Context, o Options) (Manifest, error) {
 	cmd.Stderr = stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		return Manifest{}, fmt.Errorf("pg_dump: %w", err)
+		return catalog.Manifest{}, fmt.Errorf("pg_dump: %w", err)
 	}
 	growPipe(stdout)
 	if err := cmd.Start(); err != nil {
-		return Manifest{}, fmt.Errorf("start pg_dump: %w", err)
+		return catalog.Manifest{}, fmt.Errorf("start pg_dump: %w", err)
 	}
 
 	// Counting runs on the server at the same time as the dump, in the exported snapshot.
@@ -190,17 +200,17 @@ func Run(ctx context.Context, o Options) (Manifest, error) {
 	}
 	prodErr := <-produced
 	if err := ctx.Err(); err != nil && (putErr != nil || prodErr != nil) {
-		return Manifest{}, fmt.Errorf("backup %s interrupted (%w); the upload was abandoned and nothing counts as a backup", id, err)
+		return catalog.Manifest{}, fmt.Errorf("backup %s interrupted (%w); the upload was abandoned and nothing counts as a backup", id, err)
 	}
 	switch {
 	case prodErr != nil && (putErr == nil || errors.Is(putErr, prodErr)):
-		return Manifest{}, fmt.Errorf("backup %s: %w", id, prodErr)
+		return catalog.Manifest{}, fmt.Errorf("backup %s: %w", id, prodErr)
 	case putErr != nil:
-		return Manifest{}, fmt.Errorf("backup %s: upload: %w", id, putErr)
+		return catalog.Manifest{}, fmt.Errorf("backup %s: upload: %w", id, putErr)
 	}
 
-	m := Manifest{
-		FormatVersion:   FormatVersion,
+	m := catalog.Manifest{
+		FormatVersion:   catalog.FormatVersion,
 		ID:              id,
 		Tenant:          o.Tenant,
 		Schedule:        o.Schedule,
@@ -209,8 +219,8 @@ func Run(ctx context.Context, o Options) (Manifest, error) {
 		PostgresVersion: src.version,
 		PostgresMajor:   src.major,
 		PgDumpVersion:   dumpVersion,
-		Object: ObjectInfo{
-			Name:        DataObject,
+		Object: catalog.ObjectInfo{
+			Name:        catalog.DataObject,
 			Size:        size,
 			SHA256:      hex.EncodeToString(pl.stored.h.Sum(nil)),
 			Format:      "pg_dump-custom",
@@ -225,13 +235,19 @@ func Run(ctx context.Context, o Options) (Manifest, error) {
 	}
 	if size != pl.stored.n {
 		_ = o.Store.Delete(context.WithoutCancel(ctx), dataKey)
-		return Manifest{}, fmt.Errorf("backup %s: storage took %d bytes but %d were produced", id, size, pl.stored.n)
+		return catalog.Manifest{}, fmt.Errorf("backup %s: storage took %d bytes but %d were produced", id, size, pl.stored.n)
 	}
 	m.FinishedAt = o.now().UTC()
-	if err := putJSON(ctx, o.Store, storage.Join(dir, ManifestObject), m); err != nil {
+	write := catalog.WriteManifest
+	if o.SigningKey != nil {
+		write = func(ctx context.Context, store storage.Store, m catalog.Manifest) error {
+			return catalog.WriteSignedManifest(ctx, store, m, o.SigningKey)
+		}
+	}
+	if err := write(ctx, o.Store, m); err != nil {
 		// Without its manifest the data is not a backup; don't leave it to be found.
 		_ = o.Store.Delete(context.WithoutCancel(ctx), dataKey)
-		return Manifest{}, fmt.Errorf("backup %s: write manifest: %w", id, err)
+		return catalog.Manifest{}, fmt.Errorf("backup %s: write manifest: %w", id, err)
 	}
 	logf(o.Log, "backup %s: %s dumped, %s stored (%.1fx smaller) in %s", id, humanBytes(m.DumpSize), humanBytes(m.Object.Size),
 		float64(m.DumpSize)/float64(max(m.Object.Size, 1)), m.FinishedAt.Sub(m.StartedAt).Round(time.Millisecond))

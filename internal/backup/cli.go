@@ -2,11 +2,13 @@ package backup
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -80,11 +83,12 @@ func isUsage(err error) bool {
 // chain of steps that led to them.
 func errorLine(err error) string {
 	var (
-		nf *NotFoundError
+		nf *catalog.NotFoundError
 		wi *WrongIdentityError
 		cm *ChecksumMismatchError
 		ur *storage.UnreachableError
 		vf *VerificationFailedError
+		se *catalog.SignatureError
 	)
 	msg := err.Error()
 	switch {
@@ -98,6 +102,8 @@ func errorLine(err error) string {
 		msg = cm.Error()
 	case errors.As(err, &ur):
 		msg = ur.Error()
+	case errors.As(err, &se):
+		msg = err.Error() // with the hint explainRefusal added
 	}
 	return "error: " + strings.Join(strings.Fields(msg), " ")
 }
@@ -188,6 +194,66 @@ func (c *command) selectBackup() backupSelection {
 	}
 }
 
+// Environment variables that stand for the signing flags, so that a job can pass keys without
+// changing its arguments. The private key is passed as a file, never as a value: a process's
+// environment is readable in /proc by anything running as its user.
+const (
+	envSigningKeyFile    = "TENANTOPS_SIGNING_KEY_FILE"
+	envSigningPublicKeys = "TENANTOPS_SIGNING_PUBLIC_KEYS"
+)
+
+// trustFlagSet holds the flags of the commands that read backups: which signing keys to trust.
+type trustFlagSet struct {
+	keys          stringList
+	keysFile      *string
+	allowUnsigned *bool
+}
+
+func (c *command) trustBackups() *trustFlagSet {
+	f := &trustFlagSet{}
+	c.Var(&f.keys, "signing-public-key", "public key (ed25519:...) whose signatures are trusted; repeatable, e.g. the policy's current key and the one before a rotation (also $"+envSigningPublicKeys+", separated by commas or spaces)")
+	f.keysFile = c.String("signing-public-keys-file", "", "file of trusted public keys, one per line")
+	f.allowUnsigned = c.Bool("allow-unsigned", false, "accept backups without a signature, such as those made before signing was enabled (anyone who can write the bucket can make one)")
+	return f
+}
+
+// trust gathers the keys from the flags, the file and the environment.
+func (f *trustFlagSet) trust() (catalog.Trust, error) {
+	t := catalog.Trust{AllowUnsigned: *f.allowUnsigned}
+	texts := append([]string{os.Getenv(envSigningPublicKeys)}, f.keys...)
+	if *f.keysFile != "" {
+		data, err := os.ReadFile(*f.keysFile)
+		if err != nil {
+			return t, fmt.Errorf("read public keys: %w", err)
+		}
+		texts = append(texts, string(data))
+	}
+	for _, text := range texts {
+		keys, err := catalog.ParsePublicKeys(text)
+		if err != nil {
+			return t, usageError("signing public key: " + err.Error())
+		}
+		t.Keys = append(t.Keys, keys...)
+	}
+	return t, nil
+}
+
+// explainRefusal adds to a refused backup's error what an SRE can do about it.
+func explainRefusal(err error, t catalog.Trust) error {
+	var se *catalog.SignatureError
+	if !errors.As(err, &se) {
+		return err
+	}
+	hint := ""
+	switch {
+	case se.Status == catalog.SignatureMissing:
+		hint = "; if it was made before backups were signed, pass --allow-unsigned to accept it"
+	case len(t.Keys) == 0:
+		hint = "; pass the BackupPolicy's public key with --signing-public-key (kubectl get backuppolicy NAME -o jsonpath='{.status.signing.publicKey}')"
+	}
+	return fmt.Errorf("%w%s", err, hint)
+}
+
 var zstdLevels = map[string]zstd.EncoderLevel{
 	"fastest": zstd.SpeedFastest,
 	"default": zstd.SpeedDefault,
@@ -196,7 +262,7 @@ var zstdLevels = map[string]zstd.EncoderLevel{
 }
 
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("backup", "backup --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY...", stderr)
+	fs := newCommand("backup", "backup --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY... [--signing-key-file F]", stderr)
 	dsn := fs.String("dsn", "", "database to back up, postgres://USER[:PASSWORD]@HOST:PORT/DB (a password may also come from PGPASSWORD)")
 	loc := fs.String("storage", "", "where backups live: s3://BUCKET/PREFIX?endpoint=HOST:PORT&region=R[&insecure=true] or file:///PATH")
 	tenant := fs.String("tenant", "", "tenant name")
@@ -208,12 +274,23 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	abandoned := fs.Duration("abandoned-after", 24*time.Hour, "remove unfinished uploads of this tenant and schedule older than this (0 keeps them)")
 	partSize := byteSize(storage.DefaultPartSize)
 	fs.Var(&partSize, "part-size", "S3 multipart part size; two parts are held in memory")
+	signingKeyFile := fs.String("signing-key-file", os.Getenv(envSigningKeyFile), "Ed25519 private key (PKCS #8 PEM) that signs the manifest (default $"+envSigningKeyFile+"); without it the backup is unsigned and restore and verify refuse it unless told --allow-unsigned")
 	verbose := fs.Bool("v", false, "print progress on stderr")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if err := fs.required("dsn", "storage", "tenant", "schedule", "recipient"); err != nil {
 		return err
+	}
+	var signingKey ed25519.PrivateKey
+	if *signingKeyFile != "" {
+		data, err := os.ReadFile(*signingKeyFile)
+		if err != nil {
+			return fmt.Errorf("read signing key: %w", err)
+		}
+		if signingKey, err = catalog.ParseSigningKey(data); err != nil {
+			return fmt.Errorf("%s: %w", *signingKeyFile, err)
+		}
 	}
 	lvl, ok := zstdLevels[*level]
 	if !ok {
@@ -234,10 +311,14 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	m, err := Run(ctx, Options{
 		DSN: *dsn, Store: store, Tenant: *tenant, Schedule: *schedule, Recipients: recipients,
-		PgBinDir: *pgBin, ZstdLevel: lvl, AbandonedAfter: *abandoned, Log: progress(*verbose, stderr),
+		SigningKey: signingKey, PgBinDir: *pgBin, ZstdLevel: lvl, AbandonedAfter: *abandoned, Log: progress(*verbose, stderr),
 	})
 	if err != nil {
 		return err
+	}
+	if signingKey == nil {
+		// Said even without -v: this backup will not restore without --allow-unsigned.
+		fmt.Fprintf(stderr, "warning: backup %s is not signed (no --signing-key-file); restore and verify refuse it unless given --allow-unsigned\n", m.ID)
 	}
 	var rows int64
 	for _, t := range m.Tables {
@@ -250,18 +331,23 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("restore", "restore --storage LOCATION --tenant T --schedule S --backup ID|latest --identity-file F --dsn URL [--force]", stderr)
+	fs := newCommand("restore", "restore --storage LOCATION --tenant T --schedule S --backup ID|latest --identity-file F --dsn URL --signing-public-key KEY... [--force]", stderr)
 	sel := fs.selectBackup()
 	identityFile := fs.String("identity-file", "", "age identity file (AGE-SECRET-KEY-...) matching one of the backup's recipients")
 	dsn := fs.String("dsn", "", "target database, which must exist, postgres://USER@HOST:PORT/DB")
 	force := fs.Bool("force", false, "restore into a database that is not empty, replacing the objects the backup contains")
 	noOwner := fs.Bool("no-owner", false, "do not restore ownership and grants (for a target without the source's roles)")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_restore (default $PG_BIN_DIR, then PATH)")
+	tf := fs.trustBackups()
 	verbose := fs.Bool("v", false, "print progress on stderr")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
 	if err := fs.required("storage", "tenant", "schedule", "backup", "identity-file", "dsn"); err != nil {
+		return err
+	}
+	trust, err := tf.trust()
+	if err != nil {
 		return err
 	}
 	ids, err := ReadIdentities(*identityFile)
@@ -274,29 +360,44 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	b, err := Restore(ctx, RestoreOptions{
 		Store: store, Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Identities: ids,
-		DSN: *dsn, Force: *force, NoOwner: *noOwner, PgBinDir: *pgBin, Log: progress(*verbose, stderr),
+		DSN: *dsn, Force: *force, NoOwner: *noOwner, PgBinDir: *pgBin, Trust: trust, Log: progress(*verbose, stderr),
 	})
 	if err != nil {
-		return err
+		return explainRefusal(err, trust)
 	}
 	fmt.Fprintf(stdout, "restored backup %s (taken %s) of tenant %s schedule %s\n", b.ID, b.StartedAt.Format(time.RFC3339), b.Tenant, b.Schedule)
 	return nil
 }
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("verify", "verify --storage LOCATION --tenant T --schedule S --backup ID|latest [--identity-file F]", stderr)
+	fs := newCommand("verify", "verify --storage LOCATION --tenant T --schedule S --backup ID|latest --signing-public-key KEY... [--identity-file F [--drill-socket PATH]]\n"+
+		"       tenant-operator verify --serve-drills PATH [--scratch-dir DIR] [--pg-bin-dir DIR]", stderr)
 	sel := fs.selectBackup()
 	identityFile := fs.String("identity-file", "", "age identity file; with it, a restore drill into a scratch PostgreSQL")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding initdb, postgres and pg_restore for the drill")
 	scratch := fs.String("scratch-dir", "", "where the drill's scratch PostgreSQL keeps its data (default: the temporary directory)")
+	tf := fs.trustBackups()
+	drillSocket := fs.String("drill-socket", "", "restore through the restorer serving drills at this Unix socket (verify --serve-drills), instead of one this command starts")
+	var drillRoles stringList
+	fs.Var(&drillRoles, "drill-role", "role to create, without login or privileges, in the scratch server, for objects that name it (repeatable)")
+	serve := fs.String("serve-drills", "", "be the restorer: serve restore drills on this Unix socket, holding no identity and no credentials")
+	serveFD := fs.Int("serve-drill-fd", -1, "be the restorer for one drill on this inherited file descriptor (how verify starts its own)")
 	verbose := fs.Bool("v", false, "print progress on stderr")
 	if err := fs.parse(args); err != nil {
 		return err
 	}
+	if *serve != "" || *serveFD >= 0 {
+		return runRestorer(ctx, fs, *serve, *serveFD, DrillServerOptions{PgBinDir: *pgBin, ScratchDir: *scratch, Log: progress(*verbose, stderr)})
+	}
 	if err := fs.required("storage", "tenant", "schedule", "backup"); err != nil {
 		return err
 	}
-	o := VerifyOptions{Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, PgBinDir: *pgBin, ScratchDir: *scratch, Log: progress(*verbose, stderr)}
+	trust, err := tf.trust()
+	if err != nil {
+		return err
+	}
+	o := VerifyOptions{Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Trust: trust, PgBinDir: *pgBin, ScratchDir: *scratch,
+		DrillSocket: *drillSocket, DrillRoles: drillRoles, Log: progress(*verbose, stderr)}
 	if *identityFile != "" {
 		ids, err := ReadIdentities(*identityFile)
 		if err != nil {
@@ -311,10 +412,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	o.Store = store
 	b, v, err := Verify(ctx, o)
 	if err != nil {
-		return err
+		return explainRefusal(err, trust)
 	}
 	switch v.Kind {
-	case KindRestoreDrill:
+	case catalog.KindRestoreDrill:
 		var rows int64
 		for _, t := range b.Tables {
 			rows += t.Rows
@@ -327,13 +428,66 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
+// runRestorer is verify as the restorer of drills (see drill.go). It takes no backup, identity or
+// storage, and refuses to start with credentials in its environment: it runs the tenant's SQL.
+func runRestorer(ctx context.Context, fs *command, socket string, fd int, o DrillServerOptions) error {
+	for _, name := range []string{"storage", "tenant", "schedule", "backup", "identity-file", "drill-socket", "drill-role"} {
+		if f := fs.Lookup(name); f.Value.String() != "" {
+			return usageError(fmt.Sprintf("verify: --%s is for the agent, not the restorer (--serve-drills)", name))
+		}
+	}
+	if socket != "" && fd >= 0 {
+		return usageError("verify: --serve-drills and --serve-drill-fd exclude each other")
+	}
+	if found := credentialsInEnv(os.Environ()); len(found) > 0 {
+		return fmt.Errorf("verify: the drill restorer runs the backup's SQL and must hold no credentials, but its environment has %s", strings.Join(found, ", "))
+	}
+	if fd >= 0 {
+		f := os.NewFile(uintptr(fd), "drill")
+		conn, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("verify: drill connection on descriptor %d: %w", fd, err)
+		}
+		return ServeDrill(ctx, conn, o)
+	}
+	ln, err := listenRestorer(socket)
+	if err != nil {
+		return err
+	}
+	return ServeDrills(ctx, ln, o)
+}
+
+// listenRestorer listens on a Unix socket at path, replacing a socket left there by a restorer
+// that died. The socket is writable by its group: in the verification pod the agent runs as
+// another uid, and the volume's group (the pod's fsGroup) is what the two share.
+func listenRestorer(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() == os.ModeSocket {
+		_ = os.Remove(path)
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("verify: listen for drills: %w", err)
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("verify: listen for drills: %w", err)
+	}
+	return ln, nil
+}
+
 func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("backups list", "backups list --storage LOCATION [--tenant T] [--schedule S] [-o json]", stderr)
+	fs := newCommand("backups list", "backups list --storage LOCATION [--tenant T] [--schedule S] [--signing-public-key KEY...] [-o json]", stderr)
 	loc := fs.String("storage", "", "where backups live (see backup -h)")
 	tenant := fs.String("tenant", "", "only this tenant")
 	schedule := fs.String("schedule", "", "only this schedule (needs --tenant)")
 	output := fs.String("o", "table", "output format: table or json")
+	tf := fs.trustBackups()
 	if err := fs.parse(args); err != nil {
+		return err
+	}
+	trust, err := tf.trust()
+	if err != nil {
 		return err
 	}
 	if err := fs.required("storage"); err != nil {
@@ -349,24 +503,39 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	backups, err := List(ctx, store, *tenant, *schedule)
+	// Signatures are checked, and shown, only when asked for, so that the table stays as it was
+	// for those who read it by column.
+	var opts []catalog.ListOption
+	checkSignatures := len(trust.Keys) > 0 || trust.AllowUnsigned
+	if checkSignatures {
+		opts = append(opts, catalog.WithTrust(trust))
+	}
+	backups, err := catalog.List(ctx, store, *tenant, *schedule, opts...)
 	if err != nil {
 		return err
 	}
 	if *output == "json" {
 		if backups == nil {
-			backups = []Backup{}
+			backups = []catalog.Backup{}
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(backups)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENANT\tSCHEDULE\tID\tSTARTED\tDURATION\tPOSTGRES\tDUMP\tSTORED\tTABLES\tVERIFIED")
+	header := "TENANT\tSCHEDULE\tID\tSTARTED\tDURATION\tPOSTGRES\tDUMP\tSTORED\tTABLES\tVERIFIED"
+	if checkSignatures {
+		header += "\tSIGNATURE"
+	}
+	fmt.Fprintln(tw, header)
 	for _, b := range backups {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", b.Tenant, b.Schedule, b.ID,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s", b.Tenant, b.Schedule, b.ID,
 			b.StartedAt.Format(time.RFC3339), b.FinishedAt.Sub(b.StartedAt).Round(time.Second), b.PostgresVersion,
 			humanBytes(b.DumpSize), humanBytes(b.Object.Size), len(b.Tables), verifiedColumn(b.Verification))
+		if checkSignatures {
+			fmt.Fprintf(tw, "\t%s", b.Signature)
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -386,7 +555,7 @@ func progress(verbose bool, stderr io.Writer) io.Writer {
 	return nil
 }
 
-func verifiedColumn(v *Verification) string {
+func verifiedColumn(v *catalog.Verification) string {
 	if v == nil {
 		return "never"
 	}

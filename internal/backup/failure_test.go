@@ -35,7 +35,7 @@ func TestInterruptedBackupsAreNeverCounted(t *testing.T) {
 	src := pg.CreateDatabase(t, "noisy")
 	pg.Exec(t, "noisy", noiseSQL)
 	k := newKey(t)
-	env := append(s3.Env(), "PG_BIN_DIR="+pg.BinDir)
+	env := append(append(s3.Env(), "PG_BIN_DIR="+pg.BinDir), newSigner(t).env()...)
 	direct := s3.Location("bk")
 	// Slow enough that the upload of ~16 MB takes seconds, so "halfway" is a moment we can hit.
 	proxy := startThrottledProxy(t, s3.Endpoint, 4<<20)
@@ -134,7 +134,7 @@ func TestTenantsConcurrently(t *testing.T) {
 	t.Parallel()
 	pg := stack.StartPostgres(t, "18")
 	s3 := stack.StartS3(t)
-	env := append(s3.Env(), "PG_BIN_DIR="+pg.BinDir)
+	env := append(append(s3.Env(), "PG_BIN_DIR="+pg.BinDir), newSigner(t).env()...)
 	loc := s3.Location("shared")
 	k := newKey(t)
 	tenants := []string{"acme", "globex"}
@@ -284,7 +284,7 @@ func TestRestoreIntoAnotherCluster(t *testing.T) {
 	t.Parallel()
 	source := stack.StartPostgres(t, "18")
 	target := stack.StartPostgres(t, "18")
-	env := []string{"PG_BIN_DIR=" + source.BinDir}
+	env := append([]string{"PG_BIN_DIR=" + source.BinDir}, newSigner(t).env()...)
 	loc := "file://" + t.TempDir()
 	k := newKey(t)
 	source.Exec(t, "postgres", `CREATE ROLE acme_owner`)

@@ -2,6 +2,7 @@ package backup_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
 
@@ -180,6 +182,31 @@ func newKey(t *testing.T) key {
 	return key{recipient: id.Recipient().String(), identityFile: f}
 }
 
+// signer is a BackupPolicy's signing key as its jobs get it: the private key in a file, the
+// public key in text form.
+type signer struct {
+	keyFile, publicKey string
+}
+
+func newSigner(t *testing.T) signer {
+	t.Helper()
+	pemData, pub, err := catalog.GenerateSigningKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "signing.key")
+	if err := os.WriteFile(f, pemData, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return signer{keyFile: f, publicKey: pub}
+}
+
+// env has the agent sign what it backs up and trust that signature when it reads, as a
+// policy's backup and verification jobs do together.
+func (s signer) env() []string {
+	return []string{"TENANTOPS_SIGNING_KEY_FILE=" + s.keyFile, "TENANTOPS_SIGNING_PUBLIC_KEYS=" + s.publicKey}
+}
+
 // assertNoSecrets fails when output shows a password or a private key.
 func assertNoSecrets(t *testing.T, output string, secrets ...string) {
 	t.Helper()
@@ -188,7 +215,7 @@ func assertNoSecrets(t *testing.T, output string, secrets ...string) {
 			t.Fatalf("output reveals a secret:\n%s", output)
 		}
 	}
-	if regexp.MustCompile(`AGE-SECRET-KEY-`).MatchString(output) {
-		t.Fatalf("output reveals an age secret key:\n%s", output)
+	if regexp.MustCompile(`AGE-SECRET-KEY-|PRIVATE KEY`).MatchString(output) {
+		t.Fatalf("output reveals a secret key:\n%s", output)
 	}
 }

@@ -3,9 +3,12 @@ package backup_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -24,7 +27,47 @@ func TestMain(m *testing.M) {
 		stop()
 		os.Exit(code)
 	}
-	os.Exit(m.Run())
+	code := func() int {
+		// The agent runs as root here, and a restorer it starts runs as the postgres user, who
+		// cannot enter go test's private build directory: the agent runs from a copy it can reach.
+		dir, err := os.MkdirTemp("", "tenantops-agent-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		agentBinary = filepath.Join(dir, "tenant-operator")
+		if err := copyExecutable(os.Args[0], agentBinary); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		if err := os.Chmod(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return m.Run()
+	}()
+	os.Exit(code)
+}
+
+// agentBinary is this test binary, copied where any user can run it.
+var agentBinary string
+
+func copyExecutable(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // result of one agent run.
@@ -41,7 +84,7 @@ func (r result) lastLine() string {
 
 // agentCmd prepares the agent with the given extra environment.
 func agentCmd(env []string, args ...string) *exec.Cmd {
-	cmd := exec.Command(os.Args[0], args...)
+	cmd := exec.Command(agentBinary, args...)
 	cmd.Env = append(append(os.Environ(), "TENANTOPS_AGENT=1"), env...)
 	return cmd
 }

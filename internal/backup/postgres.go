@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/tenantops/tenant-operator/internal/catalog"
 )
 
 // connInfo is a connection string split for PostgreSQL's programs: the string without its password
@@ -128,7 +130,7 @@ type snapshotSource struct {
 	version  string
 	major    int
 	database string
-	tables   []TableRows
+	tables   []catalog.TableRows
 }
 
 func openSnapshot(ctx context.Context, ci connInfo) (*snapshotSource, error) {
@@ -181,15 +183,15 @@ type querier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-func listTables(ctx context.Context, q querier) ([]TableRows, error) {
+func listTables(ctx context.Context, q querier) ([]catalog.TableRows, error) {
 	rows, err := q.Query(ctx, tablesQuery)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []TableRows
+	var out []catalog.TableRows
 	for rows.Next() {
-		var t TableRows
+		var t catalog.TableRows
 		if err := rows.Scan(&t.Schema, &t.Name); err != nil {
 			return nil, err
 		}
@@ -200,7 +202,7 @@ func listTables(ctx context.Context, q querier) ([]TableRows, error) {
 
 // countRows fills in exact row counts (count(*), not the planner's estimate) and returns the number
 // of large objects.
-func countRows(ctx context.Context, q querier, tables []TableRows) (int64, error) {
+func countRows(ctx context.Context, q querier, tables []catalog.TableRows) (int64, error) {
 	for i := range tables {
 		sql := "SELECT count(*) FROM " + pgx.Identifier{tables[i].Schema, tables[i].Name}.Sanitize()
 		if err := q.QueryRow(ctx, sql).Scan(&tables[i].Rows); err != nil {

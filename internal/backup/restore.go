@@ -16,6 +16,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -24,7 +25,7 @@ type RestoreOptions struct {
 	Store    storage.Store
 	Tenant   string
 	Schedule string
-	// BackupID is an id or Latest.
+	// BackupID is an id or catalog.Latest.
 	BackupID   string
 	Identities []age.Identity
 	// DSN of the target database, which must exist.
@@ -33,7 +34,10 @@ type RestoreOptions struct {
 	// recreates.
 	Force bool
 	// NoOwner skips ownership and grants, for a target that lacks the source's roles.
-	NoOwner  bool
+	NoOwner bool
+	// Trust is what the backup's signature must check against; a backup that does not is
+	// refused before anything is downloaded or restored.
+	Trust    catalog.Trust
 	PgBinDir string
 	Log      io.Writer
 }
@@ -54,7 +58,7 @@ func ReadIdentities(path string) ([]age.Identity, error) {
 
 // checkIdentities fails fast, before any download, when no identity is one of the backup's
 // recipients.
-func checkIdentities(m Manifest, ids []age.Identity) error {
+func checkIdentities(m catalog.Manifest, ids []age.Identity) error {
 	var have []string
 	for _, id := range ids {
 		var r age.Recipient
@@ -79,10 +83,10 @@ func checkIdentities(m Manifest, ids []age.Identity) error {
 // pg_restore, all in one stream. The restore is one transaction that can only commit once the
 // whole object has been read and matched the manifest's sha256 (see verifyingReader and
 // holdLastByte), so a damaged backup leaves the target as it was.
-func Restore(ctx context.Context, o RestoreOptions) (Backup, error) {
-	b, err := Get(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID)
+func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
+	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID, o.Trust)
 	if err != nil {
-		return Backup{}, err
+		return catalog.Backup{}, err
 	}
 	if len(o.Identities) == 0 {
 		return b, errors.New("no identity: pass --identity-file")
@@ -160,83 +164,140 @@ func checkTarget(ctx context.Context, ci connInfo, force bool) (int, error) {
 	return major, nil
 }
 
-// streamRestore runs storage → checksum gate → age → zstd → hold-back → pg_restore.
-func streamRestore(ctx context.Context, store storage.Store, m Manifest, ids []age.Identity, pgRestore string, ci connInfo, extraArgs []string) error {
-	rc, err := store.Get(ctx, storage.Join(Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
+// DataObjectMissingError means a backup's manifest exists but its data object does not.
+type DataObjectMissingError struct {
+	ID, Object string
+}
+
+func (e *DataObjectMissingError) Error() string {
+	return fmt.Sprintf("backup %q is damaged: its manifest exists but its data object %s is missing", e.ID, e.Object)
+}
+
+// archive is a backup's pg_dump archive as one stream: storage → checksum gate → age → zstd. It
+// ends with io.EOF only once the whole stored object has matched the manifest (see
+// verifyingReader): a consumer that needs the complete archive cannot finish on a damaged one.
+type archive struct {
+	io.Reader
+	gate *verifyingReader
+	rc   io.Closer
+	zr   *zstd.Decoder
+}
+
+// openArchive starts the stream of a backup's archive.
+func openArchive(ctx context.Context, store storage.Store, m catalog.Manifest, ids []age.Identity) (*archive, error) {
+	rc, err := store.Get(ctx, storage.Join(catalog.Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
 	if errors.Is(err, storage.ErrNotFound) {
-		return fmt.Errorf("backup %q is damaged: its manifest exists but its data object %s is missing", m.ID, m.Object.Name)
+		return nil, &DataObjectMissingError{ID: m.ID, Object: m.Object.Name}
 	}
 	if err != nil {
-		return fmt.Errorf("fetch backup %s: %w", m.ID, err)
+		return nil, fmt.Errorf("fetch backup %s: %w", m.ID, err)
 	}
-	defer rc.Close()
-	gate := newVerifyingReader(rc, m.Object.Size, m.Object.SHA256)
-
-	// explain turns a failure inside the stream into the most useful error: a checksum mismatch
-	// when the object is damaged (age and zstd notice damage first, with vaguer words), the
-	// storage error when the download broke.
-	explain := func(what string, err error) error {
-		var mismatch *ChecksumMismatchError
-		var unreachable *storage.UnreachableError
-		if errors.As(err, &mismatch) || errors.As(err, &unreachable) {
-			return err
-		}
-		if derr := gate.drain(); derr != nil {
-			if errors.As(derr, &mismatch) || errors.As(derr, &unreachable) {
-				return derr
-			}
-		}
-		return fmt.Errorf("%s: %w", what, err)
-	}
-
-	plain, err := age.Decrypt(gate, ids...)
+	a := &archive{gate: newVerifyingReader(rc, m.Object.Size, m.Object.SHA256), rc: rc}
+	plain, err := age.Decrypt(a.gate, ids...)
 	if err != nil {
+		defer rc.Close()
 		var nomatch *age.NoIdentityMatchError
 		if errors.As(err, &nomatch) {
-			return &WrongIdentityError{Want: m.Recipients}
+			return nil, &WrongIdentityError{Want: m.Recipients}
 		}
-		return explain("decrypt", err)
+		return nil, a.explain("decrypt", err)
 	}
-	zr, err := zstd.NewReader(plain, zstd.WithDecoderConcurrency(2))
-	if err != nil {
-		return fmt.Errorf("zstd: %w", err)
+	if a.zr, err = zstd.NewReader(plain, zstd.WithDecoderConcurrency(2)); err != nil {
+		rc.Close()
+		return nil, fmt.Errorf("zstd: %w", err)
 	}
-	defer zr.Close()
-	archive := &holdLastByte{br: bufio.NewReaderSize(zr, 64<<10)}
+	a.Reader = a.zr
+	return a, nil
+}
 
+func (a *archive) Close() {
+	a.zr.Close()
+	_ = a.rc.Close()
+}
+
+// explain turns a failure inside the stream into the most useful error: a checksum mismatch when
+// the object is damaged (age and zstd notice damage first, with vaguer words), the storage error
+// when the download broke.
+func (a *archive) explain(what string, err error) error {
+	var mismatch *ChecksumMismatchError
+	var unreachable *storage.UnreachableError
+	if errors.As(err, &mismatch) || errors.As(err, &unreachable) {
+		return err
+	}
+	if derr := a.gate.drain(); derr != nil {
+		if errors.As(derr, &mismatch) || errors.As(derr, &unreachable) {
+			return derr
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// streamRestore runs storage → checksum gate → age → zstd → hold-back → pg_restore.
+func streamRestore(ctx context.Context, store storage.Store, m catalog.Manifest, ids []age.Identity, pgRestore string, ci connInfo, extraArgs []string) error {
+	a, err := openArchive(ctx, store, m, ids)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	args := append([]string{"--dbname=" + ci.noSecret, "--no-password", "--single-transaction", "--exit-on-error"}, extraArgs...)
+	run := runPgRestore(ctx, pgRestore, args, ci.env(os.Environ()), &holdLastByte{br: bufio.NewReaderSize(a, 64<<10)})
+	switch {
+	case run.readErr != nil:
+		return a.explain("read backup", run.readErr)
+	case run.waitErr != nil:
+		return fmt.Errorf("pg_restore failed, nothing was restored (it runs as one transaction): %s", ci.scrub(stderrOr(run.stderr, run.waitErr)))
+	case run.writeErr != nil:
+		return fmt.Errorf("feed pg_restore: %w", run.writeErr)
+	}
+	return nil
+}
+
+// pgRestoreRun is how one pg_restore went.
+type pgRestoreRun struct {
+	// stderr is the end of pg_restore's output.
+	stderr *tailBuffer
+	// readErr is a failure to read the archive; pg_restore was then killed before it could see
+	// the end of its input, so its transaction died uncommitted.
+	readErr error
+	// writeErr is a failure to feed pg_restore: it went away, and waitErr says why.
+	writeErr error
+	waitErr  error
+}
+
+// runPgRestore feeds an archive to pg_restore on its standard input.
+func runPgRestore(ctx context.Context, pgRestore string, args, env []string, input io.Reader) pgRestoreRun {
+	run := pgRestoreRun{stderr: newTailBuffer(16 << 10)}
 	restoreCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	args := append([]string{"--dbname=" + ci.noSecret, "--no-password", "--single-transaction", "--exit-on-error"}, extraArgs...)
 	cmd := exec.CommandContext(restoreCtx, pgRestore, args...)
-	cmd.Env = ci.env(os.Environ())
-	stderr := newTailBuffer(16 << 10)
-	cmd.Stderr = stderr
+	cmd.Env = env
+	cmd.Stderr = run.stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
-		return fmt.Errorf("pg_restore: %w", err)
+		run.waitErr = fmt.Errorf("pg_restore: %w", err)
+		return run
 	}
 	growPipe(stdin)
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start pg_restore: %w", err)
+		run.waitErr = fmt.Errorf("start pg_restore: %w", err)
+		return run
 	}
 	w := &trackedWriter{w: stdin}
-	_, copyErr := io.Copy(w, archive)
+	_, copyErr := io.Copy(w, input)
 	if copyErr != nil && !w.failed {
 		// Kill before closing stdin, so that pg_restore never sees an end of input and its
 		// transaction dies uncommitted.
 		_ = cmd.Process.Kill()
 	}
 	_ = stdin.Close()
-	waitErr := cmd.Wait()
+	run.waitErr = cmd.Wait()
 	switch {
 	case copyErr != nil && !w.failed:
-		return explain("read backup", copyErr)
-	case waitErr != nil:
-		return fmt.Errorf("pg_restore failed, nothing was restored (it runs as one transaction): %s", ci.scrub(stderrOr(stderr, waitErr)))
+		run.readErr = copyErr
 	case copyErr != nil:
-		return fmt.Errorf("feed pg_restore: %w", copyErr)
+		run.writeErr = copyErr
 	}
-	return nil
+	return run
 }
 
 // holdLastByte passes a stream through but keeps its last byte back until the source has ended
@@ -279,7 +340,7 @@ func (t *trackedWriter) Write(p []byte) (int, error) {
 
 // targetTables reads the tables and exact row counts of a restored database, to compare with a
 // manifest.
-func targetTables(ctx context.Context, ci connInfo) ([]TableRows, int64, error) {
+func targetTables(ctx context.Context, ci connInfo) ([]catalog.TableRows, int64, error) {
 	conn, err := ci.connect(ctx)
 	if err != nil {
 		return nil, 0, err
@@ -297,8 +358,8 @@ func targetTables(ctx context.Context, ci connInfo) ([]TableRows, int64, error) 
 }
 
 // compareCounts lists every difference between a manifest's tables and a restored database's.
-func compareCounts(m Manifest, got []TableRows, gotLOs int64) []string {
-	var problems []string
+func compareCounts(m catalog.Manifest, got []catalog.TableRows, gotLOs int64) []problem {
+	var problems []problem
 	have := map[string]int64{}
 	for _, t := range got {
 		have[t.QualifiedName()] = t.Rows
@@ -307,9 +368,9 @@ func compareCounts(m Manifest, got []TableRows, gotLOs int64) []string {
 		n, ok := have[t.QualifiedName()]
 		switch {
 		case !ok:
-			problems = append(problems, fmt.Sprintf("table %s missing after restore", t.QualifiedName()))
+			problems = append(problems, newProblem(ReasonTableMissing, "table %s is missing after restore", quoteName(t.QualifiedName())))
 		case n != t.Rows:
-			problems = append(problems, fmt.Sprintf("table %s has %d rows after restore, manifest says %d", t.QualifiedName(), n, t.Rows))
+			problems = append(problems, newProblem(ReasonRowCountMismatch, "table %s has %d rows after restore, manifest says %d", quoteName(t.QualifiedName()), n, t.Rows))
 		}
 		delete(have, t.QualifiedName())
 	}
@@ -319,10 +380,10 @@ func compareCounts(m Manifest, got []TableRows, gotLOs int64) []string {
 	}
 	slices.Sort(extra)
 	for _, name := range extra {
-		problems = append(problems, fmt.Sprintf("table %s appears after restore but is not in the manifest", name))
+		problems = append(problems, newProblem(ReasonUnexpectedTable, "table %s appears after restore but is not in the manifest", quoteName(name)))
 	}
 	if gotLOs != m.LargeObjects {
-		problems = append(problems, fmt.Sprintf("%d large objects after restore, manifest says %d", gotLOs, m.LargeObjects))
+		problems = append(problems, newProblem(ReasonLargeObjectsDiffer, "%d large objects after restore, manifest says %d", gotLOs, m.LargeObjects))
 	}
 	return problems
 }

@@ -15,6 +15,7 @@ import (
 
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 )
 
 func sum(b []byte) string {
@@ -129,7 +130,7 @@ func TestDumpPipelineRoundTrip(t *testing.T) {
 	}
 
 	other, _ := age.GenerateX25519Identity()
-	m := Manifest{Recipients: []string{Fingerprint(id.Recipient())}}
+	m := catalog.Manifest{Recipients: []string{Fingerprint(id.Recipient())}}
 	var wrong *WrongIdentityError
 	if err := checkIdentities(m, []age.Identity{other}); !errors.As(err, &wrong) {
 		t.Fatalf("checkIdentities(other key) = %v", err)
@@ -176,19 +177,19 @@ func TestParseConnInfo(t *testing.T) {
 }
 
 func TestCompareCounts(t *testing.T) {
-	m := Manifest{
-		Tables:       []TableRows{{"public", "a", 10}, {"public", "b", 0}, {"s", "c", 5}},
+	m := catalog.Manifest{
+		Tables:       []catalog.TableRows{{Schema: "public", Name: "a", Rows: 10}, {Schema: "public", Name: "b", Rows: 0}, {Schema: "s", Name: "c", Rows: 5}},
 		LargeObjects: 2,
 	}
-	if p := compareCounts(m, []TableRows{{"public", "a", 10}, {"public", "b", 0}, {"s", "c", 5}}, 2); len(p) != 0 {
+	if p := compareCounts(m, []catalog.TableRows{{Schema: "public", Name: "a", Rows: 10}, {Schema: "public", Name: "b", Rows: 0}, {Schema: "s", Name: "c", Rows: 5}}, 2); len(p) != 0 {
 		t.Fatalf("equal counts reported %v", p)
 	}
-	p := compareCounts(m, []TableRows{{"public", "a", 9}, {"s", "c", 5}, {"s", "extra", 1}}, 1)
+	p := problemStrings(compareCounts(m, []catalog.TableRows{{Schema: "public", Name: "a", Rows: 9}, {Schema: "s", Name: "c", Rows: 5}, {Schema: "s", Name: "extra", Rows: 1}}, 1))
 	want := []string{
-		"table public.a has 9 rows after restore, manifest says 10",
-		"table public.b missing after restore",
-		"table s.extra appears after restore but is not in the manifest",
-		"1 large objects after restore, manifest says 2",
+		`RowCountMismatch: table "public.a" has 9 rows after restore, manifest says 10`,
+		`TableMissing: table "public.b" is missing after restore`,
+		`UnexpectedTable: table "s.extra" appears after restore but is not in the manifest`,
+		`LargeObjectCountMismatch: 1 large objects after restore, manifest says 2`,
 	}
 	if strings.Join(p, "|") != strings.Join(want, "|") {
 		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(p, "\n"), strings.Join(want, "\n"))

@@ -1,17 +1,19 @@
 package backup
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"net"
+	"slices"
+	"strings"
 	"time"
 
 	"filippo.io/age"
-	"github.com/jackc/pgx/v5"
 
-	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -20,14 +22,23 @@ type VerifyOptions struct {
 	Store    storage.Store
 	Tenant   string
 	Schedule string
-	BackupID string // an id or Latest
+	BackupID string // an id or catalog.Latest
+	// Trust is what the backup's signature must check against; a backup that does not is
+	// refused, and nothing is recorded.
+	Trust catalog.Trust
 	// Identities, when given, turn the checksum check into a restore drill.
 	Identities []age.Identity
-	// PgBinDir holds initdb, postgres and pg_restore for the drill.
+	// DrillSocket is where a restorer serves drills (verify --serve-drills): the verification
+	// job's scratch container. When empty, Verify starts a restorer of its own as a child process
+	// with none of this process's secrets (see drill.go).
+	DrillSocket string
+	// DrillRoles are created, without login or privileges, in the scratch server, so that objects
+	// naming them (row-level security policies) restore: the tenant's database user.
+	DrillRoles []string
+	// PgBinDir holds initdb, postgres and pg_restore for a restorer this process starts.
 	PgBinDir string
-	// ScratchDir is where the drill's PostgreSQL keeps its data (default: the system's temporary
-	// directory). The drill's database is the only plaintext that touches a disk; point this at
-	// a memory-backed volume to avoid even that.
+	// ScratchDir is where a restorer this process starts keeps the drill's database (default: the
+	// system's temporary directory): the one place the backup's plaintext touches a disk.
 	ScratchDir string
 	Log        io.Writer
 	Now        func() time.Time
@@ -45,31 +56,31 @@ func (e *VerificationFailedError) Error() string {
 
 // Verify checks a backup and stores the outcome next to its manifest. Without identities it reads
 // the stored object and compares its size and sha256 with the manifest. With identities it also
-// restores the backup into a scratch PostgreSQL started for the occasion (its own temporary
-// directory, no TCP listener, stopped and removed afterwards) and compares every table's row count
-// with the manifest.
+// has a restorer restore the backup into a scratch PostgreSQL, as a role without privileges, and
+// compares every table's row count with the manifest (see drill.go).
 //
-// Only findings about the backup are recorded (a mismatch, a restore that fails, wrong counts);
-// a wrong identity, unreachable storage or missing PostgreSQL programs are returned as errors and
-// leave the previous verification in place.
-func Verify(ctx context.Context, o VerifyOptions) (Backup, Verification, error) {
+// Only findings about the backup are recorded (a mismatch, a restore that fails, wrong counts),
+// each as a fixed reason and a bounded summary (see problems.go); a wrong identity, unreachable
+// storage, a missing restorer or PostgreSQL, or a scratch server that ran out of resources are
+// returned as errors and leave the previous verification in place.
+func Verify(ctx context.Context, o VerifyOptions) (catalog.Backup, catalog.Verification, error) {
 	now := time.Now
 	if o.Now != nil {
 		now = o.Now
 	}
-	b, err := Get(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID)
+	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID, o.Trust)
 	if err != nil {
-		return Backup{}, Verification{}, err
+		return catalog.Backup{}, catalog.Verification{}, err
 	}
 	start := now()
-	v := Verification{FormatVersion: FormatVersion, BackupID: b.ID, Kind: KindChecksum}
-	var problems []string
+	v := catalog.Verification{FormatVersion: catalog.FormatVersion, BackupID: b.ID, Kind: catalog.KindChecksum}
+	var problems []problem
 	if len(o.Identities) == 0 {
 		problems, v.ObjectSHA256, err = verifyChecksum(ctx, o.Store, b.Manifest)
 	} else {
-		v.Kind = KindRestoreDrill
+		v.Kind = catalog.KindRestoreDrill
 		if err := checkIdentities(b.Manifest, o.Identities); err != nil {
-			return b, Verification{}, err
+			return b, catalog.Verification{}, err
 		}
 		problems, v.ScratchPostgresVersion, err = drill(ctx, o, b.Manifest)
 		if len(problems) == 0 && err == nil {
@@ -77,27 +88,30 @@ func Verify(ctx context.Context, o VerifyOptions) (Backup, Verification, error) 
 		}
 	}
 	if err != nil {
-		return b, Verification{}, err
+		return b, catalog.Verification{}, err
 	}
 	v.CheckedAt = now().UTC()
 	v.Duration = v.CheckedAt.Sub(start)
 	v.OK = len(problems) == 0
-	v.Problems = problems
-	if err := putJSON(ctx, o.Store, storage.Join(Dir(b.Tenant, b.Schedule, b.ID), VerificationObject), v); err != nil {
+	v.Problems = problemStrings(problems)
+	if !v.OK {
+		v.Reason = problems[0].reason
+	}
+	if err := catalog.WriteVerification(ctx, o.Store, b.Tenant, b.Schedule, v); err != nil {
 		return b, v, fmt.Errorf("record verification of %s: %w", b.ID, err)
 	}
 	b.Verification = &v
 	if !v.OK {
-		return b, v, &VerificationFailedError{ID: b.ID, Problems: problems}
+		return b, v, &VerificationFailedError{ID: b.ID, Problems: v.Problems}
 	}
 	return b, v, nil
 }
 
 // verifyChecksum reads the whole object through the checksum gate.
-func verifyChecksum(ctx context.Context, store storage.Store, m Manifest) ([]string, string, error) {
-	rc, err := store.Get(ctx, storage.Join(Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
+func verifyChecksum(ctx context.Context, store storage.Store, m catalog.Manifest) ([]problem, string, error) {
+	rc, err := store.Get(ctx, storage.Join(catalog.Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
 	if errors.Is(err, storage.ErrNotFound) {
-		return []string{fmt.Sprintf("data object %s is missing", m.Object.Name)}, "", nil
+		return []problem{missingProblem(m.Object.Name)}, "", nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("fetch backup %s: %w", m.ID, err)
@@ -107,7 +121,7 @@ func verifyChecksum(ctx context.Context, store storage.Store, m Manifest) ([]str
 	_, err = io.Copy(io.Discard, gate)
 	var mismatch *ChecksumMismatchError
 	if errors.As(err, &mismatch) {
-		return []string{mismatch.Error()}, mismatch.Got, nil
+		return []problem{mismatchProblem(mismatch)}, mismatch.Got, nil
 	}
 	if err != nil {
 		return nil, "", fmt.Errorf("read backup %s: %w", m.ID, err)
@@ -115,64 +129,181 @@ func verifyChecksum(ctx context.Context, store storage.Store, m Manifest) ([]str
 	return nil, m.Object.SHA256, nil
 }
 
-// drillDatabase is the database the drill restores into.
-const drillDatabase = "restore_drill"
+func missingProblem(object string) problem {
+	return newProblem(ReasonDataObjectMissing, "data object %s is missing", quoteName(object))
+}
 
-// drill restores into a scratch server and compares row counts.
-func drill(ctx context.Context, o VerifyOptions, m Manifest) (problems []string, version string, err error) {
-	initdb, err := pgcluster.Find(o.PgBinDir, m.PostgresMajor, "initdb")
-	if err != nil {
-		return nil, "", fmt.Errorf("restore drill: %w", err)
-	}
-	_, major, err := pgcluster.Version(ctx, initdb)
-	if err != nil {
-		return nil, "", fmt.Errorf("restore drill: %w", err)
-	}
-	if major < m.PostgresMajor {
-		return nil, "", fmt.Errorf("restore drill: the backup is of PostgreSQL %d but %s is %d; point --pg-bin-dir at PostgreSQL %d or newer", m.PostgresMajor, initdb, major, m.PostgresMajor)
-	}
-	binDir := filepath.Dir(initdb)
-	logf(o.Log, "verify %s: starting a scratch PostgreSQL %d", m.ID, major)
-	cluster, err := pgcluster.Start(ctx, pgcluster.Options{BinDir: binDir, ParentDir: o.ScratchDir})
-	if err != nil {
-		return nil, "", fmt.Errorf("restore drill: start scratch PostgreSQL: %w", err)
-	}
-	defer func() {
-		if serr := cluster.Stop(); serr != nil && err == nil {
-			err = fmt.Errorf("restore drill: %w", serr)
+func mismatchProblem(e *ChecksumMismatchError) problem {
+	return newProblem(ReasonChecksumMismatch, "stored object sha256 %s, manifest says %s", e.Got, e.Want)
+}
+
+// restorerWait is how long the agent waits for the restorer's socket: the sidecar starts with it.
+const restorerWait = 2 * time.Minute
+
+// drill has a restorer restore the backup and compares its row counts with the manifest.
+func drill(ctx context.Context, o VerifyOptions, m catalog.Manifest) (problems []problem, version string, err error) {
+	var conn net.Conn
+	if o.DrillSocket != "" {
+		logf(o.Log, "verify %s: connecting to the drill restorer at %s", m.ID, o.DrillSocket)
+		conn, err = dialRestorer(ctx, o.DrillSocket, restorerWait)
+	} else {
+		var child *restorerChild
+		child, err = startRestorer(o)
+		if err == nil {
+			conn = child.conn
+			defer func() {
+				if cerr := child.wait(); cerr != nil && err == nil {
+					err = fmt.Errorf("restore drill: %w", cerr)
+				}
+			}()
 		}
-	}()
-	admin, err := parseConnInfo(cluster.DSN("postgres"))
-	if err != nil {
-		return nil, "", err
 	}
-	conn, err := admin.connect(ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("restore drill: %w", err)
 	}
-	_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{drillDatabase}.Sanitize())
-	_ = conn.Close(ctx)
-	if err != nil {
-		return nil, "", fmt.Errorf("restore drill: create database: %w", err)
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.Close() })
+	defer stop()
+
+	br := bufio.NewReaderSize(conn, 64<<10)
+	if err := writeMessage(conn, drillRequest{Protocol: drillProtocol, PostgresMajor: m.PostgresMajor, Roles: o.DrillRoles}); err != nil {
+		return nil, "", fmt.Errorf("restore drill: send the request to the restorer: %w", err)
 	}
-	target, err := parseConnInfo(cluster.DSN(drillDatabase))
-	if err != nil {
-		return nil, "", err
+	var ready drillReady
+	if err := readMessage(br, &ready, maxReadySize); err != nil {
+		return nil, "", fmt.Errorf("restore drill: no answer from the restorer: %w", err)
 	}
-	logf(o.Log, "verify %s: restoring into the scratch server", m.ID)
-	// The scratch server has none of the source's roles.
-	err = streamRestore(ctx, o.Store, m, o.Identities, filepath.Join(binDir, "pg_restore"), target, []string{"--no-owner", "--no-privileges"})
+	if ready.Error != "" {
+		return nil, "", fmt.Errorf("restore drill: the restorer: %s", ready.Error)
+	}
+	logf(o.Log, "verify %s: restoring into a scratch PostgreSQL %s", m.ID, ready.Version)
+
+	fw := &frameWriter{w: conn}
+	a, err := openArchive(ctx, o.Store, m, o.Identities)
+	if err != nil {
+		_ = fw.frame(frameAbort, nil)
+		return archiveProblem(err, ready.Version)
+	}
+	defer a.Close()
+
+	// The restorer may answer before the stream ends (a restore that failed early), so its report
+	// is read while the stream is written.
+	type answer struct {
+		report drillReport
+		err    error
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		var r drillReport
+		err := readMessage(br, &r, maxReportSize)
+		answers <- answer{r, err}
+	}()
+	var got *answer
+	buf := make([]byte, maxFrame)
+	var readErr, writeErr error
+stream:
+	for {
+		select {
+		case ans := <-answers:
+			// The restorer is done before the stream is: tell it nothing more comes.
+			got = &ans
+			_ = fw.frame(frameAbort, nil)
+			break stream
+		default:
+		}
+		n, rerr := a.Read(buf)
+		if n > 0 {
+			if _, writeErr = fw.Write(buf[:n]); writeErr != nil {
+				break stream
+			}
+		}
+		switch {
+		case errors.Is(rerr, io.EOF):
+			writeErr = fw.frame(frameEnd, nil)
+			break stream
+		case rerr != nil:
+			readErr = rerr
+			_ = fw.frame(frameAbort, nil)
+			break stream
+		}
+	}
+	if got == nil {
+		select {
+		case ans := <-answers:
+			got = &ans
+		case <-ctx.Done():
+			return nil, "", ctx.Err()
+		}
+	}
+	if readErr != nil {
+		return archiveProblem(a.explain("read backup", readErr), ready.Version)
+	}
+	if got.err != nil {
+		if writeErr != nil {
+			return nil, "", fmt.Errorf("restore drill: the restorer went away: %w", writeErr)
+		}
+		return nil, "", fmt.Errorf("restore drill: no report from the restorer: %w", got.err)
+	}
+	r := got.report
+	switch r.Outcome {
+	case outcomeRestored:
+		logf(o.Log, "verify %s: restored; comparing the row counts of %d tables", m.ID, len(r.Tables))
+		return compareCounts(m, r.Tables, r.LargeObjects), ready.Version, nil
+	case outcomeRestoreFailed:
+		// A damaged object can show up as a failed restore before age notices; then the damage
+		// is the finding.
+		if derr := a.gate.drain(); derr != nil {
+			return archiveProblem(a.explain("read backup", derr), ready.Version)
+		}
+		if scratchTrouble(r.SQLState) {
+			return nil, "", fmt.Errorf("restore drill: the scratch server failed the restore for want of resources (SQLSTATE %s); see the restorer's log", r.SQLState)
+		}
+		return []problem{restoreFailedProblem(r)}, ready.Version, nil
+	case outcomeCountFailed:
+		if scratchTrouble(r.SQLState) || r.SQLState == "" {
+			return nil, "", fmt.Errorf("restore drill: counting the restored rows failed (SQLSTATE %q); see the restorer's log", r.SQLState)
+		}
+		return []problem{newProblem(ReasonCountFailed, "counting the restored rows failed with SQLSTATE %s (%s)", r.SQLState, sqlStateMeaning(r.SQLState))}, ready.Version, nil
+	case outcomeError:
+		return nil, "", fmt.Errorf("restore drill: the restorer: %s", r.Error)
+	}
+	return nil, "", fmt.Errorf("restore drill: the restorer reported %q", r.Outcome)
+}
+
+// archiveProblem sorts a failure to stream the archive: damage is a finding about the backup,
+// anything else (wrong key, storage, cancellation) an error.
+func archiveProblem(err error, version string) ([]problem, string, error) {
+	var mismatch *ChecksumMismatchError
+	var missing *DataObjectMissingError
 	var wrong *WrongIdentityError
 	var unreachable *storage.UnreachableError
 	switch {
+	case errors.As(err, &mismatch):
+		return []problem{mismatchProblem(mismatch)}, version, nil
+	case errors.As(err, &missing):
+		return []problem{missingProblem(missing.Object)}, version, nil
 	case errors.As(err, &wrong), errors.As(err, &unreachable), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return nil, "", err
-	case err != nil:
-		return []string{err.Error()}, cluster.Version, nil
+	case strings.HasPrefix(err.Error(), "fetch backup"):
+		return nil, "", err
 	}
-	got, los, err := targetTables(ctx, target)
-	if err != nil {
-		return nil, "", fmt.Errorf("restore drill: %w", err)
+	// The object matched its manifest, yet does not decrypt or decompress: it was written wrong.
+	return []problem{newProblem(ReasonArchiveUnreadable, "the stored object matches its manifest but does not decrypt and decompress")}, version, nil
+}
+
+// restoreFailedProblem summarizes a failed restore without any of the database's words.
+func restoreFailedProblem(r drillReport) problem {
+	var b strings.Builder
+	b.WriteString("pg_restore failed")
+	if sqlStateRE.MatchString(r.SQLState) {
+		fmt.Fprintf(&b, " with SQLSTATE %s (%s)", r.SQLState, sqlStateMeaning(r.SQLState))
 	}
-	return compareCounts(m, got, los), cluster.Version, nil
+	if r.ObjectType != "" && slices.Contains(tocTypes, r.ObjectType) {
+		fmt.Fprintf(&b, " at %s %s", r.ObjectType, quoteName(r.ObjectName))
+	}
+	if r.SQLState == "42501" {
+		b.WriteString("; the drill restores without superuser, which the backup needs")
+	}
+	b.WriteString("; nothing was restored")
+	return problem{reason: ReasonRestoreFailed, summary: b.String()}
 }

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/url"
 	"path"
+	"strings"
 	"time"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -16,6 +17,7 @@ import (
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -36,6 +38,12 @@ const (
 	// verification CronJobs, their Jobs and pods.
 	ComponentBackup = "backup"
 	ComponentVerify = "verify"
+	// ComponentBackupSigning is the LabelComponent value of a policy's signing key Secret.
+	ComponentBackupSigning = "backup-signing"
+
+	// annotationBackupPolicy names the BackupPolicy an object in the operator's namespace serves
+	// (agentCronJob writes the same key).
+	annotationBackupPolicy = "tenancy.tenantops.io/backup-policy"
 )
 
 // Keys and mount paths of the backup jobs.
@@ -47,8 +55,16 @@ const (
 	// BackupSecretKeyCA is the database's CA certificate in BackupJobSecretName.
 	BackupSecretKeyCA = DatabaseCAKey
 
+	// BackupSigningSecretKey is the policy's Ed25519 private key (PKCS #8 PEM) in
+	// BackupSigningSecretName; BackupSigningSecretKeyTrusted the public keys it trusts, one per
+	// line, newest first: the current key and the ones rotated out, kept with the private key
+	// so that a lost status does not lose them.
+	BackupSigningSecretKey        = "signing.key"
+	BackupSigningSecretKeyTrusted = "trusted-public-keys"
+
 	agentUID          = 65532
 	backupCAMountDir  = "/etc/tenantops/database-ca"
+	signingMountDir   = "/etc/tenantops/signing"
 	identityMountDir  = "/etc/tenantops/identity"
 	identityFileName  = "identity"
 	volumeStorageRoot = "/var/lib/tenantops/backups"
@@ -66,6 +82,83 @@ func DatabaseBackupSecretName(*v1alpha1.Tenant) string { return "postgres-backup
 // BackupJobSecretName holds the backup role's password and the database CA in the operator's
 // namespace, for the tenant's backup jobs.
 func BackupJobSecretName(t *v1alpha1.Tenant) string { return "tenant-" + t.Name + "-backup" }
+
+// BackupSigningSecretName holds the key that signs a BackupPolicy's backup manifests, in the
+// operator's namespace; only the policy's backup jobs mount it.
+func BackupSigningSecretName(policy *v1alpha1.BackupPolicy) string {
+	return boundedName("backup-signing-"+policy.Name, 253)
+}
+
+// BackupSigningSecret holds a policy's signing key. The key comes from the caller
+// (catalog.GenerateSigningKey with crypto/rand, once, kept thereafter): builders make no
+// randomness. trusted are the public keys in text form, the current one first.
+func BackupSigningSecret(policy *v1alpha1.BackupPolicy, privateKeyPEM []byte, trusted []string, opts Options) *corev1ac.SecretApplyConfiguration {
+	opts = opts.withDefaults()
+	return corev1ac.Secret(BackupSigningSecretName(policy), opts.OperatorNamespace).
+		WithLabels(map[string]string{LabelManagedBy: ManagedByValue, LabelComponent: ComponentBackupSigning}).
+		WithAnnotations(map[string]string{annotationBackupPolicy: policy.Name}).
+		WithType(corev1.SecretTypeOpaque).
+		WithData(map[string][]byte{
+			BackupSigningSecretKey:        privateKeyPEM,
+			BackupSigningSecretKeyTrusted: []byte(strings.Join(trusted, "\n") + "\n"),
+		})
+}
+
+// signsBackups says whether the operator has published the policy's signing key, which it does
+// only once the key's Secret exists: until then backup jobs do not mount it, and their backups are
+// unsigned.
+func signsBackups(policy *v1alpha1.BackupPolicy) bool {
+	return policy.Status.Signing != nil && policy.Status.Signing.PublicKey != ""
+}
+
+// SigningPublicKeys are the keys whose signatures a policy's backups are checked against: the
+// operator's current and previous keys, then the spec's additional ones.
+func SigningPublicKeys(policy *v1alpha1.BackupPolicy) []string {
+	var keys []string
+	if st := policy.Status.Signing; st != nil {
+		if st.PublicKey != "" {
+			keys = append(keys, st.PublicKey)
+		}
+		keys = append(keys, st.PreviousPublicKeys...)
+	}
+	if sp := policy.Spec.Signing; sp != nil {
+		keys = append(keys, sp.AdditionalPublicKeys...)
+	}
+	return keys
+}
+
+// allowsUnsigned says whether a policy's unsigned backups are accepted: when its spec says so, or
+// while the operator has published no key for it yet (every backup it has is then unsigned).
+func allowsUnsigned(policy *v1alpha1.BackupPolicy) bool {
+	return !signsBackups(policy) || (policy.Spec.Signing != nil && policy.Spec.Signing.AllowUnsigned)
+}
+
+// SigningTrust is what the operator checks a policy's backups against when it lists them
+// (catalog.WithTrust), so that a backup made or changed without the key never counts.
+func SigningTrust(policy *v1alpha1.BackupPolicy) (catalog.Trust, error) {
+	t := catalog.Trust{AllowUnsigned: allowsUnsigned(policy)}
+	for _, k := range SigningPublicKeys(policy) {
+		pub, err := catalog.ParsePublicKey(k)
+		if err != nil {
+			return catalog.Trust{}, fmt.Errorf("backup policy %s: %w", policy.Name, err)
+		}
+		t.Keys = append(t.Keys, pub)
+	}
+	return t, nil
+}
+
+// VerifySigningArgs are the agent arguments that make a verification job check signatures as
+// SigningTrust does. Public keys are not secret, so they go on the command line.
+func VerifySigningArgs(policy *v1alpha1.BackupPolicy) []string {
+	var args []string
+	for _, k := range SigningPublicKeys(policy) {
+		args = append(args, "--signing-public-key", k)
+	}
+	if allowsUnsigned(policy) {
+		args = append(args, "--allow-unsigned")
+	}
+	return args
+}
 
 // BackupCronJobName names the CronJob of one schedule of a tenant.
 func BackupCronJobName(t *v1alpha1.Tenant, schedule string) string {
@@ -163,7 +256,7 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 		corev1ac.EnvVar().WithName("PGPASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 			corev1ac.SecretKeySelector().WithName(BackupJobSecretName(t)).WithKey(BackupSecretKeyPassword))),
 	}
-	env = append(env, storageEnv(schedule.Storage)...)
+	env = append(env, writerStorageEnv(t, schedule.Storage)...)
 	volumes := []*corev1ac.VolumeApplyConfiguration{
 		corev1ac.Volume().WithName("database-ca").WithSecret(corev1ac.SecretVolumeSource().
 			WithSecretName(BackupJobSecretName(t)).
@@ -173,6 +266,16 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 	mounts := []*corev1ac.VolumeMountApplyConfiguration{
 		corev1ac.VolumeMount().WithName("database-ca").WithMountPath(backupCAMountDir).WithReadOnly(true),
 	}
+	if signsBackups(policy) {
+		// Only the private key, as a file: not the trusted keys beside it, and never an
+		// environment variable, which /proc shows to anything running as the agent's user.
+		args = append(args, "--signing-key-file", path.Join(signingMountDir, BackupSigningSecretKey))
+		volumes = append(volumes, corev1ac.Volume().WithName("signing-key").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(BackupSigningSecretName(policy)).
+			WithItems(corev1ac.KeyToPath().WithKey(BackupSigningSecretKey).WithPath(BackupSigningSecretKey)).
+			WithDefaultMode(0o440)))
+		mounts = append(mounts, corev1ac.VolumeMount().WithName("signing-key").WithMountPath(signingMountDir).WithReadOnly(true))
+	}
 	volumes, mounts = withStorageVolume(schedule.Storage, volumes, mounts)
 	return agentCronJob(t, policy, schedule.Name, ComponentBackup, BackupCronJobName(t, schedule.Name), schedule.Schedule,
 		expectedInterval, args, env, volumes, mounts, opts), nil
@@ -180,58 +283,146 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 
 // VerifyCronJob runs `tenant-operator verify` on the newest backup of one schedule: a restore
 // drill when the policy names an identity, else a check of the stored object against its manifest.
+//
+// A drill restores tenant-controlled SQL, so its pod has two containers that share only a socket
+// (see internal/backup/drill.go):
+//   - "agent" holds the identity and the storage credentials; it fetches, checks, decrypts and
+//     streams the plain archive to the socket, and records the result.
+//   - "scratch", a sidecar (an init container that keeps running), is the restorer: its own uid, no
+//     Secret volume, no credential in its environment, and the scratch volume mounted in it
+//     alone. It restores as a role without privileges.
+//
+// The scratch volume is a generic ephemeral volume of the tenant database's storage class, so that
+// the drill's plaintext lives where the tenant's data already does, and is deleted with the pod.
+// It is sized for the database (ScratchSize): the restored database cannot be larger than the
+// volume its source lives on.
+//
+// Verify pods carry the tenant's labels, LabelComponent verify and LabelSchedule, and not
+// Options.OperatorPodSelector: they need no way through the tenant's firewall.
 func VerifyCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v1alpha1.BackupSchedule, expectedInterval time.Duration, opts Options) (*batchv1ac.CronJobApplyConfiguration, error) {
 	opts = opts.withDefaults()
-	if policy.Spec.Verification == nil {
+	ref := policy.Spec.Encryption.IdentitySecretRef
+	switch {
+	case policy.Spec.Verification == nil:
 		return nil, fmt.Errorf("policy %s asks for no verification", policy.Name)
+	case ref == nil:
+		// Validation refuses this: a drill cannot decrypt without an identity.
+		return nil, fmt.Errorf("policy %s asks for verification without spec.encryption.identitySecretRef", policy.Name)
 	}
 	location, err := StorageLocation(schedule.Storage)
 	if err != nil {
 		return nil, fmt.Errorf("schedule %s: %w", schedule.Name, err)
 	}
-	args := []string{"verify",
+	key := ref.Key
+	if key == "" {
+		key = identityFileName
+	}
+	args := append([]string{"verify",
 		"--storage", location,
 		"--tenant", t.Name,
 		"--schedule", schedule.Name,
 		"--backup", "latest",
-		"--pg-bin-dir", PostgresBinDir(DatabaseVersion(t)),
+		"--identity-file", path.Join(identityMountDir, identityFileName),
+		"--drill-socket", path.Join(drillSocketDir, drillSocketName), "--drill-role", databaseUser, "-v",
+	}, VerifySigningArgs(policy)...)
+	volumes := []*corev1ac.VolumeApplyConfiguration{
+		corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(ref.Name).
+			WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(identityFileName)).
+			WithDefaultMode(0o440)),
+		corev1ac.Volume().WithName("drill").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("1Mi"))),
+		corev1ac.Volume().WithName("scratch").WithEphemeral(corev1ac.EphemeralVolumeSource().WithVolumeClaimTemplate(
+			corev1ac.PersistentVolumeClaimTemplate().
+				WithLabels(labelsWith(t, map[string]string{LabelComponent: ComponentVerify, LabelSchedule: schedule.Name})).
+				WithSpec(scratchClaim(t)))),
+		corev1ac.Volume().WithName("scratch-tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("64Mi"))),
 	}
-	env := storageEnv(schedule.Storage)
-	var volumes []*corev1ac.VolumeApplyConfiguration
-	var mounts []*corev1ac.VolumeMountApplyConfiguration
-	if ref := policy.Spec.Encryption.IdentitySecretRef; ref != nil {
-		key := ref.Key
-		if key == "" {
-			key = identityFileName
-		}
-		args = append(args, "--identity-file", path.Join(identityMountDir, identityFileName), "--scratch-dir", scratchDir)
-		volumes = append(volumes,
-			corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
-				WithSecretName(ref.Name).
-				WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(identityFileName)).
-				WithDefaultMode(0o440)),
-			// The drill's scratch PostgreSQL: plaintext of the restored backup lives here while the
-			// drill runs, so it is memory, never a node's disk.
-			corev1ac.Volume().WithName("scratch").WithEmptyDir(corev1ac.EmptyDirVolumeSource().
-				WithMedium(corev1.StorageMediumMemory)))
-		mounts = append(mounts,
-			corev1ac.VolumeMount().WithName("identity").WithMountPath(identityMountDir).WithReadOnly(true),
-			corev1ac.VolumeMount().WithName("scratch").WithMountPath(scratchDir))
+	mounts := []*corev1ac.VolumeMountApplyConfiguration{
+		corev1ac.VolumeMount().WithName("identity").WithMountPath(identityMountDir).WithReadOnly(true),
+		corev1ac.VolumeMount().WithName("drill").WithMountPath(drillSocketDir),
 	}
 	volumes, mounts = withStorageVolume(schedule.Storage, volumes, mounts)
-	return agentCronJob(t, policy, schedule.Name, ComponentVerify, VerifyCronJobName(t, schedule.Name), policy.Spec.Verification.Schedule,
-		expectedInterval, args, env, volumes, mounts, opts), nil
+	cj := agentCronJob(t, policy, schedule.Name, ComponentVerify, VerifyCronJobName(t, schedule.Name), policy.Spec.Verification.Schedule,
+		expectedInterval, args, readerStorageEnv(t, schedule.Storage), volumes, mounts, opts)
+	cj.Spec.JobTemplate.Spec.Template.Spec.WithInitContainers(scratchContainer(t, opts))
+	return cj, nil
 }
 
-// storageEnv passes S3 credentials from the policy's Secret in the operator's namespace.
-func storageEnv(s v1alpha1.BackupStorage) []*corev1ac.EnvVarApplyConfiguration {
+// The verify pod's drill: where the restorer listens, and who it runs as.
+const (
+	drillSocketDir  = "/run/tenantops-drill"
+	drillSocketName = "drill.sock"
+	// scratchUID runs the restorer: not the agent's uid, so that nothing of the agent's is its
+	// own. The agent image has a user for it (initdb looks its user up).
+	scratchUID = 65533
+)
+
+// scratchContainer is the restorer: `verify --serve-drills` as a sidecar, which the kubelet stops
+// once the agent has finished. Its environment is HOME alone; its volumes are the socket's, the
+// scratch volume and its own /tmp. PostgreSQL runs here, hence the memory.
+func scratchContainer(t *v1alpha1.Tenant, opts Options) *corev1ac.ContainerApplyConfiguration {
+	return corev1ac.Container().
+		WithName("scratch").
+		WithImage(opts.AgentImage).
+		WithArgs("verify", "--serve-drills", path.Join(drillSocketDir, drillSocketName),
+			"--scratch-dir", scratchDir, "--pg-bin-dir", PostgresBinDir(DatabaseVersion(t)), "-v").
+		WithRestartPolicy(corev1.ContainerRestartPolicyAlways).
+		WithEnv(corev1ac.EnvVar().WithName("HOME").WithValue("/tmp")).
+		WithResources(corev1ac.ResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("256Mi")}).
+			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("1Gi")})).
+		WithSecurityContext(RestrictedContainerSecurityContext().WithRunAsUser(scratchUID)).
+		WithVolumeMounts(
+			corev1ac.VolumeMount().WithName("drill").WithMountPath(drillSocketDir),
+			corev1ac.VolumeMount().WithName("scratch").WithMountPath(scratchDir),
+			corev1ac.VolumeMount().WithName("scratch-tmp").WithMountPath("/tmp"))
+}
+
+// ScratchSize is the size of a drill's scratch volume: the tenant database's volume and a quarter
+// more, at least 1 GiB more, for what a fresh restore adds beside the data (the scratch server's
+// own files and WAL, minimal as it is) and rounded up to whole MiB. A restore holds no more than the
+// volume the source database lives on, minus its bloat and old WAL.
+func ScratchSize(t *v1alpha1.Tenant) resource.Quantity {
+	const mib = 1 << 20
+	db := t.Spec.Database.Storage.Size.Value()
+	size := db + max(db/4, 1<<30)
+	return *resource.NewQuantity((size+mib-1)/mib*mib, resource.BinarySI)
+}
+
+func scratchClaim(t *v1alpha1.Tenant) *corev1ac.PersistentVolumeClaimSpecApplyConfiguration {
+	claim := corev1ac.PersistentVolumeClaimSpec().
+		WithAccessModes(corev1.ReadWriteOnce).
+		WithResources(corev1ac.VolumeResourceRequirements().WithRequests(corev1.ResourceList{corev1.ResourceStorage: ScratchSize(t)}))
+	if t.Spec.Database.Storage.StorageClassName != nil {
+		claim.WithStorageClassName(*t.Spec.Database.Storage.StorageClassName)
+	}
+	return claim
+}
+
+// writerStorageEnv passes the S3 credentials of a tenant's backup jobs
+// (S3Storage.WriterSecretName): put new objects under the tenant's prefix and nothing more.
+func writerStorageEnv(t *v1alpha1.Tenant, s v1alpha1.BackupStorage) []*corev1ac.EnvVarApplyConfiguration {
 	if s.S3 == nil {
 		return nil
 	}
+	return s3CredentialsEnv(s.S3.WriterSecretName(t.Name))
+}
+
+// readerStorageEnv passes the S3 credentials of a tenant's verification jobs
+// (S3Storage.ReaderSecretName): list and read the tenant's prefix and record verifications there,
+// never delete.
+func readerStorageEnv(t *v1alpha1.Tenant, s v1alpha1.BackupStorage) []*corev1ac.EnvVarApplyConfiguration {
+	if s.S3 == nil {
+		return nil
+	}
+	return s3CredentialsEnv(s.S3.ReaderSecretName(t.Name))
+}
+
+func s3CredentialsEnv(secret string) []*corev1ac.EnvVarApplyConfiguration {
 	var env []*corev1ac.EnvVarApplyConfiguration
 	for _, key := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
 		env = append(env, corev1ac.EnvVar().WithName(key).WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
-			corev1ac.SecretKeySelector().WithName(s.S3.CredentialsSecretRef.Name).WithKey(key))))
+			corev1ac.SecretKeySelector().WithName(secret).WithKey(key))))
 	}
 	return env
 }
@@ -268,7 +459,7 @@ func agentCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule, c
 		WithResources(corev1ac.ResourceRequirements().
 			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")}).
 			// The agent's memory does not grow with the database (fixed buffers, measured by
-			// make bench-backup); a verify drill runs PostgreSQL too.
+			// make bench-backup); a drill's PostgreSQL runs in the scratch container.
 			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(agentMemoryLimit(component))})).
 		WithSecurityContext(RestrictedContainerSecurityContext()).
 		WithVolumeMounts(mounts...)
@@ -305,7 +496,9 @@ func agentCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule, c
 
 func agentMemoryLimit(component string) string {
 	if component == ComponentVerify {
-		return "1Gi"
+		// A verify agent holds a manifest and the restorer's report, each a table list;
+		// PostgreSQL runs in the scratch container (VerifyCronJob).
+		return "512Mi"
 	}
 	return "256Mi"
 }

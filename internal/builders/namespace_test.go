@@ -157,7 +157,7 @@ func TestOperatorObjectsFitDefaultQuota(t *testing.T) {
 			add(QuotaSecrets, one)
 			add(QuotaSecrets, one)
 			for _, obj := range []any{
-				DatabaseSecret(tenant, "x"), DatabaseBackupSecret(tenant, "x"), DatabaseConfigMap(tenant), DatabaseCAConfigMap(tenant, "x"),
+				DatabaseSecret(tenant, "x"), DatabaseBackupSecret(tenant, "x"), DatabaseProbeSecret(tenant, "x"), DatabaseConfigMap(tenant), DatabaseCAConfigMap(tenant, "x"),
 				DatabaseService(tenant), DatabaseHeadlessService(tenant), DatabaseCertificate(tenant, opts), TenantCertificate(tenant, opts),
 				Ingress(tenant, opts),
 			} {

@@ -160,3 +160,6 @@ func (o Options) withDefaults() Options {
 	}
 	return o
 }
+
+// WithDefaults is the options with every empty field filled from DefaultOptions.
+func (o Options) WithDefaults() Options { return o.withDefaults() }

@@ -114,9 +114,11 @@ func Judge(s Schedule, o Observation, now time.Time) Verdict {
 		v.Message = fmt.Sprintf("%s: storage could not be listed: %v", s.Name, o.ListError)
 		return v
 	}
-	newestAge := ""
+	// Messages name times, never ages: an age changes on every pass, and every change of a
+	// condition's message is a status write.
+	newest := ""
 	if o.Newest != nil {
-		newestAge = fmt.Sprintf("newest backup %s is %s old", o.Newest.ID, roundAge(now.Sub(o.Newest.FinishedAt)))
+		newest = fmt.Sprintf("newest backup %s finished %s", o.Newest.ID, stamp(o.Newest.FinishedAt))
 	}
 	if j := o.LastJob; j != nil && (o.Newest == nil || o.Newest.FinishedAt.Before(j.StartedAt)) {
 		problem := ""
@@ -131,14 +133,14 @@ func Judge(s Schedule, o Observation, now time.Time) Verdict {
 				problem += ")"
 			}
 		case j.Active && !j.Deadline.IsZero() && now.After(j.Deadline):
-			problem = fmt.Sprintf("job %s has been running for %s, past its deadline", j.Name, roundAge(now.Sub(j.StartedAt)))
+			problem = fmt.Sprintf("job %s running since %s, past its deadline %s", j.Name, stamp(j.StartedAt), stamp(j.Deadline))
 		}
 		if problem != "" {
 			v.State = JobFailing
-			if newestAge == "" {
-				newestAge = "no backup stored yet"
+			if newest == "" {
+				newest = "no backup stored yet"
 			}
-			v.Message = fmt.Sprintf("%s: %s; %s", s.Name, problem, newestAge)
+			v.Message = fmt.Sprintf("%s: %s; %s", s.Name, problem, newest)
 			return v
 		}
 	}
@@ -147,13 +149,13 @@ func Judge(s Schedule, o Observation, now time.Time) Verdict {
 		if o.LastSeen != nil {
 			v.State = Missing
 			v.Message = fmt.Sprintf("%s: no backup in storage; backup %s (finished %s) was there before", s.Name, o.LastSeen.ID,
-				o.LastSeen.FinishedAt.UTC().Format(time.RFC3339))
+				stamp(o.LastSeen.FinishedAt))
 			return v
 		}
 		if !s.Since.IsZero() && now.Before(due) {
 			v.State = Pending
 			v.StaleAt = due
-			v.Message = fmt.Sprintf("%s: first backup due by %s", s.Name, due.UTC().Format(time.RFC3339))
+			v.Message = fmt.Sprintf("%s: first backup due by %s", s.Name, stamp(due))
 			return v
 		}
 		v.State = Missing
@@ -163,12 +165,12 @@ func Judge(s Schedule, o Observation, now time.Time) Verdict {
 	staleAt := o.Newest.FinishedAt.Add(allowed)
 	if now.After(staleAt) {
 		v.State = Stale
-		v.Message = fmt.Sprintf("%s: %s, more than the %s allowed", s.Name, newestAge, roundAge(allowed))
+		v.Message = fmt.Sprintf("%s: %s, longer ago than the %s allowed", s.Name, newest, roundAge(allowed))
 		return v
 	}
 	v.State = Fresh
 	v.StaleAt = staleAt
-	v.Message = fmt.Sprintf("%s: %s", s.Name, newestAge)
+	v.Message = fmt.Sprintf("%s: %s", s.Name, newest)
 	return v
 }
 
@@ -207,6 +209,9 @@ func Summarize(verdicts []Verdict) Summary {
 	}
 	return sum
 }
+
+// stamp writes a time as messages show it: UTC, to the second.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // roundAge renders an age at a precision a person reads at a glance.
 func roundAge(d time.Duration) string {
@@ -252,15 +257,15 @@ func JudgeVerification(schedule string, interval time.Duration, since time.Time,
 	allowed := interval + Grace(interval)
 	switch {
 	case newest == nil && !since.IsZero() && now.Before(since.Add(allowed)):
-		return VerificationPending, fmt.Sprintf("%s: first verification due by %s", schedule, since.Add(allowed).UTC().Format(time.RFC3339))
+		return VerificationPending, fmt.Sprintf("%s: first verification due by %s", schedule, stamp(since.Add(allowed)))
 	case newest == nil:
 		return NotVerified, fmt.Sprintf("%s: no backup has been verified", schedule)
 	case !newest.OK:
 		return VerificationFailed, fmt.Sprintf("%s: verification of backup %s at %s failed: %s", schedule, newest.BackupID,
-			newest.CheckedAt.UTC().Format(time.RFC3339), strings.Join(newest.Problems, "; "))
+			stamp(newest.CheckedAt), strings.Join(newest.Problems, "; "))
 	case now.Sub(newest.CheckedAt) > allowed:
-		return NotVerified, fmt.Sprintf("%s: newest verification (backup %s) is %s old, more than the %s allowed", schedule, newest.BackupID,
-			roundAge(now.Sub(newest.CheckedAt)), roundAge(allowed))
+		return NotVerified, fmt.Sprintf("%s: newest verification (backup %s at %s) is older than the %s allowed", schedule, newest.BackupID,
+			stamp(newest.CheckedAt), roundAge(allowed))
 	}
-	return Verified, fmt.Sprintf("%s: backup %s verified %s ago", schedule, newest.BackupID, roundAge(now.Sub(newest.CheckedAt)))
+	return Verified, fmt.Sprintf("%s: backup %s verified at %s", schedule, newest.BackupID, stamp(newest.CheckedAt))
 }

@@ -21,12 +21,12 @@ func TestJudge(t *testing.T) {
 		wantMessage string
 		wantStaleAt time.Time
 	}{
-		{"fresh", twelveHours, Observation{Newest: fresh}, t0, Fresh, "newest backup b1 is 3h0m old", fresh.FinishedAt.Add(12*time.Hour + 72*time.Minute)},
-		{"within grace", twelveHours, Observation{Newest: &Backup{ID: "b", FinishedAt: t0.Add(-13 * time.Hour)}}, t0, Fresh, "13h0m old", time.Time{}},
-		{"stale after interval plus grace", twelveHours, Observation{Newest: &Backup{ID: "b", FinishedAt: t0.Add(-13*time.Hour - 13*time.Minute)}}, t0, Stale, "more than the 13h12m allowed", time.Time{}},
+		{"fresh", twelveHours, Observation{Newest: fresh}, t0, Fresh, "newest backup b1 finished " + stamp(fresh.FinishedAt), fresh.FinishedAt.Add(12*time.Hour + 72*time.Minute)},
+		{"within grace", twelveHours, Observation{Newest: &Backup{ID: "b", FinishedAt: t0.Add(-13 * time.Hour)}}, t0, Fresh, "finished " + stamp(t0.Add(-13*time.Hour)), time.Time{}},
+		{"stale after interval plus grace", twelveHours, Observation{Newest: &Backup{ID: "b", FinishedAt: t0.Add(-13*time.Hour - 13*time.Minute)}}, t0, Stale, "longer ago than the 13h12m allowed", time.Time{}},
 		{"maxAge replaces interval and grace", Schedule{Name: "cold", ExpectedInterval: 24 * time.Hour, MaxAge: 26 * time.Hour},
-			Observation{Newest: &Backup{ID: "b", FinishedAt: t0.Add(-26*time.Hour - time.Second)}}, t0, Stale, "more than the 26h0m allowed", time.Time{}},
-		{"194 days old", twelveHours, Observation{Newest: &Backup{ID: "old", FinishedAt: t0.Add(-194 * 24 * time.Hour)}}, t0, Stale, "194d0h old", time.Time{}},
+			Observation{Newest: &Backup{ID: "b", FinishedAt: t0.Add(-26*time.Hour - time.Second)}}, t0, Stale, "longer ago than the 26h0m allowed", time.Time{}},
+		{"194 days old", twelveHours, Observation{Newest: &Backup{ID: "old", FinishedAt: t0.Add(-194 * 24 * time.Hour)}}, t0, Stale, "longer ago than the 13h12m allowed", time.Time{}},
 		{"none yet, not due", Schedule{Name: "hot", ExpectedInterval: 12 * time.Hour, Since: t0.Add(-time.Hour)}, Observation{}, t0, Pending, "first backup due by 2026-11-21T00:12:00Z", t0.Add(11*time.Hour + 72*time.Minute)},
 		{"gone from storage before the first was due", Schedule{Name: "hot", ExpectedInterval: 12 * time.Hour, Since: t0.Add(-time.Hour)},
 			Observation{LastSeen: &Backup{ID: "b0", FinishedAt: t0.Add(-30 * time.Minute)}}, t0, Missing, "no backup in storage; backup b0 (finished 2026-11-20T11:30:00Z) was there before", time.Time{}},
@@ -34,11 +34,11 @@ func TestJudge(t *testing.T) {
 		{"none, since unknown", Schedule{Name: "hot", ExpectedInterval: 12 * time.Hour}, Observation{}, t0, Missing, "no backup in storage", time.Time{}},
 		{"unreachable wins", twelveHours, Observation{ListError: errors.New("connection refused"), Newest: fresh}, t0, StorageUnreachable, "connection refused", time.Time{}},
 		{"failed job after newest backup", twelveHours, Observation{Newest: fresh, LastJob: &Job{Name: "backup-acme-hot-1", StartedAt: t0.Add(-time.Hour), Failed: true, FailureReason: "BackoffLimitExceeded", FailureMessage: "Job has reached the specified backoff limit"}},
-			t0, JobFailing, "job backup-acme-hot-1 failed (BackoffLimitExceeded: Job has reached the specified backoff limit); newest backup b1 is 3h0m old", time.Time{}},
+			t0, JobFailing, "job backup-acme-hot-1 failed (BackoffLimitExceeded: Job has reached the specified backoff limit); newest backup b1 finished " + stamp(fresh.FinishedAt), time.Time{}},
 		{"failed job before newest backup is history", twelveHours, Observation{Newest: fresh, LastJob: &Job{Name: "j", StartedAt: t0.Add(-5 * time.Hour), Failed: true}}, t0, Fresh, "b1", time.Time{}},
 		{"failed job and nothing stored", twelveHours, Observation{LastJob: &Job{Name: "j", StartedAt: t0.Add(-time.Hour), Failed: true}}, t0, JobFailing, "no backup stored yet", time.Time{}},
 		{"running job within deadline", twelveHours, Observation{Newest: fresh, LastJob: &Job{Name: "j", StartedAt: t0.Add(-time.Hour), Active: true, Deadline: t0.Add(5 * time.Hour)}}, t0, Fresh, "b1", time.Time{}},
-		{"stuck job past deadline", twelveHours, Observation{Newest: fresh, LastJob: &Job{Name: "j", StartedAt: t0.Add(-2 * time.Hour), Active: true, Deadline: t0.Add(-time.Hour)}}, t0, JobFailing, "running for 2h0m, past its deadline", time.Time{}},
+		{"stuck job past deadline", twelveHours, Observation{Newest: fresh, LastJob: &Job{Name: "j", StartedAt: t0.Add(-2 * time.Hour), Active: true, Deadline: t0.Add(-time.Hour)}}, t0, JobFailing, "running since " + stamp(t0.Add(-2*time.Hour)) + ", past its deadline " + stamp(t0.Add(-time.Hour)), time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,9 +117,9 @@ func TestJudgeVerification(t *testing.T) {
 		want   VerificationState
 		msg    string
 	}{
-		{"recent pass", since, &Verification{BackupID: "b", CheckedAt: t0.Add(-24 * time.Hour), OK: true}, Verified, "backup b verified 24h0m ago"},
+		{"recent pass", since, &Verification{BackupID: "b", CheckedAt: t0.Add(-24 * time.Hour), OK: true}, Verified, "backup b verified at " + stamp(t0.Add(-24*time.Hour))},
 		{"failed", since, &Verification{BackupID: "b", CheckedAt: t0.Add(-time.Hour), Problems: []string{"checksum mismatch", "table public.x: 3 rows, manifest says 4"}}, VerificationFailed, "failed: checksum mismatch; table public.x"},
-		{"too old", since, &Verification{BackupID: "b", CheckedAt: t0.Add(-8 * 24 * time.Hour), OK: true}, NotVerified, "8d0h old"},
+		{"too old", since, &Verification{BackupID: "b", CheckedAt: t0.Add(-8 * 24 * time.Hour), OK: true}, NotVerified, "is older than the"},
 		{"never, not due", t0.Add(-time.Hour), nil, VerificationPending, "first verification due"},
 		{"never, overdue", since, nil, NotVerified, "no backup has been verified"},
 	}

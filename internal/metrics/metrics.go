@@ -57,7 +57,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"tenant", "type", "status"}),
 		tenantUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tenantops_tenant_up",
-			Help: "1 when the tenant's URL (and database, once ready) answered the last probe, else 0.",
+			Help: "0 once the tenant's URL or database failed 2 probes in a row, 1 once every probe answers again.",
 		}, []string{"tenant"}),
 		probeDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "tenantops_probe_duration_seconds",
@@ -94,37 +94,52 @@ func (m *Metrics) ObserveProbe(tenant, probe string, d time.Duration) {
 // Counts are probes counted over a window.
 type Counts interface{ Ratio() (float64, bool) }
 
-// TenantUptime is what the uptime series of a tenant show.
-type TenantUptime struct {
-	Up                  bool
-	Day, Week, Month    Counts
-	Objective           float64
-	BudgetRemaining     float64
-	Probed              bool
-	CertificateNotAfter time.Time
+// Ratios are what a tenant's uptime ratio series show.
+type Ratios struct {
+	Day, Week, Month Counts
+	Objective        float64
+	BudgetRemaining  float64
+	// Probed is false while the objective's window holds no probe: then there is no budget.
+	Probed bool
 }
 
-// SetUptime sets a tenant's uptime series; a window without probes has no ratio series.
-func (m *Metrics) SetUptime(tenant string, u TenantUptime) {
-	up := 0.0
-	if u.Up {
-		up = 1
+// SetUp sets whether the tenant answers: 0 once it failed enough probes in a row to be down,
+// 1 once it answers again. A single failed probe between successes does not change it.
+func (m *Metrics) SetUp(tenant string, up bool) {
+	v := 0.0
+	if up {
+		v = 1
 	}
-	m.tenantUp.WithLabelValues(tenant).Set(up)
-	for window, c := range map[string]Counts{"24h": u.Day, "7d": u.Week, "30d": u.Month} {
-		if r, ok := c.Ratio(); ok {
-			m.uptimeRatio.WithLabelValues(tenant, window).Set(r)
+	m.tenantUp.WithLabelValues(tenant).Set(v)
+}
+
+// SetRatios sets a tenant's uptime ratio series; a window without probes has no ratio series.
+func (m *Metrics) SetRatios(tenant string, r Ratios) {
+	for window, c := range map[string]Counts{"24h": r.Day, "7d": r.Week, "30d": r.Month} {
+		if v, ok := c.Ratio(); ok {
+			m.uptimeRatio.WithLabelValues(tenant, window).Set(v)
 		} else {
 			m.uptimeRatio.DeleteLabelValues(tenant, window)
 		}
 	}
-	m.objectiveRatio.WithLabelValues(tenant).Set(u.Objective)
-	if u.Probed {
-		m.budgetRemaining.WithLabelValues(tenant).Set(u.BudgetRemaining)
+	m.objectiveRatio.WithLabelValues(tenant).Set(r.Objective)
+	if r.Probed {
+		m.budgetRemaining.WithLabelValues(tenant).Set(r.BudgetRemaining)
 	}
-	if !u.CertificateNotAfter.IsZero() {
-		m.certificateExpiry.WithLabelValues(tenant).Set(float64(u.CertificateNotAfter.Unix()))
+}
+
+// SetCertificateExpiry records when the certificate the tenant's URL served expires.
+func (m *Metrics) SetCertificateExpiry(tenant string, notAfter time.Time) {
+	m.certificateExpiry.WithLabelValues(tenant).Set(float64(notAfter.Unix()))
+}
+
+// DeleteUptime removes a tenant's uptime and probe series: it is no longer probed.
+func (m *Metrics) DeleteUptime(tenant string) {
+	labels := prometheus.Labels{"tenant": tenant}
+	for _, v := range []*prometheus.GaugeVec{m.tenantUp, m.uptimeRatio, m.objectiveRatio, m.budgetRemaining, m.certificateExpiry} {
+		v.DeletePartialMatch(labels)
 	}
+	m.probeDuration.DeletePartialMatch(labels)
 }
 
 // ScheduleBackups is what is known of one schedule's backups.
@@ -193,9 +208,6 @@ func (m *Metrics) DeleteTenant(tenant string) {
 	delete(m.conditionStatus, tenant)
 	m.mu.Unlock()
 	m.DeleteBackups(tenant)
-	labels := prometheus.Labels{"tenant": tenant}
-	for _, v := range []*prometheus.GaugeVec{m.tenantCondition, m.tenantUp, m.uptimeRatio, m.objectiveRatio, m.budgetRemaining, m.certificateExpiry} {
-		v.DeletePartialMatch(labels)
-	}
-	m.probeDuration.DeletePartialMatch(labels)
+	m.DeleteUptime(tenant)
+	m.tenantCondition.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
 }

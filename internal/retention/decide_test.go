@@ -223,7 +223,7 @@ func TestDecide(t *testing.T) {
 			prune:   []string{"0504"},
 		},
 		{
-			name:    "backups of the same instant are ordered by id, as backup.List does",
+			name:    "backups of the same instant are ordered by id, as catalog.List does",
 			policy:  v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)},
 			backups: []retention.Candidate{bk("a", "2026-05-05T10:00:00Z"), bk("b", "2026-05-05T10:00:00Z")},
 			keep:    []string{"b: newest, last 1"},

@@ -24,7 +24,7 @@ func reference(t testing.TB, p v1alpha1.RetentionPolicySpec, backups []retention
 	if loc == nil {
 		loc = time.UTC
 	}
-	newer := func(a, b retention.Candidate) bool { // a is newer than b, as backup.List orders them
+	newer := func(a, b retention.Candidate) bool { // a is newer than b, as catalog.List orders them
 		if !a.Time.Equal(b.Time) {
 			return a.Time.After(b.Time)
 		}

@@ -1,5 +1,4 @@
-// Package retention decides which backups of one tenant and schedule are kept and which are pruned,
-// and applies that decision to a store.
+// Package retention decides which backups of one tenant and schedule are kept and which are pruned.
 //
 // Decide is a pure function of the policy, the backups, the time and the tenant's time zone. Its
 // semantics are those of restic's and borg's forget/prune, which the RetentionPolicy API's doc
@@ -27,7 +26,8 @@
 //     newest of the others are kept too until minKeep remain (or all, when there are fewer).
 //   - A listing that may be incomplete prunes nothing: Hold keeps every backup with the reason.
 //
-// Plan and Prune apply this to a store with the backup package's catalog.
+// It reads no storage: package catalog lists backups, turns them into candidates and deletes what
+// a decision prunes.
 package retention
 
 import (
@@ -178,7 +178,7 @@ func parsePolicy(p v1alpha1.RetentionPolicySpec) (rules, error) {
 	return r, nil
 }
 
-// newestFirst copies and sorts the backups the way backup.List does: newest first, ties by
+// newestFirst copies and sorts the backups the way catalog.List does: newest first, ties by
 // descending id. It refuses what would make the decision ambiguous.
 func newestFirst(backups []Candidate) ([]Candidate, error) {
 	sorted := slices.Clone(backups)

@@ -71,12 +71,43 @@ func OpenS3(ctx context.Context, loc Location, creds Credentials, opts ...S3Opti
 	}
 	ok, err := client.BucketExists(ctx, loc.Bucket)
 	if err != nil {
-		return nil, s.classify("open", err)
+		if !errors.Is(s.classify("open", err), ErrAccessDenied) {
+			return nil, s.classify("open", err)
+		}
+		// HEAD answers 403 without a body both to an unknown or wrong key and to a narrow credential
+		// that may not list the bucket (a backup writer, a tenant's reader). A GET's answer names
+		// which, so ask again with one.
+		if err := s.probe(ctx); err != nil {
+			return nil, err
+		}
+		return s, nil
 	}
 	if !ok {
+		// versitygw answers HEAD with 404 to an unknown access key too; a GET's body says which.
+		if err := s.probe(ctx); err != nil {
+			return nil, err
+		}
 		return nil, fmt.Errorf("S3 bucket %q does not exist at %s", loc.Bucket, loc.Endpoint)
 	}
 	return s, nil
+}
+
+// probeKey is read, never written, to learn whether a credential is known to the server.
+const probeKey = ".tenantops-credential-probe"
+
+// probe GETs a key that does not exist. "No such key" and "access denied" both mean the server
+// knows the credential and the bucket exists; an unknown key, a wrong secret or a missing bucket
+// are errors.
+func (s *S3) probe(ctx context.Context) error {
+	rc, _, _, err := s.core.GetObject(ctx, s.loc.Bucket, s.objectName(probeKey), minio.GetObjectOptions{})
+	if err == nil {
+		return rc.Close()
+	}
+	var resp minio.ErrorResponse
+	if errors.As(err, &resp) && (resp.Code == "NoSuchKey" || resp.Code == "AccessDenied") {
+		return nil
+	}
+	return s.classify("open", err)
 }
 
 func (s *S3) String() string { return s.loc.String() }
@@ -357,8 +388,10 @@ func (s *S3) classify(op string, err error) error {
 			return fmt.Errorf("%s: %w", op, ErrNotFound)
 		case "NoSuchBucket":
 			return fmt.Errorf("%s: S3 bucket %q does not exist at %s", op, s.loc.Bucket, s.loc.Endpoint)
-		case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch":
-			return fmt.Errorf("%s: S3 access denied (%s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", op, resp.Code)
+		case "AccessDenied":
+			return fmt.Errorf("%s: S3 %w (%s): the credential in AWS_ACCESS_KEY_ID is unknown or not allowed to do this", op, ErrAccessDenied, resp.Code)
+		case "InvalidAccessKeyId", "SignatureDoesNotMatch":
+			return fmt.Errorf("%s: S3 %w (%s): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", op, ErrAccessDenied, resp.Code)
 		}
 		return fmt.Errorf("%s: S3 error %s: %s", op, resp.Code, resp.Message)
 	}

@@ -48,6 +48,11 @@ type Object struct {
 // ErrNotFound is returned (wrapped) for a key that does not exist.
 var ErrNotFound = errors.New("not found")
 
+// ErrAccessDenied is returned (wrapped) when the storage refuses a request to the credential it was
+// given. With credentials split by purpose (a backup writer may put but not list or delete) this is
+// an expected answer for some operations, which callers tell apart from failures with errors.Is.
+var ErrAccessDenied = errors.New("access denied")
+
 // UnreachableError means the storage could not be talked to at all (connection refused, DNS, a
 // volume that is not mounted), as opposed to an answer that something is missing or forbidden.
 type UnreachableError struct {

@@ -349,6 +349,12 @@ func TestOpenS3Refusals(t *testing.T) {
 	if _, err := storage.Open(ctx, srv.Location("p")); err == nil || !strings.Contains(err.Error(), "access denied") {
 		t.Fatalf("wrong secret: %v", err)
 	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKNOBODYKNOWS")
+	// versitygw answers an unknown key with 404 "XAdminUserNotFound" (AWS with 403
+	// InvalidAccessKeyId): either way not a missing bucket.
+	if _, err := storage.Open(ctx, srv.Location("p")); err == nil || strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "access key") {
+		t.Fatalf("unknown access key: %v", err)
+	}
 	srv.SetEnv(t)
 	loc := strings.Replace(srv.Location("p"), "s3://"+srv.Bucket, "s3://nobucket", 1)
 	if _, err := storage.Open(ctx, loc); err == nil || !strings.Contains(err.Error(), `bucket "nobucket" does not exist`) {
@@ -356,5 +362,40 @@ func TestOpenS3Refusals(t *testing.T) {
 	}
 	if _, err := storage.Open(ctx, srv.Location("p")); err != nil {
 		t.Fatalf("right credentials: %v", err)
+	}
+}
+
+// TestOpenS3WithNarrowCredential: a credential that may only put under its prefix (a backup
+// writer) opens the store, though HEAD on the bucket is refused to it, and the requests it may not
+// make fail as ErrAccessDenied, which callers can tell from other failures.
+func TestOpenS3WithNarrowCredential(t *testing.T) {
+	srv := stack.StartS3(t, stack.WithIAM())
+	writer := srv.CreateUser(t)
+	srv.SetBucketPolicy(t, `{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": ["`+writer.AccessKey+`"]},
+		"Action": ["s3:PutObject"], "Resource": ["arn:aws:s3:::`+srv.Bucket+`/p/*"]}]}`)
+	ctx := context.Background()
+	loc, err := storage.ParseLocation(srv.Location("p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.ClientFor(t, writer).BucketExists(ctx, srv.Bucket); err == nil {
+		t.Fatal("HEAD on the bucket is allowed to the writer; this test needs it refused")
+	}
+	s, err := storage.OpenS3(ctx, loc, storage.Credentials{AccessKeyID: writer.AccessKey, SecretAccessKey: writer.SecretKey})
+	if err != nil {
+		t.Fatalf("open with a put-only credential: %v", err)
+	}
+	if _, err := s.Put(ctx, "a/b", strings.NewReader("x")); err != nil {
+		t.Fatalf("put: %v", err)
+	}
+	_, err = s.List(ctx, "a")
+	if !errors.Is(err, storage.ErrAccessDenied) || !strings.Contains(err.Error(), "list a: S3 access denied (AccessDenied)") {
+		t.Fatalf("list: %v", err)
+	}
+	if err := s.Delete(ctx, "a/b"); !errors.Is(err, storage.ErrAccessDenied) {
+		t.Fatalf("delete: %v", err)
+	}
+	if _, err := s.Get(ctx, "a/b"); !errors.Is(err, storage.ErrAccessDenied) {
+		t.Fatalf("get: %v", err)
 	}
 }

@@ -29,22 +29,10 @@ func Summarize(h *History, o Objective, now time.Time) Summary {
 	}
 }
 
-// Apply writes the ratios and the error budget into the status, leaving the last probe's fields
-// to the caller. A window without probes shows an empty ratio rather than a made-up number.
-func (s Summary) Apply(st *tenancyv1alpha1.UptimeStatus) {
-	st.Ratio24h = FormatRatio(s.Day)
-	st.Ratio7d = FormatRatio(s.Week)
-	st.Ratio30d = FormatRatio(s.Month)
-	st.ErrorBudgetRemaining = ""
-	if s.Evaluation.Total > 0 {
-		st.ErrorBudgetRemaining = FormatBudget(s.Evaluation.BudgetRemaining)
-	}
-}
-
 // ObjectiveCondition is the UptimeObjectiveMet condition for the summary. The caller sets
-// ObservedGeneration and lets meta.SetStatusCondition keep LastTransitionTime. Its message
-// changes only when the measured percentage does in its third decimal, so it does not make every
-// write a change.
+// ObservedGeneration and lets meta.SetStatusCondition keep LastTransitionTime. Its message holds
+// the figures status shows, at their precision, and no probe counts (those are in metrics), so it
+// changes only when they do.
 func (s Summary) ObjectiveCondition() metav1.Condition {
 	c := metav1.Condition{Type: tenancyv1alpha1.ConditionUptimeObjectiveMet}
 	scope := "over 30 days"
@@ -64,35 +52,42 @@ func (s Summary) ObjectiveCondition() metav1.Condition {
 			FormatRatio(e.Counts), scope, s.Objective.Percent(), FormatBudget(e.BudgetRemaining))
 	default:
 		c.Status = metav1.ConditionFalse
-		c.Reason = tenancyv1alpha1.ReasonObjectiveAtRisk
-		c.Message = fmt.Sprintf("Availability %s %% %s is below the objective of %s %%: %d of %d probes failed",
-			FormatRatio(e.Counts), scope, s.Objective.Percent(), e.Total-e.Up, e.Total)
+		c.Reason = tenancyv1alpha1.ReasonObjectiveMissed
+		c.Message = fmt.Sprintf("Availability %s %% %s is below the objective of %s %%; the error budget is spent (%s %% left)",
+			FormatRatio(e.Counts), scope, s.Objective.Percent(), FormatBudget(e.BudgetRemaining))
 	}
 	return c
 }
 
-// AvailableCondition is the Available condition after a probe: True when it succeeded, else
-// False with the probe's reason and message (which say what failed, e.g. "CertificateExpired:
-// certificate for app.example.com expired at 2026-01-02T00:00:00Z").
-func AvailableCondition(up bool, failureReason, failureMessage string) metav1.Condition {
+// AvailableCondition is the Available condition the report says, for a tenant probed at url. The
+// caller sets ObservedGeneration. It names times, not ages, and only the probe that found the
+// tenant down, so it changes when the tenant goes down or comes back, not with every probe.
+func (r Report) AvailableCondition(url string) metav1.Condition {
 	c := metav1.Condition{Type: tenancyv1alpha1.ConditionAvailable}
-	if up {
-		c.Status = metav1.ConditionTrue
-		c.Reason = tenancyv1alpha1.ReasonProbeSucceeded
-		c.Message = "The last probe succeeded"
-		return c
-	}
-	c.Status = metav1.ConditionFalse
-	c.Reason = tenancyv1alpha1.ReasonProbeFailed
-	c.Message = "The last probe failed"
-	if failureReason != "" {
-		c.Message += ": " + failureReason
-		if failureMessage != "" {
-			c.Message += ": " + failureMessage
+	switch r.State {
+	case Up:
+		c.Status, c.Reason = metav1.ConditionTrue, tenancyv1alpha1.ReasonProbeSucceeded
+		c.Message = fmt.Sprintf("%s answers", url)
+		if r.LastOutage > 0 {
+			c.Message += fmt.Sprintf(" again since %s, after %s down", stamp(r.Since), r.LastOutage.Round(time.Second))
 		}
+	case Down:
+		c.Status, c.Reason = metav1.ConditionFalse, tenancyv1alpha1.ReasonDown
+		c.Message = fmt.Sprintf("%s has not answered since %s", url, stamp(r.Since))
+		if r.Reason != "" {
+			c.Message += ": " + r.Reason
+			if r.Message != "" {
+				c.Message += ": " + r.Message
+			}
+		}
+	default:
+		c.Status, c.Reason = metav1.ConditionUnknown, tenancyv1alpha1.ReasonProgressing
+		c.Message = fmt.Sprintf("Waiting for the first probes of %s", url)
 	}
 	return c
 }
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 // FormatRatio writes the share of successful probes in percent, rounded down to three decimals
 // (so 99.9996 % shows as 99.999, not as a perfect 100) and without trailing zeros, e.g. "99.95".

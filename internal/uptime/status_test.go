@@ -74,8 +74,8 @@ func TestSummary(t *testing.T) {
 			objective: "99.9", history: h,
 			wantStatus: tenancyv1alpha1.UptimeStatus{Ratio24h: "100", Ratio7d: "99.404", Ratio30d: "99.404", ErrorBudgetRemaining: "-495.2"},
 			wantCond: metav1.Condition{
-				Type: tenancyv1alpha1.ConditionUptimeObjectiveMet, Status: metav1.ConditionFalse, Reason: tenancyv1alpha1.ReasonObjectiveAtRisk,
-				Message: "Availability 99.404 % over 30 days is below the objective of 99.9 %: 120 of 20160 probes failed",
+				Type: tenancyv1alpha1.ConditionUptimeObjectiveMet, Status: metav1.ConditionFalse, Reason: tenancyv1alpha1.ReasonObjectiveMissed,
+				Message: "Availability 99.404 % over 30 days is below the objective of 99.9 %; the error budget is spent (-495.2 % left)",
 			},
 		},
 		{
@@ -106,9 +106,9 @@ func TestSummary(t *testing.T) {
 			o.Hours = tt.hours
 			s := Summarize(tt.history, o, now)
 			// Fields the caller owns are left alone.
-			st := tenancyv1alpha1.UptimeStatus{LastProbeSucceeded: true, Ratio24h: "stale", ErrorBudgetRemaining: "stale"}
-			s.Apply(&st)
-			tt.wantStatus.LastProbeSucceeded = true
+			st := tenancyv1alpha1.UptimeStatus{DetectionSeconds: 100, Ratio24h: "stale", ErrorBudgetRemaining: "stale"}
+			s.Figures().ApplyTo(&st)
+			tt.wantStatus.DetectionSeconds = 100
 			if st != tt.wantStatus {
 				t.Errorf("status = %+v, want %+v", st, tt.wantStatus)
 			}
@@ -120,31 +120,37 @@ func TestSummary(t *testing.T) {
 }
 
 func TestAvailableCondition(t *testing.T) {
+	since := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	url := "https://app.example.com/"
 	tests := []struct {
-		name            string
-		up              bool
-		reason, message string
-		want            metav1.Condition
+		name   string
+		report Report
+		want   metav1.Condition
 	}{
 		{
-			name: "up", up: true,
-			want: metav1.Condition{Type: tenancyv1alpha1.ConditionAvailable, Status: metav1.ConditionTrue, Reason: tenancyv1alpha1.ReasonProbeSucceeded, Message: "The last probe succeeded"},
+			name: "not probed yet", report: Report{},
+			want: metav1.Condition{Type: tenancyv1alpha1.ConditionAvailable, Status: metav1.ConditionUnknown, Reason: tenancyv1alpha1.ReasonProgressing,
+				Message: "Waiting for the first probes of https://app.example.com/"},
 		},
 		{
-			name: "down with a reason", reason: "CertificateExpired", message: "certificate for app.example.com expired at 2026-01-02T00:00:00Z",
-			want: metav1.Condition{
-				Type: tenancyv1alpha1.ConditionAvailable, Status: metav1.ConditionFalse, Reason: tenancyv1alpha1.ReasonProbeFailed,
-				Message: "The last probe failed: CertificateExpired: certificate for app.example.com expired at 2026-01-02T00:00:00Z",
-			},
+			name: "up", report: Report{State: Up, Since: since},
+			want: metav1.Condition{Type: tenancyv1alpha1.ConditionAvailable, Status: metav1.ConditionTrue, Reason: tenancyv1alpha1.ReasonProbeSucceeded,
+				Message: "https://app.example.com/ answers"},
 		},
 		{
-			name: "down without a reason",
-			want: metav1.Condition{Type: tenancyv1alpha1.ConditionAvailable, Status: metav1.ConditionFalse, Reason: tenancyv1alpha1.ReasonProbeFailed, Message: "The last probe failed"},
+			name: "up again after an outage", report: Report{State: Up, Since: since, LastOutage: 3*time.Minute + 15*time.Second},
+			want: metav1.Condition{Type: tenancyv1alpha1.ConditionAvailable, Status: metav1.ConditionTrue, Reason: tenancyv1alpha1.ReasonProbeSucceeded,
+				Message: "https://app.example.com/ answers again since 2026-12-02T10:00:00Z, after 3m15s down"},
+		},
+		{
+			name: "down with the probe's reason", report: Report{State: Down, Since: since, Reason: "CertificateExpired", Message: "certificate for app.example.com expired at 2026-01-02T00:00:00Z"},
+			want: metav1.Condition{Type: tenancyv1alpha1.ConditionAvailable, Status: metav1.ConditionFalse, Reason: tenancyv1alpha1.ReasonDown,
+				Message: "https://app.example.com/ has not answered since 2026-12-02T10:00:00Z: CertificateExpired: certificate for app.example.com expired at 2026-01-02T00:00:00Z"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := AvailableCondition(tt.up, tt.reason, tt.message); got != tt.want {
+			if got := tt.report.AvailableCondition(url); got != tt.want {
 				t.Fatalf("got %+v\nwant %+v", got, tt.want)
 			}
 		})

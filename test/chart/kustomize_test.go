@@ -1,6 +1,9 @@
 package chart
 
 import (
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"testing"
 
@@ -13,9 +16,40 @@ import (
 // its CRDs on uninstall). The one object only kustomize makes is the Namespace, which `helm install
 // --create-namespace` makes; the webhook's cert-manager annotation must agree too.
 func TestKustomizeMatchesChartDefaults(t *testing.T) {
-	chart := render(t, valueSets[0])
-	kustomized := kustomizeBuild(t, "config/default")
+	sameObjects(t, kustomizeBuild(t, "config/default"), render(t, valueSets[0]))
+}
 
+// TestKustomizeWithMonitoringMatchesChartDefaults follows the comment of config/default's
+// ../prometheus line, uncommenting it in a copy of config/, and checks that the result installs
+// what the chart's defaults install where the cluster serves the Prometheus Operator's API.
+func TestKustomizeWithMonitoringMatchesChartDefaults(t *testing.T) {
+	config := filepath.Join(t.TempDir(), "config")
+	if err := os.CopyFS(config, os.DirFS(filepath.Join(repoRoot(t), "config"))); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(config, "default", "kustomization.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commented := regexp.MustCompile(`(?m)^  # - \.\./prometheus\b.*$`)
+	if !commented.Match(data) {
+		t.Fatal("config/default/kustomization.yaml has no commented-out ../prometheus line to uncomment")
+	}
+	if err := os.WriteFile(path, commented.ReplaceAll(data, []byte("  - ../prometheus")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kustomized := kustomizeBuild(t, filepath.Join(config, "default"))
+	chart := render(t, valueSets[len(valueSets)-1])
+	if got := monitoringObjects(chart); len(got) != 3 {
+		t.Fatalf("the chart's defaults with the Prometheus Operator install %v, want its three monitoring objects", got)
+	}
+	sameObjects(t, kustomized, chart)
+}
+
+// sameObjects checks that kustomize and the chart install the same objects.
+func sameObjects(t *testing.T, kustomized, chart []*unstructured.Unstructured) {
+	t.Helper()
 	var withoutNamespace []*unstructured.Unstructured
 	for _, obj := range kustomized {
 		if obj.GetKind() == "Namespace" {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 )
 
@@ -237,5 +238,66 @@ func TestDashboard(t *testing.T) {
 	}
 	if strings.TrimSpace(cm.Data["tenant-operator.json"]) != strings.TrimSpace(string(data)) {
 		t.Error("the chart's dashboard ConfigMap differs from config/prometheus/dashboard.json")
+	}
+}
+
+// monitoringObjects are the keys of the monitoring objects among objs: the PrometheusRule, the
+// ServiceMonitor and the dashboard's ConfigMap.
+func monitoringObjects(objs []*unstructured.Unstructured) []string {
+	var out []string
+	for _, obj := range objs {
+		if obj.GetKind() == "PrometheusRule" || obj.GetKind() == "ServiceMonitor" ||
+			obj.GetKind() == "ConfigMap" && strings.HasSuffix(obj.GetName(), "-dashboard") {
+			out = append(out, key(obj))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestMonitoringWhereTheClusterServesIt checks when the chart installs its monitoring objects:
+// by default (auto) the ServiceMonitor where the cluster serves the ServiceMonitor kind, the
+// PrometheusRule and the dashboard where it serves PrometheusRule; true always, false never.
+func TestMonitoringWhereTheClusterServesIt(t *testing.T) {
+	const (
+		dashboard = "ConfigMap " + releaseNamespace + "/tenant-operator-dashboard"
+		rule      = "PrometheusRule " + releaseNamespace + "/tenant-operator"
+		monitor   = "ServiceMonitor " + releaseNamespace + "/tenant-operator"
+	)
+	for _, c := range []struct {
+		name        string
+		apiVersions []string
+		set         []string
+		want        []string
+	}{
+		{name: "without the Prometheus Operator"},
+		{name: "with the Prometheus Operator", apiVersions: prometheusOperatorAPI, want: []string{dashboard, rule, monitor}},
+		// The group version does not say which kinds are served: a cluster may serve
+		// ServiceMonitor alone (the OpenTelemetry Operator's target allocator needs no more),
+		// and a kind it does not serve would fail the whole release.
+		{name: "with the group version only", apiVersions: []string{"monitoring.coreos.com/v1"}},
+		{name: "with ServiceMonitor only", apiVersions: []string{"monitoring.coreos.com/v1", "monitoring.coreos.com/v1/ServiceMonitor"}, want: []string{monitor}},
+		{name: "turned off", apiVersions: prometheusOperatorAPI,
+			set: []string{"serviceMonitor.enabled=false", "prometheusRule.enabled=false", "grafanaDashboard.enabled=false"}},
+		{name: "turned on without the Prometheus Operator",
+			set:  []string{"serviceMonitor.enabled=true", "prometheusRule.enabled=true", "grafanaDashboard.enabled=true"},
+			want: []string{dashboard, rule, monitor}},
+		{name: "without metrics", apiVersions: prometheusOperatorAPI, set: []string{"metrics.enabled=false"}, want: []string{dashboard, rule}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := apiVersionArgs(c.apiVersions)
+			for _, s := range c.set {
+				args = append(args, "--set", s)
+			}
+			got := monitoringObjects(helmTemplate(t, nil, args...))
+			if !slices.Equal(got, c.want) {
+				t.Errorf("monitoring objects %v, want %v", got, c.want)
+			}
+		})
+	}
+
+	out := helmTemplateErr(t, "--set", "prometheusRule.enabled=yes")
+	if !strings.Contains(out, "prometheusRule") || !strings.Contains(out, "enabled") {
+		t.Errorf("helm accepted prometheusRule.enabled=yes, or its error does not name the value:\n%s", out)
 	}
 }

@@ -36,6 +36,16 @@ type valueSet struct {
 	name string
 	// files are values files under testdata.
 	files []string
+	// apiVersions are what the cluster serves beyond Kubernetes' own APIs, for
+	// .Capabilities.APIVersions (helm template --api-versions).
+	apiVersions []string
+}
+
+// prometheusOperatorAPI is what the discovery of a cluster with the Prometheus Operator's CRDs
+// (those of config/crd/external/prometheus-operator) lists, as helm install sees it: the group
+// version and each kind in it.
+var prometheusOperatorAPI = []string{
+	"monitoring.coreos.com/v1", "monitoring.coreos.com/v1/PrometheusRule", "monitoring.coreos.com/v1/ServiceMonitor",
 }
 
 // valueSets are the installations every test renders.
@@ -45,6 +55,7 @@ var valueSets = []valueSet{
 	{name: "existing-webhook-secret", files: []string{"values-existing-secret.yaml"}},
 	{name: "custom-image", files: []string{"values-custom-image.yaml"}},
 	{name: "everything", files: []string{"values-all.yaml"}},
+	{name: "defaults-with-prometheus-operator", apiVersions: prometheusOperatorAPI},
 }
 
 // repoRoot is the repository's root directory.
@@ -101,7 +112,16 @@ func helmTemplate(t testing.TB, files []string, extra ...string) []*unstructured
 // render renders the chart for a value set.
 func render(t testing.TB, vs valueSet) []*unstructured.Unstructured {
 	t.Helper()
-	return helmTemplate(t, vs.files)
+	return helmTemplate(t, vs.files, apiVersionArgs(vs.apiVersions)...)
+}
+
+// apiVersionArgs are helm template's arguments for a cluster that serves apiVersions.
+func apiVersionArgs(apiVersions []string) []string {
+	var args []string
+	for _, v := range apiVersions {
+		args = append(args, "--api-versions", v)
+	}
+	return args
 }
 
 // kustomizeBuild builds a kustomization directory relative to the repository root.

@@ -493,7 +493,7 @@ func TestQuotaStopsAnEditorFillingEtcdOrADisk(t *testing.T) {
 		opts := builders.DefaultOptions()
 		opts.DefaultIssuer = v1alpha1.IssuerReference{Name: "shared-ca", Kind: "ClusterIssuer"}
 		for _, obj := range []any{
-			builders.DatabaseSecret(tenant, "x"), builders.DatabaseBackupSecret(tenant, "x"), builders.DatabaseConfigMap(tenant),
+			builders.DatabaseSecret(tenant, "x"), builders.DatabaseBackupSecret(tenant, "x"), builders.DatabaseProbeSecret(tenant, "x"), builders.DatabaseConfigMap(tenant),
 			builders.DatabaseCAConfigMap(tenant, "x"), builders.DatabaseService(tenant), builders.DatabaseHeadlessService(tenant),
 			builders.DatabaseCertificate(tenant, opts), builders.TenantCertificate(tenant, opts), builders.Ingress(tenant, opts),
 		} {

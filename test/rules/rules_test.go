@@ -1,6 +1,3 @@
-// Package rules evaluates the alerts of config/prometheus/prometheus-rule.yaml against synthetic
-// series with Prometheus' own rule engine, as `promtool test rules` does. It is a module of its
-// own so that Prometheus and its dependencies stay out of the operator's go.mod.
 package rules
 
 import (
@@ -20,9 +17,6 @@ import (
 	"github.com/prometheus/prometheus/rules"
 	"go.yaml.in/yaml/v2"
 )
-
-// ruleFile is the PrometheusRule the operator ships; its spec is a Prometheus rule file.
-const ruleFile = "../../config/prometheus/prometheus-rule.yaml"
 
 // testFile is alerts_test.yaml, in the format of promtool's rule unit tests.
 type testFile struct {
@@ -93,21 +87,7 @@ func TestAlerts(t *testing.T) {
 // extractRules writes the PrometheusRule's spec as a plain rule file and lists its alerts.
 func extractRules(t *testing.T) (string, []string) {
 	t.Helper()
-	data, err := os.ReadFile(ruleFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var prometheusRule struct {
-		Kind string        `yaml:"kind"`
-		Spec yaml.MapSlice `yaml:"spec"`
-	}
-	if err := yaml.Unmarshal(data, &prometheusRule); err != nil {
-		t.Fatalf("%s: %v", ruleFile, err)
-	}
-	if prometheusRule.Kind != "PrometheusRule" {
-		t.Fatalf("%s is a %q, want a PrometheusRule", ruleFile, prometheusRule.Kind)
-	}
-	spec, err := yaml.Marshal(prometheusRule.Spec)
+	spec, err := RuleFileSpec()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +149,7 @@ func runGroup(t *testing.T, tg testGroup, rulePath string, evalInterval time.Dur
 	})
 	groups, errs := manager.LoadGroups(evalInterval, labels.EmptyLabels(), "", nil, false, rulePath)
 	if len(errs) > 0 {
-		t.Fatalf("load %s: %v", ruleFile, errs)
+		t.Fatalf("load %s: %v", RuleFile, errs)
 	}
 	var alerting []*rules.AlertingRule
 	for _, g := range groups {

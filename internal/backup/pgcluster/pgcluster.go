@@ -87,6 +87,16 @@ type Options struct {
 	Password string
 	// RunAs is the user the server runs as when we are root; empty means "postgres".
 	RunAs string
+	// Superuser names the bootstrap superuser initdb creates; empty means "postgres".
+	Superuser string
+	// HBA, when set, replaces the pg_hba.conf initdb writes (trust, or scram-sha-256 with a
+	// password), and with it the checks above: the caller answers for who may connect. Tests use it
+	// to run a server with the database pod's own pg_hba.conf.
+	HBA string
+	// Ident, when set, is written as pg_ident.conf, for an HBA that maps users.
+	Ident string
+	// Config is appended to postgresql.conf after this package's own settings.
+	Config string
 }
 
 // Cluster is a running throwaway PostgreSQL.
@@ -98,7 +108,10 @@ type Cluster struct {
 	Password  string
 	Major     int
 	Version   string
+	// Superuser is the bootstrap superuser's name.
+	Superuser string
 
+	tcp    bool // whether the server listens on 127.0.0.1:Port
 	server *exec.Cmd
 	exited chan struct{}
 	cred   *syscall.Credential
@@ -106,16 +119,16 @@ type Cluster struct {
 	gid    int
 }
 
-// Superuser is the name of the cluster's superuser.
-const Superuser = "postgres"
+// DefaultSuperuser is the name of the cluster's superuser unless Options.Superuser names another.
+const DefaultSuperuser = "postgres"
 
 // Start runs initdb in a new temporary directory and starts the server, waiting until it accepts
 // connections. On failure the directory is removed and the error quotes the server's log.
 func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
-	if o.Port == 0 && o.Password != "" {
+	if o.Port == 0 && o.Password != "" && o.HBA == "" {
 		return nil, errors.New("pgcluster: a password needs a TCP port")
 	}
-	if o.Port != 0 && o.Password == "" {
+	if o.Port != 0 && o.Password == "" && o.HBA == "" {
 		return nil, errors.New("pgcluster: a TCP listener needs a password")
 	}
 	initdb, err := Find(o.BinDir, 0, "initdb")
@@ -129,7 +142,10 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		binDir = real
 		initdb = filepath.Join(binDir, "initdb")
 	}
-	c := &Cluster{Port: o.Port, Password: o.Password, uid: -1, gid: -1}
+	c := &Cluster{Port: o.Port, Password: o.Password, Superuser: o.Superuser, tcp: o.Port != 0, uid: -1, gid: -1}
+	if c.Superuser == "" {
+		c.Superuser = DefaultSuperuser
+	}
 	if c.Version, c.Major, err = Version(ctx, filepath.Join(binDir, "postgres")); err != nil {
 		return nil, err
 	}
@@ -176,7 +192,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		}
 	}
 
-	args := []string{"-D", c.DataDir, "-U", Superuser, "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"}
+	args := []string{"-D", c.DataDir, "-U", c.Superuser, "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"}
 	if o.Password != "" {
 		pwfile := filepath.Join(c.Dir, "pwfile")
 		if err := c.writeOwned(pwfile, []byte(o.Password+"\n")); err != nil {
@@ -190,6 +206,14 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if out, err := c.run(ctx, initdb, args...); err != nil {
 		return nil, fmt.Errorf("initdb: %w: %s", c.explain(err, binDir), lastLines(out, 5))
 	}
+	for name, content := range map[string]string{"pg_hba.conf": o.HBA, "pg_ident.conf": o.Ident} {
+		if content == "" {
+			continue
+		}
+		if err := c.writeOwned(filepath.Join(c.DataDir, name), []byte(content)); err != nil {
+			return nil, err
+		}
+	}
 
 	port := o.Port
 	listen := "''"
@@ -202,7 +226,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	// A throwaway cluster: durability settings off, since its data dies with it.
 	conf := fmt.Sprintf("\n# pgcluster\nlisten_addresses = %s\nport = %d\nunix_socket_directories = '%s'\n"+
 		"fsync = off\nfull_page_writes = off\nsynchronous_commit = off\nmax_connections = 30\n"+
-		"logging_collector = off\n", listen, port, c.SocketDir)
+		"logging_collector = off\n", listen, port, c.SocketDir) + o.Config + "\n"
 	f, err := os.OpenFile(filepath.Join(c.DataDir, "postgresql.conf"), os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("pgcluster: %w", err)
@@ -284,21 +308,40 @@ func (c *Cluster) kill() {
 	}
 }
 
-// DSN returns a libpq URL for database db: over TCP when the cluster listens there, else over its
-// Unix socket. The password is included, so never print it.
+// DSN returns a libpq URL for database db as the superuser: over TCP when the cluster listens
+// there, else over its Unix socket. The password is included, so never print it.
 func (c *Cluster) DSN(db string) string {
 	u := url.URL{Scheme: "postgres", Path: "/" + db}
 	q := url.Values{"sslmode": {"disable"}}
-	if c.Password != "" {
-		u.User = url.UserPassword(Superuser, c.Password)
+	if c.Password != "" && c.tcp {
+		u.User = url.UserPassword(c.Superuser, c.Password)
 		u.Host = fmt.Sprintf("127.0.0.1:%d", c.Port)
 	} else {
-		u.User = url.User(Superuser)
+		u.User = url.User(c.Superuser)
 		q.Set("host", c.SocketDir)
 		q.Set("port", strconv.Itoa(c.Port))
 	}
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// SocketDSN returns a libpq URL for database db as user over the cluster's Unix socket, with no
+// password: for a role that the cluster's pg_hba.conf lets in on the socket without one, or whose
+// password the caller passes separately.
+func (c *Cluster) SocketDSN(user, db string) string {
+	u := url.URL{Scheme: "postgres", User: url.User(user), Path: "/" + db}
+	u.RawQuery = url.Values{"sslmode": {"disable"}, "host": {c.SocketDir}, "port": {strconv.Itoa(c.Port)}}.Encode()
+	return u.String()
+}
+
+// Running tells whether the server process is still there.
+func (c *Cluster) Running() bool {
+	select {
+	case <-c.exited:
+		return false
+	default:
+		return c.server != nil
+	}
 }
 
 // LogFile is the server's log, for failure messages.

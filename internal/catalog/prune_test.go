@@ -1,4 +1,4 @@
-package retention_test
+package catalog_test
 
 import (
 	"bytes"
@@ -19,13 +19,14 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backup"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/retention"
 	"github.com/tenantops/tenant-operator/internal/storage"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
 
 // writeBackup lays out a complete backup the way the backup agent does (backup.Run needs a
-// PostgreSQL, which retention does not care about): the data object first, then a manifest that
+// PostgreSQL, which pruning does not care about): the data object first, then a manifest that
 // describes it, so that backup.Verify can check it.
 func writeBackup(t *testing.T, store storage.Store, tenant, schedule, id string, started time.Time) {
 	t.Helper()
@@ -34,16 +35,16 @@ func writeBackup(t *testing.T, store storage.Store, tenant, schedule, id string,
 	if _, err := rand.Read(data); err != nil {
 		t.Fatal(err)
 	}
-	dir := backup.Dir(tenant, schedule, id)
-	if _, err := store.Put(ctx, storage.Join(dir, backup.DataObject), bytes.NewReader(data)); err != nil {
+	dir := catalog.Dir(tenant, schedule, id)
+	if _, err := store.Put(ctx, storage.Join(dir, catalog.DataObject), bytes.NewReader(data)); err != nil {
 		t.Fatalf("write data of %s: %v", dir, err)
 	}
 	sum := sha256.Sum256(data)
-	m := backup.Manifest{
-		FormatVersion: backup.FormatVersion, ID: id, Tenant: tenant, Schedule: schedule,
+	m := catalog.Manifest{
+		FormatVersion: catalog.FormatVersion, ID: id, Tenant: tenant, Schedule: schedule,
 		StartedAt: started, FinishedAt: started.Add(3 * time.Minute), Database: "app",
-		Object: backup.ObjectInfo{
-			Name: backup.DataObject, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
+		Object: catalog.ObjectInfo{
+			Name: catalog.DataObject, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
 			Format: "pg_dump-custom", Compression: "zstd", Encryption: "age",
 		},
 	}
@@ -51,7 +52,7 @@ func writeBackup(t *testing.T, store storage.Store, tenant, schedule, id string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Put(ctx, storage.Join(dir, backup.ManifestObject), bytes.NewReader(manifest)); err != nil {
+	if _, err := store.Put(ctx, storage.Join(dir, catalog.ManifestObject), bytes.NewReader(manifest)); err != nil {
 		t.Fatalf("write manifest of %s: %v", dir, err)
 	}
 }
@@ -60,7 +61,9 @@ func writeBackup(t *testing.T, store storage.Store, tenant, schedule, id string,
 // manifest; wantOK false expects the backup to fail it.
 func verify(t *testing.T, store storage.Store, tenant, schedule, id string, wantOK bool) {
 	t.Helper()
-	_, v, err := backup.Verify(context.Background(), backup.VerifyOptions{Store: store, Tenant: tenant, Schedule: schedule, BackupID: id})
+	_, v, err := backup.Verify(context.Background(), backup.VerifyOptions{Store: store, Tenant: tenant, Schedule: schedule, BackupID: id,
+		// These backups are unsigned: pruning, not signing, is what these tests are about.
+		Trust: catalog.Trust{AllowUnsigned: true}})
 	var failed *backup.VerificationFailedError
 	switch {
 	case wantOK && err != nil, !wantOK && !errors.As(err, &failed):
@@ -120,7 +123,7 @@ func TestPruneOnS3(t *testing.T) {
 		writeBackup(t, store, "acme", "nightly", b.id, at(b.started))
 	}
 	verify(t, store, "acme", "nightly", "n01", true)
-	if _, err := store.Put(ctx, "acme/nightly/n04/"+backup.DataObject, strings.NewReader("tampered")); err != nil {
+	if _, err := store.Put(ctx, "acme/nightly/n04/"+catalog.DataObject, strings.NewReader("tampered")); err != nil {
 		t.Fatal(err)
 	}
 	verify(t, store, "acme", "nightly", "n04", false)
@@ -131,8 +134,8 @@ func TestPruneOnS3(t *testing.T) {
 		writeBackup(t, store, b.tenant, b.schedule, b.id, at("2026-01-05T01:00:00Z"))
 	}
 	for key, content := range map[string]string{
-		"acme/nightly/n00-unfinished/" + backup.DataObject: "a backup whose manifest was never written",
-		"acme/nightly/notes.txt":                           "not a backup",
+		"acme/nightly/n00-unfinished/" + catalog.DataObject: "a backup whose manifest was never written",
+		"acme/nightly/notes.txt":                            "not a backup",
 	} {
 		if _, err := store.Put(ctx, key, strings.NewReader(content)); err != nil {
 			t.Fatal(err)
@@ -146,14 +149,14 @@ func TestPruneOnS3(t *testing.T) {
 	now := at("2026-05-10T12:00:00Z")
 	before := snapshot(t, srv)
 
-	planned, err := retention.Plan(ctx, store, "acme", "nightly", policy, now, ams)
+	planned, err := catalog.Plan(ctx, store, "acme", "nightly", policy, now, ams)
 	if err != nil {
 		t.Fatalf("Plan: %v", err)
 	}
 	if !mapsEqualObjects(snapshot(t, srv), before) {
 		t.Fatal("Plan changed the bucket")
 	}
-	res, err := retention.Prune(ctx, store, "acme", "nightly", policy, now, ams)
+	res, err := catalog.Prune(ctx, store, "acme", "nightly", policy, now, ams)
 	if err != nil {
 		t.Fatalf("Prune: %v", err)
 	}
@@ -205,7 +208,7 @@ func TestPruneOnS3(t *testing.T) {
 		}
 	}
 	// The backup package's own listing agrees.
-	left, err := backup.List(ctx, store, "acme", "nightly")
+	left, err := catalog.List(ctx, store, "acme", "nightly")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,11 +217,11 @@ func TestPruneOnS3(t *testing.T) {
 		leftIDs = append(leftIDs, b.ID)
 	}
 	if !slices.Equal(leftIDs, []string{"n08", "n09", "n07", "n06", "n04", "n01"}) {
-		t.Errorf("backup.List after pruning: %v", leftIDs)
+		t.Errorf("catalog.List after pruning: %v", leftIDs)
 	}
 
 	// A second run at the same time prunes nothing.
-	again, err := retention.Prune(ctx, store, "acme", "nightly", policy, now, ams)
+	again, err := catalog.Prune(ctx, store, "acme", "nightly", policy, now, ams)
 	if err != nil || len(again.Deleted) != 0 {
 		t.Fatalf("second run deleted %v, err %v; want nothing", again.Deleted, err)
 	}
@@ -226,12 +229,12 @@ func TestPruneOnS3(t *testing.T) {
 	// A manifest that cannot be read stops pruning altogether, even of backups the policy would
 	// prune: an old one that appeared since.
 	writeBackup(t, store, "acme", "nightly", "n00", at("2026-02-01T01:00:00Z"))
-	if _, err := store.Put(ctx, "acme/nightly/n09/"+backup.ManifestObject, strings.NewReader("{")); err != nil {
+	if _, err := store.Put(ctx, "acme/nightly/n09/"+catalog.ManifestObject, strings.NewReader("{")); err != nil {
 		t.Fatal(err)
 	}
 	held := snapshot(t, srv)
-	res, err = retention.Prune(ctx, store, "acme", "nightly", policy, now, ams)
-	var incomplete *retention.IncompleteListingError
+	res, err = catalog.Prune(ctx, store, "acme", "nightly", policy, now, ams)
+	var incomplete *catalog.IncompleteListingError
 	if !errors.As(err, &incomplete) || !strings.Contains(err.Error(), "nothing pruned") || !strings.Contains(err.Error(), "acme/nightly/n09") {
 		t.Fatalf("Prune with an unreadable manifest: %v, want an IncompleteListingError naming it", err)
 	}
@@ -297,8 +300,8 @@ func TestPruneRefuses(t *testing.T) {
 	t.Run("storage that cannot list", func(t *testing.T) {
 		s := volumeWithBackups(t, old...)
 		s.listErr = &storage.UnreachableError{Location: "file:///backups", Err: io.ErrUnexpectedEOF}
-		res, err := retention.Prune(ctx, s, "acme", "nightly", keepOne, now, nil)
-		var incomplete *retention.IncompleteListingError
+		res, err := catalog.Prune(ctx, s, "acme", "nightly", keepOne, now, nil)
+		var incomplete *catalog.IncompleteListingError
 		var unreachable *storage.UnreachableError
 		if !errors.As(err, &incomplete) || !errors.As(err, &unreachable) {
 			t.Fatalf("Prune error = %v, want an IncompleteListingError wrapping the storage error", err)
@@ -318,7 +321,7 @@ func TestPruneRefuses(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := volumeWithBackups(t, old...)
-			_, err := retention.Prune(ctx, s, tc.tenant, tc.schedule, tc.policy, now, nil)
+			_, err := catalog.Prune(ctx, s, tc.tenant, tc.schedule, tc.policy, now, nil)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("Prune error = %v, want it to contain %q", err, tc.wantErr)
 			}
@@ -332,15 +335,15 @@ func TestPruneRefuses(t *testing.T) {
 func TestPruneStopsAtTheFirstFailure(t *testing.T) {
 	ctx := context.Background()
 	s := volumeWithBackups(t, "2026-05-01T01:00:00Z", "2026-05-02T01:00:00Z", "2026-05-03T01:00:00Z", "2026-05-04T01:00:00Z")
-	s.deleteErr = map[string]error{"acme/nightly/b2/" + backup.ManifestObject: errors.New("access denied")}
-	res, err := retention.Prune(ctx, s, "acme", "nightly", v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)}, at("2026-05-10T12:00:00Z"), nil)
+	s.deleteErr = map[string]error{"acme/nightly/b2/" + catalog.ManifestObject: errors.New("access denied")}
+	res, err := catalog.Prune(ctx, s, "acme", "nightly", v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)}, at("2026-05-10T12:00:00Z"), nil)
 	if err == nil || !strings.Contains(err.Error(), "pruned 1 of 3 backups of tenant acme schedule nightly, then: delete backup acme/nightly/b2: access denied") {
 		t.Fatalf("Prune error = %v", err)
 	}
 	if !slices.Equal(res.Deleted, []string{"b1"}) || !slices.Equal(ids(res.Prune), []string{"b1", "b2", "b3"}) {
 		t.Fatalf("deleted %v of planned %v, want [b1] of [b1 b2 b3]", res.Deleted, ids(res.Prune))
 	}
-	left, err := backup.List(ctx, s, "acme", "nightly")
+	left, err := catalog.List(ctx, s, "acme", "nightly")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,4 +354,39 @@ func TestPruneStopsAtTheFirstFailure(t *testing.T) {
 	if !slices.Equal(leftIDs, []string{"b4", "b3", "b2"}) {
 		t.Fatalf("left %v, want [b4 b3 b2]", leftIDs)
 	}
+}
+
+// at parses an RFC 3339 time.
+func at(s string) time.Time {
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return t
+}
+
+func amsterdam(t testing.TB) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation("Europe/Amsterdam")
+	if err != nil {
+		t.Fatalf("load Europe/Amsterdam: %v", err)
+	}
+	return loc
+}
+
+// keepLines renders survivors as "id: reason, reason", newest first, for readable comparisons.
+func keepLines(d retention.Decision) []string {
+	var out []string
+	for _, k := range d.Keep {
+		out = append(out, k.ID+": "+strings.Join(k.Reasons, ", "))
+	}
+	return out
+}
+
+func ids(cs []retention.Candidate) []string {
+	var out []string
+	for _, c := range cs {
+		out = append(out, c.ID)
+	}
+	return out
 }

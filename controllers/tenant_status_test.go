@@ -1,0 +1,231 @@
+package controllers
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/backupcheck"
+	"github.com/tenantops/tenant-operator/internal/uptime"
+)
+
+// want is a condition as a setter must leave it.
+type want struct {
+	status          metav1.ConditionStatus
+	reason, message string // message: a part of it
+}
+
+// setterCase is one row of a setter's table: what the step observed, and the condition.
+type setterCase struct {
+	name string
+	set  func(*v1alpha1.Tenant)
+	want want
+}
+
+// runSetterCases applies each row's setter to a tenant and checks conditionType. The tenant starts
+// with the opposite condition from an earlier pass, which the setter must not carry over.
+func runSetterCases(t *testing.T, conditionType string, cases []setterCase) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
+			tenant.Status.Conditions = []metav1.Condition{{Type: conditionType, Status: metav1.ConditionTrue, Reason: "FromAnEarlierPass", Message: "stale", ObservedGeneration: 2}}
+			tc.set(tenant)
+			c := meta.FindStatusCondition(tenant.Status.Conditions, conditionType)
+			if c == nil {
+				t.Fatalf("%s not set", conditionType)
+			}
+			if c.Status != tc.want.status || c.Reason != tc.want.reason || !strings.Contains(c.Message, tc.want.message) || c.ObservedGeneration != 3 {
+				t.Errorf("%s = %s %s %q (generation %d), want %s %s containing %q (generation 3)",
+					conditionType, c.Status, c.Reason, c.Message, c.ObservedGeneration, tc.want.status, tc.want.reason, tc.want.message)
+			}
+		})
+	}
+}
+
+var errApply = errors.New("apply network policy default-deny: connection refused")
+
+func TestSetNamespaceReady(t *testing.T) {
+	runSetterCases(t, v1alpha1.ConditionNamespaceReady, []setterCase{
+		{"ready", func(tn *v1alpha1.Tenant) { setNamespaceReady(tn, namespaceObservation{name: "tenant-acme"}) },
+			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "tenant-acme with Pod Security restricted"}},
+		{"someone else's", func(tn *v1alpha1.Tenant) {
+			setNamespaceReady(tn, namespaceObservation{name: "tenant-acme", conflict: true})
+		},
+			want{metav1.ConditionFalse, v1alpha1.ReasonNamespaceConflict, "does not belong to this tenant"}},
+		{"still terminating", func(tn *v1alpha1.Tenant) {
+			setNamespaceReady(tn, namespaceObservation{name: "tenant-acme", terminating: true})
+		},
+			want{metav1.ConditionFalse, v1alpha1.ReasonNamespaceTerminating, "still being deleted"}},
+		{"apply failed", func(tn *v1alpha1.Tenant) {
+			setNamespaceReady(tn, namespaceObservation{name: "tenant-acme", err: errApply})
+		},
+			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
+	})
+}
+
+func TestSetAccessReady(t *testing.T) {
+	runSetterCases(t, v1alpha1.ConditionAccessReady, []setterCase{
+		{"bound", func(tn *v1alpha1.Tenant) { setAccessReady(tn, accessObservation{admins: 1, viewer: 2}) },
+			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "1 admins, 0 editors, 2 viewers bound"}},
+		{"nobody", func(tn *v1alpha1.Tenant) { setAccessReady(tn, accessObservation{}) },
+			want{metav1.ConditionTrue, v1alpha1.ReasonNoSubjects, "nobody has access"}},
+		{"waiting for the namespace", func(tn *v1alpha1.Tenant) { setAccessReady(tn, accessObservation{blocked: true, admins: 1}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, waitingForNamespace}},
+		{"apply failed", func(tn *v1alpha1.Tenant) { setAccessReady(tn, accessObservation{err: errApply, admins: 1}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
+	})
+}
+
+func TestSetDatabaseReady(t *testing.T) {
+	runSetterCases(t, v1alpha1.ConditionDatabaseReady, []setterCase{
+		{"ready", func(tn *v1alpha1.Tenant) {
+			setDatabaseReady(tn, databaseObservation{ready: true, version: "17", host: "postgres.tenant-acme.svc"})
+		}, want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "PostgreSQL 17 ready at postgres.tenant-acme.svc"}},
+		{"no cert-manager", func(tn *v1alpha1.Tenant) { setDatabaseReady(tn, databaseObservation{certManagerMissing: true}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonCertManagerMissing, "cannot be issued"}},
+		{"ready even without cert-manager's CRDs now", func(tn *v1alpha1.Tenant) {
+			setDatabaseReady(tn, databaseObservation{ready: true, certManagerMissing: true, version: "17"})
+		}, want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "PostgreSQL 17"}},
+		{"claim pending", func(tn *v1alpha1.Tenant) {
+			setDatabaseReady(tn, databaseObservation{waitReason: v1alpha1.ReasonPVCPending, waitMessage: "Volume claim data-postgres-0 is pending"})
+		}, want{metav1.ConditionFalse, v1alpha1.ReasonPVCPending, "pending"}},
+		{"waiting for the namespace", func(tn *v1alpha1.Tenant) { setDatabaseReady(tn, databaseObservation{blocked: true}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, waitingForNamespace}},
+		{"apply failed", func(tn *v1alpha1.Tenant) { setDatabaseReady(tn, databaseObservation{err: errApply}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
+	})
+}
+
+func TestSetFirewallReady(t *testing.T) {
+	runSetterCases(t, v1alpha1.ConditionFirewallReady, []setterCase{
+		{"applied", func(tn *v1alpha1.Tenant) { setFirewallReady(tn, firewallObservation{policies: 5}) },
+			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "5 network policies"}},
+		{"waiting", func(tn *v1alpha1.Tenant) { setFirewallReady(tn, firewallObservation{blocked: true}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, waitingForNamespace}},
+		{"failed", func(tn *v1alpha1.Tenant) { setFirewallReady(tn, firewallObservation{err: errApply}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "default-deny"}},
+	})
+}
+
+func TestSetCertificateReady(t *testing.T) {
+	issuer := v1alpha1.IssuerReference{Name: "letsencrypt", Kind: "ClusterIssuer"}
+	runSetterCases(t, v1alpha1.ConditionCertificateReady, []setterCase{
+		{"issued", func(tn *v1alpha1.Tenant) {
+			setCertificateReady(tn, certificateObservation{issuer: issuer, issuerReady: true, issued: true, hostnames: []string{"acme.example.com"}})
+		}, want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "acme.example.com issued by ClusterIssuer letsencrypt"}},
+		{"no issuer configured", func(tn *v1alpha1.Tenant) { setCertificateReady(tn, certificateObservation{}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, "--default-issuer-name"}},
+		{"no cert-manager", func(tn *v1alpha1.Tenant) {
+			setCertificateReady(tn, certificateObservation{issuer: issuer, certManagerMissing: true})
+		},
+			want{metav1.ConditionFalse, v1alpha1.ReasonCertManagerMissing, "CRDs are missing"}},
+		{"issuer missing", func(tn *v1alpha1.Tenant) {
+			setCertificateReady(tn, certificateObservation{issuer: issuer, issuerMissing: true})
+		},
+			want{metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, `ClusterIssuer "letsencrypt" not found`}},
+		{"issuer not ready", func(tn *v1alpha1.Tenant) { setCertificateReady(tn, certificateObservation{issuer: issuer}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonIssuerNotReady, "is not ready"}},
+		{"waiting for cert-manager", func(tn *v1alpha1.Tenant) {
+			setCertificateReady(tn, certificateObservation{issuer: issuer, issuerReady: true, pending: "Issuing certificate as Secret does not exist"})
+		}, want{metav1.ConditionFalse, v1alpha1.ReasonCertificateNotIssued, "Issuing certificate"}},
+		{"apply failed", func(tn *v1alpha1.Tenant) {
+			setCertificateReady(tn, certificateObservation{issuer: issuer, err: errApply})
+		},
+			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
+		{"waiting for the namespace", func(tn *v1alpha1.Tenant) { setCertificateReady(tn, certificateObservation{blocked: true}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, waitingForNamespace}},
+	})
+}
+
+func TestSetPoliciesResolved(t *testing.T) {
+	runSetterCases(t, v1alpha1.ConditionPoliciesResolved, []setterCase{
+		{"resolved", func(tn *v1alpha1.Tenant) { setPoliciesResolved(tn, policiesObservation{}) },
+			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "exist and are ready"}},
+		{"no backup policy", func(tn *v1alpha1.Tenant) { setPoliciesResolved(tn, policiesObservation{noBackupPolicy: true}) },
+			want{metav1.ConditionTrue, v1alpha1.ReasonNoPolicy, "not backed up"}},
+		{"missing", func(tn *v1alpha1.Tenant) {
+			setPoliciesResolved(tn, policiesObservation{reason: v1alpha1.ReasonPolicyNotFound, problems: []string{`BackupPolicy "x" not found`}})
+		}, want{metav1.ConditionFalse, v1alpha1.ReasonPolicyNotFound, `"x" not found`}},
+		{"unreadable", func(tn *v1alpha1.Tenant) { setPoliciesResolved(tn, policiesObservation{err: errApply}) },
+			want{metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "Cannot read"}},
+	})
+}
+
+func TestSetBackupConditions(t *testing.T) {
+	verdict := &backupcheck.Verdict{
+		Fresh:    metav1.Condition{Type: v1alpha1.ConditionBackupsFresh, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonStale, Message: "hot: newest backup b1 finished 2026-12-01T00:00:00Z"},
+		Verified: metav1.Condition{Type: v1alpha1.ConditionBackupVerified, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonVerified, Message: "hot: backup b1 verified"},
+	}
+	runSetterCases(t, v1alpha1.ConditionBackupsFresh, []setterCase{
+		{"judged", func(tn *v1alpha1.Tenant) { setBackupsFresh(tn, backupsObservation{verdict: verdict}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonStale, "newest backup b1"}},
+		{"no policy", func(tn *v1alpha1.Tenant) { setBackupsFresh(tn, backupsObservation{noPolicy: true}) },
+			want{metav1.ConditionTrue, v1alpha1.ReasonNoPolicy, "not backed up"}},
+		{"policy unavailable", func(tn *v1alpha1.Tenant) { setBackupsFresh(tn, backupsObservation{unavailablePolicy: "standard"}) },
+			want{metav1.ConditionUnknown, v1alpha1.ReasonDependencyNotReady, `"standard" is not available`}},
+		{"schedules failed to apply", func(tn *v1alpha1.Tenant) { setBackupsFresh(tn, backupsObservation{err: errApply}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
+	})
+	runSetterCases(t, v1alpha1.ConditionBackupVerified, []setterCase{
+		{"judged", func(tn *v1alpha1.Tenant) { setBackupVerified(tn, backupsObservation{verdict: verdict}) },
+			want{metav1.ConditionTrue, v1alpha1.ReasonVerified, "verified"}},
+		{"no policy", func(tn *v1alpha1.Tenant) { setBackupVerified(tn, backupsObservation{noPolicy: true}) },
+			want{metav1.ConditionUnknown, v1alpha1.ReasonNoPolicy, "No BackupPolicy"}},
+		{"schedules failed to apply", func(tn *v1alpha1.Tenant) { setBackupVerified(tn, backupsObservation{err: errApply}) },
+			want{metav1.ConditionUnknown, v1alpha1.ReasonDependencyNotReady, "backup schedules"}},
+	})
+}
+
+func TestSetMonitoringConditions(t *testing.T) {
+	since := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	url := "https://acme.example.com/"
+	figures := &uptime.Figures{Objective: metav1.Condition{Type: v1alpha1.ConditionUptimeObjectiveMet, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonObjectiveMet, Message: "Availability 100 %"}}
+	runSetterCases(t, v1alpha1.ConditionAvailable, []setterCase{
+		{"down", func(tn *v1alpha1.Tenant) {
+			setAvailable(tn, monitoringObservation{url: url, report: uptime.Report{State: uptime.Down, Since: since, Reason: "HTTPStatus", Message: "503"}})
+		}, want{metav1.ConditionFalse, v1alpha1.ReasonDown, "has not answered since 2026-12-02T10:00:00Z"}},
+		{"up", func(tn *v1alpha1.Tenant) {
+			setAvailable(tn, monitoringObservation{url: url, report: uptime.Report{State: uptime.Up}})
+		},
+			want{metav1.ConditionTrue, v1alpha1.ReasonProbeSucceeded, "answers"}},
+		{"not probed yet", func(tn *v1alpha1.Tenant) { setAvailable(tn, monitoringObservation{url: url}) },
+			want{metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "Waiting for the first probes"}},
+		{"probes off", func(tn *v1alpha1.Tenant) {
+			setAvailable(tn, monitoringObservation{notMonitored: "Uptime probes are turned off"})
+		},
+			want{metav1.ConditionUnknown, v1alpha1.ReasonNotMonitored, "turned off"}},
+	})
+	runSetterCases(t, v1alpha1.ConditionUptimeObjectiveMet, []setterCase{
+		{"published", func(tn *v1alpha1.Tenant) {
+			setUptimeObjectiveMet(tn, monitoringObservation{url: url, report: uptime.Report{Figures: figures}})
+		},
+			want{metav1.ConditionTrue, v1alpha1.ReasonObjectiveMet, "100 %"}},
+		{"no figures yet", func(tn *v1alpha1.Tenant) { setUptimeObjectiveMet(tn, monitoringObservation{url: url}) },
+			want{metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "first probes"}},
+		{"invalid objective", func(tn *v1alpha1.Tenant) {
+			setUptimeObjectiveMet(tn, monitoringObservation{invalidObjective: errors.New(`spec.monitoring.objective: "abc" is not a percentage`)})
+		}, want{metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, "spec.monitoring.objective"}},
+	})
+}
+
+// A message longer than the API allows in a status would freeze the Tenant's status: every
+// message is cut to a bound, at a character boundary.
+func TestConditionMessagesAreBounded(t *testing.T) {
+	long := strings.Repeat("storage unreachable: dial tcp 10.0.0.1:9000: i/o timeout; ", 200) + "€"
+	tenant := &v1alpha1.Tenant{}
+	setFirewallReady(tenant, firewallObservation{err: errors.New(long)})
+	c := meta.FindStatusCondition(tenant.Status.Conditions, v1alpha1.ConditionFirewallReady)
+	if len(c.Message) > maxConditionMessage || !strings.HasSuffix(c.Message, "…") {
+		t.Errorf("message of %d bytes, want at most %d ending in an ellipsis", len(c.Message), maxConditionMessage)
+	}
+	if got := bound("a"+strings.Repeat("€", 1000), maxConditionMessage); !utf8.ValidString(got) || len(got) > maxConditionMessage {
+		t.Errorf("bound cut inside a character, or too long: %d bytes", len(got))
+	}
+}

@@ -1,0 +1,170 @@
+package controllers
+
+import (
+	"context"
+	"strings"
+	"sync"
+
+	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/ssa"
+)
+
+// SetupWithManager watches Tenants, the objects they own (mapped back by label), the policies
+// they reference (through the field indexes), and the news of the Monitor and the Inspector.
+func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	// Watch events held back during an apply that turn out to be someone else's come back here.
+	changedWhileApplying := make(chan event.GenericEvent, 1024)
+	r.applier = &ssa.Applier{Client: r.Client, Owner: FieldOwner, Changed: func(obj client.Object) {
+		changedWhileApplying <- event.GenericEvent{Object: obj}
+	}}
+	b := ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.Tenant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, deletionPredicate()))).
+		Watches(&v1alpha1.BackupPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantBackupPolicy))).
+		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantRetentionPolicy))).
+		Watches(&corev1.Secret{}, r.ownedObjectHandler()).
+		WatchesRawSource(source.Channel(changedWhileApplying, r.ownedObjectHandler())).
+		WatchesRawSource(r.wake)
+	// Owned objects are not owner-referenced (a retained namespace outlives its Tenant); they are
+	// mapped back to their Tenant by label, so a hand edit or deletion is reverted at once.
+	for _, obj := range ownedTypes() {
+		if _, isCertificate := obj.(*cmapi.Certificate); isCertificate && !certManagerInstalled(mgr) {
+			continue
+		}
+		b = b.Watches(obj, r.ownedObjectHandler())
+	}
+	if certManagerInstalled(mgr) {
+		b = b.Watches(&cmapi.ClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(r.allTenants)).
+			Watches(&cmapi.Issuer{}, handler.EnqueueRequestsFromMapFunc(tenantOfNamespace))
+	} else {
+		// Watching kinds the API server does not serve would stop the manager; tenants report
+		// CertManagerMissing instead, and a restart after installing cert-manager picks it up.
+		mgr.GetLogger().Info("cert-manager CRDs not found; certificates will be reported as CertManagerMissing")
+	}
+	return b.Named("tenant").
+		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Options.MaxConcurrentReconciles)}).
+		Complete(r)
+}
+
+// wakeSource enqueues tenants by name for the Monitor and the Inspector, which tell from their own
+// goroutines. It never blocks them nor drops a tenant: the queue dedups, so a tenant told about
+// many times while waiting is reconciled once.
+type wakeSource struct {
+	mu    sync.Mutex
+	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
+}
+
+// Start is the source.Source the controller starts with its queue.
+func (w *wakeSource) Start(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.queue = q
+	return nil
+}
+
+// Wake enqueues a tenant. Before the controller started, every tenant is reconciled anyway.
+func (w *wakeSource) Wake(tenant string) {
+	w.mu.Lock()
+	q := w.queue
+	w.mu.Unlock()
+	if q != nil {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: tenant}})
+	}
+}
+
+// deletionPredicate lets through updates that start a deletion, which change no generation.
+func deletionPredicate() predicate.Funcs {
+	return predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+	}}
+}
+
+// ownedObjectHandler enqueues an owned object's Tenant, except for creations and updates that only
+// report our own apply: reconciling for them would change nothing, and skipping them keeps
+// convergence cheap (see ssa.Applier.NeedsReconcile). Hand edits and status changes by other
+// controllers carry another resourceVersion; deletions always enqueue, so a deleted object is put
+// back.
+func (r *TenantReconciler) ownedObjectHandler() handler.EventHandler {
+	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
+		if name := o.GetLabels()[builders.LabelTenant]; name != "" {
+			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
+		}
+	}
+	return handler.Funcs{
+		CreateFunc: func(_ context.Context, e event.CreateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if r.applier.NeedsReconcile(e.Object) {
+				enqueue(q, e.Object)
+			}
+		},
+		UpdateFunc: func(_ context.Context, e event.UpdateEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			if r.applier.NeedsReconcile(e.ObjectNew) {
+				enqueue(q, e.ObjectNew)
+			}
+		},
+		DeleteFunc: func(_ context.Context, e event.DeleteEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object)
+		},
+		GenericFunc: func(_ context.Context, e event.GenericEvent, q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+			enqueue(q, e.Object)
+		},
+	}
+}
+
+// allTenants maps a ClusterIssuer to every Tenant: any of them may use it, by name or as default.
+func (r *TenantReconciler) allTenants(ctx context.Context, _ client.Object) []ctrl.Request {
+	tenants := &v1alpha1.TenantList{}
+	if err := r.List(ctx, tenants); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "List tenants for cluster issuer")
+		return nil
+	}
+	return requestsFor(tenants.Items)
+}
+
+// tenantsForPolicy maps a policy to the tenants that reference it, through the field index.
+func (r *TenantReconciler) tenantsForPolicy(index string) func(context.Context, client.Object) []ctrl.Request {
+	return func(ctx context.Context, o client.Object) []ctrl.Request {
+		tenants := &v1alpha1.TenantList{}
+		if err := r.List(ctx, tenants, client.MatchingFields{index: o.GetName()}); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "List tenants for policy", "policy", o.GetName())
+			return nil
+		}
+		return requestsFor(tenants.Items)
+	}
+}
+
+func requestsFor(tenants []v1alpha1.Tenant) []ctrl.Request {
+	requests := make([]ctrl.Request, 0, len(tenants))
+	for _, t := range tenants {
+		requests = append(requests, ctrl.Request{NamespacedName: types.NamespacedName{Name: t.Name}})
+	}
+	return requests
+}
+
+// tenantOfNamespace maps an object in a tenant's namespace, such as an Issuer the tenant's owner
+// created, to the Tenant.
+func tenantOfNamespace(_ context.Context, o client.Object) []ctrl.Request {
+	if name, ok := strings.CutPrefix(o.GetNamespace(), builders.NamespacePrefix); ok {
+		return []ctrl.Request{{NamespacedName: types.NamespacedName{Name: name}}}
+	}
+	return nil
+}
+
+// certManagerInstalled tells whether the API server serves cert-manager's Certificate kind.
+func certManagerInstalled(mgr ctrl.Manager) bool {
+	_, err := mgr.GetRESTMapper().RESTMapping(cmapi.SchemeGroupVersion.WithKind("Certificate").GroupKind(), cmapi.SchemeGroupVersion.Version)
+	return err == nil
+}

@@ -1,0 +1,400 @@
+// Package backupcheck is the operator's look into backup storage: it lists every tenant's backups
+// and prunes them by retention, outside the reconcile loop, and judges what it found (Judge) into
+// the Tenant's backup status and conditions.
+//
+// Listing storage is the slow part of checking backups: a bucket far away, or one that does not
+// answer, takes seconds. So the reconciler never waits for it. It asks the Inspector what was last
+// found (Observe), which also queues a new look when one is due; a worker per storage location
+// looks, and Notify brings the tenant back to the reconciler when the look is done. One slow bucket
+// delays only the tenants whose backups are in it.
+//
+// The Inspector is the only code in the manager that opens storage. It keeps, per tenant and
+// schedule, what it judges (catalog.Entry: ids, times, sizes, verification), never the manifests'
+// table lists, so its memory does not grow with a tenant's schema.
+package backupcheck
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/catalog"
+)
+
+// Defaults of Options.
+const (
+	DefaultInterval           = 5 * time.Minute
+	DefaultTimeout            = 30 * time.Second
+	DefaultWorkersPerLocation = 2
+	DefaultVolumeRoot         = "/var/lib/tenantops/volumes"
+)
+
+// orphanAge is how old an unfinished write (a killed backup's data, an abandoned upload) must be
+// before a look removes it.
+const orphanAge = 24 * time.Hour
+
+// Options configure an Inspector.
+type Options struct {
+	// Secrets reads the storage credentials Secrets in OperatorNamespace.
+	Secrets           client.Reader
+	OperatorNamespace string
+	// VolumeRoot is where volume storage claims are mounted into the manager, one directory per
+	// claim name.
+	VolumeRoot string
+	// Interval between two looks at a tenant's storage, besides after every finished backup job.
+	Interval time.Duration
+	// Timeout bounds one look at one schedule's storage, pruning included.
+	Timeout time.Duration
+	// WorkersPerLocation is how many looks at one storage location run at once.
+	WorkersPerLocation int
+	Clock              clock.Clock
+	// Notify is called with a tenant's name when a look at one of its schedules is done.
+	Notify func(tenant string)
+}
+
+// Request is what a look at a tenant's storage needs, as the reconciler observed it.
+type Request struct {
+	Tenant string
+	// Location is the time zone retention cuts days in.
+	Location  *time.Location
+	Policy    *v1alpha1.BackupPolicy
+	Retention *v1alpha1.RetentionPolicy
+	// FinishedJobs are the names of the tenant's backup and verification Jobs that have
+	// finished: a new one means new backups or verifications to look for.
+	FinishedJobs map[string]bool
+}
+
+// Listing is what one look at one schedule's storage found.
+type Listing struct {
+	// At is when the look started.
+	At time.Time
+	// Err, when set, means the storage could not be listed (fully).
+	Err error
+	// Entries are the complete backups, newest first.
+	Entries []catalog.Entry
+	// LastSeen is the newest backup any look found, kept when storage lists none any more, so
+	// that backups that disappear are Missing, not pending a first one.
+	LastSeen *catalog.Entry
+	// NextPrune are the ids retention prunes next; PruneErr is why pruning failed.
+	NextPrune []string
+	PruneErr  error
+}
+
+// Pruned is what one look deleted from one schedule's storage, by which RetentionPolicy.
+type Pruned struct {
+	Schedule, Policy string
+	// IDs of the deleted backups, oldest first.
+	IDs []string
+}
+
+// Inspection is the latest look at each schedule of a tenant.
+type Inspection map[string]Listing
+
+// Inspector looks into tenants' backup storage on a bounded set of workers; see the package doc.
+type Inspector struct {
+	opts   Options
+	stores storeCache
+
+	mu      sync.Mutex
+	tenants map[string]*tenantState
+	// locations each have their own queue and workers; started holds the context they run in
+	// once Start was called.
+	locations map[string]*locationQueue
+	started   context.Context
+}
+
+// tenantState is what the Inspector knows of one tenant between passes.
+type tenantState struct {
+	listings map[string]Listing
+	// key identifies the policies of the last request; a change looks again at once.
+	key          string
+	lastQueued   time.Time
+	finishedJobs map[string]bool
+	// pending counts the schedules queued and not yet looked at.
+	pending int
+	request Request
+	// pruned is what looks deleted since the reconciler last took it.
+	pruned []Pruned
+}
+
+// locationQueue is one storage location's queue of tenant schedules to look at.
+type locationQueue struct {
+	queue workqueue.TypedInterface[scheduleKey]
+}
+
+// scheduleKey names one schedule of one tenant.
+type scheduleKey struct{ tenant, schedule string }
+
+// New returns an Inspector; Start runs its workers.
+func New(opts Options) *Inspector {
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.WorkersPerLocation <= 0 {
+		opts.WorkersPerLocation = DefaultWorkersPerLocation
+	}
+	if opts.VolumeRoot == "" {
+		opts.VolumeRoot = DefaultVolumeRoot
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.RealClock{}
+	}
+	if opts.Notify == nil {
+		opts.Notify = func(string) {}
+	}
+	return &Inspector{opts: opts, tenants: map[string]*tenantState{}, locations: map[string]*locationQueue{}}
+}
+
+// Interval is the time between two looks at a tenant's storage when nothing else asks for one.
+func (i *Inspector) Interval() time.Duration { return i.opts.Interval }
+
+// Observe returns the latest look at each schedule of the tenant (an empty Inspection until the
+// first is done) and queues a new look when one is due: never looked, the policies changed, the
+// interval passed, or a job finished since. It never waits for storage.
+func (i *Inspector) Observe(req Request) Inspection {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	st := i.tenants[req.Tenant]
+	if st == nil {
+		st = &tenantState{listings: map[string]Listing{}}
+		i.tenants[req.Tenant] = st
+	}
+	key := policyKey(req.Policy, req.Retention)
+	if st.pending == 0 && i.due(st, key, req.FinishedJobs) {
+		st.key, st.finishedJobs, st.request = key, req.FinishedJobs, req
+		st.lastQueued = i.opts.Clock.Now()
+		for _, s := range req.Policy.Spec.Schedules {
+			loc, err := locationKey(s.Storage)
+			if err != nil {
+				st.listings[s.Name] = Listing{At: st.lastQueued, Err: err}
+				continue
+			}
+			st.pending++
+			i.location(loc).queue.Add(scheduleKey{req.Tenant, s.Name})
+		}
+	}
+	out := make(Inspection, len(st.listings))
+	for name, l := range st.listings {
+		out[name] = l
+	}
+	return out
+}
+
+func (i *Inspector) due(st *tenantState, key string, finished map[string]bool) bool {
+	if st.key != key || i.opts.Clock.Since(st.lastQueued) >= i.opts.Interval {
+		return true
+	}
+	for name := range finished {
+		if !st.finishedJobs[name] {
+			return true
+		}
+	}
+	return false
+}
+
+// TakePruned returns what was pruned from the tenant's storage since the last call, once, so that
+// each deletion is told once.
+func (i *Inspector) TakePruned(tenant string) []Pruned {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	st := i.tenants[tenant]
+	if st == nil {
+		return nil
+	}
+	out := st.pruned
+	st.pruned = nil
+	return out
+}
+
+// NextLook is when the tenant's storage is next looked at unless something asks sooner.
+func (i *Inspector) NextLook(tenant string) time.Time {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if st := i.tenants[tenant]; st != nil {
+		return st.lastQueued.Add(i.opts.Interval)
+	}
+	return i.opts.Clock.Now()
+}
+
+// Forget drops what is known of a tenant (deleted, or no longer backed up).
+func (i *Inspector) Forget(tenant string) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	delete(i.tenants, tenant)
+}
+
+// location returns the queue of a storage location, starting its workers when the Inspector
+// runs. Called with i.mu held.
+func (i *Inspector) location(key string) *locationQueue {
+	q := i.locations[key]
+	if q == nil {
+		q = &locationQueue{queue: workqueue.NewTyped[scheduleKey]()}
+		i.locations[key] = q
+		if i.started != nil {
+			i.startWorkers(i.started, q)
+		}
+	}
+	return q
+}
+
+// Start runs the workers until ctx ends. It needs the leader: looks prune.
+func (i *Inspector) Start(ctx context.Context) error {
+	i.mu.Lock()
+	i.started = ctx
+	for _, q := range i.locations {
+		i.startWorkers(ctx, q)
+	}
+	i.mu.Unlock()
+	<-ctx.Done()
+	i.mu.Lock()
+	for _, q := range i.locations {
+		q.queue.ShutDown()
+	}
+	i.mu.Unlock()
+	return nil
+}
+
+// NeedLeaderElection is true: only the leader prunes.
+func (i *Inspector) NeedLeaderElection() bool { return true }
+
+func (i *Inspector) startWorkers(ctx context.Context, q *locationQueue) {
+	for range i.opts.WorkersPerLocation {
+		go func() {
+			for {
+				k, shutdown := q.queue.Get()
+				if shutdown {
+					return
+				}
+				i.look(ctx, k)
+				q.queue.Done(k)
+			}
+		}()
+	}
+}
+
+// look lists one schedule of a tenant, prunes it, records what it found and tells the tenant.
+func (i *Inspector) look(ctx context.Context, k scheduleKey) {
+	i.mu.Lock()
+	st := i.tenants[k.tenant]
+	if st == nil { // forgotten meanwhile
+		i.mu.Unlock()
+		return
+	}
+	req := st.request
+	previous := st.listings[k.schedule]
+	i.mu.Unlock()
+
+	var listing Listing
+	var pruned []string
+	if spec, ok := scheduleOf(req.Policy, k.schedule); ok {
+		ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
+		listing, pruned = i.lookAt(ctx, req, spec)
+		cancel()
+	} else {
+		listing = Listing{At: i.opts.Clock.Now(), Err: fmt.Errorf("schedule %s is not in BackupPolicy %s", k.schedule, req.Policy.Name)}
+	}
+	listing.LastSeen = previous.LastSeen
+	if len(listing.Entries) > 0 {
+		newest := listing.Entries[0]
+		listing.LastSeen = &newest
+	}
+
+	i.mu.Lock()
+	if st := i.tenants[k.tenant]; st != nil {
+		st.listings[k.schedule] = listing
+		st.pending--
+		if len(pruned) > 0 {
+			st.pruned = append(st.pruned, Pruned{Schedule: k.schedule, Policy: req.Retention.Name, IDs: pruned})
+		}
+	}
+	i.mu.Unlock()
+	i.opts.Notify(k.tenant)
+}
+
+// lookAt lists one schedule's storage and, with a RetentionPolicy, prunes it. It reads storage
+// itself rather than trusting job status: a job that succeeded against the wrong bucket, or
+// backups deleted by hand, show here.
+func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule) (Listing, []string) {
+	now := i.opts.Clock.Now()
+	listing := Listing{At: now}
+	trust, err := builders.SigningTrust(req.Policy)
+	if err != nil {
+		listing.Err = err
+		return listing, nil
+	}
+	store, err := i.open(ctx, spec.Storage)
+	if err != nil {
+		listing.Err = err
+		return listing, nil
+	}
+	listed, err := catalog.ListEntries(ctx, store, req.Tenant, spec.Name, catalog.WithTrust(trust))
+	if err != nil {
+		listing.Err = err
+		return listing, nil
+	}
+	listing.Entries = listed
+	if req.Retention == nil {
+		return listing, nil
+	}
+	d, err := catalog.Decide(req.Tenant, spec.Name, catalog.Candidates(listed), req.Retention.Spec, now, req.Location)
+	if err != nil {
+		listing.PruneErr = err
+		return listing, nil
+	}
+	res, err := catalog.PruneDecided(ctx, store, req.Tenant, spec.Name, d)
+	for _, c := range res.Next {
+		listing.NextPrune = append(listing.NextPrune, c.ID)
+	}
+	if err != nil {
+		listing.PruneErr = err
+		ctrl.LoggerFrom(ctx).Error(err, "Prune backups", "tenant", req.Tenant, "schedule", spec.Name)
+		// A delete that failed halfway may have removed a manifest: list again for the truth.
+		listing.Entries, listing.Err = catalog.ListEntries(ctx, store, req.Tenant, spec.Name, catalog.WithTrust(trust))
+		return listing, res.Deleted
+	}
+	// Backup jobs with a writer's credential cannot clean up after a killed run; the pruner can.
+	// A day is far longer than any run, so nothing still being written is taken.
+	if _, err := catalog.DeleteOrphans(ctx, store, req.Tenant, spec.Name, now.Add(-orphanAge)); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Remove unfinished backups", "tenant", req.Tenant, "schedule", spec.Name)
+	}
+	deleted := map[string]bool{}
+	for _, id := range res.Deleted {
+		deleted[id] = true
+	}
+	listing.Entries = listing.Entries[:0:0]
+	for _, e := range listed {
+		if !deleted[e.ID] {
+			listing.Entries = append(listing.Entries, e)
+		}
+	}
+	return listing, res.Deleted
+}
+
+func scheduleOf(p *v1alpha1.BackupPolicy, name string) (v1alpha1.BackupSchedule, bool) {
+	for _, s := range p.Spec.Schedules {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return v1alpha1.BackupSchedule{}, false
+}
+
+// policyKey identifies the policies a look is made under.
+func policyKey(policy *v1alpha1.BackupPolicy, retention *v1alpha1.RetentionPolicy) string {
+	key := policy.Name + "/" + policy.ResourceVersion
+	if retention != nil {
+		key += "+" + retention.Name + "/" + retention.ResourceVersion
+	}
+	return key
+}

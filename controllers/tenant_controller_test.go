@@ -527,6 +527,26 @@ func TestCertificateStatusComesFromCertManager(t *testing.T) {
 	if c := tenant.Status.Certificate; c == nil || c.SecretName != "tenant-tls" || c.NotAfter == nil || !c.NotAfter.Equal(&notAfter) {
 		t.Fatalf("status.certificate = %+v, want secret tenant-tls and notAfter %v", c, notAfter)
 	}
+
+	// The database's certificate issued (its Secret, as cert-manager writes it with the operator's
+	// labels): the CA alone is published for clients, without the server's key.
+	tls := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "tenant-envtest-cert", Name: "postgres-tls",
+		Labels: map[string]string{"app.kubernetes.io/managed-by": "tenant-operator", "tenancy.tenantops.io/tenant": "envtest-cert"}},
+		Type: corev1.SecretTypeTLS,
+		Data: map[string][]byte{"tls.crt": []byte("server"), "tls.key": []byte("server key"), "ca.crt": []byte("the CA")}}
+	if err := k8s.Create(ctx, tls); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		cm := &corev1.ConfigMap{}
+		if err := k8s.Get(ctx, client.ObjectKey{Namespace: "tenant-envtest-cert", Name: "postgres-ca"}, cm); err != nil {
+			return err
+		}
+		if len(cm.Data) != 1 || cm.Data["ca.crt"] != "the CA" {
+			return fmt.Errorf("postgres-ca holds %v, want the CA alone", cm.Data)
+		}
+		return nil
+	})
 }
 
 // TestQuotaThatLeavesNoRoomForTheDatabaseIsReported: with a quota of zero pods the StatefulSet

@@ -47,6 +47,8 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 	}, func(ctx context.Context) error {
 		return r.ensureProbeCredentials(ctx, t)
 	}, func(ctx context.Context) error {
+		return r.applyDatabaseCA(ctx, t)
+	}, func(ctx context.Context) error {
 		err := r.apply(ctx, ownedObject{"certificate", builders.DatabaseCertificateName(t), builders.DatabaseCertificate(t, opts)})
 		if meta.IsNoMatchError(err) {
 			// Without cert-manager there is no server certificate; the Certificate step says the
@@ -198,6 +200,25 @@ func (r *TenantReconciler) secretExists(ctx context.Context, key types.Namespace
 	default:
 		return false, fmt.Errorf("get secret %s: %w", key.Name, err)
 	}
+}
+
+// applyDatabaseCA publishes the database's CA certificate, once cert-manager has issued the server
+// certificate, in a ConfigMap of its own: clients verify the server with it (the credentials'
+// URI expects it at builders.DatabaseCAMountPath) without mounting the Secret that also holds the
+// server's private key. The TLS Secret's watch brings the tenant back when it appears or renews.
+func (r *TenantReconciler) applyDatabaseCA(ctx context.Context, t *v1alpha1.Tenant) error {
+	secret := &corev1.Secret{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: builders.DatabaseTLSSecretName(t)}, secret); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("get secret %s: %w", builders.DatabaseTLSSecretName(t), err)
+	}
+	ca := string(secret.Data[builders.DatabaseCAKey])
+	if ca == "" {
+		return nil
+	}
+	return r.apply(ctx, ownedObject{"config map", builders.DatabaseCAConfigMapName(t), builders.DatabaseCAConfigMap(t, ca)})
 }
 
 // ensureProbeCredentials gives the tenant's login-only probe role a password once: the password

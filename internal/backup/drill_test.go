@@ -191,7 +191,7 @@ func testDrillOfAHostileBackup(t *testing.T, major string) {
 		r := agent(t, agentEnv, "verify", "--storage", loc, "--tenant", v.name, "--schedule", "daily", "--backup", "latest",
 			"--identity-file", k.identityFile, "--drill-socket", restorer.socket, "--drill-role", "app", "-v")
 		outputs.WriteString(r.stdout + r.stderr)
-		raw := readObject(t, s3, "drills/"+v.name+"/daily/"+ids[v.name]+"/"+catalog.VerificationObject)
+		raw := readS3Object(t, s3, "drills/"+v.name+"/daily/"+ids[v.name]+"/"+catalog.VerificationObject)
 		outputs.Write(raw)
 		var ver catalog.Verification
 		if err := json.Unmarshal(raw, &ver); err != nil {
@@ -350,7 +350,7 @@ func queryString(t *testing.T, pg *stack.Postgres, db, sql string) string {
 	return s
 }
 
-func readObject(t *testing.T, s3 *stack.S3, key string) []byte {
+func readS3Object(t *testing.T, s3 *stack.S3, key string) []byte {
 	t.Helper()
 	obj, err := s3.Client.GetObject(context.Background(), s3.Bucket, key, minio.GetObjectOptions{})
 	if err != nil {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Copies what the chart shares with config/ into charts/tenant-operator/files, so that there is one
 # source for each: the CRDs and the ClusterRole controller-gen generates, the webhook configuration it
-# generates, the ValidatingAdmissionPolicy, and the monitoring rules and dashboard. The chart's
+# generates, the ValidatingAdmissionPolicies, and the monitoring rules and dashboard. The chart's
 # templates read these files; `make manifests` runs this script and `make verify` fails on drift.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,5 +18,5 @@ copy() { # copy SOURCE-GLOB... DESTINATION-DIR: replaces every file in the desti
 copy config/crd/bases/*.yaml crds
 copy config/rbac/role.yaml rbac
 copy config/webhook/manifests.yaml webhook
-copy config/policies/protect-tenant-objects.yaml policies
+copy $(ls config/policies/*.yaml | grep -v /kustomization.yaml) policies
 copy config/prometheus/prometheus-rule.yaml config/prometheus/dashboard.json prometheus

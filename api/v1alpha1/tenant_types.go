@@ -18,7 +18,10 @@ type TenantSpec struct {
 	// +optional
 	DisplayName string `json:"displayName,omitempty"`
 
-	// Hostnames are the DNS names the tenant is served on; the first is its primary URL.
+	// Hostnames are the DNS names the tenant is served on; the first is its primary URL. A
+	// wildcard such as *.example.com covers exactly one label: a.example.com, not example.com nor
+	// a.b.example.com. Admission refuses, in the tenant's namespace, Ingresses, Gateway API routes
+	// and cert-manager Certificates for any name these do not cover.
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=10
 	// +kubebuilder:validation:items:MaxLength=253
@@ -44,9 +47,32 @@ type TenantSpec struct {
 	// +optional
 	Access AccessSpec `json:"access,omitempty"`
 
-	// Quota caps the resources of the tenant's namespace; defaults apply where it is empty.
+	// Quota caps the resources of the tenant's namespace (a ResourceQuota). Each resource named
+	// here replaces its default; the others keep theirs, so naming one never lifts another.
+	// Defaults:
+	//
+	//   - compute: requests.cpu 4, requests.memory 8Gi, limits.cpu 8, limits.memory 16Gi;
+	//   - local disk: requests.ephemeral-storage 10Gi, limits.ephemeral-storage 20Gi (containers
+	//     that set none get 128Mi requested and a 1Gi limit from the LimitRange);
+	//   - storage: requests.storage = the database volume + max(the volume, 10Gi), never less
+	//     than the volume;
+	//   - object counts: pods 50, persistentvolumeclaims 10, count/configmaps 50,
+	//     count/secrets 50, count/services 20, count/jobs.batch 50, count/cronjobs.batch 20,
+	//     count/ingresses.networking.k8s.io 20, count/certificates.cert-manager.io 20;
+	//   - exposure: services.loadbalancers 0 and services.nodeports 0, unless
+	//     spec.firewall.allowedServiceTypes allows them (then 5 each).
+	//
+	// The operator's own objects take 1 pod, 1 volume claim, 3 ConfigMaps (with kube-root-ca.crt,
+	// which Kubernetes puts in every namespace), 5 Secrets, 2 Services, 1 Ingress and
+	// 2 Certificates of these, plus the database pod's compute and 2Gi of ephemeral-storage limits.
 	// +optional
 	Quota corev1.ResourceList `json:"quota,omitempty"`
+
+	// Route sends the tenant's hostnames to its application: an Ingress by default, a Gateway API
+	// HTTPRoute when a Gateway is named, either serving the tenant's certificate.
+	// +kubebuilder:default={}
+	// +optional
+	Route RouteSpec `json:"route,omitempty"`
 
 	// BackupPolicyRef names the BackupPolicy whose schedules back up this tenant's database.
 	// +optional
@@ -77,6 +103,71 @@ const (
 	// DeletionPolicyDelete deletes the namespace and everything in it.
 	DeletionPolicyDelete DeletionPolicy = "Delete"
 )
+
+// RouteKind is the kind of object that routes the tenant's hostnames.
+type RouteKind string
+
+const (
+	// RouteKindIngress routes with a networking.k8s.io/v1 Ingress of the operator's ingress class.
+	RouteKindIngress RouteKind = "Ingress"
+	// RouteKindHTTPRoute routes with a Gateway API HTTPRoute attached to spec.route.gatewayRef.
+	RouteKindHTTPRoute RouteKind = "HTTPRoute"
+	// RouteKindNone creates no route: the tenant's own Ingress or HTTPRoute serves the hostnames.
+	RouteKindNone RouteKind = "None"
+)
+
+// RouteSpec is the route from the tenant's hostnames to one of its Services, with TLS from the
+// tenant's certificate (the Secret tenant-tls).
+// +kubebuilder:validation:XValidation:rule="(has(self.kind) && self.kind == 'HTTPRoute') == has(self.gatewayRef)",message="spec.route.gatewayRef is required when spec.route.kind is HTTPRoute, and allowed only then"
+type RouteSpec struct {
+	// Kind of the route: Ingress, HTTPRoute (needs gatewayRef) or None.
+	// +kubebuilder:validation:Enum=Ingress;HTTPRoute;None
+	// +kubebuilder:default=Ingress
+	// +optional
+	Kind RouteKind `json:"kind,omitempty"`
+
+	// ServiceName is the tenant's Service that receives the traffic, in the tenant's namespace.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:default=web
+	// +optional
+	ServiceName string `json:"serviceName,omitempty"`
+
+	// Port of that Service.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default=80
+	// +optional
+	Port int32 `json:"port,omitempty"`
+
+	// GatewayRef names the Gateway the HTTPRoute attaches to. Its HTTPS listeners may serve the
+	// tenant's certificate: the operator grants the Gateway's namespace read of the Secret
+	// tenant-tls with a ReferenceGrant.
+	// +optional
+	GatewayRef *GatewayReference `json:"gatewayRef,omitempty"`
+}
+
+// GatewayReference names a Gateway API Gateway.
+type GatewayReference struct {
+	// Name of the Gateway.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+
+	// Namespace of the Gateway.
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +required
+	Namespace string `json:"namespace"`
+
+	// SectionName is the Gateway's listener to attach to; every listener that admits the route
+	// when unset.
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +optional
+	SectionName string `json:"sectionName,omitempty"`
+}
 
 // TenantTLS selects the issuer of the tenant's certificate.
 type TenantTLS struct {
@@ -143,12 +234,28 @@ type FirewallSpec struct {
 	IngressPorts []int32 `json:"ingressPorts,omitempty"`
 
 	// AllowedCIDRs may reach the ingress ports, e.g. an office network or a load balancer.
+	// The cluster's own ranges (pods, services, nodes, link-local metadata; the operator's
+	// options) are excepted from every CIDR that contains them, and a CIDR inside one of them is
+	// refused: the ingress controller's namespace belongs in ingressNamespaces instead.
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=43
 	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="spec.firewall.allowedCIDRs must contain CIDRs such as 203.0.113.0/24"
+	// +kubebuilder:validation:XValidation:rule="self.all(c, !isCIDR(c) || !(cidr(c).ip().family() == 4 ? cidr('169.254.0.0/16').containsCIDR(c) : cidr('fe80::/10').containsCIDR(c) || cidr('fd00:ec2::254/128').containsCIDR(c)))",message="spec.firewall.allowedCIDRs must not lie inside the link-local ranges 169.254.0.0/16 and fe80::/10 or be fd00:ec2::254/128: they hold the cloud metadata service and node-local addresses"
 	// +listType=set
 	// +optional
 	AllowedCIDRs []string `json:"allowedCIDRs,omitempty"`
+
+	// AllowedServiceTypes lets the tenant create Services of these types, which expose its pods
+	// on every node (NodePort) or on a cloud load balancer (LoadBalancer), past the ingress
+	// controller. Admission refuses both when they are not listed, and the quota's default for
+	// services.nodeports and services.loadbalancers is 0 then (5 when listed; a LoadBalancer
+	// Service takes node ports too). Services with externalIPs or of type ExternalName are always
+	// refused.
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:Enum=NodePort;LoadBalancer
+	// +listType=set
+	// +optional
+	AllowedServiceTypes []corev1.ServiceType `json:"allowedServiceTypes,omitempty"`
 
 	// IngressNamespaces may reach the ingress ports, e.g. the ingress controller's namespace.
 	// +kubebuilder:validation:MaxItems=32
@@ -167,11 +274,14 @@ type FirewallSpec struct {
 
 // EgressRule allows traffic to some CIDRs, on some ports or all.
 type EgressRule struct {
-	// ToCIDRs are the destinations.
+	// ToCIDRs are the destinations. The cluster's own ranges (pods, services, nodes, link-local
+	// metadata; the operator's options) are excepted from every CIDR that contains them, so
+	// 0.0.0.0/0 means the world outside the cluster, and a CIDR inside one of them is refused.
 	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=43
 	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="spec.firewall.egress[].toCIDRs must contain CIDRs such as 198.51.100.0/24"
+	// +kubebuilder:validation:XValidation:rule="self.all(c, !isCIDR(c) || !(cidr(c).ip().family() == 4 ? cidr('169.254.0.0/16').containsCIDR(c) : cidr('fe80::/10').containsCIDR(c) || cidr('fd00:ec2::254/128').containsCIDR(c)))",message="spec.firewall.egress[].toCIDRs must not lie inside the link-local ranges 169.254.0.0/16 and fe80::/10 or be fd00:ec2::254/128: they hold the cloud metadata service and node-local addresses"
 	// +listType=set
 	// +required
 	ToCIDRs []string `json:"toCIDRs"`

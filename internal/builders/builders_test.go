@@ -96,6 +96,9 @@ func allObjects(t *v1alpha1.Tenant, opts Options) []any {
 	for _, p := range NetworkPolicies(t, opts) {
 		objs = append(objs, p)
 	}
+	if ingress := Ingress(t, opts); ingress != nil {
+		objs = append(objs, ingress)
+	}
 	return objs
 }
 
@@ -168,31 +171,6 @@ func TestNamespaceEnforcesRestricted(t *testing.T) {
 	ns := typed[corev1.Namespace](t, Namespace(minimal()))
 	if ns.Name != "tenant-minimal" || ns.Labels["pod-security.kubernetes.io/enforce"] != "restricted" || ns.Labels[LabelTenant] != "minimal" {
 		t.Fatalf("namespace = %s %v", ns.Name, ns.Labels)
-	}
-}
-
-func TestQuota(t *testing.T) {
-	tests := []struct {
-		name        string
-		tenant      *v1alpha1.Tenant
-		wantCPU     string
-		wantStorage string
-	}{
-		// 1Gi database + the 10Gi least headroom.
-		{"defaults", minimal(), "4", "11Gi"},
-		// The storage quota is raised to fit the 200Gi database volume.
-		{"from spec, storage raised to the database", full(), "2", "200Gi"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			q := typed[corev1.ResourceQuota](t, ResourceQuota(tt.tenant))
-			if got := q.Spec.Hard[corev1.ResourceRequestsCPU]; got.String() != tt.wantCPU {
-				t.Errorf("requests.cpu = %s, want %s", got.String(), tt.wantCPU)
-			}
-			if got := q.Spec.Hard[corev1.ResourceRequestsStorage]; got.String() != tt.wantStorage {
-				t.Errorf("requests.storage = %s, want %s", got.String(), tt.wantStorage)
-			}
-		})
 	}
 }
 

@@ -19,21 +19,31 @@
 //     DatabaseHost, DatabaseURIFor: the database's parts and how clients reach it.
 //   - TenantCertificateName, TenantCertificateSecretName: the certificate for spec.hostnames.
 //   - TenantReaderName: the cluster role and binding that let a tenant's users read its Tenant.
+//   - TenantRouteName, TenantGatewayGrantName: the tenant's Ingress or HTTPRoute, and the
+//     ReferenceGrant that lets its Gateway serve the tenant's certificate.
 //
 // # Options
 //
 // Options are the operator-wide settings (operator namespace and the labels of its pods that may
-// reach tenant databases, default issuer, PostgreSQL images, cluster domain, DNS servers).
-// DefaultOptions gives a plain installation's; an empty field falls back to its default, so a
-// zero selector never widens a firewall rule to every pod.
+// reach tenant databases, default issuer, PostgreSQL images, cluster domain, DNS servers, the
+// cluster's own address ranges, the ingress class). DefaultOptions gives a plain installation's;
+// an empty field falls back to its default, so a zero selector never widens a firewall rule to
+// every pod, and an unset pod range protects every private range.
+//
+// ClusterRanges(opts) parses Options.Networks (pods, Services, nodes, the metadata service); and
+// ExceptClusterRanges(cidr, ranges) is what a tenant CIDR becomes: the ranges it contains, for
+// ipBlock.except, or the range it lies inside, when it must not be used at all.
 //
 // # Builders
 //
-//   - Namespace(t): the namespace, Pod Security restricted enforced, audited and warned (latest).
-//   - ResourceQuota(t), DefaultQuota(t): spec.quota over documented defaults, per resource; the
-//     storage quota always leaves room for the database volume.
-//   - LimitRange(t): default container requests and limits, so pods without resources still
-//     pass the quota.
+//   - Namespace(t): the namespace, Pod Security restricted enforced, audited and warned (latest),
+//     annotated with spec.hostnames and spec.firewall.allowedServiceTypes for the admission
+//     policy tenant-operator-confine-tenant-traffic, which cannot read the Tenant itself.
+//   - ResourceQuota(t), DefaultQuota(t): spec.quota over documented defaults, per resource:
+//     compute, ephemeral storage, object counts, exposed Services; the storage quota always
+//     leaves room for the database volume.
+//   - LimitRange(t): default container requests and limits (ephemeral storage included), so pods
+//     without resources still pass the quota.
 //   - RoleBindings(t): admins, editors and viewers bound to the built-in admin, edit and view
 //     cluster roles in the namespace; an empty list gives no binding.
 //   - TenantReaderClusterRole(t), TenantReaderClusterRoleBinding(t): get on this one Tenant, for
@@ -52,6 +62,10 @@
 //     Security restricted.
 //   - TenantCertificate(t, opts), IssuerFor(t, opts): the certificate for spec.hostnames.
 //   - NetworkPolicies(t, opts): the tenant's firewall, default deny plus one policy per allow.
+//   - Ingress(t, opts), HTTPRoute(t), GatewayReferenceGrant(t), RouteFor(t): the route from the
+//     tenant's hostnames to spec.route's Service, with TLS from the tenant's certificate: an
+//     Ingress of Options.IngressClassName, or an HTTPRoute on spec.route.gatewayRef with a
+//     ReferenceGrant for the certificate's Secret; nil for the kinds spec.route does not ask for.
 //   - RestrictedPodSecurityContext(uid), RestrictedContainerSecurityContext(): the security
 //     contexts every pod template here uses, for the backup jobs to reuse.
 //

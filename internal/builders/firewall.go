@@ -33,11 +33,33 @@ const (
 //   - PolicyEgress: the tenant's pods, but not the database, to spec.firewall.egress, one rule
 //     per entry; absent when the list is empty.
 //
+// Every CIDR of spec.firewall (allowedCIDRs, egress[].toCIDRs) excepts the cluster ranges it
+// contains (ClusterRanges: pods, Services, nodes, the metadata service), so 0.0.0.0/0 reaches the
+// internet but not another tenant's pod, a Service IP or 169.254.169.254. A CIDR inside a cluster
+// range is left out, as validation.Firewall refuses it, and so are all of them when the options'
+// ranges do not parse: a firewall that opens less than asked fails closed.
+//
 // The database pod is told apart by LabelDatabasePod: policies for the tenant's pods select its
 // absence, the database's policy its presence, so every pod is in exactly one of the two sets.
 func NetworkPolicies(t *v1alpha1.Tenant, opts Options) []*networkingv1ac.NetworkPolicyApplyConfiguration {
 	opts = opts.withDefaults()
 	ns := NamespaceName(t)
+	ranges, rangesErr := ClusterRanges(opts)
+	// ipBlock is the peer for a tenant CIDR, or nil when the CIDR must be left out.
+	ipBlock := func(cidr string) *networkingv1ac.NetworkPolicyPeerApplyConfiguration {
+		if rangesErr != nil {
+			return nil
+		}
+		except, inside, err := ExceptClusterRanges(cidr, ranges)
+		if err != nil || inside != nil {
+			return nil
+		}
+		block := networkingv1ac.IPBlock().WithCIDR(cidr)
+		if len(except) > 0 {
+			block.WithExcept(except...)
+		}
+		return networkingv1ac.NetworkPolicyPeer().WithIPBlock(block)
+	}
 	policy := func(name string) *networkingv1ac.NetworkPolicyApplyConfiguration {
 		return networkingv1ac.NetworkPolicy(name, ns).WithLabels(TenantLabels(t))
 	}
@@ -106,7 +128,9 @@ func NetworkPolicies(t *v1alpha1.Tenant, opts Options) []*networkingv1ac.Network
 		sources = append(sources, networkingv1ac.NetworkPolicyPeer().WithNamespaceSelector(inNamespace(name)))
 	}
 	for _, cidr := range t.Spec.Firewall.AllowedCIDRs {
-		sources = append(sources, networkingv1ac.NetworkPolicyPeer().WithIPBlock(networkingv1ac.IPBlock().WithCIDR(cidr)))
+		if peer := ipBlock(cidr); peer != nil {
+			sources = append(sources, peer)
+		}
 	}
 	out = append(out,
 		policy(PolicyIngress).WithSpec(networkingv1ac.NetworkPolicySpec().
@@ -130,7 +154,14 @@ func NetworkPolicies(t *v1alpha1.Tenant, opts Options) []*networkingv1ac.Network
 		for _, e := range t.Spec.Firewall.Egress {
 			rule := networkingv1ac.NetworkPolicyEgressRule()
 			for _, cidr := range e.ToCIDRs {
-				rule.WithTo(networkingv1ac.NetworkPolicyPeer().WithIPBlock(networkingv1ac.IPBlock().WithCIDR(cidr)))
+				if peer := ipBlock(cidr); peer != nil {
+					rule.WithTo(peer)
+				}
+			}
+			// A rule whose every CIDR was left out would have no peers, which the API reads as
+			// "to everywhere": leave it out too.
+			if len(rule.To) == 0 {
+				continue
 			}
 			// No ports means every port, as the API documents.
 			for _, p := range e.Ports {
@@ -140,10 +171,12 @@ func NetworkPolicies(t *v1alpha1.Tenant, opts Options) []*networkingv1ac.Network
 		}
 		// Not the database: it needs no destination outside the namespace, and a superuser can
 		// make PostgreSQL connect out (COPY ... PROGRAM, dblink).
-		out = append(out, policy(PolicyEgress).WithSpec(networkingv1ac.NetworkPolicySpec().
-			WithPodSelector(tenantPods()).
-			WithPolicyTypes(networkingv1.PolicyTypeEgress).
-			WithEgress(rules...)))
+		if len(rules) > 0 {
+			out = append(out, policy(PolicyEgress).WithSpec(networkingv1ac.NetworkPolicySpec().
+				WithPodSelector(tenantPods()).
+				WithPolicyTypes(networkingv1.PolicyTypeEgress).
+				WithEgress(rules...)))
+		}
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package builders
 
 import (
 	"maps"
+	"slices"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 )
@@ -28,7 +29,42 @@ type Options struct {
 	// AgentImage runs the backup and verification jobs: tenant-operator with PostgreSQL's client
 	// programs of every supported major under /usr/lib/postgresql/<major>/bin.
 	AgentImage string
+	// Networks are the cluster's own address ranges, which no tenant firewall rule may open.
+	Networks NetworkOptions
+	// IngressClassName is the class of the tenants' Ingresses (spec.route.kind Ingress); the
+	// cluster's default class when empty.
+	IngressClassName string
 }
+
+// NetworkOptions are the address ranges of the cluster itself. Every CIDR a tenant lists in
+// spec.firewall (allowedCIDRs, egress[].toCIDRs) that contains one of them gets it in its
+// ipBlock.except, so 0.0.0.0/0 reaches the internet but not other tenants' pods, Services,
+// nodes or the cloud metadata service; a CIDR inside one of them is refused by validation and
+// left out by the builder, since no except can carve it back out. An empty list means its
+// default, never "none".
+type NetworkOptions struct {
+	// PodCIDRs are the cluster's pod ranges. Default: DefaultPrivateCIDRs, every private range
+	// (RFC 1918, the RFC 6598 shared range and IPv6 unique local addresses), where every common
+	// distribution and network plugin draws its pod addresses from. Set the exact ranges to let
+	// tenants name private networks outside the cluster, e.g. an office VPN.
+	PodCIDRs []string
+	// ServiceCIDRs are the cluster's Service (ClusterIP) ranges. Default: DefaultPrivateCIDRs.
+	ServiceCIDRs []string
+	// NodeCIDRs are the nodes' addresses (kubelets, node ports, host-network pods). None by
+	// default: nodes usually sit in the private ranges the pod default already covers.
+	NodeCIDRs []string
+	// MetadataCIDRs are the cloud metadata service and other link-local addresses.
+	// DefaultMetadataCIDRs (169.254.0.0/16, fd00:ec2::254/128) are protected whatever this list
+	// says; it can only add to them.
+	MetadataCIDRs []string
+}
+
+// DefaultPrivateCIDRs are the private address ranges: the default pod and Service ranges.
+var DefaultPrivateCIDRs = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7"}
+
+// DefaultMetadataCIDRs are the link-local ranges of the cloud metadata services: IPv4
+// link-local, where AWS, GCP and Azure answer on 169.254.169.254, and AWS's IPv6 address.
+var DefaultMetadataCIDRs = []string{"169.254.0.0/16", "fd00:ec2::254/128"}
 
 // DNSOptions select the cluster's DNS servers for the tenants' egress.
 type DNSOptions struct {
@@ -77,6 +113,11 @@ func DefaultOptions() Options {
 			PodLabels: map[string]string{"k8s-app": "kube-dns"},
 			Port:      53,
 		},
+		Networks: NetworkOptions{
+			PodCIDRs:      slices.Clone(DefaultPrivateCIDRs),
+			ServiceCIDRs:  slices.Clone(DefaultPrivateCIDRs),
+			MetadataCIDRs: slices.Clone(DefaultMetadataCIDRs),
+		},
 	}
 }
 
@@ -107,6 +148,15 @@ func (o Options) withDefaults() Options {
 	}
 	if o.DNS.Port == 0 {
 		o.DNS.Port = d.DNS.Port
+	}
+	if len(o.Networks.PodCIDRs) == 0 {
+		o.Networks.PodCIDRs = d.Networks.PodCIDRs
+	}
+	if len(o.Networks.ServiceCIDRs) == 0 {
+		o.Networks.ServiceCIDRs = d.Networks.ServiceCIDRs
+	}
+	if len(o.Networks.MetadataCIDRs) == 0 {
+		o.Networks.MetadataCIDRs = d.Networks.MetadataCIDRs
 	}
 	return o
 }

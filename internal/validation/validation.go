@@ -1,10 +1,12 @@
 // Package validation checks what the CRDs' OpenAPI and CEL rules cannot express: cron schedules,
-// periods, age recipients and time zones. The validating webhook rejects bad objects with these
+// periods, age recipients, time zones, and firewall CIDRs against the cluster's own ranges,
+// which only the operator's options know. The validating webhook rejects bad objects with these
 // checks at admission, and the controllers run them again, because an object can slip past a
 // webhook that is down: then the object gets a condition naming the field instead.
 package validation
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/schedule"
 )
 
@@ -23,6 +26,38 @@ func Tenant(t *v1alpha1.Tenant) field.ErrorList {
 		path := spec.Child("monitoring", "businessHours", "timeZone")
 		if _, err := time.LoadLocation(m.BusinessHours.TimeZone); err != nil || m.BusinessHours.TimeZone == "Local" {
 			errs = append(errs, field.Invalid(path, m.BusinessHours.TimeZone, "must be an IANA time zone name such as Europe/Amsterdam"))
+		}
+	}
+	return errs
+}
+
+// Firewall refuses every CIDR of spec.firewall that lies inside one of the cluster's own ranges
+// (builders.ClusterRanges: pods, Services, nodes, the metadata service). The firewall builder
+// excepts those ranges from every CIDR that contains them, but cannot carve a range out of a CIDR
+// inside it, so such a CIDR would open part of the cluster to or from the tenant: another
+// tenant's pods, the operator's, a Service IP, a node's kubelet. The builder leaves such CIDRs
+// out; this says why, naming the field.
+func Firewall(t *v1alpha1.Tenant, ranges []builders.ClusterRange) field.ErrorList {
+	var errs field.ErrorList
+	path := field.NewPath("spec", "firewall")
+	check := func(p *field.Path, cidr string) {
+		_, inside, err := builders.ExceptClusterRanges(cidr, ranges)
+		switch {
+		case err != nil:
+			// The CRD's CEL rule refuses it already, with a message of its own.
+			errs = append(errs, field.Invalid(p, cidr, "must be a CIDR such as 198.51.100.0/24"))
+		case inside != nil:
+			errs = append(errs, field.Invalid(p, cidr, fmt.Sprintf(
+				"lies inside %s, which no tenant firewall rule may open; name addresses outside the cluster "+
+					"(a wider CIDR such as 0.0.0.0/0 gets the cluster's ranges excepted)", inside)))
+		}
+	}
+	for i, cidr := range t.Spec.Firewall.AllowedCIDRs {
+		check(path.Child("allowedCIDRs").Index(i), cidr)
+	}
+	for i, rule := range t.Spec.Firewall.Egress {
+		for j, cidr := range rule.ToCIDRs {
+			check(path.Child("egress").Index(i).Child("toCIDRs").Index(j), cidr)
 		}
 	}
 	return errs

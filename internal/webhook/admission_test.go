@@ -105,6 +105,26 @@ func TestSamplesAreAccepted(t *testing.T) {
 	}
 }
 
+// TestWideCIDRsAndRoutesAreAccepted: what the firewall can make safe passes admission. 0.0.0.0/0
+// and ::/0 are accepted in both directions (the builder excepts the cluster's ranges from them),
+// as are public ranges, exposed Service types and both kinds of route.
+func TestWideCIDRsAndRoutesAreAccepted(t *testing.T) {
+	for name, extra := range map[string]string{
+		"the world":     "firewall:\n  allowedCIDRs: [0.0.0.0/0, \"::/0\"]\n  egress:\n  - toCIDRs: [0.0.0.0/0, \"::/0\"]\n",
+		"public ranges": "firewall:\n  allowedCIDRs: [203.0.113.0/24]\n  egress:\n  - toCIDRs: [198.51.100.0/24]\n    ports: [443]\n",
+		"service types": "firewall:\n  allowedServiceTypes: [LoadBalancer, NodePort]\n",
+		"ingress route": "route:\n  serviceName: frontend\n  port: 8080\n",
+		"gateway route": "route:\n  kind: HTTPRoute\n  gatewayRef: {name: public, namespace: gateways, sectionName: https}\n",
+		"no route":      "route:\n  kind: None\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := k8s.Create(context.Background(), decode(t, validTenant("accepted", extra)), client.DryRunAll); err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+		})
+	}
+}
+
 // TestBadManifestsAreRejected proves each rule at admission: the API server with our CRDs' OpenAPI
 // and CEL rules, and our webhook, refuses each manifest with a message naming the field.
 func TestBadManifestsAreRejected(t *testing.T) {

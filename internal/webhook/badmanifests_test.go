@@ -78,6 +78,21 @@ var badManifests = []badManifest{
 	{"egress without CIDRs", validTenant("t19", "firewall:\n  egress:\n  - ports: [443]\n"), "spec.firewall.egress[0].toCIDRs: Required value"},
 	{"egress CIDR invalid", validTenant("t20", "firewall:\n  egress:\n  - toCIDRs: [example.com]\n"), "spec.firewall.egress[].toCIDRs must contain CIDRs"},
 	{"egress port invalid", validTenant("t21", "firewall:\n  egress:\n  - toCIDRs: [10.0.0.0/8]\n    ports: [-1]\n"), "spec.firewall.egress[0].ports[0]"},
+	// The cluster's own ranges: link-local by CEL, the rest by the webhook against the operator's
+	// options (the defaults here: every private range is a pod or Service range).
+	{"allowed CIDR in the metadata range", validTenant("t38", "firewall:\n  allowedCIDRs: [169.254.169.254/32]\n"), "spec.firewall.allowedCIDRs must not lie inside the link-local ranges"},
+	{"egress to the metadata service", validTenant("t39", "firewall:\n  egress:\n  - toCIDRs: [169.254.169.254/32]\n"), "spec.firewall.egress[].toCIDRs must not lie inside the link-local ranges"},
+	{"egress to the IPv6 metadata service", validTenant("t40", "firewall:\n  egress:\n  - toCIDRs: [\"fd00:ec2::254/128\"]\n"), "spec.firewall.egress[].toCIDRs must not lie inside the link-local ranges"},
+	{"egress into the pod range", validTenant("t41", "firewall:\n  egress:\n  - toCIDRs: [198.51.100.0/24, 10.1.0.0/16]\n"), "spec.firewall.egress[0].toCIDRs[1]: Invalid value: \"10.1.0.0/16\": lies inside the cluster's pod range 10.0.0.0/8"},
+	{"allowed CIDR equal to a private range", validTenant("t42", "firewall:\n  allowedCIDRs: [192.168.0.0/16]\n"), "spec.firewall.allowedCIDRs[0]: Invalid value: \"192.168.0.0/16\": lies inside the cluster's pod range 192.168.0.0/16"},
+	{"service type ClusterIP cannot be allowed", validTenant("t43", "firewall:\n  allowedServiceTypes: [ExternalName]\n"), "spec.firewall.allowedServiceTypes[0]: Unsupported value: \"ExternalName\""},
+	// Tenant: route.
+	{"route HTTPRoute without a gateway", validTenant("t44", "route:\n  kind: HTTPRoute\n"), "spec.route.gatewayRef is required when spec.route.kind is HTTPRoute"},
+	{"route Ingress with a gateway", validTenant("t45", "route:\n  gatewayRef: {name: public, namespace: gateways}\n"), "spec.route.gatewayRef is required when spec.route.kind is HTTPRoute, and allowed only then"},
+	{"route kind unknown", validTenant("t46", "route:\n  kind: LoadBalancer\n"), "spec.route.kind: Unsupported value: \"LoadBalancer\""},
+	{"route service name invalid", validTenant("t47", "route:\n  serviceName: Web_App\n"), "spec.route.serviceName"},
+	{"route port zero", validTenant("t48", "route:\n  port: 0\n"), "spec.route.port"},
+	{"route gateway without namespace", validTenant("t49", "route:\n  kind: HTTPRoute\n  gatewayRef: {name: public}\n"), "spec.route.gatewayRef.namespace: Required value"},
 	// Tenant: access.
 	{"subject of unknown kind", validTenant("t22", "access:\n  admins:\n  - {kind: Robot, name: r2d2}\n"), "spec.access.admins[].kind must be User, Group or ServiceAccount"},
 	{"service account without namespace", validTenant("t23", "access:\n  viewers:\n  - {kind: ServiceAccount, name: ci}\n"), "spec.access.viewers: a ServiceAccount subject needs a namespace"},

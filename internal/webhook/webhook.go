@@ -8,6 +8,7 @@ package webhook
 
 import (
 	"context"
+	"fmt"
 
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,13 +19,40 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/validation"
 )
 
+// Option configures the webhooks.
+type Option func(*config)
+
+type config struct {
+	builderOptions builders.Options
+}
+
+// WithBuilderOptions passes the operator's builder options, whose cluster ranges
+// (Options.Networks) the Tenant webhook checks firewall CIDRs against (validation.Firewall).
+// Without it the webhook uses builders.DefaultOptions, as the firewall builder does when the
+// operator sets no ranges.
+func WithBuilderOptions(o builders.Options) Option {
+	return func(c *config) { c.builderOptions = o }
+}
+
 // SetupWithManager registers the validating webhooks of all three kinds with the manager.
-func SetupWithManager(mgr ctrl.Manager) error {
+func SetupWithManager(mgr ctrl.Manager, opts ...Option) error {
+	cfg := config{builderOptions: builders.DefaultOptions()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ranges, err := builders.ClusterRanges(cfg.builderOptions)
+	if err != nil {
+		return fmt.Errorf("cluster ranges for the Tenant webhook: %w", err)
+	}
+	validateTenant := func(t *v1alpha1.Tenant) field.ErrorList {
+		return append(validation.Tenant(t), validation.Firewall(t, ranges)...)
+	}
 	if err := ctrl.NewWebhookManagedBy(mgr, &v1alpha1.Tenant{}).
-		WithValidator(specValidator[*v1alpha1.Tenant]{kind: "Tenant", validate: validation.Tenant, spec: func(t *v1alpha1.Tenant) any { return t.Spec }}).
+		WithValidator(specValidator[*v1alpha1.Tenant]{kind: "Tenant", validate: validateTenant, spec: func(t *v1alpha1.Tenant) any { return t.Spec }}).
 		Complete(); err != nil {
 		return err
 	}

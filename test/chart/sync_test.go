@@ -15,7 +15,7 @@ func TestChartFilesInSync(t *testing.T) {
 		"crds":       glob(t, root, "config/crd/bases/*.yaml"),
 		"rbac":       {"config/rbac/role.yaml"},
 		"webhook":    {"config/webhook/manifests.yaml"},
-		"policies":   {"config/policies/protect-tenant-objects.yaml"},
+		"policies":   policyFiles(t, root),
 		"prometheus": {"config/prometheus/prometheus-rule.yaml", "config/prometheus/dashboard.json"},
 	}
 	for dir, files := range sources {
@@ -34,6 +34,22 @@ func TestChartFilesInSync(t *testing.T) {
 			}
 		}
 	}
+}
+
+// policyFiles are the ValidatingAdmissionPolicy files of config/policies: every YAML file but the
+// kustomization.
+func policyFiles(t *testing.T, root string) []string {
+	t.Helper()
+	var out []string
+	for _, f := range glob(t, root, "config/policies/*.yaml") {
+		if filepath.Base(f) != "kustomization.yaml" {
+			out = append(out, f)
+		}
+	}
+	if len(out) < 2 {
+		t.Fatalf("config/policies has %v; want protect-tenant-objects.yaml and confine-tenant-traffic.yaml", out)
+	}
+	return out
 }
 
 func glob(t *testing.T, root, pattern string) []string {

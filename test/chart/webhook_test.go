@@ -9,6 +9,7 @@ import (
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -158,26 +159,42 @@ func typedFile[T any](t testing.TB, path string) *T {
 	return typed[T](t, decodeFile(t, path)[0])
 }
 
-// TestAdmissionPolicy checks that the chart installs config/policies' ValidatingAdmissionPolicy
-// and binding unchanged in the default namespace, and that in another namespace the policy
+// TestAdmissionPolicy checks that the chart installs config/policies' ValidatingAdmissionPolicies
+// and bindings unchanged in the default namespace, and that in another namespace every policy
 // exempts that namespace's service accounts (the operator's) instead of tenant-operator-system's.
 func TestAdmissionPolicy(t *testing.T) {
-	source := decodeFile(t, "config/policies/protect-tenant-objects.yaml")
+	var source []*unstructured.Unstructured
+	for _, f := range policyFiles(t, repoRoot(t)) {
+		source = append(source, decodeFile(t, f)...)
+	}
 	chart := render(t, valueSets[0])
 	for _, kind := range []string{"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"} {
-		if !equalJSON(t, content(one(t, chart, kind)), content(one(t, source, kind))) {
-			t.Errorf("the chart's %s differs from config/policies", kind)
+		want, got := only(source, kind), only(chart, kind)
+		if !slices.Equal(keys(got), keys(want)) {
+			t.Fatalf("the chart installs %v, config/policies has %v", keys(got), keys(want))
+		}
+		for _, w := range want {
+			i := slices.IndexFunc(got, func(g *unstructured.Unstructured) bool { return g.GetName() == w.GetName() })
+			if !equalJSON(t, content(got[i]), content(w)) {
+				t.Errorf("the chart's %s differs from config/policies", key(w))
+			}
 		}
 	}
 
 	other := helmTemplate(t, nil, "--namespace", "platform")
-	policy := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, one(t, other, "ValidatingAdmissionPolicy"))
-	var conditions string
-	for _, c := range policy.Spec.MatchConditions {
-		conditions += c.Expression
+	policies := only(other, "ValidatingAdmissionPolicy")
+	if len(policies) < 2 {
+		t.Fatalf("in namespace platform the chart installs %v", keys(policies))
 	}
-	if !strings.Contains(conditions, "system:serviceaccount:platform:") || strings.Contains(conditions, "tenant-operator-system") {
-		t.Errorf("in namespace platform the policy's match conditions are %q", conditions)
+	for _, obj := range policies {
+		policy := typed[admissionregistrationv1.ValidatingAdmissionPolicy](t, obj)
+		var conditions string
+		for _, c := range policy.Spec.MatchConditions {
+			conditions += c.Expression
+		}
+		if !strings.Contains(conditions, "system:serviceaccount:platform:") || strings.Contains(conditions, "tenant-operator-system") {
+			t.Errorf("in namespace platform the match conditions of %s are %q", policy.Name, conditions)
+		}
 	}
 	deployment := one(t, other, "Deployment")
 	if deployment.GetNamespace() != "platform" {

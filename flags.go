@@ -66,6 +66,25 @@ func bindBuilderFlags(o *builders.Options) {
 		return nil
 	})
 	flag.StringVar(&o.AgentImage, "agent-image", d.AgentImage, "Image of the backup and verification jobs: tenant-operator with PostgreSQL's client programs.")
+	flag.StringVar(&o.IngressClassName, "ingress-class-name", "", "Ingress class of the tenants' Ingresses; the cluster's default class when empty.")
+	for _, r := range []struct {
+		name, what string
+		into       *[]string
+	}{
+		{"pod-cidrs", "The cluster's pod ranges (default: every private range)", &o.Networks.PodCIDRs},
+		{"service-cidrs", "The cluster's Service ranges (default: every private range)", &o.Networks.ServiceCIDRs},
+		{"node-cidrs", "The nodes' addresses (default: none beyond the pod ranges)", &o.Networks.NodeCIDRs},
+		{"metadata-cidrs", "Link-local and metadata ranges besides 169.254.0.0/16 and fd00:ec2::254/128", &o.Networks.MetadataCIDRs},
+	} {
+		flag.Func(r.name, r.what+", comma-separated: no tenant firewall rule may open them, and wider rules get them as exceptions.", func(v string) error {
+			for _, c := range strings.Split(v, ",") {
+				if c = strings.TrimSpace(c); c != "" {
+					*r.into = append(*r.into, c)
+				}
+			}
+			return nil
+		})
+	}
 }
 
 func labelsInto(into *map[string]string) func(string) error {

@@ -17,7 +17,6 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -25,9 +24,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
-
-	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/controllers"
 	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
@@ -55,9 +51,7 @@ func main() {
 // newScheme registers every API the manager reads or writes.
 func newScheme() *runtime.Scheme {
 	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(v1alpha1.AddToScheme(scheme))
-	utilruntime.Must(cmapi.AddToScheme(scheme))
+	utilruntime.Must(controllers.AddToScheme(scheme))
 	return scheme
 }
 
@@ -126,6 +120,9 @@ func runManager() error {
 		}
 		opts.ProbeRootCAs = roots
 	}
+	if opts.GatewayAPI, err = controllers.GatewayAPIServed(restConfig); err != nil {
+		return fmt.Errorf("discover Gateway API: %w", err)
+	}
 	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
 		Cache:                         controllers.CacheOptions(opts),
 		Scheme:                        newScheme(),
@@ -149,7 +146,7 @@ func runManager() error {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 	if enableWebhooks {
-		if err := tenantwebhook.SetupWithManager(mgr); err != nil {
+		if err := tenantwebhook.SetupWithManager(mgr, tenantwebhook.WithBuilderOptions(opts.Options)); err != nil {
 			return fmt.Errorf("set up webhooks: %w", err)
 		}
 		if err := mgr.AddReadyzCheck("webhook", mgr.GetWebhookServer().StartedChecker()); err != nil {

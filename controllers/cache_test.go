@@ -26,7 +26,7 @@ type fieldRead struct {
 // such a field (say a CronJob's schedule) fails here until the cache entry keeps it too.
 func TestCachedKindsKeepWhatReconcilersRead(t *testing.T) {
 	reduced := map[string]reflect.Type{}
-	for _, obj := range ownedTypes() {
+	for _, obj := range ownedTypes(Options{GatewayAPI: true}) {
 		if readsOnlyMetadata(obj) {
 			typ := reflect.TypeOf(obj).Elem()
 			reduced[typ.Name()] = typ

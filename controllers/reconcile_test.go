@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	"github.com/prometheus/client_golang/prometheus"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -20,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -86,8 +84,11 @@ func TestATenantWithoutIssuerIsStillRecheckedAndGoesStale(t *testing.T) {
 		Database: v1alpha1.DatabaseSpec{Version: "17", Storage: v1alpha1.DatabaseStorage{Size: resource.MustParse("1Gi")}}}}
 	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(policy, tenant).
 		WithStatusSubresource(&v1alpha1.Tenant{}, &v1alpha1.BackupPolicy{}).WithInterceptorFuncs(applyAsUpsert()).Build()
-	r := NewTenantReconciler(c, c, nil, Options{Options: builders.Options{OperatorNamespace: "tenant-operator-system"},
+	r, err := NewTenantReconciler(c, c, nil, Options{Options: builders.Options{OperatorNamespace: "tenant-operator-system"},
 		Clock: clk, BackupVolumeRoot: root, BackupCheckInterval: 5 * time.Minute, DisableUptimeProbes: true, Metrics: metrics.New(prometheus.NewRegistry())})
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() { _ = r.backups.Start(ctx) }()
 
 	// reconcileUntil reconciles as controller-runtime would (while the result asks to) until the
@@ -188,9 +189,7 @@ func applyAsUpsert() interceptor.Funcs {
 func testScheme(t *testing.T) *runtime.Scheme {
 	t.Helper()
 	s := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(s))
-	utilruntime.Must(v1alpha1.AddToScheme(s))
-	utilruntime.Must(cmapi.AddToScheme(s))
+	utilruntime.Must(AddToScheme(s))
 	return s
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -14,8 +15,15 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +34,8 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
@@ -71,6 +81,32 @@ type Options struct {
 	// Metrics receives the operator's Prometheus series; registered with controller-runtime's
 	// registry when nil.
 	Metrics *metrics.Metrics
+	// GatewayAPI says the API server serves Gateway API's HTTPRoute and ReferenceGrant, found by
+	// discovery when the manager starts (GatewayAPIServed): only then are they cached and
+	// watched, since a cache or watch of a kind not served stops the manager.
+	GatewayAPI bool
+}
+
+// GatewayAPIServed asks the API server whether it serves the Gateway API kinds the operator writes.
+func GatewayAPIServed(cfg *rest.Config) (bool, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return false, err
+	}
+	for _, gv := range []schema.GroupVersion{gwv1.SchemeGroupVersion, gwv1beta1.SchemeGroupVersion} {
+		kind := map[string]string{"v1": "HTTPRoute", "v1beta1": "ReferenceGrant"}[gv.Version]
+		resources, err := dc.ServerResourcesForGroupVersion(gv.String())
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("discover %s: %w", gv, err)
+		}
+		if !slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Kind == kind }) {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // withDefaults fills what is empty.
@@ -101,7 +137,7 @@ func CacheOptions(opts Options) cache.Options {
 	// resourceVersions (and a StatefulSet's status) are cached without their contents: for a
 	// thousand tenants that is most of the cache. (ByObject is keyed by pointer, so each kind
 	// gets its one entry here: a second key of the same kind would replace the label selector.)
-	for _, obj := range ownedTypes() {
+	for _, obj := range ownedTypes(opts) {
 		entry := owned
 		if readsOnlyMetadata(obj) {
 			entry.Transform = keepWhatIsRead
@@ -117,7 +153,7 @@ func CacheOptions(opts Options) cache.Options {
 func readsOnlyMetadata(obj client.Object) bool {
 	switch obj.(type) {
 	case *corev1.LimitRange, *corev1.Service, *appsv1.StatefulSet, *rbacv1.RoleBinding, *rbacv1.ClusterRole,
-		*rbacv1.ClusterRoleBinding, *networkingv1.NetworkPolicy, *batchv1.CronJob:
+		*rbacv1.ClusterRoleBinding, *networkingv1.NetworkPolicy, *networkingv1.Ingress, *batchv1.CronJob:
 		return true
 	}
 	return false
@@ -148,19 +184,37 @@ func keepWhatIsRead(obj any) (any, error) {
 		return &networkingv1.NetworkPolicy{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
 	case *batchv1.CronJob:
 		return &batchv1.CronJob{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
+	case *networkingv1.Ingress:
+		return &networkingv1.Ingress{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
 	}
 	return obj, nil
 }
 
-// ownedTypes are the kinds of objects the Tenant controller creates and watches.
-func ownedTypes() []client.Object {
-	return []client.Object{
+// ownedTypes are the kinds of objects the Tenant controller creates and watches; Gateway API's only
+// where the API server serves them.
+func ownedTypes(opts Options) []client.Object {
+	types := []client.Object{
 		&corev1.Namespace{}, &corev1.ResourceQuota{}, &corev1.LimitRange{}, &corev1.ConfigMap{},
 		&corev1.Service{}, &corev1.PersistentVolumeClaim{}, &appsv1.StatefulSet{},
 		&rbacv1.RoleBinding{}, &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{},
-		&networkingv1.NetworkPolicy{}, &cmapi.Certificate{},
+		&networkingv1.NetworkPolicy{}, &networkingv1.Ingress{}, &cmapi.Certificate{},
 		&batchv1.CronJob{}, &batchv1.Job{},
 	}
+	if opts.GatewayAPI {
+		types = append(types, &gwv1.HTTPRoute{}, &gwv1beta1.ReferenceGrant{})
+	}
+	return types
+}
+
+// AddToScheme registers every API the manager reads or writes: Kubernetes', the tenancy API,
+// cert-manager's and Gateway API's.
+func AddToScheme(s *runtime.Scheme) error {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, cmapi.AddToScheme, gwv1.Install, gwv1beta1.Install} {
+		if err := add(s); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // SetupWithManager registers the field indexes, every reconciler, and the uptime Monitor and
@@ -176,7 +230,10 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&RetentionPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up RetentionPolicy controller: %w", err)
 	}
-	tenants := NewTenantReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("tenant-operator"), opts)
+	tenants, err := NewTenantReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("tenant-operator"), opts)
+	if err != nil {
+		return err
+	}
 	// Both need the leader: one replica probes and prunes.
 	if err := mgr.Add(tenants.backups); err != nil {
 		return fmt.Errorf("add backup inspector: %w", err)
@@ -194,9 +251,13 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 
 // NewTenantReconciler returns the Tenant reconciler with its backup Inspector and, unless probes
 // are off, its uptime Monitor; the caller runs those (mgr.Add).
-func NewTenantReconciler(c client.Client, apiReader client.Reader, recorder recorder.EventRecorder, opts Options) *TenantReconciler {
+func NewTenantReconciler(c client.Client, apiReader client.Reader, recorder recorder.EventRecorder, opts Options) (*TenantReconciler, error) {
 	opts = opts.withDefaults()
-	r := &TenantReconciler{Client: c, APIReader: apiReader, Recorder: recorder, Options: opts, wake: &wakeSource{}}
+	ranges, err := builders.ClusterRanges(opts.Options)
+	if err != nil {
+		return nil, fmt.Errorf("the cluster's address ranges: %w", err)
+	}
+	r := &TenantReconciler{Client: c, APIReader: apiReader, Recorder: recorder, Options: opts, wake: &wakeSource{}, clusterRanges: ranges}
 	r.applier = &ssa.Applier{Client: c, Owner: FieldOwner}
 	r.backups = backupcheck.New(backupcheck.Options{Secrets: c, OperatorNamespace: opts.OperatorNamespace,
 		VolumeRoot: opts.BackupVolumeRoot, Interval: opts.BackupCheckInterval, Clock: opts.Clock, Notify: r.wake.Wake})
@@ -208,7 +269,7 @@ func NewTenantReconciler(c client.Client, apiReader client.Reader, recorder reco
 			Store: &uptime.ConfigMapStore{Client: c, Reader: apiReader, Namespace: opts.OperatorNamespace, Owner: FieldOwner},
 		})
 	}
-	return r
+	return r, nil
 }
 
 // builderOptions are the settings the builders need.

@@ -35,6 +35,8 @@ type TenantReconciler struct {
 	reported reportedConditions
 	// monitor probes tenants; nil when probes are turned off.
 	monitor *uptime.Monitor
+	// clusterRanges are the address ranges no tenant firewall may open (Options.Networks).
+	clusterRanges []builders.ClusterRange
 	// wake brings a tenant back to this reconciler when the Monitor or the Inspector has news.
 	wake *wakeSource
 }
@@ -107,7 +109,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	tenant.Status.Namespace = builders.NamespaceName(tenant)
 
 	// The webhook rejects these; a Tenant created while it was down gets a condition instead.
-	if errs := validation.Tenant(tenant); len(errs) > 0 {
+	if errs := append(validation.Tenant(tenant), validation.Firewall(tenant, r.clusterRanges)...); len(errs) > 0 {
 		specValid = false
 		setInvalidSpec(tenant, errs.ToAggregate().Error())
 		return ctrl.Result{}, reconcile.TerminalError(errs.ToAggregate())
@@ -131,6 +133,7 @@ func (r *TenantReconciler) steps() []tenantStep {
 		r.reconcileDatabase,
 		r.reconcileFirewall,
 		r.reconcileCertificate,
+		r.reconcileRoute,
 		r.reconcilePolicies,
 		r.reconcileBackups,
 		r.reconcileMonitoring,

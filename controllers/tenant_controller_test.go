@@ -57,6 +57,7 @@ func TestTenantEnvironmentIsCreated(t *testing.T) {
 	expectCondition(t, tenant, v1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, ns)
 	expectCondition(t, tenant, v1alpha1.ConditionAccessReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "1 admins, 0 editors, 1 viewers")
 	expectCondition(t, tenant, v1alpha1.ConditionFirewallReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "network policies")
+	expectCondition(t, tenant, v1alpha1.ConditionRouteReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "Ingress for envtest-acme.app.example.com to Service web port 80")
 	// No ClusterIssuer "selfsigned" exists in this cluster.
 	expectCondition(t, tenant, v1alpha1.ConditionCertificateReady, metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, `ClusterIssuer "selfsigned" not found`)
 	// The StatefulSet controller creates the claim, but no volume provisioner runs here.
@@ -72,7 +73,7 @@ func TestTenantEnvironmentIsCreated(t *testing.T) {
 			t.Errorf("namespace label %s = %q, want %q", k, namespace.Labels[k], v)
 		}
 	}
-	for _, obj := range []client.Object{&corev1.ResourceQuota{}, &corev1.LimitRange{}, &appsv1.StatefulSet{}, &networkingv1.NetworkPolicy{}, &cmapi.Certificate{}, &corev1.Secret{}} {
+	for _, obj := range []client.Object{&corev1.ResourceQuota{}, &corev1.LimitRange{}, &appsv1.StatefulSet{}, &networkingv1.NetworkPolicy{}, &networkingv1.Ingress{}, &cmapi.Certificate{}, &corev1.Secret{}} {
 		list := listOf(obj)
 		if err := k8s.List(ctx, list, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
@@ -103,6 +104,8 @@ func listOf(obj client.Object) client.ObjectList {
 		return &appsv1.StatefulSetList{}
 	case *networkingv1.NetworkPolicy:
 		return &networkingv1.NetworkPolicyList{}
+	case *networkingv1.Ingress:
+		return &networkingv1.IngressList{}
 	case *cmapi.Certificate:
 		return &cmapi.CertificateList{}
 	default:

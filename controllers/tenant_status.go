@@ -150,6 +150,43 @@ func setCertificateReady(t *v1alpha1.Tenant, o certificateObservation) {
 	setCondition(t, c)
 }
 
+// routeObservation is what reconcileRoute saw.
+type routeObservation struct {
+	blocked           bool
+	err               error
+	route             v1alpha1.RouteSpec
+	hostnames         []string
+	gatewayAPIMissing bool
+	// accepted: every Gateway the HTTPRoute names accepted it; refused says why one did not.
+	accepted bool
+	refused  string
+}
+
+func setRouteReady(t *v1alpha1.Tenant, o routeObservation) {
+	c := partCondition(v1alpha1.ConditionRouteReady, o.blocked, o.err)
+	hosts := strings.Join(o.hostnames, ", ")
+	switch {
+	case c.Reason != "":
+	case o.route.Kind == v1alpha1.RouteKindNone:
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, v1alpha1.ReasonNoRoute, "spec.route.kind is None: the tenant routes its hostnames itself"
+	case o.route.Kind == v1alpha1.RouteKindIngress:
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonSucceeded
+		c.Message = fmt.Sprintf("Ingress for %s to Service %s port %d", hosts, o.route.ServiceName, o.route.Port)
+	case o.gatewayAPIMissing:
+		c.Reason, c.Message = v1alpha1.ReasonGatewayAPIMissing, "Gateway API is not installed in the cluster: spec.route.kind HTTPRoute cannot be served"
+	case o.accepted:
+		c.Status, c.Reason = metav1.ConditionTrue, v1alpha1.ReasonSucceeded
+		c.Message = fmt.Sprintf("HTTPRoute for %s accepted by Gateway %s/%s", hosts, o.route.GatewayRef.Namespace, o.route.GatewayRef.Name)
+	case o.refused != "":
+		c.Reason = v1alpha1.ReasonRouteNotAccepted
+		c.Message = fmt.Sprintf("Gateway %s/%s does not accept the HTTPRoute: %s", o.route.GatewayRef.Namespace, o.route.GatewayRef.Name, o.refused)
+	default:
+		c.Reason = v1alpha1.ReasonProgressing
+		c.Message = fmt.Sprintf("Waiting for Gateway %s/%s to accept the HTTPRoute", o.route.GatewayRef.Namespace, o.route.GatewayRef.Name)
+	}
+	setCondition(t, c)
+}
+
 // policiesObservation is what reconcilePolicies saw.
 type policiesObservation struct {
 	noBackupPolicy bool
@@ -316,6 +353,7 @@ var tenantPartConditions = []string{
 	v1alpha1.ConditionDatabaseReady,
 	v1alpha1.ConditionFirewallReady,
 	v1alpha1.ConditionCertificateReady,
+	v1alpha1.ConditionRouteReady,
 	v1alpha1.ConditionPoliciesResolved,
 }
 

@@ -144,6 +144,36 @@ func TestSetCertificateReady(t *testing.T) {
 	})
 }
 
+func TestSetRouteReady(t *testing.T) {
+	ingress := v1alpha1.RouteSpec{Kind: v1alpha1.RouteKindIngress, ServiceName: "web", Port: 80}
+	gateway := v1alpha1.RouteSpec{Kind: v1alpha1.RouteKindHTTPRoute, ServiceName: "web", Port: 80,
+		GatewayRef: &v1alpha1.GatewayReference{Namespace: "gateways", Name: "public"}}
+	hosts := []string{"acme.example.com"}
+	runSetterCases(t, v1alpha1.ConditionRouteReady, []setterCase{
+		{"ingress", func(tn *v1alpha1.Tenant) { setRouteReady(tn, routeObservation{route: ingress, hostnames: hosts}) },
+			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "Ingress for acme.example.com to Service web port 80"}},
+		{"none", func(tn *v1alpha1.Tenant) {
+			setRouteReady(tn, routeObservation{route: v1alpha1.RouteSpec{Kind: v1alpha1.RouteKindNone}})
+		},
+			want{metav1.ConditionTrue, v1alpha1.ReasonNoRoute, "routes its hostnames itself"}},
+		{"accepted", func(tn *v1alpha1.Tenant) {
+			setRouteReady(tn, routeObservation{route: gateway, hostnames: hosts, accepted: true})
+		},
+			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "accepted by Gateway gateways/public"}},
+		{"refused", func(tn *v1alpha1.Tenant) {
+			setRouteReady(tn, routeObservation{route: gateway, hostnames: hosts, refused: "Accepted NotAllowedByListeners: no listener"})
+		}, want{metav1.ConditionFalse, v1alpha1.ReasonRouteNotAccepted, "NotAllowedByListeners"}},
+		{"waiting for the gateway", func(tn *v1alpha1.Tenant) { setRouteReady(tn, routeObservation{route: gateway, hostnames: hosts}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonProgressing, "Waiting for Gateway gateways/public"}},
+		{"no gateway API", func(tn *v1alpha1.Tenant) {
+			setRouteReady(tn, routeObservation{route: gateway, gatewayAPIMissing: true})
+		},
+			want{metav1.ConditionFalse, v1alpha1.ReasonGatewayAPIMissing, "not installed"}},
+		{"apply failed", func(tn *v1alpha1.Tenant) { setRouteReady(tn, routeObservation{route: ingress, err: errApply}) },
+			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
+	})
+}
+
 func TestSetPoliciesResolved(t *testing.T) {
 	runSetterCases(t, v1alpha1.ConditionPoliciesResolved, []setterCase{
 		{"resolved", func(tn *v1alpha1.Tenant) { setPoliciesResolved(tn, policiesObservation{}) },

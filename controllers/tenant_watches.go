@@ -41,7 +41,8 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(r.wake)
 	// Owned objects are not owner-referenced (a retained namespace outlives its Tenant); they are
 	// mapped back to their Tenant by label, so a hand edit or deletion is reverted at once.
-	for _, obj := range ownedTypes() {
+	for _, obj := range ownedTypes(r.Options) {
+		// Watching a kind the API server does not serve would stop the manager.
 		if _, isCertificate := obj.(*cmapi.Certificate); isCertificate && !certManagerInstalled(mgr) {
 			continue
 		}

@@ -23,6 +23,9 @@ const (
 	ConditionFirewallReady = "FirewallReady"
 	// ConditionCertificateReady: cert-manager has issued the tenant's certificate.
 	ConditionCertificateReady = "CertificateReady"
+	// ConditionRouteReady: the tenant's hostnames are routed to its Service (spec.route): the
+	// Ingress exists, or the Gateway accepted the HTTPRoute.
+	ConditionRouteReady = "RouteReady"
 	// ConditionPoliciesResolved: the referenced BackupPolicy and RetentionPolicy exist and are valid.
 	ConditionPoliciesResolved = "PoliciesResolved"
 	// ConditionBackupsFresh: every schedule has a backup in storage younger than its interval allows.
@@ -73,6 +76,13 @@ const (
 	ReasonCertificateNotIssued = "CertificateNotIssued"
 	// ReasonCertManagerMissing: cert-manager's CRDs are not installed in the cluster.
 	ReasonCertManagerMissing = "CertManagerMissing"
+	// ReasonNoRoute: spec.route.kind is None; the tenant routes its hostnames itself.
+	ReasonNoRoute = "NoRoute"
+	// ReasonGatewayAPIMissing: spec.route.kind is HTTPRoute and Gateway API's CRDs are not
+	// installed in the cluster.
+	ReasonGatewayAPIMissing = "GatewayAPIMissing"
+	// ReasonRouteNotAccepted: the Gateway refused the tenant's HTTPRoute; the message says why.
+	ReasonRouteNotAccepted = "RouteNotAccepted"
 	// ReasonPolicyNotFound: a referenced BackupPolicy or RetentionPolicy does not exist.
 	ReasonPolicyNotFound = "PolicyNotFound"
 	// ReasonPolicyNotReady: a referenced policy exists but is not valid.

@@ -1,0 +1,85 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
+
+	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
+)
+
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;referencegrants,verbs=get;list;watch;create;update;patch;delete
+
+// reconcileRoute gives the tenant's hostnames their route to its Service: an Ingress of the
+// operator's class by default, an HTTPRoute on the named Gateway (with a ReferenceGrant that lets
+// that Gateway serve the tenant's certificate), or none; the kinds not chosen are removed. It sets
+// RouteReady.
+func (r *TenantReconciler) reconcileRoute(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
+	t := s.tenant
+	route := builders.RouteFor(t)
+	o := routeObservation{blocked: s.namespaceBlocked, route: route, hostnames: t.Spec.Hostnames}
+	defer func() { setRouteReady(t, o) }()
+	if o.blocked {
+		return ctrl.Result{}, nil
+	}
+	ns := builders.NamespaceName(t)
+	keepIngress, keepGateway := map[string]bool{}, map[string]bool{}
+	switch route.Kind {
+	case v1alpha1.RouteKindIngress:
+		name := builders.TenantRouteName(t)
+		o.err = r.apply(ctx, ownedObject{"ingress", name, builders.Ingress(t, r.builderOptions())})
+		keepIngress[name] = true
+	case v1alpha1.RouteKindHTTPRoute:
+		if !r.Options.GatewayAPI {
+			o.gatewayAPIMissing = true
+			return ctrl.Result{}, nil
+		}
+		httpRoute := &gwv1.HTTPRoute{}
+		o.err = r.applyAndRead(ctx, ownedObject{"http route", builders.TenantRouteName(t), builders.HTTPRoute(t)}, httpRoute)
+		if o.err == nil {
+			o.err = r.apply(ctx, ownedObject{"reference grant", builders.TenantGatewayGrantName(t), builders.GatewayReferenceGrant(t)})
+		}
+		o.accepted, o.refused = routeAccepted(httpRoute)
+		keepGateway[builders.TenantRouteName(t)], keepGateway[builders.TenantGatewayGrantName(t)] = true, true
+	}
+	if o.err != nil {
+		return ctrl.Result{}, o.err
+	}
+	if _, o.err = r.deleteUnwanted(ctx, t, "ingress", &networkingv1.IngressList{}, ns, keepIngress); o.err != nil {
+		return ctrl.Result{}, o.err
+	}
+	if !r.Options.GatewayAPI {
+		return ctrl.Result{}, nil // without Gateway API's CRDs there is nothing of its kinds to remove
+	}
+	if _, o.err = r.deleteUnwanted(ctx, t, "http route", &gwv1.HTTPRouteList{}, ns, keepGateway); o.err == nil {
+		_, o.err = r.deleteUnwanted(ctx, t, "reference grant", &gwv1beta1.ReferenceGrantList{}, ns, keepGateway)
+	}
+	return ctrl.Result{}, o.err
+}
+
+// routeAccepted reads the Gateway's verdict on the route from its status: accepted by every
+// parent, or the first refusal's message.
+func routeAccepted(route *gwv1.HTTPRoute) (bool, string) {
+	if len(route.Status.Parents) == 0 {
+		return false, ""
+	}
+	for _, p := range route.Status.Parents {
+		for _, conditionType := range []string{string(gwv1.RouteConditionAccepted), string(gwv1.RouteConditionResolvedRefs)} {
+			if c := meta.FindStatusCondition(p.Conditions, conditionType); c != nil && c.Status == metav1.ConditionFalse {
+				return false, fmt.Sprintf("%s %s: %s", conditionType, c.Reason, c.Message)
+			}
+		}
+		if !meta.IsStatusConditionTrue(p.Conditions, string(gwv1.RouteConditionAccepted)) {
+			return false, ""
+		}
+	}
+	return true, ""
+}

@@ -89,13 +89,13 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 
 	// The CronJobs: one backup and one verification per schedule, in the operator's namespace.
 	hot := &batchv1.CronJob{}
-	for _, name := range []string{"backup-orchestra-hot", "backup-orchestra-cold", "verify-orchestra-hot", "verify-orchestra-cold"} {
+	for _, name := range []string{cronJobBackup("hot"), cronJobBackup("cold"), cronJobVerify("hot"), cronJobVerify("cold")} {
 		cj := &batchv1.CronJob{}
 		eventually(t, 10*time.Second, func() error { return k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: name}, cj) })
 		if cj.Spec.ConcurrencyPolicy != batchv1.ForbidConcurrent || cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds == nil {
 			t.Errorf("%s: concurrency %s, deadline %v", name, cj.Spec.ConcurrencyPolicy, cj.Spec.JobTemplate.Spec.ActiveDeadlineSeconds)
 		}
-		if name == "backup-orchestra-hot" {
+		if name == cronJobBackup("hot") {
 			hot = cj
 		}
 	}
@@ -119,7 +119,7 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 	// Run the agent as each CronJob's pod would, twice for hot, then check.
 	ids := map[string][]string{}
 	for _, run := range []string{"hot", "cold", "hot", "hot"} {
-		ids[run] = append(ids[run], runJobAsPod(t, "backup-orchestra-"+run, pg))
+		ids[run] = append(ids[run], runJobAsPod(t, cronJobBackup(run), pg))
 		time.Sleep(1100 * time.Millisecond) // backup ids carry the start second
 	}
 	nextCheck()
@@ -150,7 +150,7 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 	})
 
 	// A verification, as the verification CronJob runs it (a restore drill with the identity).
-	runJobAsPod(t, "verify-orchestra-hot", pg)
+	runJobAsPod(t, cronJobVerify("hot"), pg)
 	nextCheck()
 	eventually(t, 10*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
@@ -180,8 +180,8 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 	expectCondition(t, tenant, v1alpha1.ConditionReady, metav1.ConditionFalse, anyReason, "BackupsFresh: hot: no backup in storage")
 
 	// A new backup, then time passes without one: Stale.
-	runJobAsPod(t, "backup-orchestra-hot", pg)
-	runJobAsPod(t, "backup-orchestra-cold", pg)
+	runJobAsPod(t, cronJobBackup("hot"), pg)
+	runJobAsPod(t, cronJobBackup("cold"), pg)
 	nextCheck()
 	expectCondition(t, tenant, v1alpha1.ConditionBackupsFresh, metav1.ConditionTrue, v1alpha1.ReasonFresh, "")
 	testClock.SetTime(testClock.Now().Add(14 * time.Hour))
@@ -216,7 +216,7 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 		return k8s.Update(ctx, policy)
 	})
 	eventually(t, 15*time.Second, func() error {
-		err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: "backup-orchestra-cold"}, &batchv1.CronJob{})
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: cronJobBackup("cold")}, &batchv1.CronJob{})
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -249,7 +249,7 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = clientset.CoreV1().RESTClient().Post().Namespace(operatorNamespace).Resource("pods").Name("backup-orchestra-hot-1-abcde").
+	err = clientset.CoreV1().RESTClient().Post().Namespace(operatorNamespace).Resource("pods").Name(cronJobBackup("hot")+"-1-abcde").
 		SubResource("exec").Param("command", "sh").Param("stdout", "true").Do(ctx).Error()
 	if !apierrors.IsForbidden(err) {
 		t.Errorf("tenant admin exec into a backup pod: %v, want forbidden", err)
@@ -372,6 +372,15 @@ func serveDrills(t *testing.T, initContainers []corev1.Container) string {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	return sock
+}
+
+// cronJobBackup and cronJobVerify name the orchestra tenant's CronJobs of a schedule.
+func cronJobBackup(schedule string) string {
+	return builders.BackupCronJobName(&v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "orchestra"}}, schedule)
+}
+
+func cronJobVerify(schedule string) string {
+	return builders.VerifyCronJobName(&v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "orchestra"}}, schedule)
 }
 
 func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {

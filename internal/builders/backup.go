@@ -162,12 +162,22 @@ func VerifySigningArgs(policy *v1alpha1.BackupPolicy) []string {
 
 // BackupCronJobName names the CronJob of one schedule of a tenant.
 func BackupCronJobName(t *v1alpha1.Tenant, schedule string) string {
-	return boundedName("backup-"+t.Name+"-"+schedule, maxCronJobName)
+	return cronJobName("backup", t, schedule)
 }
 
 // VerifyCronJobName names the verification CronJob of one schedule of a tenant.
 func VerifyCronJobName(t *v1alpha1.Tenant, schedule string) string {
-	return boundedName("verify-"+t.Name+"-"+schedule, maxCronJobName)
+	return cronJobName("verify", t, schedule)
+}
+
+// cronJobName is <what>-<tenant>-<schedule>-<hash>, cut to the CronJob limit before the hash. Both
+// names may hold hyphens, so without the hash tenant a-b's schedule c and tenant a's schedule b-c
+// would share a CronJob; the hash of the pair, separated where no name can hold the separator,
+// keeps every pair's name its own.
+func cronJobName(what string, t *v1alpha1.Tenant, schedule string) string {
+	sum := sha256.Sum256([]byte(t.Name + "/" + schedule))
+	readable := what + "-" + t.Name + "-" + schedule
+	return strings.TrimRight(readable[:min(len(readable), maxCronJobName-9)], "-") + "-" + hex.EncodeToString(sum[:])[:8]
 }
 
 // boundedName keeps a name within limit, replacing the tail of a long one with a hash of the

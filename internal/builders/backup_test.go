@@ -112,19 +112,30 @@ func TestBackupJobs(t *testing.T) {
 	}
 }
 
-// TestBackupJobNames keeps long names within the CronJob limit and distinct.
+// TestBackupJobNames keeps names within the CronJob limit, readable, deterministic and distinct
+// for every tenant and schedule, also where their hyphens line up.
 func TestBackupJobNames(t *testing.T) {
-	long := full()
-	long.Name = strings.Repeat("a", 56)
+	tenant := func(name string) *v1alpha1.Tenant { tn := full(); tn.Name = name; return tn }
+	long := tenant(strings.Repeat("a", 56))
 	a, b := BackupCronJobName(long, "hot"), BackupCronJobName(long, "cold")
 	if len(a) > 52 || len(b) > 52 || a == b {
 		t.Errorf("names %q and %q: want at most 52 characters and distinct", a, b)
 	}
-	if got := BackupCronJobName(full(), "hot"); got != "backup-acme-hot" {
-		t.Errorf("short name = %q, want backup-acme-hot", got)
+	if got := BackupCronJobName(full(), "hot"); !strings.HasPrefix(got, "backup-acme-hot-") || len(got) != len("backup-acme-hot-")+8 {
+		t.Errorf("short name = %q, want backup-acme-hot-<hash>", got)
 	}
 	if a != BackupCronJobName(long, "hot") {
 		t.Error("names are not deterministic")
+	}
+	pairs := [][2]string{{"a-b", "c"}, {"a", "b-c"}, {"a-b-c", "d"}, {"a", "b-c-d"}, {"a-b", "c-d"}}
+	seen := map[string]string{}
+	for _, p := range pairs {
+		for _, name := range []string{BackupCronJobName(tenant(p[0]), p[1]), VerifyCronJobName(tenant(p[0]), p[1])} {
+			if other, ok := seen[name]; ok {
+				t.Errorf("tenant %s schedule %s and %s share the CronJob %s", p[0], p[1], other, name)
+			}
+			seen[name] = p[0] + "/" + p[1]
+		}
 	}
 }
 

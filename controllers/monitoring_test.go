@@ -9,7 +9,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
@@ -132,4 +134,62 @@ func expectEvent(t *testing.T, obj client.Object, eventType, reason, notePart st
 		}
 		return fmt.Errorf("no %s event %s containing %q on %s", eventType, reason, notePart, obj.GetName())
 	})
+}
+
+// TestConvergedTenantsSendNothing: a converged tenant whose observed state does not change costs
+// no request at all over several probe intervals, while its probes keep running, nor when
+// something makes a pass over it: no apply, no status patch, no delete (a tenant with no users
+// once cost two DeleteAllOf a pass). Counted at the operator's own client.
+func TestConvergedTenantsSendNothing(t *testing.T) {
+	ctx := context.Background()
+	probeTargetDown.Store(false)
+	step := func() { testClock.SetTime(testClock.Now().Add(5 * time.Second)) }
+	var tenants []*v1alpha1.Tenant
+	for _, name := range []string{"envtest-idle-nobody", "envtest-idle-users"} {
+		tenant := minimalTenant(name)
+		tenant.Spec.Monitoring = &v1alpha1.MonitoringSpec{URL: probeTarget.URL + "/" + name, Interval: &metav1.Duration{Duration: 5 * time.Second}}
+		if name == "envtest-idle-users" {
+			tenant.Spec.Access.Admins = []rbacv1.Subject{user("User", "idle-admin")}
+		}
+		createTenant(t, tenant)
+		tenants = append(tenants, tenant)
+	}
+	// Converged: answering, with its first figures, and nothing left to write.
+	for _, tenant := range tenants {
+		expectConditionWhile(t, tenant, step, v1alpha1.ConditionAvailable, metav1.ConditionTrue, v1alpha1.ReasonProbeSucceeded, "answers")
+		expectConditionWhile(t, tenant, step, v1alpha1.ConditionUptimeObjectiveMet, metav1.ConditionTrue, v1alpha1.ReasonObjectiveMet, "")
+	}
+	parts := func(tenant *v1alpha1.Tenant) []string {
+		return []string{"/tenants/" + tenant.Name, "/namespaces/tenant-" + tenant.Name + "/", "tenant-" + tenant.Name + "-", "tenant=" + tenant.Name}
+	}
+	eventually(t, 30*time.Second, func() error {
+		mark := operatorRequests.mark()
+		time.Sleep(2 * time.Second)
+		for _, tenant := range tenants {
+			if sent := operatorRequests.since(mark, parts(tenant)...); len(sent) > 0 {
+				return fmt.Errorf("%s still converging: %v", tenant.Name, sent)
+			}
+		}
+		return nil
+	})
+
+	mark := operatorRequests.mark()
+	// Six probe intervals pass, every probe answered.
+	for range 6 {
+		step()
+		time.Sleep(300 * time.Millisecond)
+	}
+	// And a pass over each, as a label change (or a resync) makes one.
+	for _, tenant := range tenants {
+		patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"labels":{"touched":"yes"}}}`))
+		if err := k8s.Patch(ctx, tenant, patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(3 * time.Second)
+	for _, tenant := range tenants {
+		if sent := operatorRequests.since(mark, parts(tenant)...); len(sent) > 0 {
+			t.Errorf("%s is converged, yet the operator sent %d requests: %v", tenant.Name, len(sent), sent)
+		}
+	}
 }

@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -16,6 +19,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/rest"
 	clocktesting "k8s.io/utils/clock/testing"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -94,7 +98,11 @@ func run(m *testing.M) int {
 	mgrOpts := env.ManagerOptions()
 	mgrOpts.Scheme = scheme
 	mgrOpts.Cache = controllers.CacheOptions(opts)
-	mgr, err := ctrl.NewManager(env.Config, mgrOpts)
+	// The manager's own requests pass through operatorRequests, so tests can count what the
+	// operator sends, apart from what the tests themselves do.
+	mgrConfig := rest.CopyConfig(env.Config)
+	mgrConfig.Wrap(operatorRequests.wrap)
+	mgr, err := ctrl.NewManager(mgrConfig, mgrOpts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FATAL: create manager:", err)
 		return 1
@@ -110,6 +118,54 @@ func run(m *testing.M) int {
 	}()
 	return m.Run()
 }
+
+// operatorRequests records the mutating requests the manager sends: method and path.
+var operatorRequests requestLog
+
+type requestLog struct {
+	mu       sync.Mutex
+	requests []string
+}
+
+func (l *requestLog) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripperFunc(func(req *http.Request) (*http.Response, error) {
+		if req.Method != http.MethodGet {
+			// With the query, decoded: a collection delete names its tenant in its label selector.
+			query, _ := url.QueryUnescape(req.URL.RawQuery)
+			l.mu.Lock()
+			l.requests = append(l.requests, req.Method+" "+req.URL.Path+"?"+query)
+			l.mu.Unlock()
+		}
+		return rt.RoundTrip(req)
+	})
+}
+
+// since returns the requests recorded after mark (a count from mark()) whose path contains one
+// of parts.
+func (l *requestLog) since(mark int, parts ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for _, r := range l.requests[mark:] {
+		for _, p := range parts {
+			if strings.Contains(r, p) {
+				out = append(out, r)
+				break
+			}
+		}
+	}
+	return out
+}
+
+func (l *requestLog) mark() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.requests)
+}
+
+type roundTripperFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripperFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 func zapLevel() zapcore.Level {
 	if os.Getenv("TEST_VERBOSE_LOGS") != "" {

@@ -7,10 +7,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -212,5 +215,53 @@ func writeVolumeBackup(t *testing.T, dir, tenant, schedule, id string, finished 
 		Object: catalog.ObjectInfo{Name: catalog.DataObject, Size: 4, SHA256: "3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7"}}
 	if err := catalog.WriteManifest(ctx, store, m); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// finalBackups waits for a running final backup, goes on once it completed, and refuses to go on
+// after one failed, saying how to proceed.
+func TestFinalBackups(t *testing.T) {
+	ctx := context.Background()
+	policy := &v1alpha1.BackupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "standard"}, Spec: v1alpha1.BackupPolicySpec{
+		Schedules:  []v1alpha1.BackupSchedule{{Name: "hot", Schedule: "@daily", Storage: v1alpha1.BackupStorage{Volume: &v1alpha1.VolumeStorage{ClaimName: "b"}}}},
+		Encryption: v1alpha1.BackupEncryption{Recipients: []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}}}}
+	tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "acme"}, Spec: v1alpha1.TenantSpec{BackupPolicyRef: &v1alpha1.LocalObjectReference{Name: "standard"}}}
+	name := builders.FinalBackupJobName(tenant, "hot")
+	for _, tt := range []struct {
+		name        string
+		conditions  []batchv1.JobCondition
+		wantRunning bool
+		wantErr     string
+	}{
+		{name: "not started: started now", wantRunning: true},
+		{name: "running", conditions: []batchv1.JobCondition{}, wantRunning: true},
+		{name: "complete", conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}},
+		{name: "failed", conditions: []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded"}},
+			wantErr: "BackoffLimitExceeded"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			objs := []client.Object{policy.DeepCopy()}
+			if tt.conditions != nil {
+				objs = append(objs, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: name}, Status: batchv1.JobStatus{Conditions: tt.conditions}})
+			}
+			c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).WithInterceptorFuncs(applyAsUpsert()).Build()
+			r, err := NewTenantReconciler(c, c, nil, Options{Options: builders.Options{OperatorNamespace: "ops"}, DisableUptimeProbes: true, Metrics: metrics.New(prometheus.NewRegistry())})
+			if err != nil {
+				t.Fatal(err)
+			}
+			running, err := r.finalBackups(ctx, tenant.DeepCopy())
+			if (len(running) > 0) != tt.wantRunning {
+				t.Errorf("running = %v, want running %v", running, tt.wantRunning)
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !errors.Is(err, errFinalBackup) ||
+				!strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), v1alpha1.AnnotationSkipFinalBackup)) {
+				t.Errorf("error = %v, want one containing %q and naming the skip annotation", err, tt.wantErr)
+			}
+			if tt.conditions == nil {
+				if err := c.Get(ctx, client.ObjectKey{Namespace: "ops", Name: name}, &batchv1.Job{}); err != nil {
+					t.Errorf("no final backup Job made: %v", err)
+				}
+			}
+		})
 	}
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch
 
 // reconcileBackups schedules the tenant's backups and verifications as CronJobs in the operator's
 // namespace and judges what the Inspector last found in storage. It sets BackupsFresh,

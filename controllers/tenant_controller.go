@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	corev1 "k8s.io/api/core/v1"
 	kerrors "k8s.io/apimachinery/pkg/util/errors"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -107,6 +108,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		before.ResourceVersion = tenant.ResourceVersion
 	}
 	tenant.Status.Namespace = builders.NamespaceName(tenant)
+	r.observeDeletionPolicy(tenant)
 
 	// The webhook rejects these; a Tenant created while it was down gets a condition instead.
 	if errs := append(validation.Tenant(tenant), validation.Firewall(tenant, r.clusterRanges)...); len(errs) > 0 {
@@ -122,6 +124,27 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 		results, errs = append(results, res), append(errs, err)
 	}
 	return combine(results, errs)
+}
+
+// observeDeletionPolicy shows in status what deleting the Tenant would do now, and tells a change
+// as an event: the difference between keeping a customer's data and deleting it deserves a record.
+func (r *TenantReconciler) observeDeletionPolicy(t *v1alpha1.Tenant) {
+	policy := effectiveDeletionPolicy(t)
+	if before := t.Status.DeletionPolicy; before != "" && before != policy {
+		eventType := corev1.EventTypeNormal
+		if policy == v1alpha1.DeletionPolicyDelete {
+			eventType = corev1.EventTypeWarning
+		}
+		r.event(t, eventType, v1alpha1.ReasonDeletionPolicyChanged, fmt.Sprintf("Deleting the Tenant now %s (was: %s)", deletionEffect(policy), deletionEffect(before)))
+	}
+	t.Status.DeletionPolicy = policy
+}
+
+func deletionEffect(p v1alpha1.DeletionPolicy) string {
+	if p == v1alpha1.DeletionPolicyDelete {
+		return "deletes its namespace and database volume after a final backup"
+	}
+	return "keeps its namespace and database volume"
 }
 
 // steps are the parts of a tenant's environment in the order they build on each other. Every step

@@ -14,6 +14,7 @@ import (
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmmeta "github.com/cert-manager/cert-manager/pkg/apis/meta/v1"
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -28,6 +29,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/test/controlplane"
 )
 
@@ -288,6 +290,7 @@ func TestDeleteWithPolicyDeleteRemovesTheNamespace(t *testing.T) {
 	ctx := context.Background()
 	tenant := minimalTenant("envtest-delete")
 	tenant.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	tenant.Annotations = map[string]string{v1alpha1.AnnotationAllowDelete: "true"}
 	createTenant(t, tenant)
 	ns := "tenant-envtest-delete"
 	expectCondition(t, tenant, v1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
@@ -331,6 +334,76 @@ func TestDeleteWithPolicyDeleteRemovesTheNamespace(t *testing.T) {
 		}
 		if c.Status != metav1.ConditionTrue {
 			return fmt.Errorf("NamespaceReady %s/%s %s", c.Status, c.Reason, c.Message)
+		}
+		return nil
+	})
+}
+
+// TestDeletionPolicyDeleteIsConfirmedAndBacksUpFirst: Delete needs the allow-delete annotation
+// (a Tenant that slipped past admission without it is InvalidSpec and would keep its data); its
+// change is an event and shows in status; deleting such a tenant first runs a final backup Job per
+// schedule and waits for it, with DeletionBlocked saying so; skip-final-backup lets it go on.
+func TestDeletionPolicyDeleteIsConfirmedAndBacksUpFirst(t *testing.T) {
+	ctx := context.Background()
+	policy := &v1alpha1.BackupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "final-backups"}, Spec: v1alpha1.BackupPolicySpec{
+		Schedules:  []v1alpha1.BackupSchedule{{Name: "hot", Schedule: "0 */12 * * *", Storage: v1alpha1.BackupStorage{Volume: &v1alpha1.VolumeStorage{ClaimName: "backups"}}}},
+		Encryption: v1alpha1.BackupEncryption{Recipients: []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}}}}
+	if err := k8s.Create(ctx, policy); err != nil {
+		t.Fatal(err)
+	}
+	expectCondition(t, policy, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+	tenant := minimalTenant("envtest-finaldel")
+	tenant.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
+	tenant.Spec.BackupPolicyRef = &v1alpha1.LocalObjectReference{Name: policy.Name}
+	createTenant(t, tenant)
+	expectCondition(t, tenant, v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, "tenancy.tenantops.io/allow-delete")
+
+	patch := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"tenancy.tenantops.io/allow-delete":"true"}}}`))
+	if err := k8s.Patch(ctx, tenant, patch); err != nil {
+		t.Fatal(err)
+	}
+	expectCondition(t, tenant, v1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+	eventually(t, 20*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
+			return err
+		}
+		if tenant.Status.DeletionPolicy != v1alpha1.DeletionPolicyDelete {
+			return fmt.Errorf("status.deletionPolicy = %q", tenant.Status.DeletionPolicy)
+		}
+		return nil
+	})
+	// Confirmed afterwards, so the first pass showed Retain: the change is told.
+	expectEvent(t, tenant, corev1.EventTypeWarning, v1alpha1.ReasonDeletionPolicyChanged, "deletes its namespace and database volume after a final backup")
+
+	if err := k8s.Delete(ctx, tenant); err != nil {
+		t.Fatal(err)
+	}
+	job := builders.FinalBackupJobName(tenant, "hot")
+	expectCondition(t, tenant, v1alpha1.ConditionDeletionBlocked, metav1.ConditionTrue, v1alpha1.ReasonFinalBackupRunning, job)
+	final := &batchv1.Job{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: job}, final); err != nil {
+		t.Fatalf("the final backup Job: %v", err)
+	}
+	if args := strings.Join(final.Spec.Template.Spec.Containers[0].Args, " "); !strings.HasPrefix(args, "backup ") || !strings.Contains(args, "--tenant envtest-finaldel --schedule hot") {
+		t.Errorf("final backup Job runs %q, want the schedule's backup", args)
+	}
+	// While the backup runs the data stays.
+	time.Sleep(2 * time.Second)
+	namespace := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: "tenant-envtest-finaldel"}, namespace); err != nil || !namespace.DeletionTimestamp.IsZero() {
+		t.Fatalf("the namespace went before the final backup finished: %v", err)
+	}
+	// No kubelet runs here, so the Job never finishes: the annotation lets the deletion go on.
+	patch = client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"tenancy.tenantops.io/skip-final-backup":"true"}}}`))
+	if err := k8s.Patch(ctx, tenant, patch); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), &v1alpha1.Tenant{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("tenant still exists: %v", err)
+		}
+		if err := k8s.Get(ctx, client.ObjectKey{Name: "tenant-envtest-finaldel"}, namespace); err == nil && namespace.DeletionTimestamp.IsZero() {
+			return fmt.Errorf("namespace not being deleted")
 		}
 		return nil
 	})

@@ -2,9 +2,12 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -14,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/builders"
 )
 
@@ -21,16 +25,27 @@ import (
 // DeletionBlocked while something stands in the way, so a stuck deletion says why.
 //
 // Retain keeps the namespace with the database volume and credentials, marks it retained, stops
-// the database and removes the tenant's users' access; a Tenant of the same name adopts it again.
-// Delete deletes the namespace; the namespace controller removes its contents.
+// the database and removes the tenant's users' access; a Tenant of the same name may adopt it.
+// Delete, when the allow-delete annotation confirms it, first backs up every schedule once more
+// (unless told to skip it), then deletes the namespace; the namespace controller removes its
+// contents.
 func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
 	if !controllerutil.ContainsFinalizer(t, v1alpha1.TenantFinalizer) {
 		return ctrl.Result{}, nil
 	}
 	var err error
-	if t.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete {
-		err = r.deleteNamespace(ctx, t)
+	if effectiveDeletionPolicy(t) == v1alpha1.DeletionPolicyDelete {
+		var running []string
+		if running, err = r.finalBackups(ctx, t); err == nil && len(running) > 0 {
+			// The Jobs' watch brings the tenant back when they finish.
+			setDeletionBlocked(t, v1alpha1.ReasonFinalBackupRunning, fmt.Sprintf("Waiting for the final backup before the data is deleted: Jobs %s in %s",
+				strings.Join(running, ", "), r.Options.OperatorNamespace))
+			return ctrl.Result{}, nil
+		}
+		if err == nil {
+			err = r.deleteNamespace(ctx, t)
+		}
 	} else {
 		err = r.retainNamespace(ctx, t)
 	}
@@ -48,7 +63,11 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		err = r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.ProbeSecretName(t)})
 	}
 	if err != nil {
-		setDeletionBlocked(t, err)
+		reason := v1alpha1.ReasonDeleting
+		if errors.Is(err, errFinalBackup) {
+			reason = v1alpha1.ReasonFinalBackupFailed
+		}
+		setDeletionBlocked(t, reason, err.Error())
 		return ctrl.Result{}, err
 	}
 	patch := client.MergeFrom(t.DeepCopy())
@@ -63,6 +82,69 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 	r.Options.Metrics.DeleteTenant(t.Name)
 	ctrl.LoggerFrom(ctx).Info("Tenant deleted", "deletionPolicy", t.Spec.DeletionPolicy, "namespace", builders.NamespaceName(t))
 	return ctrl.Result{}, nil
+}
+
+// effectiveDeletionPolicy is what deleting the Tenant does now: Delete only while the allow-delete
+// annotation confirms it. Admission refuses Delete without it; a Tenant that lost the annotation
+// afterwards keeps its data.
+func effectiveDeletionPolicy(t *v1alpha1.Tenant) v1alpha1.DeletionPolicy {
+	if t.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete && t.Annotations[v1alpha1.AnnotationAllowDelete] == "true" {
+		return v1alpha1.DeletionPolicyDelete
+	}
+	return v1alpha1.DeletionPolicyRetain
+}
+
+// errFinalBackup marks what stops the final backup; the user decides: fix it, or skip the backup.
+var errFinalBackup = errors.New("final backup")
+
+// finalBackups runs one backup Job per schedule of the tenant's BackupPolicy, the last backup
+// before its data is deleted, and returns those still running. A failed one is an error that
+// names the way out: fixing what failed, or the skip-final-backup annotation.
+func (r *TenantReconciler) finalBackups(ctx context.Context, t *v1alpha1.Tenant) ([]string, error) {
+	if t.Spec.BackupPolicyRef == nil || t.Annotations[v1alpha1.AnnotationSkipFinalBackup] == "true" {
+		return nil, nil
+	}
+	skip := fmt.Sprintf("annotate the Tenant %s: \"true\" to delete it without a final backup", v1alpha1.AnnotationSkipFinalBackup)
+	policy := &v1alpha1.BackupPolicy{}
+	if err := r.Get(ctx, types.NamespacedName{Name: t.Spec.BackupPolicyRef.Name}, policy); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: BackupPolicy %s not found, so no final backup can be taken; %s", errFinalBackup, t.Spec.BackupPolicyRef.Name, skip)
+		}
+		return nil, fmt.Errorf("get backup policy %s: %w", t.Spec.BackupPolicyRef.Name, err)
+	}
+	var running []string
+	for _, spec := range policy.Spec.Schedules {
+		name := builders.FinalBackupJobName(t, spec.Name)
+		job := &batchv1.Job{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: name}, job)
+		switch {
+		case apierrors.IsNotFound(err):
+			e, err := backupcheck.Expect(policy, spec)
+			if err != nil {
+				return nil, err
+			}
+			ac, err := builders.FinalBackupJob(t, policy, spec, e.ExpectedInterval, r.builderOptions())
+			if err != nil {
+				return nil, err
+			}
+			if err := r.apply(ctx, ownedObject{"job", name, ac}); err != nil {
+				return nil, err
+			}
+			r.event(t, corev1.EventTypeNormal, v1alpha1.ReasonFinalBackupRunning, fmt.Sprintf("Started the final backup of schedule %s (Job %s) before deleting the data", spec.Name, name))
+			running = append(running, name)
+		case err != nil:
+			return nil, fmt.Errorf("get job %s: %w", name, err)
+		default:
+			failed, complete := backupcheck.JobFinished(job)
+			if failed != nil {
+				return nil, fmt.Errorf("%w: Job %s failed (%s); fix it and delete the Job to try again, or %s", errFinalBackup, name, failed.Reason, skip)
+			}
+			if !complete {
+				running = append(running, name)
+			}
+		}
+	}
+	return running, nil
 }
 
 func (r *TenantReconciler) deleteNamespace(ctx context.Context, t *v1alpha1.Tenant) error {

@@ -295,8 +295,8 @@ func setUptimeObjectiveMet(t *v1alpha1.Tenant, o monitoringObservation) {
 }
 
 // setDeletionBlocked says what keeps a deletion from finishing.
-func setDeletionBlocked(t *v1alpha1.Tenant, err error) {
-	setCondition(t, metav1.Condition{Type: v1alpha1.ConditionDeletionBlocked, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonDeleting, Message: err.Error()})
+func setDeletionBlocked(t *v1alpha1.Tenant, reason, message string) {
+	setCondition(t, metav1.Condition{Type: v1alpha1.ConditionDeletionBlocked, Status: metav1.ConditionTrue, Reason: reason, Message: message})
 }
 
 // setInvalidSpec marks the whole tenant as needing a fix by its owner.

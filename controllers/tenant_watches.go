@@ -33,7 +33,7 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		changedWhileApplying <- event.GenericEvent{Object: obj}
 	}}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.Tenant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, deletionPredicate()))).
+		For(&v1alpha1.Tenant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionPredicate()))).
 		Watches(&v1alpha1.BackupPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantBackupPolicy))).
 		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantRetentionPolicy))).
 		Watches(&corev1.Secret{}, r.ownedObjectHandler()).

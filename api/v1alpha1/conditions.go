@@ -120,6 +120,14 @@ const (
 	// ReasonNotMonitored: the tenant is not probed (probes are off, or nothing to probe).
 	ReasonNotMonitored = "NotMonitored"
 
+	// ReasonFinalBackupRunning: a tenant deleted with policy Delete waits for its final backup.
+	ReasonFinalBackupRunning = "FinalBackupRunning"
+	// ReasonFinalBackupFailed: the final backup could not be taken; the message says how to
+	// proceed.
+	ReasonFinalBackupFailed = "FinalBackupFailed"
+	// ReasonDeletionPolicyChanged: what deleting the Tenant does changed (an event).
+	ReasonDeletionPolicyChanged = "DeletionPolicyChanged"
+
 	// ReasonRetained: on deletion with policy Retain, the namespace and data are kept.
 	ReasonRetained = "Retained"
 )

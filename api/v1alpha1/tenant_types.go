@@ -10,6 +10,19 @@ import (
 // TenantFinalizer holds a Tenant until the deletion policy has been carried out.
 const TenantFinalizer = "tenancy.tenantops.io/finalizer"
 
+// Annotations a person sets on a Tenant to confirm what would otherwise lose data.
+const (
+	// AnnotationAllowDelete "true" confirms spec.deletionPolicy Delete: without it admission
+	// refuses the policy, and a deletion keeps the data as Retain would.
+	AnnotationAllowDelete = "tenancy.tenantops.io/allow-delete"
+	// AnnotationSkipFinalBackup "true" deletes a tenant with policy Delete without the final
+	// backup that is otherwise taken first.
+	AnnotationSkipFinalBackup = "tenancy.tenantops.io/skip-final-backup"
+	// AnnotationAdoptNamespace "true" lets a new Tenant take over the namespace, database and
+	// backups that a deleted Tenant of the same name left with policy Retain.
+	AnnotationAdoptNamespace = "tenancy.tenantops.io/adopt-namespace"
+)
+
 // TenantSpec is the environment a customer gets: its own URL, database, firewall, certificate,
 // backups, retention, uptime objective and roles.
 type TenantSpec struct {
@@ -87,7 +100,11 @@ type TenantSpec struct {
 	Monitoring *MonitoringSpec `json:"monitoring,omitempty"`
 
 	// DeletionPolicy says what happens to the tenant's namespace, database volume and credentials
-	// when the Tenant is deleted. Retain keeps them, so a Tenant of the same name adopts them again.
+	// when the Tenant is deleted. Retain keeps them, for a Tenant of the same name to adopt
+	// (annotated tenancy.tenantops.io/adopt-namespace: "true"). Delete takes a final backup on
+	// every schedule of the tenant's BackupPolicy, then deletes them; it needs the annotation
+	// tenancy.tenantops.io/allow-delete: "true", and tenancy.tenantops.io/skip-final-backup: "true"
+	// skips the backup. Backups in storage are never deleted with the Tenant.
 	// +kubebuilder:validation:Enum=Retain;Delete
 	// +kubebuilder:default=Retain
 	// +optional
@@ -404,6 +421,10 @@ type TenantStatus struct {
 	// Namespace is the tenant's namespace.
 	// +optional
 	Namespace string `json:"namespace,omitempty"`
+	// DeletionPolicy is what deleting the Tenant now does: Delete only while spec.deletionPolicy
+	// says so and the allow-delete annotation confirms it, else Retain.
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 
 	// Conditions: Ready, plus one per part of the environment.
 	// +listType=map

@@ -25,7 +25,7 @@ func JobsOf(jobs []batchv1.Job) Jobs {
 	newest := map[string]time.Time{}
 	for i := range jobs {
 		j := &jobs[i]
-		failed, complete := jobFinished(j)
+		failed, complete := JobFinished(j)
 		if failed != nil || complete {
 			out.Finished[j.Name] = true
 		}
@@ -53,8 +53,8 @@ func JobsOf(jobs []batchv1.Job) Jobs {
 	return out
 }
 
-// jobFinished returns the Failed condition of a failed Job, and whether it completed.
-func jobFinished(j *batchv1.Job) (*batchv1.JobCondition, bool) {
+// JobFinished returns the Failed condition of a failed Job, and whether it completed.
+func JobFinished(j *batchv1.Job) (*batchv1.JobCondition, bool) {
 	for i, c := range j.Status.Conditions {
 		if c.Status != corev1.ConditionTrue {
 			continue

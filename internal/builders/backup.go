@@ -537,3 +537,24 @@ GRANT pg_read_all_data TO ` + BackupRoleName + `;
 // BackupRoleSQL is the psql script that creates the backup role, exported so tests run exactly
 // what the database pod runs against a real PostgreSQL.
 func BackupRoleSQL() string { return backupRoleScript }
+
+// FinalBackupJobName names the Job that backs up one schedule of a tenant before its deletion
+// with policy Delete.
+func FinalBackupJobName(t *v1alpha1.Tenant, schedule string) string {
+	return cronJobName("final", t, schedule)
+}
+
+// FinalBackupJob is a run of the schedule's backup CronJob, made at once: the last backup before
+// a tenant's namespace and database volume are deleted. It is the CronJob's job exactly (the same
+// pod, credentials and signing key), so it is as good a backup as any scheduled one.
+func FinalBackupJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v1alpha1.BackupSchedule, expectedInterval time.Duration, opts Options) (*batchv1ac.JobApplyConfiguration, error) {
+	cj, err := BackupCronJob(t, policy, schedule, expectedInterval, opts)
+	if err != nil {
+		return nil, err
+	}
+	template := cj.Spec.JobTemplate
+	return batchv1ac.Job(FinalBackupJobName(t, schedule.Name), *cj.Namespace).
+		WithLabels(template.Labels).
+		WithAnnotations(map[string]string{annotationBackupPolicy: policy.Name, "tenancy.tenantops.io/final-backup": "true"}).
+		WithSpec(template.Spec), nil
+}

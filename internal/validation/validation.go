@@ -28,6 +28,10 @@ func Tenant(t *v1alpha1.Tenant) field.ErrorList {
 			errs = append(errs, field.Invalid(path, m.BusinessHours.TimeZone, "must be an IANA time zone name such as Europe/Amsterdam"))
 		}
 	}
+	if t.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete && t.Annotations[v1alpha1.AnnotationAllowDelete] != "true" {
+		errs = append(errs, field.Invalid(spec.Child("deletionPolicy"), t.Spec.DeletionPolicy,
+			fmt.Sprintf("Delete removes the tenant's namespace and database volume with the Tenant; confirm it with the annotation %s: \"true\"", v1alpha1.AnnotationAllowDelete)))
+	}
 	return errs
 }
 

@@ -64,7 +64,7 @@ func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope)
 	}
 
 	inspection := r.backups.Observe(backupcheck.Request{Tenant: t.Name, Location: tenantLocation(t),
-		Policy: policy, Retention: s.retentionPolicy, FinishedJobs: jobs.Finished})
+		Policy: policy, Retention: s.retentionPolicy, FinishedJobs: jobs.Finished, TenantUIDs: builders.TenantUIDs(t)})
 	for _, p := range r.backups.TakePruned(t.Name) {
 		r.event(t, corev1.EventTypeNormal, "BackupsPruned", fmt.Sprintf("Pruned %d backups of schedule %s by RetentionPolicy %s: %s",
 			len(p.IDs), p.Schedule, p.Policy, strings.Join(p.IDs, ", ")))

@@ -251,9 +251,31 @@ func TestDeleteRetainKeepsDataAndRecreateAdoptsIt(t *testing.T) {
 		t.Fatal("the database password changed while retained")
 	}
 
+	// A new Tenant of the same name is another customer until a person says it is not: it does
+	// not take the data over silently.
+	oldUID := namespace.Annotations["tenancy.tenantops.io/tenant-uid"]
+	if oldUID != string(tenant.UID) {
+		t.Fatalf("the namespace recorded tenant uid %q, want %q", oldUID, tenant.UID)
+	}
 	again := minimalTenant("envtest-retain")
 	createTenant(t, again)
+	expectCondition(t, again, v1alpha1.ConditionNamespaceReady, metav1.ConditionFalse, v1alpha1.ReasonRetainedNamespace, oldUID)
+	expectCondition(t, again, v1alpha1.ConditionDatabaseReady, metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, "")
+	if err := k8s.Get(ctx, client.ObjectKey{Name: ns}, namespace); err != nil || namespace.Labels["tenancy.tenantops.io/retained"] != "true" {
+		t.Fatalf("the retained namespace was touched before adoption: %v %v", err, namespace.Labels)
+	}
+	adopt := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"tenancy.tenantops.io/adopt-namespace":"true"}}}`))
+	if err := k8s.Patch(ctx, again, adopt); err != nil {
+		t.Fatal(err)
+	}
 	expectCondition(t, again, v1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+	expectEvent(t, again, corev1.EventTypeNormal, "Adopted", oldUID)
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(again), again); err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Annotations["tenancy.tenantops.io/adopted-uids"]; got != oldUID {
+		t.Errorf("adopted-uids = %q, want the predecessor's %s: its backups are now this tenant's", got, oldUID)
+	}
 	if got := databasePassword(t, ns); got != password {
 		t.Fatal("adopting the retained namespace regenerated the database password")
 	}

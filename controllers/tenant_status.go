@@ -28,6 +28,9 @@ type namespaceObservation struct {
 	// conflict: the namespace exists and is someone else's; terminating: an earlier tenant's is
 	// still being deleted.
 	conflict, terminating bool
+	// predecessor is the UID of the deleted Tenant of the same name whose data the namespace
+	// holds, when this Tenant may not adopt it.
+	predecessor string
 }
 
 func setNamespaceReady(t *v1alpha1.Tenant, o namespaceObservation) {
@@ -37,6 +40,10 @@ func setNamespaceReady(t *v1alpha1.Tenant, o namespaceObservation) {
 		c.Reason, c.Message = v1alpha1.ReasonNamespaceConflict, fmt.Sprintf("Namespace %s exists and does not belong to this tenant; delete or rename it", o.name)
 	case o.terminating:
 		c.Reason, c.Message = v1alpha1.ReasonNamespaceTerminating, fmt.Sprintf("Namespace %s from an earlier tenant is still being deleted", o.name)
+	case o.predecessor != "":
+		c.Reason = v1alpha1.ReasonRetainedNamespace
+		c.Message = fmt.Sprintf("Namespace %s holds the database and backups of a deleted Tenant of the same name (uid %s): another customer's data. "+
+			"Annotate this Tenant %s: \"true\" to take them over, or delete the namespace for a new, empty one", o.name, o.predecessor, v1alpha1.AnnotationAdoptNamespace)
 	case o.err != nil:
 		c.Reason, c.Message = v1alpha1.ReasonApplyFailed, o.err.Error()
 	default:

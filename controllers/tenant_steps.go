@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -58,15 +60,19 @@ func (r *TenantReconciler) reconcileNamespace(ctx context.Context, s *tenantScop
 	case !existing.DeletionTimestamp.IsZero():
 		o.terminating, s.namespaceBlocked = true, true
 		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
-	case existing.Labels[builders.LabelRetained] == "true":
-		// A retained namespace from a deleted Tenant of the same name: take it back with its data.
-		patch := client.MergeFrom(existing.DeepCopy())
-		delete(existing.Labels, builders.LabelRetained)
-		if err := r.Patch(ctx, existing, patch, FieldOwner); err != nil {
-			o.err, s.namespaceBlocked = fmt.Errorf("adopt retained namespace %s: %w", o.name, err), true
-			return ctrl.Result{}, o.err
+	case predecessorOf(existing, t) != "":
+		// A deleted Tenant of the same name left its namespace, database and backups: another
+		// customer's data, taken over only when a person says so.
+		o.predecessor = predecessorOf(existing, t)
+		if t.Annotations[v1alpha1.AnnotationAdoptNamespace] != "true" {
+			s.namespaceBlocked = true
+			return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("namespace %s holds a deleted tenant's data", o.name))
 		}
-		r.event(t, corev1.EventTypeNormal, "Adopted", fmt.Sprintf("Adopted retained namespace %s with its data", o.name))
+		if err := r.adopt(ctx, t, existing, o.predecessor); err != nil {
+			o.err, s.namespaceBlocked = err, true
+			return ctrl.Result{}, err
+		}
+		o.predecessor = ""
 	}
 
 	// The namespace first; its quota and limits then together, before anything else goes in.
@@ -79,6 +85,49 @@ func (r *TenantReconciler) reconcileNamespace(ctx context.Context, s *tenantScop
 	}
 	s.namespaceBlocked = o.err != nil
 	return ctrl.Result{}, o.err
+}
+
+// predecessorOf is the UID of the deleted Tenant whose data a namespace of this tenant's name
+// holds, or "" when it is this tenant's own: one it made (its UID recorded), or one made for it by
+// an operator that recorded no UIDs yet and never retained it. A retained namespace that recorded
+// no UID is a predecessor's whose UID is unknown.
+func predecessorOf(ns *corev1.Namespace, t *v1alpha1.Tenant) string {
+	recorded := ns.Annotations[builders.AnnotationTenantUID]
+	switch {
+	case recorded == string(t.UID):
+		return ""
+	case recorded != "":
+		return recorded
+	case ns.Labels[builders.LabelRetained] == "true":
+		return "unknown"
+	}
+	return ""
+}
+
+// adopt takes a predecessor's retained namespace over: the Tenant records whose data it adopted
+// (so its backups count as the tenant's), and the namespace is no longer retained. An event says
+// so.
+func (r *TenantReconciler) adopt(ctx context.Context, t *v1alpha1.Tenant, ns *corev1.Namespace, predecessor string) error {
+	if predecessor != "unknown" && !slices.Contains(builders.TenantUIDs(t), predecessor) {
+		patch := client.MergeFrom(t.DeepCopy())
+		uids := append(builders.TenantUIDs(t)[1:], predecessor)
+		if t.Annotations == nil {
+			t.Annotations = map[string]string{}
+		}
+		t.Annotations[builders.AnnotationAdoptedUIDs] = strings.Join(uids, ",")
+		if err := r.Patch(ctx, t, patch, FieldOwner); err != nil {
+			return fmt.Errorf("record the adoption of %s: %w", ns.Name, err)
+		}
+	}
+	if ns.Labels[builders.LabelRetained] == "true" {
+		patch := client.MergeFrom(ns.DeepCopy())
+		delete(ns.Labels, builders.LabelRetained)
+		if err := r.Patch(ctx, ns, patch, FieldOwner); err != nil {
+			return fmt.Errorf("adopt retained namespace %s: %w", ns.Name, err)
+		}
+	}
+	r.event(t, corev1.EventTypeNormal, "Adopted", fmt.Sprintf("Adopted namespace %s with the data of the deleted tenant of the same name (uid %s), as annotated", ns.Name, predecessor))
+	return nil
 }
 
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterroles;clusterrolebindings,verbs=get;list;watch;create;update;patch;delete

@@ -60,6 +60,9 @@ const (
 	ReasonNamespaceConflict = "NamespaceConflict"
 	// ReasonNamespaceTerminating: the namespace is still being deleted from before.
 	ReasonNamespaceTerminating = "NamespaceTerminating"
+	// ReasonRetainedNamespace: the namespace holds a deleted Tenant's data (same name, another
+	// UID); the new Tenant adopts it only with the adopt-namespace annotation.
+	ReasonRetainedNamespace = "RetainedNamespace"
 	// ReasonNoSubjects: no admins, editors or viewers are listed; nobody has access.
 	ReasonNoSubjects = "NoSubjects"
 	// ReasonPVCPending: the database volume claim is not bound yet.

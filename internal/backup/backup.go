@@ -25,10 +25,12 @@ import (
 // Options for one backup run.
 type Options struct {
 	// DSN of the database to back up. A password in it never reaches a command line or a message.
-	DSN      string
-	Store    storage.Store
-	Tenant   string
-	Schedule string
+	DSN    string
+	Store  storage.Store
+	Tenant string
+	// TenantUID is the Tenant object's UID, recorded in the manifest (catalog.WithTenantUIDs).
+	TenantUID string
+	Schedule  string
 	// Recipients are age public keys; the backup can be restored with any matching identity.
 	Recipients []string
 	// SigningKey signs the manifest (see catalog.WriteSignedManifest); nil writes an unsigned
@@ -213,6 +215,7 @@ func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 		FormatVersion:   catalog.FormatVersion,
 		ID:              id,
 		Tenant:          o.Tenant,
+		TenantUID:       o.TenantUID,
 		Schedule:        o.Schedule,
 		StartedAt:       started,
 		Database:        src.database,

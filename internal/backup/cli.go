@@ -183,15 +183,27 @@ func (c *command) required(names ...string) error {
 // backupSelection holds the flags that name one backup: where, whose, which.
 type backupSelection struct {
 	storage, tenant, schedule, id *string
+	uids                          *stringList
 }
 
 func (c *command) selectBackup() backupSelection {
-	return backupSelection{
+	sel := backupSelection{
 		storage:  c.String("storage", "", "where backups live (see backup -h)"),
 		tenant:   c.String("tenant", "", "tenant name"),
 		schedule: c.String("schedule", "", "schedule name"),
 		id:       c.String("backup", "", "backup id, or latest"),
+		uids:     &stringList{},
 	}
+	c.Var(sel.uids, "tenant-uid", "only backups made for this Tenant object's UID (repeatable; backups that recorded none always count): a deleted Tenant's successor of the same name is another customer")
+	return sel
+}
+
+// owners is the listing option of --tenant-uid; none without it.
+func (s backupSelection) owners() []catalog.ListOption {
+	if len(*s.uids) == 0 {
+		return nil
+	}
+	return []catalog.ListOption{catalog.WithTenantUIDs(*s.uids...)}
 }
 
 // Environment variables that stand for the signing flags, so that a job can pass keys without
@@ -266,6 +278,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dsn := fs.String("dsn", "", "database to back up, postgres://USER[:PASSWORD]@HOST:PORT/DB (a password may also come from PGPASSWORD)")
 	loc := fs.String("storage", "", "where backups live: s3://BUCKET/PREFIX?endpoint=HOST:PORT&region=R[&insecure=true] or file:///PATH")
 	tenant := fs.String("tenant", "", "tenant name")
+	tenantUID := fs.String("tenant-uid", "", "UID of the Tenant object, recorded in the manifest so that a later Tenant of the same name does not take this backup for its own")
 	schedule := fs.String("schedule", "", "schedule name")
 	var recipients stringList
 	fs.Var(&recipients, "recipient", "age public key to encrypt to (repeatable)")
@@ -310,7 +323,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n - 1))
 	}
 	m, err := Run(ctx, Options{
-		DSN: *dsn, Store: store, Tenant: *tenant, Schedule: *schedule, Recipients: recipients,
+		DSN: *dsn, Store: store, Tenant: *tenant, TenantUID: *tenantUID, Schedule: *schedule, Recipients: recipients,
 		SigningKey: signingKey, PgBinDir: *pgBin, ZstdLevel: lvl, AbandonedAfter: *abandoned, Log: progress(*verbose, stderr),
 	})
 	if err != nil {
@@ -359,7 +372,7 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	b, err := Restore(ctx, RestoreOptions{
-		Store: store, Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Identities: ids,
+		Store: store, Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Owners: sel.owners(), Identities: ids,
 		DSN: *dsn, Force: *force, NoOwner: *noOwner, PgBinDir: *pgBin, Trust: trust, Log: progress(*verbose, stderr),
 	})
 	if err != nil {
@@ -396,7 +409,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	o := VerifyOptions{Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Trust: trust, PgBinDir: *pgBin, ScratchDir: *scratch,
+	o := VerifyOptions{Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Owners: sel.owners(), Trust: trust, PgBinDir: *pgBin, ScratchDir: *scratch,
 		DrillSocket: *drillSocket, DrillRoles: drillRoles, Log: progress(*verbose, stderr)}
 	if *identityFile != "" {
 		ids, err := ReadIdentities(*identityFile)
@@ -481,6 +494,8 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	loc := fs.String("storage", "", "where backups live (see backup -h)")
 	tenant := fs.String("tenant", "", "only this tenant")
 	schedule := fs.String("schedule", "", "only this schedule (needs --tenant)")
+	var uids stringList
+	fs.Var(&uids, "tenant-uid", "only backups made for this Tenant object's UID (repeatable; backups that recorded none always count)")
 	output := fs.String("o", "table", "output format: table or json")
 	tf := fs.trustBackups()
 	if err := fs.parse(args); err != nil {
@@ -506,6 +521,9 @@ func runList(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// Signatures are checked, and shown, only when asked for, so that the table stays as it was
 	// for those who read it by column.
 	var opts []catalog.ListOption
+	if len(uids) > 0 {
+		opts = append(opts, catalog.WithTenantUIDs(uids...))
+	}
 	checkSignatures := len(trust.Keys) > 0 || trust.AllowUnsigned
 	if checkSignatures {
 		opts = append(opts, catalog.WithTrust(trust))

@@ -26,7 +26,9 @@ type RestoreOptions struct {
 	Tenant   string
 	Schedule string
 	// BackupID is an id or catalog.Latest.
-	BackupID   string
+	BackupID string
+	// Owners, when given, is catalog.WithTenantUIDs: only backups of these Tenant objects.
+	Owners     []catalog.ListOption
 	Identities []age.Identity
 	// DSN of the target database, which must exist.
 	DSN string
@@ -84,7 +86,7 @@ func checkIdentities(m catalog.Manifest, ids []age.Identity) error {
 // whole object has been read and matched the manifest's sha256 (see verifyingReader and
 // holdLastByte), so a damaged backup leaves the target as it was.
 func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
-	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID, o.Trust)
+	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID, o.Trust, o.Owners...)
 	if err != nil {
 		return catalog.Backup{}, err
 	}

@@ -23,6 +23,8 @@ type VerifyOptions struct {
 	Tenant   string
 	Schedule string
 	BackupID string // an id or catalog.Latest
+	// Owners, when given, is catalog.WithTenantUIDs: only backups of these Tenant objects.
+	Owners []catalog.ListOption
 	// Trust is what the backup's signature must check against; a backup that does not is
 	// refused, and nothing is recorded.
 	Trust catalog.Trust
@@ -68,7 +70,7 @@ func Verify(ctx context.Context, o VerifyOptions) (catalog.Backup, catalog.Verif
 	if o.Now != nil {
 		now = o.Now
 	}
-	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID, o.Trust)
+	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID, o.Trust, o.Owners...)
 	if err != nil {
 		return catalog.Backup{}, catalog.Verification{}, err
 	}

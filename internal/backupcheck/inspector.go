@@ -16,6 +16,7 @@ package backupcheck
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -70,6 +71,9 @@ type Request struct {
 	// FinishedJobs are the names of the tenant's backup and verification Jobs that have
 	// finished: a new one means new backups or verifications to look for.
 	FinishedJobs map[string]bool
+	// TenantUIDs are the Tenant objects whose backups are the tenant's (builders.TenantUIDs): a
+	// deleted predecessor of the same name is another customer, whose backups are not listed.
+	TenantUIDs []string
 }
 
 // Listing is what one look at one schedule's storage found.
@@ -170,7 +174,7 @@ func (i *Inspector) Observe(req Request) Inspection {
 		st = &tenantState{listings: map[string]Listing{}}
 		i.tenants[req.Tenant] = st
 	}
-	key := policyKey(req.Policy, req.Retention)
+	key := policyKey(req.Policy, req.Retention) + "@" + strings.Join(req.TenantUIDs, ",")
 	if st.pending == 0 && i.due(st, key, req.FinishedJobs) {
 		st.key, st.finishedJobs, st.request = key, req.FinishedJobs, req
 		st.lastQueued = i.opts.Clock.Now()
@@ -338,7 +342,11 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		listing.Err = err
 		return listing, nil
 	}
-	listed, err := catalog.ListEntries(ctx, store, req.Tenant, spec.Name, catalog.WithTrust(trust))
+	opts := []catalog.ListOption{catalog.WithTrust(trust)}
+	if len(req.TenantUIDs) > 0 {
+		opts = append(opts, catalog.WithTenantUIDs(req.TenantUIDs...))
+	}
+	listed, err := catalog.ListEntries(ctx, store, req.Tenant, spec.Name, opts...)
 	if err != nil {
 		listing.Err = err
 		return listing, nil
@@ -360,7 +368,7 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		listing.PruneErr = err
 		ctrl.LoggerFrom(ctx).Error(err, "Prune backups", "tenant", req.Tenant, "schedule", spec.Name)
 		// A delete that failed halfway may have removed a manifest: list again for the truth.
-		listing.Entries, listing.Err = catalog.ListEntries(ctx, store, req.Tenant, spec.Name, catalog.WithTrust(trust))
+		listing.Entries, listing.Err = catalog.ListEntries(ctx, store, req.Tenant, spec.Name, opts...)
 		return listing, res.Deleted
 	}
 	// Backup jobs with a writer's credential cannot clean up after a killed run; the pruner can.

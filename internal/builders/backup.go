@@ -262,6 +262,9 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 	for _, r := range policy.Spec.Encryption.Recipients {
 		args = append(args, "--recipient", r)
 	}
+	if t.UID != "" {
+		args = append(args, "--tenant-uid", string(t.UID))
+	}
 	env := []*corev1ac.EnvVarApplyConfiguration{
 		corev1ac.EnvVar().WithName("PGPASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 			corev1ac.SecretKeySelector().WithName(BackupJobSecretName(t)).WithKey(BackupSecretKeyPassword))),
@@ -335,6 +338,9 @@ func VerifyCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 		"--identity-file", path.Join(identityMountDir, identityFileName),
 		"--drill-socket", path.Join(drillSocketDir, drillSocketName), "--drill-role", databaseUser, "-v",
 	}, VerifySigningArgs(policy)...)
+	for _, uid := range TenantUIDs(t) {
+		args = append(args, "--tenant-uid", uid)
+	}
 	volumes := []*corev1ac.VolumeApplyConfiguration{
 		corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
 			WithSecretName(ref.Name).

@@ -25,11 +25,37 @@ const (
 	AnnotationAllowedServiceTypes = "tenancy.tenantops.io/allowed-service-types"
 )
 
+// AnnotationTenantUID on a tenant's namespace is the UID of the Tenant whose data it holds.
+const AnnotationTenantUID = "tenancy.tenantops.io/tenant-uid"
+
+// AnnotationAdoptedUIDs on a Tenant lists, comma-separated, the UIDs of the deleted Tenants of the
+// same name whose retained namespace, database and backups it adopted. The operator writes it.
+const AnnotationAdoptedUIDs = "tenancy.tenantops.io/adopted-uids"
+
+// TenantUIDs are the Tenant objects whose backups are this tenant's: its own and those it adopted.
+func TenantUIDs(t *v1alpha1.Tenant) []string {
+	var uids []string
+	if t.UID != "" {
+		uids = append(uids, string(t.UID))
+	}
+	for _, uid := range strings.Split(t.Annotations[AnnotationAdoptedUIDs], ",") {
+		if uid = strings.TrimSpace(uid); uid != "" {
+			uids = append(uids, uid)
+		}
+	}
+	return uids
+}
+
 // Namespace is the tenant's namespace with Pod Security restricted enforced, audited and warned,
 // annotated with what admission lets the tenant expose (AnnotationHostnames,
 // AnnotationAllowedServiceTypes).
 func Namespace(t *v1alpha1.Tenant) *corev1ac.NamespaceApplyConfiguration {
 	annotations := map[string]string{AnnotationHostnames: strings.Join(t.Spec.Hostnames, ",")}
+	if t.UID != "" {
+		// Whose data the namespace holds: a later Tenant of the same name is another customer,
+		// and adopts it only when told to (v1alpha1.AnnotationAdoptNamespace).
+		annotations[AnnotationTenantUID] = string(t.UID)
+	}
 	if types := t.Spec.Firewall.AllowedServiceTypes; len(types) > 0 {
 		names := make([]string, 0, len(types))
 		for _, st := range types {

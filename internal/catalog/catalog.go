@@ -49,6 +49,26 @@ type ListOption func(*listOptions)
 
 type listOptions struct {
 	trust *Trust
+	// owners, when set, are the tenant UIDs whose backups are listed; see WithTenantUIDs.
+	owners map[string]bool
+}
+
+// WithTenantUIDs lists only the backups made for these Tenant objects (Manifest.TenantUID): the
+// current Tenant and those whose data it adopted. A Tenant deleted and created again under the
+// same name is another customer: its predecessor's backups are not its own to count, prune or
+// restore. Backups that recorded no UID (made before it was recorded) are listed for everyone.
+func WithTenantUIDs(uids ...string) ListOption {
+	return func(o *listOptions) {
+		o.owners = map[string]bool{}
+		for _, uid := range uids {
+			o.owners[uid] = true
+		}
+	}
+}
+
+// owns says whether a backup made for tenantUID belongs to the listing.
+func (o listOptions) owns(tenantUID string) bool {
+	return o.owners == nil || tenantUID == "" || o.owners[tenantUID]
 }
 
 // WithTrust checks every listed backup's signature against trust and reports the outcome in the
@@ -63,12 +83,15 @@ func WithTrust(trust Trust) ListOption {
 // not backups and are not listed.
 func List(ctx context.Context, store storage.Store, tenant, schedule string, opts ...ListOption) ([]Backup, error) {
 	var out []Backup
-	err := walk(ctx, store, tenant, schedule, listOpts(opts), func(dir string, data []byte, v *Verification, sig SignatureStatus) error {
+	o := listOpts(opts)
+	err := walk(ctx, store, tenant, schedule, o, func(dir string, data []byte, v *Verification, sig SignatureStatus) error {
 		m, err := DecodeManifest(data)
 		if err != nil {
 			return fmt.Errorf("manifest of %s: %w", dir, err)
 		}
-		out = append(out, Backup{Manifest: m, Verification: v, Signature: sig})
+		if o.owns(m.TenantUID) {
+			out = append(out, Backup{Manifest: m, Verification: v, Signature: sig})
+		}
 		return checkDir(dir, m)
 	})
 	if err != nil {
@@ -104,7 +127,8 @@ type Entry struct {
 // their manifests list.
 func ListEntries(ctx context.Context, store storage.Store, tenant, schedule string, opts ...ListOption) ([]Entry, error) {
 	var out []Entry
-	err := walk(ctx, store, tenant, schedule, listOpts(opts), func(dir string, data []byte, v *Verification, sig SignatureStatus) error {
+	o := listOpts(opts)
+	err := walk(ctx, store, tenant, schedule, o, func(dir string, data []byte, v *Verification, sig SignatureStatus) error {
 		var lean struct {
 			Manifest
 			// Shadows Manifest.Tables: decoded into zero-size elements, it is counted, not held.
@@ -117,8 +141,10 @@ func ListEntries(ctx context.Context, store storage.Store, tenant, schedule stri
 			return fmt.Errorf("manifest of %s: %w", dir, err)
 		}
 		m := lean.Manifest
-		out = append(out, Entry{ID: m.ID, Tenant: m.Tenant, Schedule: m.Schedule, StartedAt: m.StartedAt, FinishedAt: m.FinishedAt,
-			Size: m.Object.Size, Tables: len(lean.Tables), Verification: v, Signature: sig})
+		if o.owns(m.TenantUID) {
+			out = append(out, Entry{ID: m.ID, Tenant: m.Tenant, Schedule: m.Schedule, StartedAt: m.StartedAt, FinishedAt: m.FinishedAt,
+				Size: m.Object.Size, Tables: len(lean.Tables), Verification: v, Signature: sig})
+		}
 		return checkDir(dir, m)
 	})
 	if err != nil {
@@ -217,14 +243,14 @@ func sortNewestFirst[T any](bs []T, key func(T) Entry) {
 }
 
 // Get returns one backup by id, or the newest with Latest. A missing backup is a *NotFoundError.
-func Get(ctx context.Context, store storage.Store, tenant, schedule, id string) (Backup, error) {
+func Get(ctx context.Context, store storage.Store, tenant, schedule, id string, opts ...ListOption) (Backup, error) {
 	for kind, v := range map[string]string{"tenant": tenant, "schedule": schedule} {
 		if err := ValidateName(kind, v); err != nil {
 			return Backup{}, err
 		}
 	}
 	if id == Latest {
-		all, err := List(ctx, store, tenant, schedule)
+		all, err := List(ctx, store, tenant, schedule, opts...)
 		if err != nil {
 			return Backup{}, err
 		}
@@ -239,6 +265,9 @@ func Get(ctx context.Context, store storage.Store, tenant, schedule, id string) 
 	b, err := load(ctx, store, Dir(tenant, schedule, id), true)
 	if errors.Is(err, storage.ErrNotFound) {
 		return Backup{}, &NotFoundError{Tenant: tenant, Schedule: schedule, ID: id}
+	}
+	if err == nil && !listOpts(opts).owns(b.TenantUID) {
+		return Backup{}, fmt.Errorf("backup %s of tenant %s schedule %s was made for another Tenant of that name (uid %s), not this one", id, tenant, schedule, b.TenantUID)
 	}
 	return b, err
 }

@@ -33,12 +33,16 @@ const (
 
 // Manifest describes one complete backup.
 type Manifest struct {
-	FormatVersion int       `json:"formatVersion"`
-	ID            string    `json:"id"`
-	Tenant        string    `json:"tenant"`
-	Schedule      string    `json:"schedule"`
-	StartedAt     time.Time `json:"startedAt"`
-	FinishedAt    time.Time `json:"finishedAt"`
+	FormatVersion int    `json:"formatVersion"`
+	ID            string `json:"id"`
+	Tenant        string `json:"tenant"`
+	// TenantUID is the UID of the Tenant object the backup was made for: a later Tenant of the
+	// same name is another customer, whose listings leave this backup out unless it adopted the
+	// data explicitly. Empty in backups made before it was recorded.
+	TenantUID  string    `json:"tenantUID,omitempty"`
+	Schedule   string    `json:"schedule"`
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
 	// Database is the dumped database's name (never the connection string, which may hold a
 	// password).
 	Database string `json:"database"`

@@ -251,8 +251,8 @@ func (e *SignatureError) Error() string {
 // GetTrusted is Get, then the backup's signature checked against trust: a backup whose signature
 // does not check is a *SignatureError. It is what restore and verify use, so that a backup someone
 // with write access to the bucket made or changed is never restored.
-func GetTrusted(ctx context.Context, store storage.Store, tenant, schedule, id string, trust Trust) (Backup, error) {
-	b, err := Get(ctx, store, tenant, schedule, id)
+func GetTrusted(ctx context.Context, store storage.Store, tenant, schedule, id string, trust Trust, opts ...ListOption) (Backup, error) {
+	b, err := Get(ctx, store, tenant, schedule, id, opts...)
 	if err != nil {
 		return Backup{}, err
 	}

@@ -72,9 +72,25 @@ BUCKETS
   echo "Backup storage on 127.0.0.1:9000: backups-hot (eu-west-1), backups-cold (eu-central-1); data in $dev/s3-*"
 }
 
+# start_demo_app serves the stand-in for initech's application (hack/demo-app) on
+# 127.0.0.1:18443, writing its CA to $dev/demo-app/ca.crt for the operator's probes.
+start_demo_app() {
+  stop demo-app
+  mkdir -p "$dev/demo-app"
+  go build -o "$dev/demo-app/demo-app" ./hack/demo-app
+  rm -f "$dev/demo-app/ca.crt"
+  start demo-app "$dev/demo-app/demo-app" --addr 127.0.0.1:18443 --ca-file "$dev/demo-app/ca.crt"
+  for _ in $(seq 1 50); do [[ -s "$dev/demo-app/ca.crt" ]] && return; sleep 0.2; done
+  echo "The stand-in application did not start: $(cat "$dev/demo-app.log")" >&2
+  return 1
+}
+
+stop_demo_app() { stop demo-app; }
+
 if [[ "${1:-up}" == down ]]; then
   stop operator
   echo "Operator stopped"
+  stop_demo_app
   for name in s3-router s3-hot s3-cold; do stop "$name"; done
   echo "Backup storage stopped"
   bash hack/dev-cluster.sh down
@@ -88,6 +104,9 @@ bash hack/dev-cluster.sh up
 step "Starting the backup storage of the sample BackupPolicy"
 start_storage
 
+step "Starting a stand-in for a tenant's application (https://127.0.0.1:18443/, CA in $dev/demo-app)"
+start_demo_app
+
 step "Building and starting the operator (webhook on 127.0.0.1:9443, default issuer: ClusterIssuer selfsigned)"
 make --no-print-directory build
 bash hack/run-local.sh --background
@@ -96,6 +115,7 @@ step "Applying the demo prerequisites (Secrets, the selfsigned ClusterIssuer), t
 "$kubectl" apply --server-side -f config/samples/demo/prerequisites.yaml
 "$kubectl" wait --for condition=Ready --timeout 60s clusterissuer/selfsigned
 "$kubectl" apply --server-side -k config/samples
+"$kubectl" apply --server-side -f config/samples/demo/tenant-initech.yaml
 
 step "Waiting up to ${timeout}s for every tenant to be Ready"
 deadline=$((SECONDS + timeout))
@@ -114,6 +134,23 @@ while :; do
   fi
   sleep 2
 done
+
+step "Stopping initech's application to show a tenant going down (the promise: known within 2 minutes)"
+wait_for() { # jsonpath want timeout
+  local deadline=$((SECONDS + $3))
+  until [[ "$("$kubectl" get tenant initech -o jsonpath="$1")" == "$2" ]]; do
+    ((SECONDS < deadline)) || { echo "initech: $1 is not $2 after $3 s"; return 1; }
+    sleep 1
+  done
+}
+wait_for '{.status.conditions[?(@.type=="Available")].status}' True 60
+stop_demo_app
+stopped=$SECONDS
+wait_for '{.status.conditions[?(@.type=="Available")].reason}' Down 120
+echo "  initech marked Down $((SECONDS - stopped)) s after its application stopped (probes every 15 s, down after 2 failures):"
+"$kubectl" get tenants -o wide
+"$kubectl" get tenant initech -o jsonpath='{range .status.conditions[?(@.type=="Available")]}  Available={.status} {.reason}: {.message}{"\n"}{end}'
+"$kubectl" get events -A --field-selector involvedObject.name=initech,reason=Down -o custom-columns='TYPE:.type,REASON:.reason,MESSAGE:.message' 2>/dev/null || true
 
 step "Status ($((SECONDS - start))s since make demo started)"
 "$kubectl" get tenants,backuppolicies,retentionpolicies

@@ -19,6 +19,8 @@ kubectl="$root/bin/control-plane/kubectl"
 args=(--operator-namespace tenant-operator-system --webhook-cert-dir "$dev/webhook-certs" --webhook-port "$webhook_port"
       --metrics-bind-address "127.0.0.1:$metrics_port" --health-probe-bind-address "127.0.0.1:$probe_port"
       --default-issuer-name selfsigned)
+# make demo's stand-in tenant application serves with a CA of its own.
+[[ -f "$dev/demo-app/ca.crt" ]] && args+=(--probe-ca-file "$dev/demo-app/ca.crt")
 if [[ "${1:-}" == "--background" ]]; then
   pidfile="$dev/operator.pid"
   if [[ -f "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then

@@ -42,7 +42,7 @@ func main() {
 	}
 	srv := &http.Server{Addr: *addr, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12},
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })}
+		Handler:   http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })}
 	log.Printf("serving https://%s/ (CA in %s)", *addr, *caFile)
 	log.Fatal(srv.ListenAndServeTLS("", ""))
 }

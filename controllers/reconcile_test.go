@@ -1,7 +1,6 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,7 +30,7 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
-	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/catalog/catalogtest"
 	"github.com/tenantops/tenant-operator/internal/metrics"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
@@ -196,7 +195,7 @@ func testScheme(t *testing.T) *runtime.Scheme {
 	return s
 }
 
-// writeVolumeBackup lays out a complete backup in a volume directory as the agent does.
+// writeVolumeBackup lays out a complete backup in a volume directory, finished at finished.
 func writeVolumeBackup(t *testing.T, dir, tenant, schedule, id string, finished time.Time) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -206,16 +205,7 @@ func writeVolumeBackup(t *testing.T, dir, tenant, schedule, id string, finished 
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	if _, err := store.Put(ctx, storage.Join(catalog.Dir(tenant, schedule, id), catalog.DataObject), bytes.NewReader([]byte("data"))); err != nil {
-		t.Fatal(err)
-	}
-	m := catalog.Manifest{FormatVersion: catalog.FormatVersion, ID: id, Tenant: tenant, Schedule: schedule,
-		StartedAt: finished.Add(-time.Minute), FinishedAt: finished,
-		Object: catalog.ObjectInfo{Name: catalog.DataObject, Size: 4, SHA256: "3a6eb0790f39ac87c94f3856b2dd2c5d110e6811602261a9a923d3bb23adc8b7"}}
-	if err := catalog.WriteManifest(ctx, store, m); err != nil {
-		t.Fatal(err)
-	}
+	catalogtest.Write(t, store, catalogtest.Backup{Tenant: tenant, Schedule: schedule, ID: id, StartedAt: finished.Add(-time.Minute)})
 }
 
 // finalBackups waits for a running final backup, goes on once it completed, and refuses to go on

@@ -456,15 +456,7 @@ func countRestored(ctx context.Context, cluster *pgcluster.Cluster) ([]catalog.T
 		return nil, 0, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	tables, err := listTables(ctx, conn)
-	if err != nil {
-		return nil, 0, fmt.Errorf("list restored tables: %w", err)
-	}
-	los, err := countRows(ctx, conn, tables)
-	if err != nil {
-		return nil, 0, err
-	}
-	return tables, los, nil
+	return tableRows(ctx, conn)
 }
 
 func sqlState(err error) string {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"filippo.io/age"
+	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
@@ -348,6 +349,12 @@ func targetTables(ctx context.Context, ci connInfo) ([]catalog.TableRows, int64,
 		return nil, 0, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	return tableRows(ctx, conn)
+}
+
+// tableRows lists a restored database's tables with exact row counts, and counts its large
+// objects.
+func tableRows(ctx context.Context, conn *pgx.Conn) ([]catalog.TableRows, int64, error) {
 	tables, err := listTables(ctx, conn)
 	if err != nil {
 		return nil, 0, fmt.Errorf("list restored tables: %w", err)

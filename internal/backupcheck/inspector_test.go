@@ -1,10 +1,7 @@
 package backupcheck
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,11 +16,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
-	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/catalog/catalogtest"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
-// writeBackup lays out a complete backup in a volume store as the agent does: data, then manifest.
+// writeBackup lays out a complete backup in a volume directory.
 func writeBackup(t *testing.T, dir, tenant, schedule, id string, started time.Time) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -33,18 +30,7 @@ func writeBackup(t *testing.T, dir, tenant, schedule, id string, started time.Ti
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := context.Background()
-	data := []byte("encrypted dump of " + id)
-	if _, err := store.Put(ctx, storage.Join(catalog.Dir(tenant, schedule, id), catalog.DataObject), bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(data)
-	m := catalog.Manifest{FormatVersion: catalog.FormatVersion, ID: id, Tenant: tenant, Schedule: schedule,
-		StartedAt: started, FinishedAt: started.Add(time.Minute),
-		Object: catalog.ObjectInfo{Name: catalog.DataObject, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}}
-	if err := catalog.WriteManifest(ctx, store, m); err != nil {
-		t.Fatal(err)
-	}
+	catalogtest.Write(t, store, catalogtest.Backup{Tenant: tenant, Schedule: schedule, ID: id, StartedAt: started})
 }
 
 func volumePolicy(name, claim string) *v1alpha1.BackupPolicy {

@@ -1,16 +1,14 @@
 package catalog_test
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/catalog/catalogtest"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -25,16 +23,7 @@ func TestBackupsOfAPredecessorAreNotListed(t *testing.T) {
 	}
 	t0 := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
 	put := func(id, uid string, at time.Time) {
-		data := []byte("data of " + id)
-		if _, err := store.Put(ctx, storage.Join(catalog.Dir("acme", "hot", id), catalog.DataObject), bytes.NewReader(data)); err != nil {
-			t.Fatal(err)
-		}
-		sum := sha256.Sum256(data)
-		m := catalog.Manifest{FormatVersion: catalog.FormatVersion, ID: id, Tenant: "acme", TenantUID: uid, Schedule: "hot",
-			StartedAt: at, FinishedAt: at.Add(time.Minute), Object: catalog.ObjectInfo{Name: catalog.DataObject, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}}
-		if err := catalog.WriteManifest(ctx, store, m); err != nil {
-			t.Fatal(err)
-		}
+		catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", TenantUID: uid, Schedule: "hot", ID: id, StartedAt: at})
 	}
 	put("legacy", "", t0)
 	put("old-customer", "uid-old", t0.Add(time.Hour))

@@ -1,12 +1,8 @@
 package catalog_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"slices"
@@ -20,41 +16,21 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/catalog/catalogtest"
 	"github.com/tenantops/tenant-operator/internal/retention"
 	"github.com/tenantops/tenant-operator/internal/storage"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
 
-// writeBackup lays out a complete backup the way the backup agent does (backup.Run needs a
-// PostgreSQL, which pruning does not care about): the data object first, then a manifest that
-// describes it, so that backup.Verify can check it.
+// writeBackup lays out a complete backup with 1 KiB of random data, so that backup.Verify can check
+// it.
 func writeBackup(t *testing.T, store storage.Store, tenant, schedule, id string, started time.Time) {
 	t.Helper()
-	ctx := context.Background()
 	data := make([]byte, 1024)
 	if _, err := rand.Read(data); err != nil {
 		t.Fatal(err)
 	}
-	dir := catalog.Dir(tenant, schedule, id)
-	if _, err := store.Put(ctx, storage.Join(dir, catalog.DataObject), bytes.NewReader(data)); err != nil {
-		t.Fatalf("write data of %s: %v", dir, err)
-	}
-	sum := sha256.Sum256(data)
-	m := catalog.Manifest{
-		FormatVersion: catalog.FormatVersion, ID: id, Tenant: tenant, Schedule: schedule,
-		StartedAt: started, FinishedAt: started.Add(3 * time.Minute), Database: "app",
-		Object: catalog.ObjectInfo{
-			Name: catalog.DataObject, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
-			Format: "pg_dump-custom", Compression: "zstd", Encryption: "age",
-		},
-	}
-	manifest, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Put(ctx, storage.Join(dir, catalog.ManifestObject), bytes.NewReader(manifest)); err != nil {
-		t.Fatalf("write manifest of %s: %v", dir, err)
-	}
+	catalogtest.Write(t, store, catalogtest.Backup{Tenant: tenant, Schedule: schedule, ID: id, StartedAt: started, Data: data})
 }
 
 // verify runs the backup agent's checksum verification, which records its outcome next to the

@@ -79,6 +79,7 @@ func runManager() error {
 	flag.DurationVar(&opts.BackupCheckInterval, "backup-check-interval", backupcheck.DefaultInterval, "How often each tenant's backup storage is listed and pruned, besides after every backup job.")
 	flag.StringVar(&opts.BackupVolumeRoot, "backup-volume-root", backupcheck.DefaultVolumeRoot, "Where volume backup storage claims are mounted into the manager, one directory per claim, so their backups can be checked.")
 	flag.BoolVar(&uptimeProbes, "uptime-probes", true, "Probe every tenant's URL and database for Available, UptimeObjectiveMet and the uptime metrics.")
+	flag.BoolVar(&opts.DisableDatabaseProbes, "no-database-probes", false, "Probe tenants' URLs only, not their databases: for a manager that runs outside the cluster's network, where the databases' in-cluster names do not resolve.")
 	flag.StringVar(&probeCAFile, "probe-ca-file", "", "PEM file of extra certificate authorities trusted for tenants' URLs, besides the system's.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go's pprof profiles on, for investigating the manager's CPU and memory; empty disables it.")
 	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Queries per second to the API server the client allows itself.")

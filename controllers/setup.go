@@ -76,6 +76,10 @@ type Options struct {
 	// DisableUptimeProbes turns off probing tenants' URLs and databases (Available and
 	// UptimeObjectiveMet then say NotMonitored).
 	DisableUptimeProbes bool
+	// DisableDatabaseProbes probes tenants' URLs only: for a manager that runs outside the
+	// cluster's network (make run, make demo), where the databases' in-cluster names do not
+	// resolve.
+	DisableDatabaseProbes bool
 	// ProbeRootCAs are the authorities trusted for tenants' URLs; the system's when nil.
 	ProbeRootCAs *x509.CertPool
 	// Metrics receives the operator's Prometheus series; registered with controller-runtime's

@@ -46,7 +46,7 @@ func (r *TenantReconciler) reconcileMonitoring(ctx context.Context, s *tenantSco
 		return ctrl.Result{}, nil
 	}
 	targets := uptime.Targets{URL: o.url, Interval: monitoringInterval(t), Objective: objective}
-	if s.databaseReady {
+	if s.databaseReady && !r.Options.DisableDatabaseProbes {
 		if targets.Database, targets.DatabaseKey, err = r.databaseProbeTarget(ctx, t); err != nil {
 			return ctrl.Result{}, err
 		}

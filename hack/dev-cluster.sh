@@ -117,6 +117,12 @@ up() {
   # the cluster is ready.
   export KUBECONFIG="$KWOK_WORKDIR/clusters/$cluster/kubeconfig.yaml"
   "$kwokctl" scale node --name "$cluster" --replicas 1 >>"$dev/kwokctl.log" 2>&1
+  # kwokctl's node has no ephemeral storage, and every pod asks for some (the tenants' LimitRange
+  # gives containers a default, as quota counts it): give it the capacity a real node reports.
+  for node in $("$kubectl" get nodes -o name); do
+    "$kubectl" patch "$node" --subresource=status --type=merge \
+      -p '{"status":{"capacity":{"ephemeral-storage":"200Gi"},"allocatable":{"ephemeral-storage":"200Gi"}}}' >/dev/null
+  done
   "$kubectl" apply -f "$dev/kwok-storage-class.yaml" >/dev/null
   log "Cluster up with one fake node ($((SECONDS - t))s)"
 

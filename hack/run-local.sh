@@ -18,7 +18,9 @@ kubectl="$root/bin/control-plane/kubectl"
 "$kubectl" create namespace tenant-operator-system --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
 args=(--operator-namespace tenant-operator-system --webhook-cert-dir "$dev/webhook-certs" --webhook-port "$webhook_port"
       --metrics-bind-address "127.0.0.1:$metrics_port" --health-probe-bind-address "127.0.0.1:$probe_port"
-      --default-issuer-name selfsigned)
+      --default-issuer-name selfsigned
+      # Outside the cluster the databases' in-cluster names do not resolve: probe URLs only.
+      --no-database-probes)
 # make demo's stand-in tenant application serves with a CA of its own.
 [[ -f "$dev/demo-app/ca.crt" ]] && args+=(--probe-ca-file "$dev/demo-app/ca.crt")
 if [[ "${1:-}" == "--background" ]]; then

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
 // The tests in this file prove that what our status setters write is what kstatus (and so Flux's
@@ -34,7 +35,7 @@ func condition(conditionType string, s metav1.ConditionStatus, reason, message s
 // the parts of the same type.
 func partsReady(overrides ...metav1.Condition) []metav1.Condition {
 	var out []metav1.Condition
-	for _, conditionType := range tenantPartConditions {
+	for _, conditionType := range tenantstatus.PartConditions {
 		c := condition(conditionType, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "As the spec says")
 		for _, o := range overrides {
 			if o.Type == conditionType {
@@ -44,7 +45,7 @@ func partsReady(overrides ...metav1.Condition) []metav1.Condition {
 		out = append(out, c)
 	}
 	for _, o := range overrides {
-		if !slices.Contains(tenantPartConditions, o.Type) {
+		if !slices.Contains(tenantstatus.PartConditions, o.Type) {
 			out = append(out, o)
 		}
 	}
@@ -63,14 +64,14 @@ type tenantPass struct {
 
 func (p tenantPass) apply(t *v1alpha1.Tenant) {
 	if p.invalidSpec != "" {
-		setInvalidSpec(t, p.invalidSpec)
+		tenantstatus.SetInvalidSpec(t, p.invalidSpec)
 		t.Status.ObservedGeneration = t.Generation
 		return
 	}
 	for _, c := range p.parts {
-		setCondition(t, c)
+		tenantstatus.Set(t, c)
 	}
-	summarizeTenant(t)
+	tenantstatus.Summarize(t)
 	if !p.retrying {
 		t.Status.ObservedGeneration = t.Generation
 	}

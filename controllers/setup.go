@@ -3,11 +3,7 @@ package controllers
 
 import (
 	"context"
-	"crypto/x509"
 	"fmt"
-	"slices"
-	"sync"
-	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -15,23 +11,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/discovery"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/workqueue"
-	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
-	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 	gwv1 "sigs.k8s.io/gateway-api/apis/v1"
@@ -40,7 +27,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/builders"
-	"github.com/tenantops/tenant-operator/internal/metrics"
+	"github.com/tenantops/tenant-operator/internal/manager"
 	"github.com/tenantops/tenant-operator/internal/probes"
 	"github.com/tenantops/tenant-operator/internal/ssa"
 	"github.com/tenantops/tenant-operator/internal/uptime"
@@ -56,74 +43,14 @@ const (
 	indexBackupPolicySecrets   = "spec.secretNames"
 )
 
-// Options are the manager's settings, every one reachable by a flag of main.go and a value of the
-// chart. The builders' settings (namespaces, issuers, images, cluster domain, selectors) are
-// embedded: one type for the whole manager.
-type Options struct {
-	builders.Options
-	// MaxConcurrentReconciles is how many Tenants are reconciled at once.
-	MaxConcurrentReconciles int
-	// BackupCheckInterval is how often each tenant's backup storage is listed (and pruned), besides
-	// after every backup job; backupcheck.DefaultInterval when zero.
-	BackupCheckInterval time.Duration
-	// BackupVolumeRoot is where volume storage claims are mounted into the manager, one directory
-	// per claim name, so the operator can check backups on volumes too;
-	// backupcheck.DefaultVolumeRoot when empty.
-	BackupVolumeRoot string
-	// Clock tells the time for freshness, retention and uptime; the real clock when nil. Tests
-	// inject one.
-	Clock clock.WithTicker
-	// DisableUptimeProbes turns off probing tenants' URLs and databases (Available and
-	// UptimeObjectiveMet then say NotMonitored).
-	DisableUptimeProbes bool
-	// DisableDatabaseProbes probes tenants' URLs only: for a manager that runs outside the
-	// cluster's network (make run, make demo), where the databases' in-cluster names do not
-	// resolve.
-	DisableDatabaseProbes bool
-	// ProbeRootCAs are the authorities trusted for tenants' URLs; the system's when nil.
-	ProbeRootCAs *x509.CertPool
-	// Metrics receives the operator's Prometheus series; registered with controller-runtime's
-	// registry when nil.
-	Metrics *metrics.Metrics
-	// GatewayAPI says the API server serves Gateway API's HTTPRoute and ReferenceGrant, found by
-	// discovery when the manager starts (GatewayAPIServed): only then are they cached and
-	// watched, since a cache or watch of a kind not served stops the manager.
-	GatewayAPI bool
-}
+// Options are the manager's settings (package manager).
+type Options = manager.Options
+
+// AddToScheme registers every API the manager reads or writes.
+var AddToScheme = manager.AddToScheme
 
 // GatewayAPIServed asks the API server whether it serves the Gateway API kinds the operator writes.
-func GatewayAPIServed(cfg *rest.Config) (bool, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return false, err
-	}
-	for _, gv := range []schema.GroupVersion{gwv1.SchemeGroupVersion, gwv1beta1.SchemeGroupVersion} {
-		kind := map[string]string{"v1": "HTTPRoute", "v1beta1": "ReferenceGrant"}[gv.Version]
-		resources, err := dc.ServerResourcesForGroupVersion(gv.String())
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("discover %s: %w", gv, err)
-		}
-		if !slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Kind == kind }) {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
-// withDefaults fills what is empty.
-func (o Options) withDefaults() Options {
-	if o.Clock == nil {
-		o.Clock = clock.RealClock{}
-	}
-	if o.Metrics == nil {
-		o.Metrics = defaultMetrics()
-	}
-	o.Options = o.Options.WithDefaults()
-	return o
-}
+var GatewayAPIServed = manager.GatewayAPIServed
 
 // CacheOptions limits what the manager caches. Objects the operator owns carry its managed-by
 // label, so only those are cached; Secrets are cached in the operator's namespace (policy Secrets)
@@ -210,21 +137,10 @@ func ownedTypes(opts Options) []client.Object {
 	return types
 }
 
-// AddToScheme registers every API the manager reads or writes: Kubernetes', the tenancy API,
-// cert-manager's and Gateway API's.
-func AddToScheme(s *runtime.Scheme) error {
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, cmapi.AddToScheme, gwv1.Install, gwv1beta1.Install} {
-		if err := add(s); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // SetupWithManager registers the field indexes, every reconciler, and the uptime Monitor and
 // backup Inspector that run beside them on the leader.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	if err := setupIndexes(context.Background(), mgr); err != nil {
 		return err
 	}
@@ -256,7 +172,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 // NewTenantReconciler returns the Tenant reconciler with its backup Inspector and, unless probes
 // are off, its uptime Monitor; the caller runs those (mgr.Add).
 func NewTenantReconciler(c client.Client, apiReader client.Reader, recorder recorder.EventRecorder, opts Options) (*TenantReconciler, error) {
-	opts = opts.withDefaults()
+	opts = opts.WithDefaults()
 	ranges, err := builders.ClusterRanges(opts.Options)
 	if err != nil {
 		return nil, fmt.Errorf("the cluster's address ranges: %w", err)
@@ -328,7 +244,3 @@ func enqueuePolicyOfTenant(ref func(*v1alpha1.Tenant) *v1alpha1.LocalObjectRefer
 		},
 	}
 }
-
-// defaultMetrics registers the operator's metrics with controller-runtime's registry once per
-// process, however many managers a test starts.
-var defaultMetrics = sync.OnceValue(func() *metrics.Metrics { return metrics.New(ctrlmetrics.Registry) })

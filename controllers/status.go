@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
 // patchStatus writes the status of obj when it differs from the status of before, as a merge
@@ -33,7 +34,7 @@ func patchStatus[T client.Object](ctx context.Context, c client.Client, before, 
 // A policy that is not ready needs its owner (a spec to fix, a Secret to create), so it is also
 // Stalled, which kstatus and GitOps tools read as Failed. It is the policies' one setter.
 func setPolicyReady(conditions *[]metav1.Condition, generation int64, reason, message string) {
-	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: reason, Message: bound(message, maxConditionMessage), ObservedGeneration: generation}
+	c := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: reason, Message: tenantstatus.Bound(message, tenantstatus.MaxMessage), ObservedGeneration: generation}
 	if reason == v1alpha1.ReasonSucceeded {
 		meta.SetStatusCondition(conditions, c)
 		meta.RemoveStatusCondition(conditions, v1alpha1.ConditionStalled)

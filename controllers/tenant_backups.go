@@ -17,6 +17,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
@@ -27,26 +28,26 @@ import (
 // BackupVerified and status.backups.
 func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	var o backupsObservation
+	var o tenantstatus.BackupsObservation
 	defer func() {
-		setBackupsFresh(t, o)
-		setBackupVerified(t, o)
+		tenantstatus.SetBackupsFresh(t, o)
+		tenantstatus.SetBackupVerified(t, o)
 	}()
 	switch {
 	case t.Spec.BackupPolicyRef == nil:
-		o.noPolicy = true
+		o.NoPolicy = true
 		r.backups.Forget(t.Name)
 		r.Options.Metrics.DeleteBackups(t.Name)
 		t.Status.Backups = nil
-		o.err = r.deleteBackupJobs(ctx, t, nil)
-		return ctrl.Result{}, o.err
+		o.Err = r.deleteBackupJobs(ctx, t, nil)
+		return ctrl.Result{}, o.Err
 	case s.backupPolicy == nil:
 		// The policy is missing or invalid (PoliciesResolved says which). Existing CronJobs stay:
 		// stopping backups because a policy is being fixed would lose more than it saves.
-		o.unavailablePolicy = t.Spec.BackupPolicyRef.Name
+		o.UnavailablePolicy = t.Spec.BackupPolicyRef.Name
 		return ctrl.Result{}, nil
 	case s.namespaceBlocked:
-		o.blocked = true
+		o.Blocked = true
 		return ctrl.Result{}, nil
 	}
 	policy := s.backupPolicy
@@ -59,7 +60,7 @@ func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope)
 	if err == nil {
 		jobs, err = r.backupJobs(ctx, t)
 	}
-	if o.err = err; err != nil {
+	if o.Err = err; err != nil {
 		return ctrl.Result{}, err
 	}
 
@@ -71,7 +72,7 @@ func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope)
 	}
 	now := r.Options.Clock.Now()
 	verdict := backupcheck.Judge(backupcheck.Input{Policy: policy, Schedules: expected, Jobs: jobs.NewestBackup, Inspection: inspection, Now: now})
-	o.verdict = &verdict
+	o.Verdict = &verdict
 	t.Status.Backups = verdict.Status
 	r.Options.Metrics.SetBackups(t.Name, verdict.Metrics)
 

@@ -17,6 +17,7 @@ import (
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/ssa"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 	"github.com/tenantops/tenant-operator/internal/uptime"
 	"github.com/tenantops/tenant-operator/internal/validation"
 )
@@ -77,7 +78,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	specValid := true
 	defer func() {
 		if specValid {
-			summarizeTenant(tenant)
+			tenantstatus.Summarize(tenant)
 		}
 		// observedGeneration says the conditions describe this generation: set when the outcome
 		// is conclusive (success, or a spec error the user must fix), never while retrying.
@@ -113,7 +114,7 @@ func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res
 	// The webhook rejects these; a Tenant created while it was down gets a condition instead.
 	if errs := append(validation.Tenant(tenant), validation.Firewall(tenant, r.clusterRanges)...); len(errs) > 0 {
 		specValid = false
-		setInvalidSpec(tenant, errs.ToAggregate().Error())
+		tenantstatus.SetInvalidSpec(tenant, errs.ToAggregate().Error())
 		return ctrl.Result{}, reconcile.TerminalError(errs.ToAggregate())
 	}
 

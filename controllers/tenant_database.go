@@ -19,6 +19,7 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
 // +kubebuilder:rbac:groups="",resources=configmaps;services,verbs=get;list;watch;create;update;patch;delete
@@ -30,9 +31,9 @@ import (
 // cert-manager, the StatefulSet and its services. It sets DatabaseReady and status.database.
 func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	o := databaseObservation{blocked: s.namespaceBlocked, version: builders.DatabaseVersion(t), host: builders.DatabaseHost(t)}
-	defer func() { setDatabaseReady(t, o) }()
-	if o.blocked {
+	o := tenantstatus.DatabaseObservation{Blocked: s.namespaceBlocked, Version: builders.DatabaseVersion(t), Host: builders.DatabaseHost(t)}
+	defer func() { tenantstatus.SetDatabaseReady(t, o) }()
+	if o.Blocked {
 		return ctrl.Result{}, nil
 	}
 	// The credentials, configuration, services and server certificate together; the
@@ -53,29 +54,29 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 		if meta.IsNoMatchError(err) {
 			// Without cert-manager there is no server certificate; the Certificate step says the
 			// same in CertificateReady.
-			o.certManagerMissing = true
+			o.CertManagerMissing = true
 			return nil
 		}
 		return err
 	})
-	if o.err = firstError(concurrently(ctx, tasks...)); o.err != nil {
-		return ctrl.Result{}, o.err
+	if o.Err = firstError(concurrently(ctx, tasks...)); o.Err != nil {
+		return ctrl.Result{}, o.Err
 	}
 	sts := &appsv1.StatefulSet{}
-	if o.err = r.applyAndRead(ctx, ownedObject{"statefulset", builders.DatabaseName(t), builders.DatabaseStatefulSet(t, opts)}, sts); o.err != nil {
-		return ctrl.Result{}, o.err
+	if o.Err = r.applyAndRead(ctx, ownedObject{"statefulset", builders.DatabaseName(t), builders.DatabaseStatefulSet(t, opts)}, sts); o.Err != nil {
+		return ctrl.Result{}, o.Err
 	}
 	ready := sts.Status.ReadyReplicas
-	t.Status.Database = &v1alpha1.DatabaseStatus{Version: o.version, Host: o.host, SecretName: builders.DatabaseSecretName(t), ReadyReplicas: ready}
-	o.ready = sts.Status.ObservedGeneration >= sts.Generation && ready >= 1 && sts.Status.UpdatedReplicas >= 1
-	s.databaseReady = o.ready
-	if !o.ready && !o.certManagerMissing {
-		o.waitReason, o.waitMessage, o.err = r.databaseWaitReason(ctx, t, sts.Status.Replicas, ready)
+	t.Status.Database = &v1alpha1.DatabaseStatus{Version: o.Version, Host: o.Host, SecretName: builders.DatabaseSecretName(t), ReadyReplicas: ready}
+	o.Ready = sts.Status.ObservedGeneration >= sts.Generation && ready >= 1 && sts.Status.UpdatedReplicas >= 1
+	s.databaseReady = o.Ready
+	if !o.Ready && !o.CertManagerMissing {
+		o.WaitReason, o.WaitMessage, o.Err = r.databaseWaitReason(ctx, t, sts.Status.Replicas, ready)
 	}
 	// No timed look again: what the wait depends on (the StatefulSet's status, the claim, the
 	// quota's usage) is watched, and its change brings the tenant back. A thousand waiting
 	// tenants polled every few seconds would load the API server for nothing.
-	return ctrl.Result{}, o.err
+	return ctrl.Result{}, o.Err
 }
 
 // databaseWaitReason tells what the database is waiting for, looking where a person would: the

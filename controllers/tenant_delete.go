@@ -19,6 +19,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
 // reconcileDelete carries out the tenant's deletion policy, then releases the finalizer. It sets
@@ -39,7 +40,7 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		var running []string
 		if running, err = r.finalBackups(ctx, t); err == nil && len(running) > 0 {
 			// The Jobs' watch brings the tenant back when they finish.
-			setDeletionBlocked(t, v1alpha1.ReasonFinalBackupRunning, fmt.Sprintf("Waiting for the final backup before the data is deleted: Jobs %s in %s",
+			tenantstatus.SetDeletionBlocked(t, v1alpha1.ReasonFinalBackupRunning, fmt.Sprintf("Waiting for the final backup before the data is deleted: Jobs %s in %s",
 				strings.Join(running, ", "), r.Options.OperatorNamespace))
 			return ctrl.Result{}, nil
 		}
@@ -67,7 +68,7 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		if errors.Is(err, errFinalBackup) {
 			reason = v1alpha1.ReasonFinalBackupFailed
 		}
-		setDeletionBlocked(t, reason, err.Error())
+		tenantstatus.SetDeletionBlocked(t, reason, err.Error())
 		return ctrl.Result{}, err
 	}
 	patch := client.MergeFrom(t.DeepCopy())

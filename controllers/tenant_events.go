@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
 // recordConditionChanges emits one event per condition whose status or reason changed, with the
@@ -32,7 +33,7 @@ func (r *TenantReconciler) recordConditionChanges(before, after *v1alpha1.Tenant
 		if existed && o == (conditionState{c.Status, c.Reason}) {
 			continue
 		}
-		warning := c.Status == metav1.ConditionFalse && !waitingReasons[c.Reason] && c.Reason != v1alpha1.ReasonDeleting
+		warning := c.Status == metav1.ConditionFalse && !tenantstatus.IsWaiting(c.Reason) && c.Reason != v1alpha1.ReasonDeleting
 		// A condition appearing for the first time in a waiting state is not news (a new tenant
 		// is on its way), nor is a part that appears good; a tenant that is Ready at once,
 		// problems and changes of an existing condition are.
@@ -59,7 +60,7 @@ func (r *TenantReconciler) event(t *v1alpha1.Tenant, eventType, reason, message 
 // eventFor records an event whose action is, for a condition's change, the condition's type.
 func (r *TenantReconciler) eventFor(t *v1alpha1.Tenant, eventType, reason, action, message string) {
 	if r.Recorder != nil {
-		r.Recorder.Eventf(t, nil, eventType, reason, action, "%s", bound(message, maxEventNote))
+		r.Recorder.Eventf(t, nil, eventType, reason, action, "%s", tenantstatus.Bound(message, maxEventNote))
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/probes"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 	"github.com/tenantops/tenant-operator/internal/uptime"
 )
 
@@ -24,28 +25,28 @@ import (
 // report changes, so a pass between changes writes nothing.
 func (r *TenantReconciler) reconcileMonitoring(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	var o monitoringObservation
+	var o tenantstatus.MonitoringObservation
 	defer func() {
-		setAvailable(t, o)
-		setUptimeObjectiveMet(t, o)
+		tenantstatus.SetAvailable(t, o)
+		tenantstatus.SetUptimeObjectiveMet(t, o)
 	}()
 	objective, err := uptime.ObjectiveFor(t.Spec.Monitoring)
-	o.url = monitoringURL(t)
+	o.URL = monitoringURL(t)
 	switch {
 	case r.monitor == nil:
-		o.notMonitored = "Uptime probes are turned off in the operator"
+		o.NotMonitored = "Uptime probes are turned off in the operator"
 		t.Status.Uptime = nil
 		return ctrl.Result{}, nil
 	case err != nil:
-		o.invalidObjective = err
+		o.InvalidObjective = err
 		return ctrl.Result{}, nil
-	case o.url == "":
+	case o.URL == "":
 		r.monitor.Forget(t.Name)
-		o.notMonitored = "Every hostname is a wildcard; set spec.monitoring.url to say what to probe"
+		o.NotMonitored = "Every hostname is a wildcard; set spec.monitoring.url to say what to probe"
 		t.Status.Uptime = nil
 		return ctrl.Result{}, nil
 	}
-	targets := uptime.Targets{URL: o.url, Interval: monitoringInterval(t), Objective: objective}
+	targets := uptime.Targets{URL: o.URL, Interval: monitoringInterval(t), Objective: objective}
 	if s.databaseReady && !r.Options.DisableDatabaseProbes {
 		if targets.Database, targets.DatabaseKey, err = r.databaseProbeTarget(ctx, t); err != nil {
 			return ctrl.Result{}, err
@@ -54,14 +55,14 @@ func (r *TenantReconciler) reconcileMonitoring(ctx context.Context, s *tenantSco
 	if err := r.monitor.Track(t.Name, targets); err != nil {
 		return ctrl.Result{}, err
 	}
-	o.report = r.monitor.Report(t.Name)
+	o.Report = r.monitor.Report(t.Name)
 	st := &v1alpha1.UptimeStatus{DetectionSeconds: int32(uptime.DetectionTime(targets.Interval).Seconds())}
-	if o.report.State == uptime.Down {
+	if o.Report.State == uptime.Down {
 		// At the second, as the API server stores it: a finer time would differ from the stored
 		// one on every pass and be written again.
-		st.DownSince = &metav1.Time{Time: o.report.Since.Truncate(time.Second)}
+		st.DownSince = &metav1.Time{Time: o.Report.Since.Truncate(time.Second)}
 	}
-	if f := o.report.Figures; f != nil {
+	if f := o.Report.Figures; f != nil {
 		f.ApplyTo(st)
 	}
 	t.Status.Uptime = st

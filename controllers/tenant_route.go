@@ -13,6 +13,7 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
@@ -25,9 +26,9 @@ import (
 func (r *TenantReconciler) reconcileRoute(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
 	route := builders.RouteFor(t)
-	o := routeObservation{blocked: s.namespaceBlocked, route: route, hostnames: t.Spec.Hostnames}
-	defer func() { setRouteReady(t, o) }()
-	if o.blocked {
+	o := tenantstatus.RouteObservation{Blocked: s.namespaceBlocked, Route: route, Hostnames: t.Spec.Hostnames}
+	defer func() { tenantstatus.SetRouteReady(t, o) }()
+	if o.Blocked {
 		return ctrl.Result{}, nil
 	}
 	ns := builders.NamespaceName(t)
@@ -35,34 +36,34 @@ func (r *TenantReconciler) reconcileRoute(ctx context.Context, s *tenantScope) (
 	switch route.Kind {
 	case v1alpha1.RouteKindIngress:
 		name := builders.TenantRouteName(t)
-		o.err = r.apply(ctx, ownedObject{"ingress", name, builders.Ingress(t, r.builderOptions())})
+		o.Err = r.apply(ctx, ownedObject{"ingress", name, builders.Ingress(t, r.builderOptions())})
 		keepIngress[name] = true
 	case v1alpha1.RouteKindHTTPRoute:
 		if !r.Options.GatewayAPI {
-			o.gatewayAPIMissing = true
+			o.GatewayAPIMissing = true
 			return ctrl.Result{}, nil
 		}
 		httpRoute := &gwv1.HTTPRoute{}
-		o.err = r.applyAndRead(ctx, ownedObject{"http route", builders.TenantRouteName(t), builders.HTTPRoute(t)}, httpRoute)
-		if o.err == nil {
-			o.err = r.apply(ctx, ownedObject{"reference grant", builders.TenantGatewayGrantName(t), builders.GatewayReferenceGrant(t)})
+		o.Err = r.applyAndRead(ctx, ownedObject{"http route", builders.TenantRouteName(t), builders.HTTPRoute(t)}, httpRoute)
+		if o.Err == nil {
+			o.Err = r.apply(ctx, ownedObject{"reference grant", builders.TenantGatewayGrantName(t), builders.GatewayReferenceGrant(t)})
 		}
-		o.accepted, o.refused = routeAccepted(httpRoute)
+		o.Accepted, o.Refused = routeAccepted(httpRoute)
 		keepGateway[builders.TenantRouteName(t)], keepGateway[builders.TenantGatewayGrantName(t)] = true, true
 	}
-	if o.err != nil {
-		return ctrl.Result{}, o.err
+	if o.Err != nil {
+		return ctrl.Result{}, o.Err
 	}
-	if _, o.err = r.deleteUnwanted(ctx, t, "ingress", &networkingv1.IngressList{}, ns, keepIngress); o.err != nil {
-		return ctrl.Result{}, o.err
+	if _, o.Err = r.deleteUnwanted(ctx, t, "ingress", &networkingv1.IngressList{}, ns, keepIngress); o.Err != nil {
+		return ctrl.Result{}, o.Err
 	}
 	if !r.Options.GatewayAPI {
 		return ctrl.Result{}, nil // without Gateway API's CRDs there is nothing of its kinds to remove
 	}
-	if _, o.err = r.deleteUnwanted(ctx, t, "http route", &gwv1.HTTPRouteList{}, ns, keepGateway); o.err == nil {
-		_, o.err = r.deleteUnwanted(ctx, t, "reference grant", &gwv1beta1.ReferenceGrantList{}, ns, keepGateway)
+	if _, o.Err = r.deleteUnwanted(ctx, t, "http route", &gwv1.HTTPRouteList{}, ns, keepGateway); o.Err == nil {
+		_, o.Err = r.deleteUnwanted(ctx, t, "reference grant", &gwv1beta1.ReferenceGrantList{}, ns, keepGateway)
 	}
-	return ctrl.Result{}, o.err
+	return ctrl.Result{}, o.Err
 }
 
 // routeAccepted reads the Gateway's verdict on the route from its status: accepted by every

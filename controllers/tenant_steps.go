@@ -24,6 +24,7 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
 // requeueWaiting is how soon to look again at something that is on its way when no watch will
@@ -38,53 +39,53 @@ const requeueWaiting = 15 * time.Second
 // It sets NamespaceReady.
 func (r *TenantReconciler) reconcileNamespace(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	o := namespaceObservation{name: builders.NamespaceName(t)}
-	defer func() { setNamespaceReady(t, o) }()
+	o := tenantstatus.NamespaceObservation{Name: builders.NamespaceName(t)}
+	defer func() { tenantstatus.SetNamespaceReady(t, o) }()
 	// The cache holds only namespaces we labelled; on a miss, read past it, because a namespace
 	// someone else made must never be taken over.
 	existing := &corev1.Namespace{}
-	err := r.Get(ctx, types.NamespacedName{Name: o.name}, existing)
+	err := r.Get(ctx, types.NamespacedName{Name: o.Name}, existing)
 	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, types.NamespacedName{Name: o.name}, existing)
+		err = r.APIReader.Get(ctx, types.NamespacedName{Name: o.Name}, existing)
 	}
 	switch {
 	case apierrors.IsNotFound(err):
 		s.namespaceNew = true
 	case err != nil:
-		o.err = fmt.Errorf("get namespace %s: %w", o.name, err)
+		o.Err = fmt.Errorf("get namespace %s: %w", o.Name, err)
 		s.namespaceBlocked = true
-		return ctrl.Result{}, o.err
+		return ctrl.Result{}, o.Err
 	case !ownedByTenant(existing, t):
-		o.conflict, s.namespaceBlocked = true, true
-		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("namespace %s belongs to someone else", o.name))
+		o.Conflict, s.namespaceBlocked = true, true
+		return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("namespace %s belongs to someone else", o.Name))
 	case !existing.DeletionTimestamp.IsZero():
-		o.terminating, s.namespaceBlocked = true, true
+		o.Terminating, s.namespaceBlocked = true, true
 		return ctrl.Result{RequeueAfter: requeueWaiting}, nil
 	case predecessorOf(existing, t) != "":
 		// A deleted Tenant of the same name left its namespace, database and backups: another
 		// customer's data, taken over only when a person says so.
-		o.predecessor = predecessorOf(existing, t)
+		o.Predecessor = predecessorOf(existing, t)
 		if t.Annotations[v1alpha1.AnnotationAdoptNamespace] != "true" {
 			s.namespaceBlocked = true
-			return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("namespace %s holds a deleted tenant's data", o.name))
+			return ctrl.Result{}, reconcile.TerminalError(fmt.Errorf("namespace %s holds a deleted tenant's data", o.Name))
 		}
-		if err := r.adopt(ctx, t, existing, o.predecessor); err != nil {
-			o.err, s.namespaceBlocked = err, true
+		if err := r.adopt(ctx, t, existing, o.Predecessor); err != nil {
+			o.Err, s.namespaceBlocked = err, true
 			return ctrl.Result{}, err
 		}
-		o.predecessor = ""
+		o.Predecessor = ""
 	}
 
 	// The namespace first; its quota and limits then together, before anything else goes in.
-	o.err = r.apply(ctx, ownedObject{"namespace", o.name, builders.Namespace(t)})
-	if o.err == nil {
-		o.err = r.applyConcurrently(ctx, []ownedObject{
+	o.Err = r.apply(ctx, ownedObject{"namespace", o.Name, builders.Namespace(t)})
+	if o.Err == nil {
+		o.Err = r.applyConcurrently(ctx, []ownedObject{
 			{"resource quota", builders.QuotaName, builders.ResourceQuota(t)},
 			{"limit range", builders.LimitRangeName, builders.LimitRange(t)},
 		})
 	}
-	s.namespaceBlocked = o.err != nil
-	return ctrl.Result{}, o.err
+	s.namespaceBlocked = o.Err != nil
+	return ctrl.Result{}, o.Err
 }
 
 // predecessorOf is the UID of the deleted Tenant whose data a namespace of this tenant's name
@@ -138,9 +139,9 @@ func (r *TenantReconciler) adopt(ctx context.Context, t *v1alpha1.Tenant, ns *co
 func (r *TenantReconciler) reconcileAccess(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
 	access := t.Spec.Access
-	o := accessObservation{blocked: s.namespaceBlocked, admins: len(access.Admins), editors: len(access.Editors), viewer: len(access.Viewers)}
-	defer func() { setAccessReady(t, o) }()
-	if o.blocked {
+	o := tenantstatus.AccessObservation{Blocked: s.namespaceBlocked, Admins: len(access.Admins), Editors: len(access.Editors), Viewers: len(access.Viewers)}
+	defer func() { tenantstatus.SetAccessReady(t, o) }()
+	if o.Blocked {
 		return ctrl.Result{}, nil
 	}
 	var objects []ownedObject
@@ -149,21 +150,21 @@ func (r *TenantReconciler) reconcileAccess(ctx context.Context, s *tenantScope) 
 		objects = append(objects, ownedObject{"role binding", *b.Name, b})
 		keep[*b.Name] = true
 	}
-	if o.admins+o.editors+o.viewer > 0 {
+	if o.Admins+o.Editors+o.Viewers > 0 {
 		name := builders.TenantReaderName(t)
 		objects = append(objects,
 			ownedObject{"cluster role", name, builders.TenantReaderClusterRole(t)},
 			ownedObject{"cluster role binding", name, builders.TenantReaderClusterRoleBinding(t)})
 		keepCluster[name] = true
 	}
-	if o.err = r.applyConcurrently(ctx, objects); o.err != nil {
-		return ctrl.Result{}, o.err
+	if o.Err = r.applyConcurrently(ctx, objects); o.Err != nil {
+		return ctrl.Result{}, o.Err
 	}
-	_, o.err = r.deleteUnwanted(ctx, t, "role binding", &rbacv1.RoleBindingList{}, builders.NamespaceName(t), keep)
-	if o.err == nil {
-		o.err = r.deleteClusterScoped(ctx, t, keepCluster)
+	_, o.Err = r.deleteUnwanted(ctx, t, "role binding", &rbacv1.RoleBindingList{}, builders.NamespaceName(t), keep)
+	if o.Err == nil {
+		o.Err = r.deleteClusterScoped(ctx, t, keepCluster)
 	}
-	return ctrl.Result{}, o.err
+	return ctrl.Result{}, o.Err
 }
 
 // deleteClusterScoped removes what the tenant has outside its namespace and no longer needs: the
@@ -182,23 +183,23 @@ func (r *TenantReconciler) deleteClusterScoped(ctx context.Context, t *v1alpha1.
 // It sets FirewallReady.
 func (r *TenantReconciler) reconcileFirewall(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	o := firewallObservation{blocked: s.namespaceBlocked}
-	defer func() { setFirewallReady(t, o) }()
-	if o.blocked {
+	o := tenantstatus.FirewallObservation{Blocked: s.namespaceBlocked}
+	defer func() { tenantstatus.SetFirewallReady(t, o) }()
+	if o.Blocked {
 		return ctrl.Result{}, nil
 	}
 	policies := builders.NetworkPolicies(t, r.builderOptions())
-	o.policies = len(policies)
+	o.Policies = len(policies)
 	keep := map[string]bool{}
 	objects := make([]ownedObject, 0, len(policies))
 	for _, p := range policies {
 		objects = append(objects, ownedObject{"network policy", *p.Name, p})
 		keep[*p.Name] = true
 	}
-	if o.err = r.applyConcurrently(ctx, objects); o.err == nil {
-		_, o.err = r.deleteUnwanted(ctx, t, "network policy", &networkingv1.NetworkPolicyList{}, builders.NamespaceName(t), keep)
+	if o.Err = r.applyConcurrently(ctx, objects); o.Err == nil {
+		_, o.Err = r.deleteUnwanted(ctx, t, "network policy", &networkingv1.NetworkPolicyList{}, builders.NamespaceName(t), keep)
 	}
-	return ctrl.Result{}, o.err
+	return ctrl.Result{}, o.Err
 }
 
 // +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
@@ -209,40 +210,40 @@ func (r *TenantReconciler) reconcileFirewall(ctx context.Context, s *tenantScope
 func (r *TenantReconciler) reconcileCertificate(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
 	opts := r.builderOptions()
-	o := certificateObservation{blocked: s.namespaceBlocked, issuer: builders.IssuerFor(t, opts), hostnames: t.Spec.Hostnames}
-	defer func() { setCertificateReady(t, o) }()
+	o := tenantstatus.CertificateObservation{Blocked: s.namespaceBlocked, Issuer: builders.IssuerFor(t, opts), Hostnames: t.Spec.Hostnames}
+	defer func() { tenantstatus.SetCertificateReady(t, o) }()
 	switch {
-	case o.blocked:
+	case o.Blocked:
 		return ctrl.Result{}, nil
-	case o.issuer.Name == "":
+	case o.Issuer.Name == "":
 		return ctrl.Result{}, reconcile.TerminalError(errors.New("no issuer configured"))
 	}
 	var err error
-	o.issuerReady, err = r.issuerReady(ctx, t, o.issuer)
+	o.IssuerReady, err = r.issuerReady(ctx, t, o.Issuer)
 	switch {
 	case meta.IsNoMatchError(err):
-		o.certManagerMissing = true
+		o.CertManagerMissing = true
 		return ctrl.Result{}, nil
 	case apierrors.IsNotFound(err):
-		o.issuerMissing = true
+		o.IssuerMissing = true
 		return ctrl.Result{}, nil // the issuer watch brings us back
 	case err != nil:
-		o.err = fmt.Errorf("get %s %s: %w", o.issuer.Kind, o.issuer.Name, err)
-		return ctrl.Result{}, o.err
+		o.Err = fmt.Errorf("get %s %s: %w", o.Issuer.Kind, o.Issuer.Name, err)
+		return ctrl.Result{}, o.Err
 	}
 	name := builders.TenantCertificateName(t)
 	// The apply's answer is the object as stored; the cache may not have seen it yet.
 	cert := &cmapi.Certificate{}
-	if o.err = r.applyAndRead(ctx, ownedObject{"certificate", name, builders.TenantCertificate(t, opts)}, cert); o.err != nil {
-		return ctrl.Result{}, o.err
+	if o.Err = r.applyAndRead(ctx, ownedObject{"certificate", name, builders.TenantCertificate(t, opts)}, cert); o.Err != nil {
+		return ctrl.Result{}, o.Err
 	}
 	t.Status.Certificate = &v1alpha1.CertificateStatus{SecretName: cert.Spec.SecretName, NotAfter: cert.Status.NotAfter}
-	o.pending = "no status from cert-manager yet"
+	o.Pending = "no status from cert-manager yet"
 	for _, c := range cert.Status.Conditions {
 		if c.Type == cmapi.CertificateConditionReady {
-			o.issued = c.Status == cmmeta.ConditionTrue
+			o.Issued = c.Status == cmmeta.ConditionTrue
 			if c.Message != "" {
-				o.pending = c.Message
+				o.Pending = c.Message
 			}
 		}
 	}
@@ -278,8 +279,8 @@ func (r *TenantReconciler) issuerReady(ctx context.Context, t *v1alpha1.Tenant, 
 // brings the tenant back when the policy appears, so there is no retry loop.
 func (r *TenantReconciler) reconcilePolicies(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	o := policiesObservation{noBackupPolicy: t.Spec.BackupPolicyRef == nil}
-	defer func() { setPoliciesResolved(t, o) }()
+	o := tenantstatus.PoliciesObservation{NoBackupPolicy: t.Spec.BackupPolicyRef == nil}
+	defer func() { tenantstatus.SetPoliciesResolved(t, o) }()
 	if ref := t.Spec.BackupPolicyRef; ref != nil {
 		p := &v1alpha1.BackupPolicy{}
 		usable, err := r.resolvePolicy(ctx, "BackupPolicy", ref.Name, p, func() ([]metav1.Condition, int64) { return p.Status.Conditions, p.Status.ObservedGeneration }, &o)
@@ -304,15 +305,15 @@ func (r *TenantReconciler) reconcilePolicies(ctx context.Context, s *tenantScope
 }
 
 // resolvePolicy reads a policy into p and tells whether it can be used; when not, o says why.
-func (r *TenantReconciler) resolvePolicy(ctx context.Context, kind, name string, p client.Object, readiness func() ([]metav1.Condition, int64), o *policiesObservation) (bool, error) {
+func (r *TenantReconciler) resolvePolicy(ctx context.Context, kind, name string, p client.Object, readiness func() ([]metav1.Condition, int64), o *tenantstatus.PoliciesObservation) (bool, error) {
 	switch err := r.Get(ctx, types.NamespacedName{Name: name}, p); {
 	case apierrors.IsNotFound(err):
-		o.reason = cmp.Or(o.reason, v1alpha1.ReasonPolicyNotFound)
-		o.problems = append(o.problems, fmt.Sprintf("%s %q not found", kind, name))
+		o.Reason = cmp.Or(o.Reason, v1alpha1.ReasonPolicyNotFound)
+		o.Problems = append(o.Problems, fmt.Sprintf("%s %q not found", kind, name))
 		return false, nil
 	case err != nil:
-		o.err = fmt.Errorf("get %s %s: %w", kind, name, err)
-		return false, o.err
+		o.Err = fmt.Errorf("get %s %s: %w", kind, name, err)
+		return false, o.Err
 	}
 	conditions, observed := readiness()
 	if observed == p.GetGeneration() && meta.IsStatusConditionTrue(conditions, v1alpha1.ConditionReady) {
@@ -322,7 +323,7 @@ func (r *TenantReconciler) resolvePolicy(ctx context.Context, kind, name string,
 	if c := meta.FindStatusCondition(conditions, v1alpha1.ConditionReady); c != nil {
 		message = c.Message
 	}
-	o.reason = cmp.Or(o.reason, v1alpha1.ReasonPolicyNotReady)
-	o.problems = append(o.problems, fmt.Sprintf("%s %q is not ready: %s", kind, name, message))
+	o.Reason = cmp.Or(o.Reason, v1alpha1.ReasonPolicyNotReady)
+	o.Problems = append(o.Problems, fmt.Sprintf("%s %q is not ready: %s", kind, name, message))
 	return false, nil
 }

@@ -1,4 +1,4 @@
-package controllers
+package tenantstatus
 
 import (
 	"errors"
@@ -53,18 +53,18 @@ var errApply = errors.New("apply network policy default-deny: connection refused
 
 func TestSetNamespaceReady(t *testing.T) {
 	runSetterCases(t, v1alpha1.ConditionNamespaceReady, []setterCase{
-		{"ready", func(tn *v1alpha1.Tenant) { setNamespaceReady(tn, namespaceObservation{name: "tenant-acme"}) },
+		{"ready", func(tn *v1alpha1.Tenant) { SetNamespaceReady(tn, NamespaceObservation{Name: "tenant-acme"}) },
 			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "tenant-acme with Pod Security restricted"}},
 		{"someone else's", func(tn *v1alpha1.Tenant) {
-			setNamespaceReady(tn, namespaceObservation{name: "tenant-acme", conflict: true})
+			SetNamespaceReady(tn, NamespaceObservation{Name: "tenant-acme", Conflict: true})
 		},
 			want{metav1.ConditionFalse, v1alpha1.ReasonNamespaceConflict, "does not belong to this tenant"}},
 		{"still terminating", func(tn *v1alpha1.Tenant) {
-			setNamespaceReady(tn, namespaceObservation{name: "tenant-acme", terminating: true})
+			SetNamespaceReady(tn, NamespaceObservation{Name: "tenant-acme", Terminating: true})
 		},
 			want{metav1.ConditionFalse, v1alpha1.ReasonNamespaceTerminating, "still being deleted"}},
 		{"apply failed", func(tn *v1alpha1.Tenant) {
-			setNamespaceReady(tn, namespaceObservation{name: "tenant-acme", err: errApply})
+			SetNamespaceReady(tn, NamespaceObservation{Name: "tenant-acme", Err: errApply})
 		},
 			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
 	})
@@ -72,13 +72,13 @@ func TestSetNamespaceReady(t *testing.T) {
 
 func TestSetAccessReady(t *testing.T) {
 	runSetterCases(t, v1alpha1.ConditionAccessReady, []setterCase{
-		{"bound", func(tn *v1alpha1.Tenant) { setAccessReady(tn, accessObservation{admins: 1, viewer: 2}) },
+		{"bound", func(tn *v1alpha1.Tenant) { SetAccessReady(tn, AccessObservation{Admins: 1, Viewers: 2}) },
 			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "1 admins, 0 editors, 2 viewers bound"}},
-		{"nobody", func(tn *v1alpha1.Tenant) { setAccessReady(tn, accessObservation{}) },
+		{"nobody", func(tn *v1alpha1.Tenant) { SetAccessReady(tn, AccessObservation{}) },
 			want{metav1.ConditionTrue, v1alpha1.ReasonNoSubjects, "nobody has access"}},
-		{"waiting for the namespace", func(tn *v1alpha1.Tenant) { setAccessReady(tn, accessObservation{blocked: true, admins: 1}) },
+		{"waiting for the namespace", func(tn *v1alpha1.Tenant) { SetAccessReady(tn, AccessObservation{Blocked: true, Admins: 1}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, waitingForNamespace}},
-		{"apply failed", func(tn *v1alpha1.Tenant) { setAccessReady(tn, accessObservation{err: errApply, admins: 1}) },
+		{"apply failed", func(tn *v1alpha1.Tenant) { SetAccessReady(tn, AccessObservation{Err: errApply, Admins: 1}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
 	})
 }
@@ -86,30 +86,30 @@ func TestSetAccessReady(t *testing.T) {
 func TestSetDatabaseReady(t *testing.T) {
 	runSetterCases(t, v1alpha1.ConditionDatabaseReady, []setterCase{
 		{"ready", func(tn *v1alpha1.Tenant) {
-			setDatabaseReady(tn, databaseObservation{ready: true, version: "17", host: "postgres.tenant-acme.svc"})
+			SetDatabaseReady(tn, DatabaseObservation{Ready: true, Version: "17", Host: "postgres.tenant-acme.svc"})
 		}, want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "PostgreSQL 17 ready at postgres.tenant-acme.svc"}},
-		{"no cert-manager", func(tn *v1alpha1.Tenant) { setDatabaseReady(tn, databaseObservation{certManagerMissing: true}) },
+		{"no cert-manager", func(tn *v1alpha1.Tenant) { SetDatabaseReady(tn, DatabaseObservation{CertManagerMissing: true}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonCertManagerMissing, "cannot be issued"}},
 		{"ready even without cert-manager's CRDs now", func(tn *v1alpha1.Tenant) {
-			setDatabaseReady(tn, databaseObservation{ready: true, certManagerMissing: true, version: "17"})
+			SetDatabaseReady(tn, DatabaseObservation{Ready: true, CertManagerMissing: true, Version: "17"})
 		}, want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "PostgreSQL 17"}},
 		{"claim pending", func(tn *v1alpha1.Tenant) {
-			setDatabaseReady(tn, databaseObservation{waitReason: v1alpha1.ReasonPVCPending, waitMessage: "Volume claim data-postgres-0 is pending"})
+			SetDatabaseReady(tn, DatabaseObservation{WaitReason: v1alpha1.ReasonPVCPending, WaitMessage: "Volume claim data-postgres-0 is pending"})
 		}, want{metav1.ConditionFalse, v1alpha1.ReasonPVCPending, "pending"}},
-		{"waiting for the namespace", func(tn *v1alpha1.Tenant) { setDatabaseReady(tn, databaseObservation{blocked: true}) },
+		{"waiting for the namespace", func(tn *v1alpha1.Tenant) { SetDatabaseReady(tn, DatabaseObservation{Blocked: true}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, waitingForNamespace}},
-		{"apply failed", func(tn *v1alpha1.Tenant) { setDatabaseReady(tn, databaseObservation{err: errApply}) },
+		{"apply failed", func(tn *v1alpha1.Tenant) { SetDatabaseReady(tn, DatabaseObservation{Err: errApply}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
 	})
 }
 
 func TestSetFirewallReady(t *testing.T) {
 	runSetterCases(t, v1alpha1.ConditionFirewallReady, []setterCase{
-		{"applied", func(tn *v1alpha1.Tenant) { setFirewallReady(tn, firewallObservation{policies: 5}) },
+		{"applied", func(tn *v1alpha1.Tenant) { SetFirewallReady(tn, FirewallObservation{Policies: 5}) },
 			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "5 network policies"}},
-		{"waiting", func(tn *v1alpha1.Tenant) { setFirewallReady(tn, firewallObservation{blocked: true}) },
+		{"waiting", func(tn *v1alpha1.Tenant) { SetFirewallReady(tn, FirewallObservation{Blocked: true}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, waitingForNamespace}},
-		{"failed", func(tn *v1alpha1.Tenant) { setFirewallReady(tn, firewallObservation{err: errApply}) },
+		{"failed", func(tn *v1alpha1.Tenant) { SetFirewallReady(tn, FirewallObservation{Err: errApply}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "default-deny"}},
 	})
 }
@@ -118,28 +118,28 @@ func TestSetCertificateReady(t *testing.T) {
 	issuer := v1alpha1.IssuerReference{Name: "letsencrypt", Kind: "ClusterIssuer"}
 	runSetterCases(t, v1alpha1.ConditionCertificateReady, []setterCase{
 		{"issued", func(tn *v1alpha1.Tenant) {
-			setCertificateReady(tn, certificateObservation{issuer: issuer, issuerReady: true, issued: true, hostnames: []string{"acme.example.com"}})
+			SetCertificateReady(tn, CertificateObservation{Issuer: issuer, IssuerReady: true, Issued: true, Hostnames: []string{"acme.example.com"}})
 		}, want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "acme.example.com issued by ClusterIssuer letsencrypt"}},
-		{"no issuer configured", func(tn *v1alpha1.Tenant) { setCertificateReady(tn, certificateObservation{}) },
+		{"no issuer configured", func(tn *v1alpha1.Tenant) { SetCertificateReady(tn, CertificateObservation{}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, "--default-issuer-name"}},
 		{"no cert-manager", func(tn *v1alpha1.Tenant) {
-			setCertificateReady(tn, certificateObservation{issuer: issuer, certManagerMissing: true})
+			SetCertificateReady(tn, CertificateObservation{Issuer: issuer, CertManagerMissing: true})
 		},
 			want{metav1.ConditionFalse, v1alpha1.ReasonCertManagerMissing, "CRDs are missing"}},
 		{"issuer missing", func(tn *v1alpha1.Tenant) {
-			setCertificateReady(tn, certificateObservation{issuer: issuer, issuerMissing: true})
+			SetCertificateReady(tn, CertificateObservation{Issuer: issuer, IssuerMissing: true})
 		},
 			want{metav1.ConditionFalse, v1alpha1.ReasonIssuerNotFound, `ClusterIssuer "letsencrypt" not found`}},
-		{"issuer not ready", func(tn *v1alpha1.Tenant) { setCertificateReady(tn, certificateObservation{issuer: issuer}) },
+		{"issuer not ready", func(tn *v1alpha1.Tenant) { SetCertificateReady(tn, CertificateObservation{Issuer: issuer}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonIssuerNotReady, "is not ready"}},
 		{"waiting for cert-manager", func(tn *v1alpha1.Tenant) {
-			setCertificateReady(tn, certificateObservation{issuer: issuer, issuerReady: true, pending: "Issuing certificate as Secret does not exist"})
+			SetCertificateReady(tn, CertificateObservation{Issuer: issuer, IssuerReady: true, Pending: "Issuing certificate as Secret does not exist"})
 		}, want{metav1.ConditionFalse, v1alpha1.ReasonCertificateNotIssued, "Issuing certificate"}},
 		{"apply failed", func(tn *v1alpha1.Tenant) {
-			setCertificateReady(tn, certificateObservation{issuer: issuer, err: errApply})
+			SetCertificateReady(tn, CertificateObservation{Issuer: issuer, Err: errApply})
 		},
 			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
-		{"waiting for the namespace", func(tn *v1alpha1.Tenant) { setCertificateReady(tn, certificateObservation{blocked: true}) },
+		{"waiting for the namespace", func(tn *v1alpha1.Tenant) { SetCertificateReady(tn, CertificateObservation{Blocked: true}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonDependencyNotReady, waitingForNamespace}},
 	})
 }
@@ -150,40 +150,40 @@ func TestSetRouteReady(t *testing.T) {
 		GatewayRef: &v1alpha1.GatewayReference{Namespace: "gateways", Name: "public"}}
 	hosts := []string{"acme.example.com"}
 	runSetterCases(t, v1alpha1.ConditionRouteReady, []setterCase{
-		{"ingress", func(tn *v1alpha1.Tenant) { setRouteReady(tn, routeObservation{route: ingress, hostnames: hosts}) },
+		{"ingress", func(tn *v1alpha1.Tenant) { SetRouteReady(tn, RouteObservation{Route: ingress, Hostnames: hosts}) },
 			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "Ingress for acme.example.com to Service web port 80"}},
 		{"none", func(tn *v1alpha1.Tenant) {
-			setRouteReady(tn, routeObservation{route: v1alpha1.RouteSpec{Kind: v1alpha1.RouteKindNone}})
+			SetRouteReady(tn, RouteObservation{Route: v1alpha1.RouteSpec{Kind: v1alpha1.RouteKindNone}})
 		},
 			want{metav1.ConditionTrue, v1alpha1.ReasonNoRoute, "routes its hostnames itself"}},
 		{"accepted", func(tn *v1alpha1.Tenant) {
-			setRouteReady(tn, routeObservation{route: gateway, hostnames: hosts, accepted: true})
+			SetRouteReady(tn, RouteObservation{Route: gateway, Hostnames: hosts, Accepted: true})
 		},
 			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "accepted by Gateway gateways/public"}},
 		{"refused", func(tn *v1alpha1.Tenant) {
-			setRouteReady(tn, routeObservation{route: gateway, hostnames: hosts, refused: "Accepted NotAllowedByListeners: no listener"})
+			SetRouteReady(tn, RouteObservation{Route: gateway, Hostnames: hosts, Refused: "Accepted NotAllowedByListeners: no listener"})
 		}, want{metav1.ConditionFalse, v1alpha1.ReasonRouteNotAccepted, "NotAllowedByListeners"}},
-		{"waiting for the gateway", func(tn *v1alpha1.Tenant) { setRouteReady(tn, routeObservation{route: gateway, hostnames: hosts}) },
+		{"waiting for the gateway", func(tn *v1alpha1.Tenant) { SetRouteReady(tn, RouteObservation{Route: gateway, Hostnames: hosts}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonProgressing, "Waiting for Gateway gateways/public"}},
 		{"no gateway API", func(tn *v1alpha1.Tenant) {
-			setRouteReady(tn, routeObservation{route: gateway, gatewayAPIMissing: true})
+			SetRouteReady(tn, RouteObservation{Route: gateway, GatewayAPIMissing: true})
 		},
 			want{metav1.ConditionFalse, v1alpha1.ReasonGatewayAPIMissing, "not installed"}},
-		{"apply failed", func(tn *v1alpha1.Tenant) { setRouteReady(tn, routeObservation{route: ingress, err: errApply}) },
+		{"apply failed", func(tn *v1alpha1.Tenant) { SetRouteReady(tn, RouteObservation{Route: ingress, Err: errApply}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
 	})
 }
 
 func TestSetPoliciesResolved(t *testing.T) {
 	runSetterCases(t, v1alpha1.ConditionPoliciesResolved, []setterCase{
-		{"resolved", func(tn *v1alpha1.Tenant) { setPoliciesResolved(tn, policiesObservation{}) },
+		{"resolved", func(tn *v1alpha1.Tenant) { SetPoliciesResolved(tn, PoliciesObservation{}) },
 			want{metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "exist and are ready"}},
-		{"no backup policy", func(tn *v1alpha1.Tenant) { setPoliciesResolved(tn, policiesObservation{noBackupPolicy: true}) },
+		{"no backup policy", func(tn *v1alpha1.Tenant) { SetPoliciesResolved(tn, PoliciesObservation{NoBackupPolicy: true}) },
 			want{metav1.ConditionTrue, v1alpha1.ReasonNoPolicy, "not backed up"}},
 		{"missing", func(tn *v1alpha1.Tenant) {
-			setPoliciesResolved(tn, policiesObservation{reason: v1alpha1.ReasonPolicyNotFound, problems: []string{`BackupPolicy "x" not found`}})
+			SetPoliciesResolved(tn, PoliciesObservation{Reason: v1alpha1.ReasonPolicyNotFound, Problems: []string{`BackupPolicy "x" not found`}})
 		}, want{metav1.ConditionFalse, v1alpha1.ReasonPolicyNotFound, `"x" not found`}},
-		{"unreadable", func(tn *v1alpha1.Tenant) { setPoliciesResolved(tn, policiesObservation{err: errApply}) },
+		{"unreadable", func(tn *v1alpha1.Tenant) { SetPoliciesResolved(tn, PoliciesObservation{Err: errApply}) },
 			want{metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "Cannot read"}},
 	})
 }
@@ -194,21 +194,21 @@ func TestSetBackupConditions(t *testing.T) {
 		Verified: metav1.Condition{Type: v1alpha1.ConditionBackupVerified, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonVerified, Message: "hot: backup b1 verified"},
 	}
 	runSetterCases(t, v1alpha1.ConditionBackupsFresh, []setterCase{
-		{"judged", func(tn *v1alpha1.Tenant) { setBackupsFresh(tn, backupsObservation{verdict: verdict}) },
+		{"judged", func(tn *v1alpha1.Tenant) { SetBackupsFresh(tn, BackupsObservation{Verdict: verdict}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonStale, "newest backup b1"}},
-		{"no policy", func(tn *v1alpha1.Tenant) { setBackupsFresh(tn, backupsObservation{noPolicy: true}) },
+		{"no policy", func(tn *v1alpha1.Tenant) { SetBackupsFresh(tn, BackupsObservation{NoPolicy: true}) },
 			want{metav1.ConditionTrue, v1alpha1.ReasonNoPolicy, "not backed up"}},
-		{"policy unavailable", func(tn *v1alpha1.Tenant) { setBackupsFresh(tn, backupsObservation{unavailablePolicy: "standard"}) },
+		{"policy unavailable", func(tn *v1alpha1.Tenant) { SetBackupsFresh(tn, BackupsObservation{UnavailablePolicy: "standard"}) },
 			want{metav1.ConditionUnknown, v1alpha1.ReasonDependencyNotReady, `"standard" is not available`}},
-		{"schedules failed to apply", func(tn *v1alpha1.Tenant) { setBackupsFresh(tn, backupsObservation{err: errApply}) },
+		{"schedules failed to apply", func(tn *v1alpha1.Tenant) { SetBackupsFresh(tn, BackupsObservation{Err: errApply}) },
 			want{metav1.ConditionFalse, v1alpha1.ReasonApplyFailed, "connection refused"}},
 	})
 	runSetterCases(t, v1alpha1.ConditionBackupVerified, []setterCase{
-		{"judged", func(tn *v1alpha1.Tenant) { setBackupVerified(tn, backupsObservation{verdict: verdict}) },
+		{"judged", func(tn *v1alpha1.Tenant) { SetBackupVerified(tn, BackupsObservation{Verdict: verdict}) },
 			want{metav1.ConditionTrue, v1alpha1.ReasonVerified, "verified"}},
-		{"no policy", func(tn *v1alpha1.Tenant) { setBackupVerified(tn, backupsObservation{noPolicy: true}) },
+		{"no policy", func(tn *v1alpha1.Tenant) { SetBackupVerified(tn, BackupsObservation{NoPolicy: true}) },
 			want{metav1.ConditionUnknown, v1alpha1.ReasonNoPolicy, "No BackupPolicy"}},
-		{"schedules failed to apply", func(tn *v1alpha1.Tenant) { setBackupVerified(tn, backupsObservation{err: errApply}) },
+		{"schedules failed to apply", func(tn *v1alpha1.Tenant) { SetBackupVerified(tn, BackupsObservation{Err: errApply}) },
 			want{metav1.ConditionUnknown, v1alpha1.ReasonDependencyNotReady, "backup schedules"}},
 	})
 }
@@ -219,28 +219,28 @@ func TestSetMonitoringConditions(t *testing.T) {
 	figures := &uptime.Figures{Objective: metav1.Condition{Type: v1alpha1.ConditionUptimeObjectiveMet, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonObjectiveMet, Message: "Availability 100 %"}}
 	runSetterCases(t, v1alpha1.ConditionAvailable, []setterCase{
 		{"down", func(tn *v1alpha1.Tenant) {
-			setAvailable(tn, monitoringObservation{url: url, report: uptime.Report{State: uptime.Down, Since: since, Reason: "HTTPStatus", Message: "503"}})
+			SetAvailable(tn, MonitoringObservation{URL: url, Report: uptime.Report{State: uptime.Down, Since: since, Reason: "HTTPStatus", Message: "503"}})
 		}, want{metav1.ConditionFalse, v1alpha1.ReasonDown, "has not answered since 2026-12-02T10:00:00Z"}},
 		{"up", func(tn *v1alpha1.Tenant) {
-			setAvailable(tn, monitoringObservation{url: url, report: uptime.Report{State: uptime.Up}})
+			SetAvailable(tn, MonitoringObservation{URL: url, Report: uptime.Report{State: uptime.Up}})
 		},
 			want{metav1.ConditionTrue, v1alpha1.ReasonProbeSucceeded, "answers"}},
-		{"not probed yet", func(tn *v1alpha1.Tenant) { setAvailable(tn, monitoringObservation{url: url}) },
+		{"not probed yet", func(tn *v1alpha1.Tenant) { SetAvailable(tn, MonitoringObservation{URL: url}) },
 			want{metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "Waiting for the first probes"}},
 		{"probes off", func(tn *v1alpha1.Tenant) {
-			setAvailable(tn, monitoringObservation{notMonitored: "Uptime probes are turned off"})
+			SetAvailable(tn, MonitoringObservation{NotMonitored: "Uptime probes are turned off"})
 		},
 			want{metav1.ConditionUnknown, v1alpha1.ReasonNotMonitored, "turned off"}},
 	})
 	runSetterCases(t, v1alpha1.ConditionUptimeObjectiveMet, []setterCase{
 		{"published", func(tn *v1alpha1.Tenant) {
-			setUptimeObjectiveMet(tn, monitoringObservation{url: url, report: uptime.Report{Figures: figures}})
+			SetUptimeObjectiveMet(tn, MonitoringObservation{URL: url, Report: uptime.Report{Figures: figures}})
 		},
 			want{metav1.ConditionTrue, v1alpha1.ReasonObjectiveMet, "100 %"}},
-		{"no figures yet", func(tn *v1alpha1.Tenant) { setUptimeObjectiveMet(tn, monitoringObservation{url: url}) },
+		{"no figures yet", func(tn *v1alpha1.Tenant) { SetUptimeObjectiveMet(tn, MonitoringObservation{URL: url}) },
 			want{metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "first probes"}},
 		{"invalid objective", func(tn *v1alpha1.Tenant) {
-			setUptimeObjectiveMet(tn, monitoringObservation{invalidObjective: errors.New(`spec.monitoring.objective: "abc" is not a percentage`)})
+			SetUptimeObjectiveMet(tn, MonitoringObservation{InvalidObjective: errors.New(`spec.monitoring.objective: "abc" is not a percentage`)})
 		}, want{metav1.ConditionFalse, v1alpha1.ReasonInvalidSpec, "spec.monitoring.objective"}},
 	})
 }
@@ -250,12 +250,12 @@ func TestSetMonitoringConditions(t *testing.T) {
 func TestConditionMessagesAreBounded(t *testing.T) {
 	long := strings.Repeat("storage unreachable: dial tcp 10.0.0.1:9000: i/o timeout; ", 200) + "€"
 	tenant := &v1alpha1.Tenant{}
-	setFirewallReady(tenant, firewallObservation{err: errors.New(long)})
+	SetFirewallReady(tenant, FirewallObservation{Err: errors.New(long)})
 	c := meta.FindStatusCondition(tenant.Status.Conditions, v1alpha1.ConditionFirewallReady)
-	if len(c.Message) > maxConditionMessage || !strings.HasSuffix(c.Message, "…") {
-		t.Errorf("message of %d bytes, want at most %d ending in an ellipsis", len(c.Message), maxConditionMessage)
+	if len(c.Message) > MaxMessage || !strings.HasSuffix(c.Message, "…") {
+		t.Errorf("message of %d bytes, want at most %d ending in an ellipsis", len(c.Message), MaxMessage)
 	}
-	if got := bound("a"+strings.Repeat("€", 1000), maxConditionMessage); !utf8.ValidString(got) || len(got) > maxConditionMessage {
+	if got := Bound("a"+strings.Repeat("€", 1000), MaxMessage); !utf8.ValidString(got) || len(got) > MaxMessage {
 		t.Errorf("bound cut inside a character, or too long: %d bytes", len(got))
 	}
 }

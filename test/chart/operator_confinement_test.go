@@ -637,6 +637,22 @@ func TestOperatorConfinedToItsObjects(t *testing.T) {
 		{"a LoadBalancer Service", create(labelled("apiVersion: v1\nkind: Service\nmetadata: {name: lb, namespace: " + victimNS + "}\nspec: {type: LoadBalancer, ports: [{port: 5432}]}\n")),
 			byPolicy("tenant-operator writes only ClusterIP Services without externalIPs")},
 
+		// Certificates: the tenant's hostnames and its Services' names, in its namespace, never a CA.
+		{"a Certificate for another name", create(labelled(certificateManifest(victimNS, "steal", "dnsNames: [victim.example.com, bank.example.org]"))),
+			byPolicy("filling the Secret of the Certificate's own name, never a CA; not bank.example.org")},
+		{"a Certificate for another namespace's Service", create(labelled(certificateManifest(victimNS, "steal", "dnsNames: [postgres.tenant-other.svc]"))),
+			byPolicy("; not postgres.tenant-other.svc")},
+		{"a CA Certificate", create(labelled(certificateManifest(victimNS, "ca", "dnsNames: [victim.example.com]\nisCA: true"))),
+			byPolicy("never a CA")},
+		{"a Certificate filling another Secret", create(func() *unstructured.Unstructured {
+			u := labelled(certificateManifest(victimNS, "tls", "dnsNames: [victim.example.com]"))
+			_ = unstructured.SetNestedField(u.Object, "app-secret", "spec", "secretName")
+			return u
+		}()),
+			byPolicy("filling the Secret of the Certificate's own name")},
+		{"a Certificate in its own namespace", create(labelled(certificateManifest(releaseNamespace, "tenant-operator-webhook-2", "dnsNames: [tenant-operator-webhook.tenant-operator-system.svc]"))),
+			byPolicy("tenant-operator asks, in tenant namespaces only, for certificates")},
+
 		// Namespaces: only tenants', named after them, enforcing restricted.
 		{"a namespace that does not enforce Pod Security", create(ns("tenant-lax", map[string]string{builders.LabelTenant: "lax"})),
 			byPolicy("enforces Pod Security restricted at the latest version")},

@@ -326,15 +326,20 @@ func replay(t *testing.T, admin, op client.Client, tenant *v1alpha1.Tenant, poli
 	r.create(event)
 	r.mergePatch("events.k8s.io/v1 Event", "default", object(t, event).GetName(),
 		`{"series":{"count":2,"lastObservedTime":"`+metav1.NowMicro().Format(metav1.RFC3339Micro)+`"}}`, false)
+	// client-go's LeaseLock: get, create, then update to renew and to release.
 	lease := "confine-" + tenant.Name
 	r.create(fmt.Sprintf(`{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","metadata":{"name":%q,"namespace":%q},
 		"spec":{"holderIdentity":"tenant-operator-0","leaseDurationSeconds":15}}`, lease, releaseNamespace))
-	r.mergePatch("coordination.k8s.io/v1 Lease", releaseNamespace, lease, `{"spec":{"holderIdentity":"tenant-operator-1"}}`, false)
+	held := &unstructured.Unstructured{}
+	held.SetAPIVersion("coordination.k8s.io/v1")
+	held.SetKind("Lease")
+	r.check("get Lease "+lease, op.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: lease}, held))
+	_ = unstructured.SetNestedField(held.Object, "", "spec", "holderIdentity")
+	r.check("update Lease "+lease, op.Update(ctx, held))
 	r.create(fmt.Sprintf(`{"apiVersion":"v1","kind":"Event","metadata":{"name":"%s.%d","namespace":%q},
 		"involvedObject":{"apiVersion":"coordination.k8s.io/v1","kind":"Lease","name":%q,"namespace":%q},
 		"reason":"LeaderElection","message":"tenant-operator-1 became leader","type":"Normal","source":{"component":"tenant-operator"}}`,
 		lease, time.Now().UnixNano(), releaseNamespace, lease, releaseNamespace))
-	r.delete("coordination.k8s.io/v1 Lease", releaseNamespace, lease)
 
 	// The status, once per pass.
 	r.mergePatch(tenantGVK, "", tenant.Name, `{"status":{"namespace":"`+ns+`"}}`, true)

@@ -34,7 +34,7 @@ type BackupPolicyReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=backuppolicies,verbs=get;list;watch
-// +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=backuppolicies/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=backuppolicies/status,verbs=patch
 // Secrets: see the Tenant controller, which needs them in tenant namespaces too.
 
 // Reconcile sets Ready and the tenant count of one BackupPolicy.

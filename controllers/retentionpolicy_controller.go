@@ -22,7 +22,7 @@ type RetentionPolicyReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=retentionpolicies,verbs=get;list;watch
-// +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=retentionpolicies/status,verbs=get;patch;update
+// +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=retentionpolicies/status,verbs=patch
 
 // Reconcile sets Ready, the rules summary and the tenant count of one RetentionPolicy.
 func (r *RetentionPolicyReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {

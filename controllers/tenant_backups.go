@@ -20,7 +20,7 @@ import (
 	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
-// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch
 
 // reconcileBackups schedules the tenant's backups and verifications as CronJobs in the operator's

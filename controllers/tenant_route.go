@@ -16,8 +16,8 @@ import (
 	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
 
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;referencegrants,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes;referencegrants,verbs=get;list;watch;create;patch;delete
 
 // reconcileRoute gives the tenant's hostnames their route to its Service: an Ingress of the
 // operator's class by default, an HTTPRoute on the named Gateway (with a ReferenceGrant that lets

@@ -31,8 +31,8 @@ import (
 // tell us.
 const requeueWaiting = 15 * time.Second
 
-// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=resourcequotas;limitranges,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=resourcequotas;limitranges,verbs=get;list;watch;create;patch
 
 // reconcileNamespace creates the tenant's namespace with Pod Security restricted, its quota and
 // limits, and adopts a namespace retained from an earlier Tenant of the same name.
@@ -131,7 +131,7 @@ func (r *TenantReconciler) adopt(ctx context.Context, t *v1alpha1.Tenant, ns *co
 	return nil
 }
 
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterroles;clusterrolebindings,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings;clusterroles;clusterrolebindings,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=admin;edit;view
 
 // reconcileAccess binds the tenant's admins, editors and viewers to their roles and lets them read
@@ -177,7 +177,7 @@ func (r *TenantReconciler) deleteClusterScoped(ctx context.Context, t *v1alpha1.
 	return err
 }
 
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch;delete
 
 // reconcileFirewall applies the tenant's NetworkPolicies and removes ones no longer wanted.
 // It sets FirewallReady.
@@ -202,7 +202,7 @@ func (r *TenantReconciler) reconcileFirewall(ctx context.Context, s *tenantScope
 	return ctrl.Result{}, o.Err
 }
 
-// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=cert-manager.io,resources=certificates,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=cert-manager.io,resources=issuers;clusterissuers,verbs=get;list;watch
 
 // reconcileCertificate requests the certificate for the tenant's hostnames from its issuer and

@@ -34,7 +34,7 @@ type TenantReconciler struct {
 
 	applier  *ssa.Applier
 	backups  *backupcheck.Inspector
-	reported reportedConditions
+	reported tenantstatus.Reported
 	// monitor probes tenants; nil when probes are turned off.
 	monitor *uptime.Monitor
 	// clusterRanges are the address ranges no tenant firewall may open (Options.Networks).
@@ -61,9 +61,8 @@ type tenantScope struct {
 // error that only the user can fix is a reconcile.TerminalError; its condition says what to fix.
 type tenantStep func(ctx context.Context, s *tenantScope) (ctrl.Result, error)
 
-// +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=tenants,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=tenants/status,verbs=get;patch;update
-// +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=tenants/finalizers,verbs=update
+// +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=tenants,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=tenants/status,verbs=patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile reads the Tenant, carries out deletion or the steps in order, and writes the status

@@ -1,11 +1,8 @@
 package controllers
 
 import (
-	"sync"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/tenantstatus"
@@ -21,16 +18,16 @@ func (r *TenantReconciler) recordConditionChanges(before, after *v1alpha1.Tenant
 	if r.Recorder == nil {
 		return
 	}
-	old := r.reported.swap(after)
+	old := r.reported.Swap(after)
 	if old == nil {
-		old = conditionStates(before.Status.Conditions)
+		old = tenantstatus.States(before.Status.Conditions)
 	}
 	for _, c := range after.Status.Conditions {
 		if c.Type == v1alpha1.ConditionReconciling || c.Type == v1alpha1.ConditionStalled {
 			continue // they repeat Ready's news for kstatus
 		}
 		o, existed := old[c.Type]
-		if existed && o == (conditionState{c.Status, c.Reason}) {
+		if existed && o == (tenantstatus.State{Status: c.Status, Reason: c.Reason}) {
 			continue
 		}
 		warning := c.Status == metav1.ConditionFalse && !tenantstatus.IsWaiting(c.Reason) && c.Reason != v1alpha1.ReasonDeleting
@@ -62,42 +59,4 @@ func (r *TenantReconciler) eventFor(t *v1alpha1.Tenant, eventType, reason, actio
 	if r.Recorder != nil {
 		r.Recorder.Eventf(t, nil, eventType, reason, action, "%s", tenantstatus.Bound(message, maxEventNote))
 	}
-}
-
-// conditionState is what a condition's events tell: its status and reason.
-type conditionState struct {
-	status metav1.ConditionStatus
-	reason string
-}
-
-func conditionStates(conditions []metav1.Condition) map[string]conditionState {
-	out := make(map[string]conditionState, len(conditions))
-	for _, c := range conditions {
-		out[c.Type] = conditionState{c.Status, c.Reason}
-	}
-	return out
-}
-
-// reportedConditions are, per tenant, the conditions as this manager last reported them in
-// events.
-type reportedConditions struct {
-	mu       sync.Mutex
-	byTenant map[string]map[string]conditionState
-}
-
-// swap records t's conditions as reported and returns those reported before, nil when none were.
-// A tenant whose deletion is done is forgotten.
-func (rc *reportedConditions) swap(t *v1alpha1.Tenant) map[string]conditionState {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	previous := rc.byTenant[t.Name]
-	if !controllerutil.ContainsFinalizer(t, v1alpha1.TenantFinalizer) && !t.DeletionTimestamp.IsZero() {
-		delete(rc.byTenant, t.Name)
-		return previous
-	}
-	if rc.byTenant == nil {
-		rc.byTenant = map[string]map[string]conditionState{}
-	}
-	rc.byTenant[t.Name] = conditionStates(t.Status.Conditions)
-	return previous
 }

@@ -3,7 +3,7 @@ package controllers
 import (
 	"context"
 	"strings"
-	"sync"
+	"sync/atomic"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -65,25 +65,19 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // goroutines. It never blocks them nor drops a tenant: the queue dedups, so a tenant told about
 // many times while waiting is reconciled once.
 type wakeSource struct {
-	mu    sync.Mutex
-	queue workqueue.TypedRateLimitingInterface[reconcile.Request]
+	queue atomic.Pointer[workqueue.TypedRateLimitingInterface[reconcile.Request]]
 }
 
 // Start is the source.Source the controller starts with its queue.
 func (w *wakeSource) Start(_ context.Context, q workqueue.TypedRateLimitingInterface[reconcile.Request]) error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.queue = q
+	w.queue.Store(&q)
 	return nil
 }
 
 // Wake enqueues a tenant. Before the controller started, every tenant is reconciled anyway.
 func (w *wakeSource) Wake(tenant string) {
-	w.mu.Lock()
-	q := w.queue
-	w.mu.Unlock()
-	if q != nil {
-		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: tenant}})
+	if q := w.queue.Load(); q != nil {
+		(*q).Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: tenant}})
 	}
 }
 

@@ -9,10 +9,12 @@ import (
 	"cmp"
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
@@ -450,4 +452,44 @@ func Summarize(t *v1alpha1.Tenant) {
 		meta.RemoveStatusCondition(&t.Status.Conditions, v1alpha1.ConditionStalled)
 	}
 	Set(t, ready)
+}
+
+// State is what a condition's events tell: its status and reason.
+type State struct {
+	Status metav1.ConditionStatus
+	Reason string
+}
+
+// States are the conditions' states by type.
+func States(conditions []metav1.Condition) map[string]State {
+	out := make(map[string]State, len(conditions))
+	for _, c := range conditions {
+		out[c.Type] = State{c.Status, c.Reason}
+	}
+	return out
+}
+
+// Reported are, per tenant, the conditions as the manager last reported them in events: a pass
+// that read the Tenant from a cache not yet showing the previous pass's status write would
+// otherwise tell the same changes twice.
+type Reported struct {
+	mu       sync.Mutex
+	byTenant map[string]map[string]State
+}
+
+// Swap records t's conditions as reported and returns those reported before, nil when none were.
+// A tenant whose deletion is done is forgotten.
+func (r *Reported) Swap(t *v1alpha1.Tenant) map[string]State {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	previous := r.byTenant[t.Name]
+	if !controllerutil.ContainsFinalizer(t, v1alpha1.TenantFinalizer) && !t.DeletionTimestamp.IsZero() {
+		delete(r.byTenant, t.Name)
+		return previous
+	}
+	if r.byTenant == nil {
+		r.byTenant = map[string]map[string]State{}
+	}
+	r.byTenant[t.Name] = States(t.Status.Conditions)
+	return previous
 }

@@ -259,3 +259,30 @@ func TestConditionMessagesAreBounded(t *testing.T) {
 		t.Errorf("bound cut inside a character, or too long: %d bytes", len(got))
 	}
 }
+
+// A pass that reads a Tenant from a cache still missing the previous pass's status must compare
+// against what was last reported, not against that stale copy, or it tells the same change twice.
+func TestReportedRemembersWhatWasToldUntilDeletionIsDone(t *testing.T) {
+	var reported Reported
+	tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "acme", Finalizers: []string{v1alpha1.TenantFinalizer}}}
+	if got := reported.Swap(tenant); got != nil {
+		t.Fatalf("first Swap = %v, want nil (nothing reported yet)", got)
+	}
+	tenant.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "DatabaseNotReady"}}
+	if got := reported.Swap(tenant); len(got) != 0 {
+		t.Fatalf("second Swap = %v, want the empty set reported first", got)
+	}
+	tenant.Status.Conditions[0] = metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: "Ready"}
+	got := reported.Swap(tenant)
+	if want := (State{metav1.ConditionFalse, "DatabaseNotReady"}); got[v1alpha1.ConditionReady] != want {
+		t.Fatalf("third Swap = %v, want Ready %v", got, want)
+	}
+	now := metav1.Now()
+	tenant.DeletionTimestamp, tenant.Finalizers = &now, nil
+	if got := reported.Swap(tenant); got[v1alpha1.ConditionReady] != (State{metav1.ConditionTrue, "Ready"}) {
+		t.Fatalf("Swap at deletion = %v, want the last report", got)
+	}
+	if got := reported.Swap(tenant); got != nil {
+		t.Errorf("after deletion was done the tenant is still remembered: %v", got)
+	}
+}

@@ -96,11 +96,11 @@ func TestRecipientsDigestIgnoresOrderCaseAndDuplicates(t *testing.T) {
 
 func TestValidID(t *testing.T) {
 	for s, want := range map[string]bool{
-		ID("age1example"):                     true,
-		"":                                    false,
+		ID("age1example"):                      true,
+		"":                                     false,
 		"../../other-tenant/keys/0123456789ab": false,
-		strings.ToUpper(ID("age1example")):    false,
-		ID("age1example") + "00":              false,
+		strings.ToUpper(ID("age1example")):     false,
+		ID("age1example") + "00":               false,
 	} {
 		if got := ValidID(s); got != want {
 			t.Errorf("ValidID(%q) = %v, want %v", s, got, want)

@@ -311,7 +311,9 @@ func ownedObjects(t *v1alpha1.Tenant, opts builders.Options) []runtime.ApplyConf
 	}
 	objs = append(objs, builders.TenantReaderClusterRole(t), builders.TenantReaderClusterRoleBinding(t),
 		builders.DatabaseSecret(t, "floor-password-floor-password-floor"),
-		builders.DatabaseBackupSecret(t, "floor-password-floor-password-floor"), builders.DatabaseConfigMap(t),
+		builders.DatabaseBackupSecret(t, "floor-password-floor-password-floor"),
+		builders.ProbeSecret(t, "floor-password-floor-password-floor", "SCRAM-SHA-256$4096:floor", opts),
+		builders.DatabaseProbeSecret(t, "SCRAM-SHA-256$4096:floor"), builders.DatabaseConfigMap(t),
 		builders.DatabaseService(t), builders.DatabaseHeadlessService(t), builders.DatabaseCertificate(t, opts),
 		builders.DatabaseStatefulSet(t, opts))
 	for _, p := range builders.NetworkPolicies(t, opts) {
@@ -626,7 +628,8 @@ func explain(before, after map[string]float64, n int) {
 type cpuSeconds map[string]float64
 
 // cpuByProcess reads the CPU time so far of the control plane's processes, this process and, when
-// operatorPID is not 0, the operator.
+// operatorPID is not 0, the operator. The control plane is the etcd and kube-apiserver this
+// process started: others may run on the same machine.
 func cpuByProcess(operatorPID int) cpuSeconds {
 	out := cpuSeconds{"bench": processCPU(os.Getpid())}
 	if operatorPID != 0 {
@@ -635,7 +638,7 @@ func cpuByProcess(operatorPID int) cpuSeconds {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || parentPID(pid) != os.Getpid() {
 			continue
 		}
 		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
@@ -647,6 +650,26 @@ func cpuByProcess(operatorPID int) cpuSeconds {
 		}
 	}
 	return out
+}
+
+// parentPID is a process's parent, from /proc; 0 when it cannot be read.
+func parentPID(pid int) int {
+	fields := statFields(pid)
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+// statFields are the fields of /proc/<pid>/stat after the command name (which is in parentheses
+// and may hold spaces): the process state first.
+func statFields(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 }
 
 func (c cpuSeconds) since(before cpuSeconds) cpuSeconds {
@@ -669,12 +692,10 @@ func (c cpuSeconds) String() string {
 
 // processCPU is a process's user and system CPU time in seconds, from /proc (clock ticks of 1/100 s).
 func processCPU(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	fields := statFields(pid)
+	if len(fields) < 13 {
 		return 0
 	}
-	// The fields after the command name, which is in parentheses and may hold spaces.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 	utime, _ := strconv.ParseFloat(fields[11], 64)
 	stime, _ := strconv.ParseFloat(fields[12], 64)
 	return (utime + stime) / 100

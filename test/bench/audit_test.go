@@ -239,11 +239,12 @@ func examples(requests []operatorRequest, n int) string {
 	return strings.Join(out, "; ")
 }
 
-// writesByTenant groups a class's writes by tenant, in time order.
+// writesByTenant groups a class's writes by tenant, in time order, events aside (an event is
+// told with the status write of the same pass).
 func (r *idleRequests) writesByTenant(class string) map[string][]time.Time {
 	out := map[string][]time.Time{}
 	for _, req := range r.byClass[class] {
-		if isWrite(req.verb) {
+		if isWrite(req.verb) && !isEvent(req) {
 			out[req.tenant] = append(out[req.tenant], req.at)
 		}
 	}
@@ -253,8 +254,8 @@ func (r *idleRequests) writesByTenant(class string) map[string][]time.Time {
 	return out
 }
 
-// closestWrites is the shortest time between two writes for one tenant of the class, and the
-// tenant; zero when no tenant was written twice.
+// closestWrites is the shortest time between two writes (events aside) for one tenant of the
+// class, and the tenant; zero when no tenant was written twice.
 func (r *idleRequests) closestWrites(class string) (time.Duration, string) {
 	var closest time.Duration
 	var who string
@@ -268,7 +269,7 @@ func (r *idleRequests) closestWrites(class string) (time.Duration, string) {
 	return closest, who
 }
 
-// mostWrites is the largest number of writes for one tenant of the class.
+// mostWrites is the largest number of writes (events aside) for one tenant of the class.
 func (r *idleRequests) mostWrites(class string) int {
 	most := 0
 	for _, ts := range r.writesByTenant(class) {

@@ -47,7 +47,12 @@ func TestMain(m *testing.M) {
 const (
 	// steadyUp tenants answer 200 to every probe.
 	steadyUp = "up"
-	// steadyDown tenants answer 503 to every probe.
+	// steadyDown tenants fail their first probe, answer the second and fail every one after:
+	// down since their fourth probe, with a little uptime in their history, so that their uptime
+	// figures change at every refresh (a tenant down since its first probe shows 0 % throughout
+	// and its status is never written again). Their objective is missed from their first figures
+	// on, so the idle window sees their steady state, not the one change from ObjectiveMet to
+	// ObjectiveMissed (a write and an event) that the first refresh after an outage brings.
 	steadyDown = "down"
 	// flapping tenants fail two probes, answer two, and so on: at the default interval of 15 s
 	// they go down (after two failures) and come back once a minute.
@@ -130,7 +135,7 @@ func serveProbes() {
 			s = &pathState{}
 			paths[r.URL.Path] = s
 		}
-		fail := class == steadyDown || (class == flapping && s.probes%4 < 2)
+		fail := (class == steadyDown && s.probes != 1) || (class == flapping && s.probes%4 < 2)
 		s.probes++
 		if fail {
 			s.failures++

@@ -341,6 +341,9 @@ func ownedObjects(t *v1alpha1.Tenant, opts builders.Options) []runtime.ApplyConf
 	for _, p := range builders.NetworkPolicies(t, opts) {
 		objs = append(objs, p)
 	}
+	if builders.RouteFor(t).Kind == v1alpha1.RouteKindIngress {
+		objs = append(objs, builders.Ingress(t, opts))
+	}
 	return append(objs, builders.TenantCertificate(t, opts))
 }
 

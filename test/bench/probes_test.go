@@ -1,23 +1,10 @@
 package bench
 
 import (
-	"bufio"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"fmt"
-	"io"
-	"log"
-	"math/big"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/tenantops/tenant-operator/internal/probes/probetest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
@@ -93,22 +82,9 @@ type pathState struct {
 	down                          bool
 }
 
-// serveProbes serves https://127.0.0.1:PORT/<class>/<tenant> with a certificate for the IP
-// 127.0.0.1, so that no DNS is needed, and /stats with what it answered by class. It prints its
-// address and CA and stops when its standard input closes.
+// serveProbes serves https://127.0.0.1:PORT/<class>/<tenant> (probetest's certificate names the
+// IP, so no DNS is needed) and /stats with what it answered by class.
 func serveProbes() {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		panic(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench probes"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
 	var mu sync.Mutex
 	paths := map[string]*pathState{}
 	mux := http.NewServeMux()
@@ -158,21 +134,7 @@ func serveProbes() {
 		}
 		_, _ = w.Write([]byte("ok"))
 	})
-	srv := &http.Server{
-		Handler:   mux,
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		ErrorLog:  log.New(io.Discard, "", 0),
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	fmt.Printf("%s\n%s", l.Addr(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}()
-	_ = srv.ServeTLS(l, "", "")
+	probetest.Serve(mux)
 }
 
 // probeServer is the probe server's process, as the benchmark sees it.
@@ -186,44 +148,13 @@ type probeServer struct {
 // startProbeServer starts the test binary as the probe server and writes its CA into dir, for
 // the operator's --probe-ca-file. It stops when the benchmark ends.
 func startProbeServer(b *testing.B, dir string) *probeServer {
-	cmd := exec.Command(os.Args[0], "-test.run=^$", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), probeServerEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
-	r := bufio.NewReader(stdout)
-	addr, err := r.ReadString('\n')
-	if err != nil {
-		b.Fatalf("probe server: %v", err)
-	}
-	var ca []byte
-	for !strings.Contains(string(ca), "END CERTIFICATE") {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			b.Fatalf("probe server's CA: %v", err)
-		}
-		ca = append(ca, line...)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(ca) {
-		b.Fatal("the probe server sent no CA")
-	}
+	srv := probetest.Start(b, probeServerEnv)
 	caFile := filepath.Join(dir, "probe-ca.pem")
-	if err := os.WriteFile(caFile, ca, 0o600); err != nil {
+	if err := os.WriteFile(caFile, srv.CAPEM, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	return &probeServer{addr: strings.TrimSpace(addr), caFile: caFile, pid: cmd.Process.Pid,
-		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}}
+	return &probeServer{addr: srv.Addr, caFile: caFile, pid: srv.PID,
+		client: &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: srv.RootCAs}}, Timeout: 10 * time.Second}}
 }
 
 // url is what a tenant of the class sets as spec.monitoring.url.

@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -53,7 +54,8 @@ func (r *TenantReconciler) ensureDataKey(ctx context.Context, t *v1alpha1.Tenant
 			r.publishDataKey(t, name, current.ID, secret)
 			return nil
 		}
-		previous = builders.DataKeyIDs(secret)
+		// The current key first, whatever the annotation says: it names the keys erasure destroys.
+		previous = append([]string{current.ID}, slices.DeleteFunc(builders.DataKeyIDs(secret), func(id string) bool { return id == current.ID })...)
 	}
 	fresh, err := datakey.Generate(recipients)
 	if err != nil {

@@ -43,9 +43,11 @@ func dataKeysDir(tenant, tenantUID string) (string, error) {
 	return storage.Join(tenant, keysDir, tenantUID), nil
 }
 
-// WriteDataKey stores the escrow copy of a tenant's data key. The backup agent writes it before
-// each backup, so every location that holds a backup holds the key that opens it; the content is
-// the same each time, since a new key has a new ID.
+// WriteDataKey stores the escrow copy of a tenant's data key. The backup agent calls it before
+// each backup, so every location that holds a backup holds the key that opens it. A copy already
+// stored under the key's ID is never replaced: it opens every backup made with that key, and a
+// different content under the same ID can only be a wrong pairing of recipient and wrapped key
+// (or a writer's tampering), which would make those backups unreadable.
 func WriteDataKey(ctx context.Context, store storage.Store, tenant, tenantUID string, key datakey.Key) error {
 	if key.ID != datakey.ID(key.Recipient) {
 		return fmt.Errorf("data key %s does not match its recipient", key.ID)
@@ -53,6 +55,12 @@ func WriteDataKey(ctx context.Context, store storage.Store, tenant, tenantUID st
 	name, err := DataKeyObject(tenant, tenantUID, key.ID)
 	if err != nil {
 		return err
+	}
+	switch _, err := store.Stat(ctx, name); {
+	case err == nil:
+		return nil
+	case !errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("look for data key %s: %w", key.ID, err)
 	}
 	if _, err := store.Put(ctx, name, bytes.NewReader(key.Wrapped)); err != nil {
 		return fmt.Errorf("store data key %s: %w", key.ID, err)

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -157,13 +158,27 @@ const (
 	FileWrapped   = "wrapped.age"
 )
 
-// ReadDir reads a key from a directory holding FileRecipient and FileWrapped.
+// ReadDir reads a key from a directory holding FileRecipient and FileWrapped. In a mounted
+// Secret both files come from the same version of it: the kubelet swaps the version under the
+// ..data link when the Secret changes (a rotation), and two reads through the top-level links
+// could pair the old recipient with the new wrapped key.
 func ReadDir(dir string) (Key, error) {
-	recipient, err := os.ReadFile(filepath.Join(dir, FileRecipient))
-	if err != nil {
-		return Key{}, fmt.Errorf("read data key: %w", err)
+	var recipient, wrapped []byte
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		version := dir
+		if resolved, linkErr := filepath.EvalSymlinks(filepath.Join(dir, "..data")); linkErr == nil {
+			version = resolved
+		}
+		recipient, err = os.ReadFile(filepath.Join(version, FileRecipient))
+		if err == nil {
+			wrapped, err = os.ReadFile(filepath.Join(version, FileWrapped))
+		}
+		// A version the kubelet removed between the link and the read: read the new one.
+		if !errors.Is(err, fs.ErrNotExist) || version == dir {
+			break
+		}
 	}
-	wrapped, err := os.ReadFile(filepath.Join(dir, FileWrapped))
 	if err != nil {
 		return Key{}, fmt.Errorf("read data key: %w", err)
 	}

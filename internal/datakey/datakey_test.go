@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -118,5 +120,63 @@ func TestGenerateRefusesWhatIsNotARecipient(t *testing.T) {
 		if strings.Contains(err.Error(), "AGE-SECRET-KEY") {
 			t.Fatalf("%s: the error echoes a secret key: %v", name, err)
 		}
+	}
+}
+
+// A Secret volume keeps each version of the Secret in a directory of its own behind the ..data
+// link. ReadDir takes both files from the version ..data names, so a rotation between its two
+// reads cannot pair one key's recipient with another key's wrapped copy.
+func TestReadDirTakesBothFilesFromOneVersionOfTheSecret(t *testing.T) {
+	platform, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := Generate([]string{platform.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	current, err := Generate([]string{platform.Recipient().String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	for version, k := range map[string]Key{"..2026_12_01_old": old, "..2026_12_02_new": current} {
+		if err := os.Mkdir(filepath.Join(dir, version), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for name, data := range map[string][]byte{FileRecipient: []byte(k.Recipient), FileWrapped: k.Wrapped} {
+			if err := os.WriteFile(filepath.Join(dir, version, name), data, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The moment of a swap as a reader through the top-level links could see it: ..data already
+	// names the new version, the recipient link still reaches the old one.
+	if err := os.Symlink("..2026_12_02_new", filepath.Join(dir, "..data")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..2026_12_01_old/"+FileRecipient, filepath.Join(dir, FileRecipient)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("..data/"+FileWrapped, filepath.Join(dir, FileWrapped)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != current.ID || got.Recipient != current.Recipient || !bytes.Equal(got.Wrapped, current.Wrapped) {
+		t.Fatalf("ReadDir gave key %s, want the current version's %s whole", got.ID, current.ID)
+	}
+
+	// A plain directory (the agent run by hand) is read as it is.
+	plain := t.TempDir()
+	for name, data := range map[string][]byte{FileRecipient: []byte(old.Recipient), FileWrapped: old.Wrapped} {
+		if err := os.WriteFile(filepath.Join(plain, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := ReadDir(plain); err != nil || got.ID != old.ID {
+		t.Fatalf("ReadDir(plain) = %s, %v; want %s", got.ID, err, old.ID)
 	}
 }

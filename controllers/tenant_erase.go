@@ -56,7 +56,7 @@ func (r *TenantReconciler) eraseTenant(ctx context.Context, t *v1alpha1.Tenant) 
 			}
 			return "", 0, fmt.Errorf("get backup policy %s: %w", ref.Name, err)
 		}
-		req = &backupcheck.EraseRequest{Tenant: t.Name, TenantUIDs: uids, Policy: policy}
+		req = &backupcheck.EraseRequest{Tenant: t.Name, TenantUIDs: uids, OwnedSince: t.CreationTimestamp.Time, Policy: policy}
 		erasure := r.backups.Erase(*req)
 		switch {
 		case erasure.Err != nil:

@@ -14,12 +14,20 @@ import (
 // eraseRetry is how long a failed erasure waits before the next request starts it again.
 const eraseRetry = 30 * time.Second
 
+// eraseTimeout bounds the erasure of one location. It is longer than a storage check's timeout:
+// a tenant with years of backups takes a while to delete, and the keys, destroyed first, do not
+// wait for it.
+const eraseTimeout = 10 * time.Minute
+
 // EraseRequest asks for a tenant's data to be erased from every storage location of a policy.
 type EraseRequest struct {
 	Tenant string
 	// TenantUIDs are the Tenant objects whose keys and backups go; another Tenant's of the same
 	// name stay.
 	TenantUIDs []string
+	// OwnedSince is when the erased Tenant was created: backups that recorded no UID and began
+	// earlier are a predecessor's of the same name, and stay.
+	OwnedSince time.Time
 	Policy     *v1alpha1.BackupPolicy
 }
 
@@ -137,18 +145,26 @@ func (i *Inspector) erase(ctx context.Context, req EraseRequest, previous Erasur
 	return out
 }
 
+// eraseLocation destroys the tenant's keys in one location first, then plans and deletes its
+// backups: what makes the backups unreadable never waits on listing them.
 func (i *Inspector) eraseLocation(ctx context.Context, req EraseRequest, s v1alpha1.BackupStorage, le *LocationErasure) error {
-	ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, max(eraseTimeout, i.opts.Timeout))
 	defer cancel()
 	store, err := i.open(ctx, s)
 	if err != nil {
 		return err
 	}
-	plan, err := catalog.PlanErasure(ctx, store, req.Tenant, slices.Clone(req.TenantUIDs))
+	destroyed, err := catalog.DestroyDataKeys(ctx, store, req.Tenant, slices.Clone(req.TenantUIDs))
+	le.Plan = catalog.ErasurePlan{Tenant: req.Tenant, TenantUIDs: req.TenantUIDs, DataKeys: destroyed}
 	if err != nil {
 		return err
 	}
+	plan, err := catalog.PlanErasure(ctx, store, req.Tenant, slices.Clone(req.TenantUIDs), req.OwnedSince)
+	plan.DataKeys = union(destroyed, plan.DataKeys)
 	le.Plan = plan
+	if err != nil {
+		return err
+	}
 	return catalog.Erase(ctx, store, plan)
 }
 
@@ -158,6 +174,7 @@ func mergePlans(a, b catalog.ErasurePlan) catalog.ErasurePlan {
 	out.DataKeys = union(a.DataKeys, b.DataKeys)
 	out.Unreadable = union(a.Unreadable, b.Unreadable)
 	out.Plain = union(a.Plain, b.Plain)
+	out.Unowned, out.LeftLegacy = max(a.Unowned, b.Unowned), max(a.LeftLegacy, b.LeftLegacy)
 	return out
 }
 

@@ -62,6 +62,9 @@ type ErasedLocation struct {
 	// ManifestsUnreadable counts backup directories whose manifest could not be read: their owner
 	// is unknown and they were left.
 	ManifestsUnreadable int `json:"manifestsUnreadable,omitempty"`
+	// PredecessorBackupsLeft counts backups that recorded no Tenant UID and began before this
+	// Tenant existed: a predecessor's of the same name, another customer's, left in place.
+	PredecessorBackupsLeft int `json:"predecessorBackupsLeft,omitempty"`
 }
 
 // ErasedLocationOf records a carried-out erasure plan.
@@ -79,7 +82,8 @@ func ErasedLocationOf(location string, schedules []string, plan catalog.ErasureP
 	}
 	return ErasedLocation{Location: location, Schedules: schedules, DataKeysDestroyed: keys,
 		BackupsUnreadable: bound(plan.Unreadable), BackupsUnreadableCount: len(plan.Unreadable),
-		BackupsDeleted: bound(plan.Plain), BackupsDeletedCount: len(plan.Plain), ManifestsUnreadable: plan.Unowned}
+		BackupsDeleted: bound(plan.Plain), BackupsDeletedCount: len(plan.Plain), ManifestsUnreadable: plan.Unowned,
+		PredecessorBackupsLeft: plan.LeftLegacy}
 }
 
 // ErasureRecordName is the record of erasing one Tenant object.

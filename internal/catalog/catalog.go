@@ -51,6 +51,9 @@ type listOptions struct {
 	trust *Trust
 	// owners, when set, are the tenant UIDs whose backups are listed; see WithTenantUIDs.
 	owners map[string]bool
+	// tolerant visits a manifest that cannot be read with no data instead of failing the walk
+	// (erasure: a corrupt or oversized manifest must not keep a tenant's data from being erased).
+	tolerant bool
 }
 
 // WithTenantUIDs lists only the backups made for these Tenant objects (Manifest.TenantUID): the
@@ -200,11 +203,17 @@ func walk(ctx context.Context, store storage.Store, tenant, schedule string, o l
 		}
 		d := path.Dir(obj.Key)
 		data, err := readSmall(ctx, store, obj.Key, maxMetadataSize)
+		if err != nil && o.tolerant && ctx.Err() == nil {
+			if err := visit(d, nil, nil, SignatureUnchecked); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("read manifest of %s: %w", d, err)
 		}
 		var v *Verification
-		if verified[d] {
+		if verified[d] && !o.tolerant {
 			if v, err = readVerification(ctx, store, d); err != nil {
 				return err
 			}

@@ -30,14 +30,20 @@ type ErasurePlan struct {
 	Plain []BackupRef
 	// Unowned counts manifests that could not be read, whose owner is unknown; they are left.
 	Unowned int
+	// LeftLegacy counts backups that recorded no Tenant UID and began before the erased Tenant
+	// existed: a predecessor's of the same name, another customer's; they are left.
+	LeftLegacy int
 }
 
-// PlanErasure lists what erasing the tenant's UIDs from a location destroys. Backups that recorded
-// no UID belong to whoever holds the name and are included; a predecessor's or successor's of
-// the same name, recorded under another UID, are not.
-func PlanErasure(ctx context.Context, store storage.Store, tenant string, tenantUIDs []string) (ErasurePlan, error) {
+// PlanErasure lists what erasing the tenant's UIDs from a location destroys: the backups recorded
+// under those UIDs, and those that recorded no UID (made before it was recorded) and began at or
+// after ownedSince, the erased Tenant's creation. A predecessor's or successor's of the same name
+// stays, whether recorded under its own UID or before the erased Tenant existed. A manifest that
+// cannot be read is counted in Unowned, never a reason to stop.
+func PlanErasure(ctx context.Context, store storage.Store, tenant string, tenantUIDs []string, ownedSince time.Time) (ErasurePlan, error) {
 	plan := ErasurePlan{Tenant: tenant, TenantUIDs: tenantUIDs}
 	o := listOpts([]ListOption{WithTenantUIDs(tenantUIDs...)})
+	o.tolerant = true
 	for _, uid := range tenantUIDs {
 		ids, err := ListDataKeys(ctx, store, tenant, uid)
 		if err != nil {
@@ -54,6 +60,10 @@ func PlanErasure(ctx context.Context, store storage.Store, tenant string, tenant
 		if !o.owns(m.TenantUID) {
 			return nil
 		}
+		if m.TenantUID == "" && m.StartedAt.Before(ownedSince) {
+			plan.LeftLegacy++
+			return nil
+		}
 		ref := BackupRef{Schedule: m.Schedule, ID: m.ID}
 		if m.DataKeyID != "" {
 			plan.Unreadable = append(plan.Unreadable, ref)
@@ -63,6 +73,31 @@ func PlanErasure(ctx context.Context, store storage.Store, tenant string, tenant
 		return nil
 	})
 	return plan, err
+}
+
+// DestroyDataKeys deletes every escrowed data key of the tenant's UIDs in a location and returns
+// their IDs. It lists only the keys' own directory, so it is quick whatever the tenant's backups:
+// erasure calls it before anything else, so that a slow or failing walk over the backups never
+// leaves the keys in place.
+func DestroyDataKeys(ctx context.Context, store storage.Store, tenant string, tenantUIDs []string) ([]string, error) {
+	var destroyed []string
+	for _, uid := range tenantUIDs {
+		ids, err := ListDataKeys(ctx, store, tenant, uid)
+		if err != nil {
+			return destroyed, err
+		}
+		for _, id := range ids {
+			name, err := DataKeyObject(tenant, uid, id)
+			if err != nil {
+				return destroyed, err
+			}
+			if err := store.Delete(ctx, name); err != nil {
+				return destroyed, fmt.Errorf("destroy data key %s: %w", id, err)
+			}
+			destroyed = append(destroyed, id)
+		}
+	}
+	return destroyed, nil
 }
 
 // Erase carries out a plan. The data keys go first: from that moment the backups encrypted to
@@ -80,17 +115,10 @@ func Erase(ctx context.Context, store storage.Store, plan ErasurePlan) error {
 				return fmt.Errorf("destroy data key %s: %w", id, err)
 			}
 		}
-		// Keys written since the plan (a backup that was still running) go too.
-		ids, err := ListDataKeys(ctx, store, plan.Tenant, uid)
-		if err != nil {
-			return err
-		}
-		for _, id := range ids {
-			name, _ := DataKeyObject(plan.Tenant, uid, id)
-			if err := store.Delete(ctx, name); err != nil {
-				return fmt.Errorf("destroy data key %s: %w", id, err)
-			}
-		}
+	}
+	// Keys written since the plan (a backup that was still running) go too.
+	if _, err := DestroyDataKeys(ctx, store, plan.Tenant, plan.TenantUIDs); err != nil {
+		return err
 	}
 	schedules := map[string]bool{}
 	for _, refs := range [][]BackupRef{plan.Unreadable, plan.Plain} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,13 +46,24 @@ func TestEraseDestroysKeysThenBackupsOfTheTenantOnly(t *testing.T) {
 	day := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
 	keyed := catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", TenantUID: uid, Schedule: "hot", ID: "keyed", StartedAt: day, DataKeyID: key.ID})
 	catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", TenantUID: uid, Schedule: "cold", ID: "plain", StartedAt: day})
+	// Two backups that recorded no UID: one made by the erased Tenant (after its creation), one by
+	// a predecessor of the same name before it existed, which is another customer's.
+	created := day.Add(-2 * time.Hour)
 	catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", Schedule: "hot", ID: "legacy", StartedAt: day.Add(-time.Hour)})
+	catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", Schedule: "hot", ID: "predecessors-legacy", StartedAt: created.Add(-24 * time.Hour)})
+	// A manifest nobody can read (corrupt, or planted by a writer) does not stop the erasure.
+	if _, err := store.Put(ctx, "acme/hot/garbage/manifest.json", strings.NewReader("{not json")); err != nil {
+		t.Fatal(err)
+	}
 	catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", TenantUID: predecessor, Schedule: "hot", ID: "theirs", StartedAt: day, DataKeyID: predecessorKey.ID})
 	catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme2", TenantUID: uid, Schedule: "hot", ID: "other-name", StartedAt: day})
 
-	plan, err := catalog.PlanErasure(ctx, store, "acme", []string{uid})
+	plan, err := catalog.PlanErasure(ctx, store, "acme", []string{uid}, created)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if plan.LeftLegacy != 1 || plan.Unowned != 1 {
+		t.Errorf("plan left %d legacy backups and %d unreadable manifests, want 1 and 1", plan.LeftLegacy, plan.Unowned)
 	}
 	if !slices.Equal(plan.DataKeys, []string{key.ID}) {
 		t.Errorf("plan.DataKeys = %v, want [%s]", plan.DataKeys, key.ID)
@@ -70,6 +82,13 @@ func TestEraseDestroysKeysThenBackupsOfTheTenantOnly(t *testing.T) {
 	if _, err := catalog.ReadDataKey(ctx, store, keyed); !errors.As(err, &destroyed) {
 		t.Fatalf("reading the erased key = %v, want DataKeyDestroyedError", err)
 	}
+	// The unreadable manifest is left (its owner is unknown); the listing below would refuse it.
+	if _, err := store.Stat(ctx, "acme/hot/garbage/manifest.json"); err != nil {
+		t.Errorf("the unreadable manifest: %v, want it left", err)
+	}
+	if err := store.Delete(ctx, "acme/hot/garbage/manifest.json"); err != nil {
+		t.Fatal(err)
+	}
 	left, err := catalog.List(ctx, store, "", "")
 	if err != nil {
 		t.Fatal(err)
@@ -78,14 +97,14 @@ func TestEraseDestroysKeysThenBackupsOfTheTenantOnly(t *testing.T) {
 	for _, b := range left {
 		ids = append(ids, b.Tenant+"/"+b.ID)
 	}
-	if !slices.Equal(ids, []string{"acme/theirs", "acme2/other-name"}) {
-		t.Errorf("after erasure the store holds %v, want only the predecessor's and the other tenant's backups", ids)
+	if !slices.Equal(ids, []string{"acme/theirs", "acme/predecessors-legacy", "acme2/other-name"}) {
+		t.Errorf("after erasure the store holds %v, want only the predecessors' and the other tenant's backups", ids)
 	}
 	if kept, err := catalog.ListDataKeys(ctx, store, "acme", predecessor); err != nil || !slices.Equal(kept, []string{predecessorKey.ID}) {
 		t.Errorf("predecessor's keys = %v, %v; want its key kept", kept, err)
 	}
 	// Erasing again finds nothing left to do.
-	again, err := catalog.PlanErasure(ctx, store, "acme", []string{uid})
+	again, err := catalog.PlanErasure(ctx, store, "acme", []string{uid}, created)
 	if err != nil || len(again.DataKeys)+len(again.Unreadable)+len(again.Plain) != 0 {
 		t.Errorf("second plan = %+v, %v; want nothing", again, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,8 +247,24 @@ func TestEraseTenant(t *testing.T) {
 	secret.Name, secret.Namespace, secret.Labels, secret.Annotations = *secretAC.Name, *secretAC.Namespace, secretAC.Labels, secretAC.Annotations
 	secret.Data = secretAC.Data
 	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: "acme-hot-backup-1", Labels: builders.TenantLabels(tenant)}}
+	cronJob := &batchv1.CronJob{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: builders.BackupCronJobName(tenant, "hot"), Labels: builders.TenantLabels(tenant)}}
 
-	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(policy, secret, job).WithInterceptorFuncs(applyAsUpsert()).Build()
+	// How each object was deleted: the CronJob orphaning its Jobs (the garbage collector would
+	// remove a Job before its pod), the Job in the foreground (it stays until its pod is gone).
+	var mu sync.Mutex
+	propagation := map[string]metav1.DeletionPropagation{}
+	funcs := applyAsUpsert()
+	funcs.Delete = func(ctx context.Context, cl client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+		do := &client.DeleteOptions{}
+		do.ApplyOptions(opts)
+		if do.PropagationPolicy != nil {
+			mu.Lock()
+			propagation[obj.GetName()] = *do.PropagationPolicy
+			mu.Unlock()
+		}
+		return cl.Delete(ctx, obj, opts...)
+	}
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(policy, secret, job, cronJob).WithInterceptorFuncs(funcs).Build()
 	r, err := NewTenantReconciler(c, c, nil, Options{Options: builders.Options{OperatorNamespace: "ops"}, Clock: clocktesting.NewFakeClock(now),
 		BackupVolumeRoot: root, DisableUptimeProbes: true, Metrics: metrics.New(prometheus.NewRegistry())})
 	if err != nil {
@@ -262,6 +279,14 @@ func TestEraseTenant(t *testing.T) {
 	if left, _ := catalog.ListDataKeys(ctx, store, "acme", "uid-1"); len(left) != 1 {
 		t.Fatal("the key was erased while a backup Job still ran")
 	}
+	mu.Lock()
+	if p := propagation[cronJob.Name]; p != metav1.DeletePropagationOrphan {
+		t.Errorf("CronJob deleted with propagation %q, want Orphan", p)
+	}
+	if p := propagation[job.Name]; p != metav1.DeletePropagationForeground {
+		t.Errorf("Job deleted with propagation %q, want Foreground", p)
+	}
+	mu.Unlock()
 	var record corev1.ConfigMap
 	deadline := time.Now().Add(20 * time.Second)
 	for {

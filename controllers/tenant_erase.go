@@ -35,7 +35,14 @@ func (r *TenantReconciler) eraseTenant(ctx context.Context, t *v1alpha1.Tenant) 
 	if err := r.deleteNamespace(ctx, t); err != nil {
 		return "", 0, err
 	}
-	if err := r.deleteBackupJobs(ctx, t, nil); err != nil {
+	// Orphaned, the CronJobs' Jobs stay until stopBackupJobs deletes them in the foreground: with
+	// the garbage collector's background deletion a Job could be gone while its pod still
+	// uploads. A CronJob being deleted starts no Job.
+	if _, err := r.deleteUnwanted(ctx, t, "cron job", &batchv1.CronJobList{}, r.Options.OperatorNamespace, nil,
+		client.PropagationPolicy(metav1.DeletePropagationOrphan)); err != nil {
+		return "", 0, err
+	}
+	if err := r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.BackupJobSecretName(t)}); err != nil {
 		return "", 0, err
 	}
 	running, err := r.stopBackupJobs(ctx, t)
@@ -120,12 +127,17 @@ func (r *TenantReconciler) recordErasure(ctx context.Context, record *builders.E
 	return nil
 }
 
-// stopBackupJobs deletes the tenant's backup and verification Jobs, whose pods go with them, and
-// returns those still there: a backup that finished after the erasure would store the data, and
-// the key, again.
+// stopBackupJobs deletes the tenant's backup and verification Jobs in the foreground (each stays
+// until its pods are gone) and returns those still there: a backup that finished after the
+// erasure would store the data, and the key, again. It reads the API server, not the cache: a
+// Job its CronJob created a moment ago must not be missed.
 func (r *TenantReconciler) stopBackupJobs(ctx context.Context, t *v1alpha1.Tenant) ([]string, error) {
+	reader := client.Reader(r.Client)
+	if r.APIReader != nil {
+		reader = r.APIReader
+	}
 	list := &batchv1.JobList{}
-	if err := r.List(ctx, list, client.InNamespace(r.Options.OperatorNamespace), client.MatchingLabels(builders.TenantLabels(t))); err != nil {
+	if err := reader.List(ctx, list, client.InNamespace(r.Options.OperatorNamespace), client.MatchingLabels(builders.TenantLabels(t))); err != nil {
 		return nil, fmt.Errorf("list jobs of tenant %s: %w", t.Name, err)
 	}
 	var running []string

@@ -30,7 +30,7 @@ const (
 )
 
 // Commands are the first arguments RunCommand handles.
-var Commands = []string{"backup", "restore", "verify", "backups"}
+var Commands = []string{"backup", "restore", "verify", "backups", "wal-archive", "wal-restore"}
 
 // RunCommand runs one of the agent's subcommands; args is os.Args[1:], starting with the
 // subcommand. It returns the process exit status: 0 only on success, otherwise after one line on
@@ -44,6 +44,10 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	switch args[0] {
 	case "backup":
 		err = runBackup(ctx, args[1:], stdout, stderr)
+	case "wal-archive":
+		err = runWALArchive(ctx, args[1:], stdout, stderr)
+	case "wal-restore":
+		return runWALRestore(ctx, args[1:], stdout, stderr) // its exit statuses are restore_command's
 	case "restore":
 		err = runRestore(ctx, args[1:], stdout, stderr)
 	case "verify":

@@ -57,6 +57,10 @@ type WALInfo struct {
 	Object     ObjectInfo `json:"object"`
 	Recipients []string   `json:"recipients"`
 	ArchivedAt time.Time  `json:"archivedAt"`
+	// WrittenAt is when PostgreSQL last wrote the file (its modification time): every record in a
+	// segment is older, and the next segment's records are younger. A restore to a time up to
+	// the last archived segment's WrittenAt finds all the WAL it needs in the archive.
+	WrittenAt time.Time `json:"writtenAt"`
 	// History is a timeline history file's content: the switch points that led to Timeline,
 	// oldest first. Kept here in plain text (it holds no data) so that the recoverable window can
 	// follow timelines without a key.

@@ -43,7 +43,7 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var err error
 	switch args[0] {
 	case "backup":
-		err = runBackup(ctx, args[1:], stdout, stderr)
+		err = runBackupOfMethod(ctx, args[1:], stdout, stderr)
 	case "wal-archive":
 		err = runWALArchive(ctx, args[1:], stdout, stderr)
 	case "wal-restore":
@@ -279,6 +279,7 @@ var zstdLevels = map[string]zstd.EncoderLevel{
 
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("backup", "backup --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY... [--signing-key-file F]", stderr)
+	fs.String("method", catalog.MethodLogical, "logical: pg_dump of one database (the default); physical: pg_basebackup of the cluster, for point-in-time recovery (see backup --method physical -h)")
 	dsn := fs.String("dsn", "", "database to back up, postgres://USER[:PASSWORD]@HOST:PORT/DB (a password may also come from PGPASSWORD)")
 	loc := fs.String("storage", "", "where backups live: s3://BUCKET/PREFIX?endpoint=HOST:PORT&region=R[&insecure=true] or file:///PATH")
 	tenant := fs.String("tenant", "", "tenant name")

@@ -44,6 +44,9 @@ type PhysicalInfo struct {
 	BackupManifestRecipients []string `json:"backupManifestRecipients"`
 	// PgBasebackupVersion is the version of the pg_basebackup that took it.
 	PgBasebackupVersion string `json:"pgBasebackupVersion"`
+	// Superuser is the cluster's bootstrap superuser, whom a restore connects as to check the
+	// restored server.
+	Superuser string `json:"superuser,omitempty"`
 }
 
 func (p *PhysicalInfo) check() error {

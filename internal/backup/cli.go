@@ -49,7 +49,7 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case "wal-restore":
 		return runWALRestore(ctx, args[1:], stdout, stderr) // its exit statuses are restore_command's
 	case "restore":
-		err = runRestore(ctx, args[1:], stdout, stderr)
+		err = runRestoreOfMethod(ctx, args[1:], stdout, stderr)
 	case "verify":
 		err = runVerify(ctx, args[1:], stdout, stderr)
 	case "backups":

@@ -91,6 +91,9 @@ func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
 	if err != nil {
 		return catalog.Backup{}, err
 	}
+	if b.Physical != nil {
+		return b, fmt.Errorf("backup %s is a physical base backup, which restores into a data directory: restore --data-dir DIR with --to-time, --to-lsn or --to-latest", b.ID)
+	}
 	if len(o.Identities) == 0 {
 		return b, errors.New("no identity: pass --identity-file")
 	}

@@ -53,10 +53,13 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	case "verify":
 		err = runVerify(ctx, args[1:], stdout, stderr)
 	case "backups":
-		if len(args) < 2 || args[1] != "list" {
-			err = usageError("unknown command \"backups\"; want \"backups list\"")
-		} else {
+		switch {
+		case len(args) >= 2 && args[1] == "list":
 			err = runList(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "window":
+			err = runWindow(ctx, args[2:], stdout, stderr)
+		default:
+			err = usageError("unknown command \"backups\"; want \"backups list\" or \"backups window\"")
 		}
 	default:
 		err = usageError(fmt.Sprintf("unknown command %q; want backup, restore, verify or backups list", args[0]))

@@ -2,6 +2,7 @@ package backup
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -145,5 +146,54 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 		fmt.Fprintf(stdout, "server: %s\n", res.StopLine)
 	}
 	fmt.Fprintf(stdout, "start it with: postgres -D %s (WAL archiving is off in it: ALTER SYSTEM RESET archive_mode when it becomes the tenant's server)\n", dir)
+	return nil
+}
+
+// runWindow is backups window: what restore --to-time and --to-lsn can reach for a tenant.
+func runWindow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newCommand("backups window", "backups window --storage LOCATION --tenant T [--schedule S] [--signing-public-key KEY...] [-o json]", stderr)
+	loc := fs.String("storage", "", "where backups live (see backup -h)")
+	tenant := fs.String("tenant", "", "tenant name")
+	schedule := fs.String("schedule", "", "only this schedule's base backups (default: every schedule's)")
+	var uids stringList
+	fs.Var(&uids, "tenant-uid", "only backups made for this Tenant object's UID (repeatable; backups that recorded none always count)")
+	output := fs.String("o", "text", "output format: text or json")
+	tf := fs.trustBackups()
+	if err := fs.parse(args); err != nil {
+		return err
+	}
+	if err := fs.required("storage", "tenant"); err != nil {
+		return err
+	}
+	if *output != "text" && *output != "json" {
+		return usageError(fmt.Sprintf("backups window: -o %q: want text or json", *output))
+	}
+	trust, err := tf.trust()
+	if err != nil {
+		return err
+	}
+	store, err := storage.Open(ctx, *loc)
+	if err != nil {
+		return err
+	}
+	var owners []catalog.ListOption
+	if len(uids) > 0 {
+		owners = append(owners, catalog.WithTenantUIDs(uids...))
+	}
+	w, ok, err := RecoverableWindow(ctx, store, *tenant, *schedule, owners, trust)
+	if err != nil {
+		return explainWALRefusal(explainRefusal(err, trust), trust)
+	}
+	if !ok {
+		return fmt.Errorf("tenant %s cannot be restored to a point in time: no physical backup whose signature checks has its WAL archived up to its end", *tenant)
+	}
+	if *output == "json" {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(w)
+	}
+	fmt.Fprintf(stdout, "tenant %s, system %s: restore --to-time from %s to %s, --to-lsn from %s to %s (timeline %d, last archived segment %s); %d base backups, the oldest %s\n",
+		*tenant, w.SystemID, w.EarliestTime.Format(time.RFC3339Nano), w.LatestWritten.Format(time.RFC3339Nano), w.EarliestLSN, w.LatestLSN,
+		w.LatestTimeline, w.LastSegment, w.Backups, w.EarliestBackup)
 	return nil
 }

@@ -354,3 +354,39 @@ func scanLines(path string, f func(string)) {
 		f(sc.Text())
 	}
 }
+
+// Window is what a point-in-time restore of a tenant can reach now.
+type Window struct {
+	catalog.Window
+	// LatestWritten is when PostgreSQL last wrote the window's last archived segment: restore
+	// --to-time takes any moment from EarliestTime to this one. Later moments are in WAL that is
+	// not archived yet (catalog.Window.LatestTime, when the segment was archived, may be later).
+	LatestWritten time.Time
+}
+
+// RecoverableWindow lists a tenant's physical backups (of one schedule, or all when schedule is
+// empty) and WAL archive, signatures checked against trust, and says from when to when it can be
+// restored; ok is false when no backup can be restored to any point.
+func RecoverableWindow(ctx context.Context, store storage.Store, tenant, schedule string, owners []catalog.ListOption, trust catalog.Trust) (w Window, ok bool, err error) {
+	entries, err := catalog.ListEntries(ctx, store, tenant, schedule, append(owners, catalog.WithTrust(trust))...)
+	if err != nil {
+		return w, false, err
+	}
+	wal, err := catalog.ListWAL(ctx, store, tenant, catalog.WithTrust(trust))
+	if err != nil {
+		return w, false, err
+	}
+	if w.Window, ok = catalog.RecoverableWindow(entries, wal); !ok {
+		return w, false, nil
+	}
+	n, err := catalog.ParseWALName(w.LastSegment)
+	if err != nil {
+		return w, false, err
+	}
+	info, err := catalog.ReadWALInfo(ctx, store, tenant, w.SystemID, n, trust)
+	if err != nil {
+		return w, false, fmt.Errorf("read the last archived segment's description: %w", err)
+	}
+	w.LatestWritten = info.WrittenAt
+	return w, true, nil
+}

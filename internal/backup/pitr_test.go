@@ -2,11 +2,14 @@ package backup_test
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
+	agentlib "github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 	"github.com/tenantops/tenant-operator/test/stack"
@@ -115,6 +118,20 @@ func TestPointInTimeRecovery(t *testing.T) {
 	if !ok || w.EarliestBackup != full || w.Backups != 2 || w.LastSegment != last || !strings.HasPrefix(w.SystemID, m.Physical.SystemID) {
 		t.Fatalf("window %+v (ok %v), want from %s to %s", w, ok, full, last)
 	}
+	// What an SRE reads before choosing a target: the same window, to the moment the last
+	// archived segment was written.
+	wr := mustAgent(t, env, "backups", "window", "--storage", loc, "--tenant", "acme", "-o", "json")
+	var shown agentlib.Window
+	if err := json.Unmarshal([]byte(wr.stdout), &shown); err != nil {
+		t.Fatalf("backups window -o json: %v\n%s", err, wr.stdout)
+	}
+	notedTime, _ := time.Parse(time.RFC3339Nano, noted)
+	if shown.EarliestBackup != full || shown.LastSegment != last || shown.Backups != 2 ||
+		shown.EarliestTime.After(notedTime) || !shown.LatestWritten.After(notedTime) || shown.LatestWritten.After(time.Now()) {
+		t.Fatalf("backups window shows %+v; want from %s (before %s) to %s", shown, full, noted, last)
+	}
+	restoreOutput(t, mustAgent(t, env, "backups", "window", "--storage", loc, "--tenant", "acme"), "restore --to-time from ", "last archived segment "+last)
+
 	// Retention keeping only the incremental chain deletes nothing it needs.
 	d := catalog.DecideWAL(entries, wal)
 	for _, f := range d.Delete {

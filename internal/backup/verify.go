@@ -84,7 +84,7 @@ func Verify(ctx context.Context, o VerifyOptions) (catalog.Backup, catalog.Verif
 		if b.Physical != nil {
 			return b, catalog.Verification{}, fmt.Errorf("backup %s is a physical base backup: restore drills restore dumps; verify it without --identity-file (its checksum), or restore it to a point in time", b.ID)
 		}
-		if err := checkIdentities(b.Manifest, o.Identities); err != nil {
+		if o.Identities, err = identitiesFor(ctx, o.Store, b.Manifest, o.Identities); err != nil {
 			return b, catalog.Verification{}, err
 		}
 		problems, v.ScratchPostgresVersion, err = drill(ctx, o, b.Manifest)

@@ -11,6 +11,7 @@
 //	<tenant>/<schedule>/<id>/manifest.json         written last: the backup exists once this does
 //	<tenant>/<schedule>/<id>/verification.json     the latest verify result, if any
 //	<tenant>/wal/...                               the WAL archive (see WALDir)
+//	<tenant>/.keys/<tenantUID>/<keyID>.age         a tenant data key, wrapped to the platform (escrow)
 package catalog
 
 import (
@@ -20,18 +21,21 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
-// FormatVersion is written into every manifest of a logical backup (and into signatures,
-// verifications and WAL descriptions). Readers refuse manifests of a newer format, so an old agent
-// never misreads a backup that a newer one made.
-const FormatVersion = 1
+// FormatVersion is written into every manifest of a logical backup. Readers refuse manifests of
+// a newer format, so an old agent never misreads a backup that a newer one made. Version 2 added
+// DataKeyID: an agent that knew only 1 would try the platform identity on data encrypted to a
+// tenant key and call it the wrong identity.
+const FormatVersion = 2
 
 // PhysicalFormatVersion is what a physical backup's manifest says: an agent that knows only dumps
-// refuses it rather than hand a tar archive to pg_restore. Logical backups keep FormatVersion, so
-// agents of before physical backups still read them.
-const PhysicalFormatVersion = 2
+// (formats 1 and 2) refuses it rather than hand a tar archive to pg_restore. Logical backups keep
+// FormatVersion, so agents of before physical backups still read them. A physical backup may name
+// a tenant data key (DataKeyID) as a logical one does.
+const PhysicalFormatVersion = 3
 
 // Methods of backup (Manifest.Method).
 const (
@@ -78,6 +82,11 @@ type Manifest struct {
 	LargeObjects int64 `json:"largeObjects"`
 	// Recipients are the fingerprints of the age recipients the data was encrypted to.
 	Recipients []string `json:"recipients"`
+	// DataKeyID, when set, names the tenant data key the data is encrypted to, and only to: its
+	// identity is stored wrapped to the platform's recipients at DataKeyObject(Tenant, TenantUID,
+	// DataKeyID), and once every copy of it is destroyed the backup cannot be decrypted. Empty in
+	// backups encrypted to the platform's recipients directly (before per-tenant keys).
+	DataKeyID string `json:"dataKeyID,omitempty"`
 	// Method is MethodLogical or MethodPhysical; manifests written before physical backups have
 	// none and are logical (see MethodOf).
 	Method string `json:"method,omitempty"`
@@ -191,6 +200,9 @@ func (m Manifest) check() error {
 	}
 	if m.ID == "" || m.Object.Name == "" || m.Object.SHA256 == "" || m.Object.Size <= 0 {
 		return fmt.Errorf("manifest lacks id, object name, size or checksum")
+	}
+	if m.DataKeyID != "" && (!datakey.ValidID(m.DataKeyID) || ValidateName("tenant UID", m.TenantUID) != nil) {
+		return fmt.Errorf("manifest names data key %q of tenant UID %q: want a key ID and the UID it belongs to", m.DataKeyID, m.TenantUID)
 	}
 	switch m.MethodOf() {
 	case MethodLogical:

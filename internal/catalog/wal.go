@@ -36,6 +36,9 @@ const (
 	walSidecarSuffix = ".json"
 )
 
+// walFormatVersion is the format of a WAL description, which does not follow the manifest's.
+const walFormatVersion = 1
+
 // walSigned is what a WAL description's signature says it signs.
 const walSigned = "wal"
 
@@ -113,7 +116,7 @@ func EncodeWALSidecar(info WALInfo, key ed25519.PrivateKey) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := walSidecar{FormatVersion: FormatVersion, WAL: body}
+	sc := walSidecar{FormatVersion: walFormatVersion, WAL: body}
 	if key != nil {
 		if sc.Signature, err = sign(body, walSigned, key); err != nil {
 			return nil, err
@@ -138,8 +141,8 @@ func decodeWALSidecar(data []byte, trust *Trust) (WALInfo, SignatureStatus, erro
 	if err := json.Unmarshal(data, &sc); err != nil {
 		return WALInfo{}, SignatureInvalid, fmt.Errorf("WAL description is not valid JSON: %w", err)
 	}
-	if sc.FormatVersion < 1 || sc.FormatVersion > FormatVersion {
-		return WALInfo{}, SignatureUnchecked, fmt.Errorf("WAL description format version %d is not supported by this agent (knows 1 to %d)", sc.FormatVersion, FormatVersion)
+	if sc.FormatVersion < 1 || sc.FormatVersion > walFormatVersion {
+		return WALInfo{}, SignatureUnchecked, fmt.Errorf("WAL description format version %d is not supported by this agent (knows 1 to %d)", sc.FormatVersion, walFormatVersion)
 	}
 	var info WALInfo
 	if err := json.Unmarshal(sc.WAL, &info); err != nil {

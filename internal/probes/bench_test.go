@@ -1,18 +1,10 @@
 package probes
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"log"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +14,8 @@ import (
 
 	"k8s.io/utils/clock"
 	testingclock "k8s.io/utils/clock/testing"
+
+	"github.com/tenantops/tenant-operator/internal/probes/probetest"
 )
 
 // benchServerEnv makes the test binary serve the benchmark's tenants instead of running tests:
@@ -37,85 +31,24 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// panicker stands in for testing.TB in the server process.
-type panicker struct{}
-
-func (panicker) Helper()           {}
-func (panicker) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
-
-// serveBenchTenants serves every *.bench.test name on one loopback port with a certificate from a
-// CA of its own, writes the address and the CA to stdout, and serves until stdin closes. Hosts
-// named flap-* answer 503 to every other request.
+// serveBenchTenants serves every *.bench.test name on one loopback port (probetest's
+// certificate). Hosts named flap-* answer 503 to every other request.
 func serveBenchTenants() {
-	ca := newTestCA(panicker{}, "Bench CA")
-	cert := ca.issue(panicker{}, leaf{dns: []string{"*.bench.test"}})
 	var mu sync.Mutex
 	flaps := map[string]int{}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if strings.HasPrefix(r.Host, "flap-") {
-				mu.Lock()
-				flaps[r.Host]++
-				n := flaps[r.Host]
-				mu.Unlock()
-				if n%2 == 0 {
-					w.WriteHeader(http.StatusServiceUnavailable)
-					return
-				}
+	probetest.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.Host, "flap-") {
+			mu.Lock()
+			flaps[r.Host]++
+			n := flaps[r.Host]
+			mu.Unlock()
+			if n%2 == 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
 			}
-			_, _ = w.Write([]byte("ok"))
-		}),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert.tls}},
-		ErrorLog:  log.New(io.Discard, "", 0),
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	fmt.Printf("%s\n%s", l.Addr(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw}))
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}()
-	_ = srv.ServeTLS(l, "", "")
-}
-
-// startBenchServer runs serveBenchTenants in a child process and returns its address and CA.
-func startBenchServer(b *testing.B) (addr string, caPEM []byte) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchServerEnv+"=1")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		stdin.Close()
-		_ = cmd.Wait()
-	})
-	r := bufio.NewReader(stdout)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		b.Fatalf("bench server: %v", err)
-	}
-	addr = strings.TrimSpace(line)
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			b.Fatalf("bench server: %v", err)
 		}
-		caPEM = append(caPEM, line...)
-		if strings.HasPrefix(line, "-----END") {
-			return addr, caPEM
-		}
-	}
+		_, _ = w.Write([]byte("ok"))
+	}), "*.bench.test")
 }
 
 // BenchmarkProbe1000Tenants probes 1000 tenants at the default interval of 15 s: the Scheduler and
@@ -144,8 +77,8 @@ func benchProbes(b *testing.B, realtime bool) {
 		flapping = 20
 		interval = 15 * time.Second
 	)
-	addr, caPEM := startBenchServer(b)
-	pool := newPoolFromPEM(b, caPEM)
+	srv := probetest.Start(b, benchServerEnv)
+	addr, pool := srv.Addr, srv.RootCAs
 
 	var clk clock.WithTicker = clock.RealClock{}
 	fake := testingclock.NewFakeClock(time.Now())
@@ -246,13 +179,4 @@ func benchProbes(b *testing.B, realtime bool) {
 	b.ReportMetric(core, "%core@1000/15s")
 	b.ReportMetric(float64(probes)/elapsed.Minutes(), "probes/min")
 	b.ReportMetric(float64(failures.Load())/float64(probes)*100, "%failed")
-}
-
-func newPoolFromPEM(b *testing.B, caPEM []byte) *x509.CertPool {
-	b.Helper()
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(caPEM) {
-		b.Fatalf("bench server sent no CA: %q", caPEM)
-	}
-	return pool
 }

@@ -1,23 +1,11 @@
 package uptime
 
 import (
-	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"io"
-	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
@@ -28,6 +16,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/tenantops/tenant-operator/internal/probes"
+	"github.com/tenantops/tenant-operator/internal/probes/probetest"
 )
 
 // benchServerEnv makes the test binary serve the benchmark's tenants instead of running tests, in a
@@ -42,74 +31,22 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// serveBenchTenants serves *.bench.test over TLS: up-* answer 200, down-* 503, and flap-* fail
-// two requests in four, so they go down and come back every minute at a 15 s interval.
+// serveBenchTenants serves *.bench.test: up-* answer 200, down-* 503, and flap-* fail two
+// requests in four, so they go down and come back every minute at a 15 s interval.
 func serveBenchTenants() {
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bench"}, DNSNames: []string{"*.bench.test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		panic(err)
-	}
 	var mu sync.Mutex
 	seen := map[string]int{}
-	srv := &http.Server{
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			mu.Lock()
-			seen[r.Host]++
-			n := seen[r.Host]
-			mu.Unlock()
-			if strings.HasPrefix(r.Host, "down-") || (strings.HasPrefix(r.Host, "flap-") && n%4 < 2) {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				return
-			}
-			_, _ = w.Write([]byte("ok"))
-		}),
-		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
-		ErrorLog:  log.New(io.Discard, "", 0),
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		panic(err)
-	}
-	fmt.Printf("%s\n%s", l.Addr(), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		os.Exit(0)
-	}()
-	_ = srv.ServeTLS(l, "", "")
-}
-
-func startBenchServer(b *testing.B) (string, *x509.CertPool) {
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), benchServerEnv+"=1")
-	stdin, _ := cmd.StdinPipe()
-	stdout, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { stdin.Close(); _ = cmd.Wait() })
-	r := bufio.NewReader(stdout)
-	addr, err := r.ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	var rest []byte
-	for !strings.Contains(string(rest), "END CERTIFICATE") {
-		more, err := r.ReadString('\n')
-		if err != nil {
-			b.Fatal(err)
+	probetest.Serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Host]++
+		n := seen[r.Host]
+		mu.Unlock()
+		if strings.HasPrefix(r.Host, "down-") || (strings.HasPrefix(r.Host, "flap-") && n%4 < 2) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
 		}
-		rest = append(rest, more...)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(rest) {
-		b.Fatalf("bench server sent no CA")
-	}
-	return strings.TrimSpace(addr), pool
+		_, _ = w.Write([]byte("ok"))
+	}), "*.bench.test")
 }
 
 // BenchmarkMonitor1000Tenants runs the Monitor as the manager does, with its defaults (15 s
@@ -122,7 +59,8 @@ func startBenchServer(b *testing.B) (string, *x509.CertPool) {
 // hour (its 10-minute refresh), a flapping one once per transition.
 func BenchmarkMonitor1000Tenants(b *testing.B) {
 	const up, down, flap = 500, 480, 20
-	addr, pool := startBenchServer(b)
+	srv := probetest.Start(b, benchServerEnv)
+	addr, pool := srv.Addr, srv.RootCAs
 	dial := func(ctx context.Context, network, _ string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, network, addr)
 	}

@@ -45,7 +45,7 @@ func backupMethod(args []string) string {
 }
 
 func runPhysicalBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("backup", "backup --method physical --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY... [--signing-key-file F]\n"+
+	fs := newCommand("backup", "backup --method physical --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY... | --tenant-uid UID --data-key DIR [--signing-key-file F]\n"+
 		"       [--incremental | --full-every DURATION --identity-file F]", stderr)
 	fs.String("method", catalog.MethodPhysical, "physical: pg_basebackup of the whole cluster, for point-in-time recovery with the WAL archive (wal-archive); logical: pg_dump (see backup -h)")
 	dsn := fs.String("dsn", "", "server to back up, postgres://USER[:PASSWORD]@HOST:PORT/DB, as a user with the REPLICATION attribute whom pg_hba.conf lets in for replication (a password may also come from PGPASSWORD)")
@@ -54,7 +54,8 @@ func runPhysicalBackup(ctx context.Context, args []string, stdout, stderr io.Wri
 	tenantUID := fs.String("tenant-uid", "", "UID of the Tenant object, recorded in the manifest")
 	schedule := fs.String("schedule", "", "schedule name")
 	var recipients, manifestRecipients stringList
-	fs.Var(&recipients, "recipient", "age public key to encrypt to (repeatable)")
+	fs.Var(&recipients, "recipient", "age public key to encrypt to (repeatable); not with --data-key")
+	dataKeyDir := fs.String("data-key", "", "directory holding the tenant's data key as the operator keeps it: the backup is encrypted to that key only, and the wrapped key is stored beside it; needs --tenant-uid")
 	fs.Var(&manifestRecipients, "manifest-recipient", "age public key that may also read the backup_manifest, not the data (repeatable): the key of the job that takes the next incremental backup")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_basebackup (default $PG_BIN_DIR, then /usr/lib/postgresql/<server major>/bin, then PATH)")
 	level := fs.String("zstd-level", "fastest", "zstd level: fastest, default, better or best (slower, smaller)")
@@ -71,7 +72,17 @@ func runPhysicalBackup(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if err := fs.required("dsn", "storage", "tenant", "schedule", "recipient"); err != nil {
+	if err := fs.required("dsn", "storage", "tenant", "schedule"); err != nil {
+		return err
+	}
+	if *dataKeyDir == "" && len(recipients) == 0 {
+		return usageError("backup: missing --data-key or --recipient")
+	}
+	dataKey, err := readDataKeyFlag(*dataKeyDir)
+	if err != nil {
+		return err
+	}
+	if _, err := encryptionKeys(recipients, dataKey, *tenantUID); err != nil {
 		return err
 	}
 	if *checkpoint != "fast" && *checkpoint != "spread" {
@@ -97,7 +108,7 @@ func runPhysicalBackup(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	o := PhysicalOptions{
 		Options: Options{DSN: *dsn, Tenant: *tenant, TenantUID: *tenantUID, Schedule: *schedule, Recipients: recipients,
-			SigningKey: signingKey, PgBinDir: *pgBin, ZstdLevel: lvl, AbandonedAfter: *abandoned, Log: progress(*verbose, stderr)},
+			DataKey: dataKey, SigningKey: signingKey, PgBinDir: *pgBin, ZstdLevel: lvl, AbandonedAfter: *abandoned, Log: progress(*verbose, stderr)},
 		Incremental: *incremental, FullEvery: *fullEvery, ManifestRecipients: manifestRecipients, Trust: trust,
 		SpreadCheckpoint: *checkpoint == "spread",
 	}

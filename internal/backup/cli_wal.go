@@ -23,6 +23,7 @@ const (
 	envTenant       = "TENANTOPS_TENANT"
 	envTenantUID    = "TENANTOPS_TENANT_UID"
 	envRecipients   = "TENANTOPS_RECIPIENTS"
+	envDataKey      = "TENANTOPS_DATA_KEY"
 	envIdentityFile = "TENANTOPS_IDENTITY_FILE"
 )
 
@@ -74,13 +75,14 @@ func readSigningKey(file string) (ed25519.PrivateKey, error) {
 func runWALArchive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("wal-archive", "wal-archive [flags] %p %f\n\n"+
 		"As PostgreSQL's archive_command: archive_command = 'tenant-operator wal-archive %p %f', with the\n"+
-		"flags in the server's environment ($"+envStorage+", $"+envTenant+", $"+envRecipients+", $"+envSigningKeyFile+").\n"+
+		"flags in the server's environment ($"+envStorage+", $"+envTenant+", $"+envRecipients+" or $"+envDataKey+" with $"+envTenantUID+", $"+envSigningKeyFile+").\n"+
 		"Exits 0 once the file is archived (or was, with the same content), non-zero otherwise: PostgreSQL keeps it and retries.", stderr)
 	loc := fs.String("storage", os.Getenv(envStorage), "where backups live (see backup -h); default $"+envStorage)
 	tenant := fs.String("tenant", os.Getenv(envTenant), "tenant name; default $"+envTenant)
 	tenantUID := fs.String("tenant-uid", os.Getenv(envTenantUID), "UID of the Tenant object, recorded with each file; default $"+envTenantUID)
 	recipients := stringList(envList(envRecipients))
-	fs.Var(&recipients, "recipient", "age public key to encrypt to (repeatable); default $"+envRecipients+", separated by commas or spaces")
+	fs.Var(&recipients, "recipient", "age public key to encrypt to (repeatable); default $"+envRecipients+", separated by commas or spaces; not with --data-key")
+	dataKeyDir := fs.String("data-key", os.Getenv(envDataKey), "directory holding the tenant's data key as the operator keeps it: files are encrypted to it only, and the wrapped key is stored beside them; needs --tenant-uid; default $"+envDataKey)
 	signingKeyFile := fs.String("signing-key-file", os.Getenv(envSigningKeyFile), "Ed25519 private key (PKCS #8 PEM) that signs each file's description; default $"+envSigningKeyFile)
 	pgdata := fs.String("pgdata", os.Getenv("PGDATA"), "the cluster's data directory; default $PGDATA, else the working directory (where PostgreSQL runs archive_command)")
 	level := fs.String("zstd-level", "fastest", "zstd level: fastest, default, better or best")
@@ -89,7 +91,14 @@ func runWALArchive(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	if err := fs.required("storage", "tenant", "recipient"); err != nil {
+	if err := fs.required("storage", "tenant"); err != nil {
+		return err
+	}
+	if *dataKeyDir == "" && len(recipients) == 0 {
+		return usageError("wal-archive: missing --data-key or --recipient")
+	}
+	dataKey, err := readDataKeyFlag(*dataKeyDir)
+	if err != nil {
 		return err
 	}
 	lvl, ok := zstdLevels[*level]
@@ -110,7 +119,7 @@ func runWALArchive(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
-	_, already, err := ArchiveWAL(ctx, WALArchiveOptions{Store: store, Tenant: *tenant, TenantUID: *tenantUID, Recipients: recipients,
+	_, already, err := ArchiveWAL(ctx, WALArchiveOptions{Store: store, Tenant: *tenant, TenantUID: *tenantUID, Recipients: recipients, DataKey: dataKey,
 		SigningKey: key, Path: path, Name: name, DataDir: *pgdata, ZstdLevel: lvl, Log: progress(*verbose, stderr)})
 	if err != nil {
 		return fmt.Errorf("wal-archive %s: %w", name, err)

@@ -104,11 +104,15 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 			return catalog.Manifest{}, err
 		}
 	}
-	recipients, fingerprints, err := ParseRecipients(o.Recipients)
+	keys, err := encryptionKeys(o.Recipients, o.DataKey, o.TenantUID)
 	if err != nil {
 		return catalog.Manifest{}, err
 	}
-	manifestRecipients, manifestFingerprints, err := ParseRecipients(append(append([]string(nil), o.Recipients...), o.ManifestRecipients...))
+	recipients, fingerprints, err := ParseRecipients(keys)
+	if err != nil {
+		return catalog.Manifest{}, err
+	}
+	manifestRecipients, manifestFingerprints, err := ParseRecipients(append(append([]string(nil), keys...), o.ManifestRecipients...))
 	if err != nil {
 		return catalog.Manifest{}, fmt.Errorf("manifest recipients: %w", err)
 	}
@@ -134,6 +138,19 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 	parent, err := chooseParent(ctx, o, srv, started)
 	if err != nil {
 		return catalog.Manifest{}, err
+	}
+	if parent != nil {
+		// Its backup_manifest opens with an identity among its readers, or through the tenant
+		// data key's escrow copy with the platform identity.
+		if o.Identities, err = identitiesFor(ctx, o.Store, manifestReaders(*parent), o.Identities); err != nil {
+			return catalog.Manifest{}, fmt.Errorf("read backup_manifest of %s: %w", parent.ID, err)
+		}
+	}
+	if o.DataKey != nil {
+		// Before the backup: a backup whose key is not beside it could be lost with the cluster.
+		if err := catalog.WriteDataKey(ctx, o.Store, o.Tenant, o.TenantUID, *o.DataKey); err != nil {
+			return catalog.Manifest{}, err
+		}
 	}
 	pgBasebackup, err := pgcluster.Find(o.PgBinDir, srv.major, "pg_basebackup")
 	if err != nil {
@@ -267,6 +284,9 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 		return catalog.Manifest{}, fmt.Errorf("backup %s: %w", id, err)
 	}
 	m.Physical.PgBasebackupVersion = toolVersion
+	if o.DataKey != nil {
+		m.DataKeyID = o.DataKey.ID
+	}
 	m.Recipients, m.Physical.BackupManifestRecipients = fingerprints, manifestFingerprints
 	m.Object = catalog.ObjectInfo{Name: catalog.BaseObject, Size: size, SHA256: hex.EncodeToString(pl.stored.h.Sum(nil)),
 		Format: "pg_basebackup-tar", Compression: "zstd", Encryption: "age"}
@@ -393,10 +413,15 @@ func chooseParent(ctx context.Context, o PhysicalOptions, srv server, now time.T
 			return full(fmt.Sprintf("the last full backup, %s, is %s old (--full-every %s)", chain[0].ID, age.Round(time.Minute), o.FullEvery))
 		}
 	}
-	if err := checkIdentities(catalog.Manifest{Recipients: parent.Physical.BackupManifestRecipients}, o.Identities); err != nil {
-		return nil, fmt.Errorf("read backup_manifest of %s: %w", parent.ID, err)
-	}
 	return &parent, nil
+}
+
+// manifestReaders is a backup's manifest as far as its backup_manifest object is concerned: the
+// same backup and data key, read by BackupManifestRecipients.
+func manifestReaders(b catalog.Backup) catalog.Manifest {
+	m := b.Manifest
+	m.Recipients = b.Physical.BackupManifestRecipients
+	return m
 }
 
 // feedParentManifest writes the parent's decrypted backup_manifest into w, checked against its

@@ -114,8 +114,11 @@ func RestorePointInTime(ctx context.Context, o PointInTimeOptions) (PointInTimeR
 	}
 	res.Chain, res.Reach = chain, reach
 	last := chain[len(chain)-1]
+	// Each backup of a chain may be encrypted to another tenant data key (a rotation between
+	// them), opened through its own escrow copy.
+	ids := make(map[string][]age.Identity, len(chain))
 	for _, b := range chain {
-		if err := checkIdentities(b.Manifest, o.Identities); err != nil {
+		if ids[b.ID], err = identitiesFor(ctx, o.Store, b.Manifest, o.Identities); err != nil {
 			return res, fmt.Errorf("backup %s: %w", b.ID, err)
 		}
 	}
@@ -132,7 +135,7 @@ func RestorePointInTime(ctx context.Context, o PointInTimeOptions) (PointInTimeR
 			clearDir(o.DataDir)
 		}
 	}()
-	if err := restoreChain(ctx, o, chain); err != nil {
+	if err := restoreChain(ctx, o, chain, ids); err != nil {
 		return res, err
 	}
 	agent := o.Agent
@@ -236,9 +239,9 @@ func lastWrittenAt(ctx context.Context, o PointInTimeOptions, r catalog.Reach) (
 
 // restoreChain unpacks a base backup into o.DataDir: directly for a full one; for an incremental
 // one, each backup of the chain beside it, combined by pg_combinebackup.
-func restoreChain(ctx context.Context, o PointInTimeOptions, chain []catalog.Backup) error {
+func restoreChain(ctx context.Context, o PointInTimeOptions, chain []catalog.Backup, ids map[string][]age.Identity) error {
 	if len(chain) == 1 {
-		return unpackBackup(ctx, o, chain[0], o.DataDir)
+		return unpackBackup(ctx, o, chain[0], ids[chain[0].ID], o.DataDir)
 	}
 	var dirs []string
 	defer func() {
@@ -252,7 +255,7 @@ func restoreChain(ctx context.Context, o PointInTimeOptions, chain []catalog.Bac
 		if err := emptyDir(d); err != nil {
 			return err
 		}
-		if err := unpackBackup(ctx, o, b, d); err != nil {
+		if err := unpackBackup(ctx, o, b, ids[b.ID], d); err != nil {
 			return err
 		}
 	}
@@ -289,10 +292,10 @@ func restoreChain(ctx context.Context, o PointInTimeOptions, chain []catalog.Bac
 // unpackBackup streams one base backup from storage into dir: checksum gate, age, zstd, tar.
 // Nothing in dir may be used unless this returns nil: the gate's verdict on the whole object comes
 // at its end.
-func unpackBackup(ctx context.Context, o PointInTimeOptions, b catalog.Backup, dir string) error {
+func unpackBackup(ctx context.Context, o PointInTimeOptions, b catalog.Backup, ids []age.Identity, dir string) error {
 	start := time.Now()
 	key := storage.Join(catalog.Dir(b.Tenant, b.Schedule, b.ID), b.Object.Name)
-	a, err := openSealed(ctx, o.Store, b.ID, key, b.Object, b.Recipients, o.Identities)
+	a, err := openSealed(ctx, o.Store, b.ID, key, b.Object, b.Recipients, ids)
 	if err != nil {
 		return err
 	}

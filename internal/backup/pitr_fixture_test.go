@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
 
@@ -57,6 +58,34 @@ func newArchiver(t *testing.T, s3 *stack.S3, loc, tenant string, k key, sg signe
 			"TENANTOPS_RECIPIENTS="+k.recipient, "TENANTOPS_SIGNING_KEY_FILE="+keyFile),
 		config: fmt.Sprintf("archive_mode = on\narchive_command = '%s wal-archive %%p %%f'\nwal_level = replica\n", agentBinary),
 	}
+}
+
+// withDataKey has the archiver encrypt to the tenant's data key instead of the recipients, with
+// the key laid out as the operator mounts it, where the server's user can read it.
+func (a archiver) withDataKey(t *testing.T, key datakey.Key, tenantUID string) archiver {
+	t.Helper()
+	dir := shared(t)
+	writeFile(t, filepath.Join(dir, datakey.FileRecipient), []byte(key.Recipient))
+	writeFile(t, filepath.Join(dir, datakey.FileWrapped), key.Wrapped)
+	if err := pgcluster.Chown(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for _, kv := range a.env {
+		if !strings.HasPrefix(kv, "TENANTOPS_RECIPIENTS=") {
+			env = append(env, kv)
+		}
+	}
+	a.env = append(env, "TENANTOPS_DATA_KEY="+dir, "TENANTOPS_TENANT_UID="+tenantUID)
+	return a
+}
+
+// systemIDOf is the server's database system identifier, which names its WAL archive.
+func systemIDOf(t *testing.T, pg *stack.Postgres) string {
+	t.Helper()
+	var id string
+	query(t, pg.DSN, `SELECT system_identifier::text FROM pg_control_system()`, &id)
+	return id
 }
 
 // startArchiving starts a server of major whose WAL the agent archives.

@@ -18,6 +18,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -26,8 +27,11 @@ type WALArchiveOptions struct {
 	Store     storage.Store
 	Tenant    string
 	TenantUID string
-	// Recipients are age public keys, as for backups.
+	// Recipients are age public keys, as for backups; not with DataKey.
 	Recipients []string
+	// DataKey, when set, is the tenant's data key: the file is encrypted to it only, and its
+	// wrapped copy is stored in the same location. Needs TenantUID.
+	DataKey *datakey.Key
 	// SigningKey signs the file's description; nil archives it unsigned, and restores refuse
 	// it unless told to accept unsigned files.
 	SigningKey ed25519.PrivateKey
@@ -71,7 +75,11 @@ func ArchiveWAL(ctx context.Context, o WALArchiveOptions) (info catalog.WALInfo,
 	if filepath.Base(o.Path) != o.Name {
 		return info, false, fmt.Errorf("path %q does not name WAL file %s (want archive_command's %%p %%f)", o.Path, o.Name)
 	}
-	recipients, fingerprints, err := ParseRecipients(o.Recipients)
+	keys, err := encryptionKeys(o.Recipients, o.DataKey, o.TenantUID)
+	if err != nil {
+		return info, false, err
+	}
+	recipients, fingerprints, err := ParseRecipients(keys)
 	if err != nil {
 		return info, false, err
 	}
@@ -131,6 +139,14 @@ func ArchiveWAL(ctx context.Context, o WALArchiveOptions) (info catalog.WALInfo,
 		return info, false, fmt.Errorf("check whether %s is archived: %w", o.Name, err)
 	}
 
+	if o.DataKey != nil {
+		// Every location that holds WAL encrypted to a key holds that key (one HEAD once stored;
+		// a rotated key is stored with the first file encrypted to it).
+		if err := catalog.WriteDataKey(ctx, o.Store, o.Tenant, o.TenantUID, *o.DataKey); err != nil {
+			return info, false, err
+		}
+		info.DataKeyID = o.DataKey.ID
+	}
 	start := time.Now()
 	level := o.ZstdLevel
 	if level == 0 {

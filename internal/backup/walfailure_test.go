@@ -20,26 +20,43 @@ import (
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
 
 // TestWALArchivingSurvivesFailures kills the agent in the middle of a WAL upload and then takes
 // storage away for a while, on PostgreSQL 15: no segment is ever half visible, PostgreSQL keeps
 // what it could not archive and retries, the archive catches up once storage is back, and a
-// restore to its end has every row.
+// restore to its end has every row. Base backup and WAL are encrypted to the tenant's data key
+// only, and the restore opens both with the platform identity through the key's escrow copy.
 func TestWALArchivingSurvivesFailures(t *testing.T) {
 	t.Parallel()
 	s3 := stack.StartS3(t)
 	proxy := startStorageSwitch(t, s3.Endpoint)
-	k, sg := newKey(t), newSigner(t)
+	k, sg := newKey(t), newSigner(t) // k is the platform's key, which the tenant key is wrapped to
+	tenantKey, err := datakey.Generate([]string{k.recipient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const uid = "6f1d2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
 	direct := s3.Location("backups")
 	viaProxy := strings.Replace(direct, s3.Endpoint, proxy.addr, 1)
-	pg := startArchiving(t, "15", newArchiver(t, s3, viaProxy, "acme", k, sg))
+	pg := startArchiving(t, "15", newArchiver(t, s3, viaProxy, "acme", k, sg).withDataKey(t, tenantKey, uid))
 	env := append(append(s3.Env(), "PG_BIN_DIR="+pg.BinDir), sg.env()...)
 	app := pg.CreateDatabase(t, "app")
 	pg.Exec(t, "app", `CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'base' FROM generate_series(1, 1000) g`)
-	mustAgent(t, env, "backup", "--method", "physical", "--dsn", app, "--storage", direct, "--tenant", "acme", "--schedule", "nightly", "--recipient", k.recipient)
-	switchAndWait(t, pg)
+	base := mustAgent(t, env, "backup", "--method", "physical", "--dsn", app, "--storage", direct, "--tenant", "acme", "--schedule", "nightly",
+		"--tenant-uid", uid, "--data-key", writeDataKeyDir(t, tenantKey)).lastLine()
+	if m := readManifest(t, s3, "backups/acme/nightly/"+base+"/manifest.json"); m.DataKeyID != tenantKey.ID || len(m.Recipients) != 1 || m.TenantUID != uid {
+		t.Fatalf("physical backup's manifest: dataKeyID %q, recipients %v, uid %q; want the tenant key %s only", m.DataKeyID, m.Recipients, m.TenantUID, tenantKey.ID)
+	}
+	first := switchAndWait(t, pg)
+	info, _, err := catalog.DecodeWALSidecar(readS3Object(t, s3, "backups/acme/wal/"+systemIDOf(t, pg)+"/00000001/"+first+".json"),
+		catalog.Trust{Keys: parsePublicKeys(t, sg.publicKey)})
+	if err != nil || info.DataKeyID != tenantKey.ID || len(info.Recipients) != 1 || info.TenantUID != uid {
+		t.Fatalf("description of %s: %+v, %v; want encrypted to the tenant key %s only", first, info, err, tenantKey.ID)
+	}
 	archivedObjects := func() []string {
 		var out []string
 		for o := range s3.Client.ListObjects(context.Background(), s3.Bucket, minio.ListObjectsOptions{Prefix: "backups/acme/wal/", Recursive: true}) {

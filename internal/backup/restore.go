@@ -91,6 +91,9 @@ func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
 	if err != nil {
 		return catalog.Backup{}, err
 	}
+	if b.Physical != nil {
+		return b, fmt.Errorf("backup %s is a physical base backup, which restores into a data directory: restore --data-dir DIR with --to-time, --to-lsn or --to-latest", b.ID)
+	}
 	if len(o.Identities) == 0 {
 		return b, errors.New("no identity: pass --identity-file")
 	}
@@ -188,20 +191,27 @@ type archive struct {
 
 // openArchive starts the stream of a backup's archive.
 func openArchive(ctx context.Context, store storage.Store, m catalog.Manifest, ids []age.Identity) (*archive, error) {
-	rc, err := store.Get(ctx, storage.Join(catalog.Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
+	return openSealed(ctx, store, m.ID, storage.Join(catalog.Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name), m.Object, m.Recipients, ids)
+}
+
+// openSealed starts the stream of any object the agent stored compressed and encrypted: a
+// backup's data, a physical backup's backup_manifest, an archived WAL file (whose name is then
+// the id); recipients are the fingerprints it was encrypted to.
+func openSealed(ctx context.Context, store storage.Store, id, key string, obj catalog.ObjectInfo, recipients []string, ids []age.Identity) (*archive, error) {
+	rc, err := store.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, &DataObjectMissingError{ID: m.ID, Object: m.Object.Name}
+		return nil, &DataObjectMissingError{ID: id, Object: obj.Name}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("fetch backup %s: %w", m.ID, err)
+		return nil, fmt.Errorf("fetch backup %s: %w", id, err)
 	}
-	a := &archive{gate: newVerifyingReader(rc, m.Object.Size, m.Object.SHA256), rc: rc}
+	a := &archive{gate: newVerifyingReader(rc, obj.Size, obj.SHA256), rc: rc}
 	plain, err := age.Decrypt(a.gate, ids...)
 	if err != nil {
 		defer rc.Close()
 		var nomatch *age.NoIdentityMatchError
 		if errors.As(err, &nomatch) {
-			return nil, &WrongIdentityError{Want: m.Recipients}
+			return nil, &WrongIdentityError{Want: recipients}
 		}
 		return nil, a.explain("decrypt", err)
 	}

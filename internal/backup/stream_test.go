@@ -207,7 +207,7 @@ func TestRunCommandUsage(t *testing.T) {
 	}{
 		{nil, 2, "error: no command"},
 		{[]string{"frobnicate"}, 2, `error: unknown command "frobnicate"`},
-		{[]string{"backups"}, 2, `error: unknown command "backups"; want "backups list"`},
+		{[]string{"backups"}, 2, `error: unknown command "backups"; want "backups list" or "backups window"`},
 		{[]string{"backup", "--bogus"}, 2, "error: backup: flag provided but not defined: -bogus"},
 		{[]string{"backup", "--storage", "file:///tmp"}, 2, "error: backup: --dsn is required"},
 		{[]string{"restore", "--storage", "file:///tmp", "--tenant", "t", "--schedule", "s", "--backup", "latest", "--identity-file", "/nonexistent", "--dsn", "postgres://x@y/z"}, 1, "error: read identity file: open /nonexistent"},

@@ -81,6 +81,9 @@ func Verify(ctx context.Context, o VerifyOptions) (catalog.Backup, catalog.Verif
 		problems, v.ObjectSHA256, err = verifyChecksum(ctx, o.Store, b.Manifest)
 	} else {
 		v.Kind = catalog.KindRestoreDrill
+		if b.Physical != nil {
+			return b, catalog.Verification{}, fmt.Errorf("backup %s is a physical base backup: restore drills restore dumps; verify it without --identity-file (its checksum), or restore it to a point in time", b.ID)
+		}
 		if o.Identities, err = identitiesFor(ctx, o.Store, b.Manifest, o.Identities); err != nil {
 			return b, catalog.Verification{}, err
 		}
@@ -109,26 +112,51 @@ func Verify(ctx context.Context, o VerifyOptions) (catalog.Backup, catalog.Verif
 	return b, v, nil
 }
 
-// verifyChecksum reads the whole object through the checksum gate.
+// verifyChecksum reads the whole object through the checksum gate; for a physical backup also
+// its backup_manifest, without which the next incremental backup cannot be taken against it.
 func verifyChecksum(ctx context.Context, store storage.Store, m catalog.Manifest) ([]problem, string, error) {
-	rc, err := store.Get(ctx, storage.Join(catalog.Dir(m.Tenant, m.Schedule, m.ID), m.Object.Name))
-	if errors.Is(err, storage.ErrNotFound) {
+	missing, mismatch, err := checkObject(ctx, store, m, m.Object)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case missing:
 		return []problem{missingProblem(m.Object.Name)}, "", nil
-	}
-	if err != nil {
-		return nil, "", fmt.Errorf("fetch backup %s: %w", m.ID, err)
-	}
-	defer rc.Close()
-	gate := newVerifyingReader(rc, m.Object.Size, m.Object.SHA256)
-	_, err = io.Copy(io.Discard, gate)
-	var mismatch *ChecksumMismatchError
-	if errors.As(err, &mismatch) {
+	case mismatch != nil:
 		return []problem{mismatchProblem(mismatch)}, mismatch.Got, nil
+	case m.Physical == nil:
+		return nil, m.Object.SHA256, nil
 	}
-	if err != nil {
-		return nil, "", fmt.Errorf("read backup %s: %w", m.ID, err)
+	obj := m.Physical.BackupManifest
+	missing, mismatch, err = checkObject(ctx, store, m, obj)
+	switch {
+	case err != nil:
+		return nil, "", err
+	case missing:
+		return []problem{missingProblem(obj.Name)}, m.Object.SHA256, nil
+	case mismatch != nil:
+		return []problem{newProblem(ReasonChecksumMismatch, "stored %s sha256 %s, manifest says %s", quoteName(obj.Name), mismatch.Got, mismatch.Want)}, m.Object.SHA256, nil
 	}
 	return nil, m.Object.SHA256, nil
+}
+
+// checkObject reads one stored object of a backup through the checksum gate.
+func checkObject(ctx context.Context, store storage.Store, m catalog.Manifest, obj catalog.ObjectInfo) (missing bool, mismatch *ChecksumMismatchError, err error) {
+	rc, err := store.Get(ctx, storage.Join(catalog.Dir(m.Tenant, m.Schedule, m.ID), obj.Name))
+	if errors.Is(err, storage.ErrNotFound) {
+		return true, nil, nil
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("fetch backup %s: %w", m.ID, err)
+	}
+	defer rc.Close()
+	_, err = io.Copy(io.Discard, newVerifyingReader(rc, obj.Size, obj.SHA256))
+	if errors.As(err, &mismatch) {
+		return false, mismatch, nil
+	}
+	if err != nil {
+		return false, nil, fmt.Errorf("read backup %s: %w", m.ID, err)
+	}
+	return false, nil, nil
 }
 
 func missingProblem(object string) problem {

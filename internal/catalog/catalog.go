@@ -123,6 +123,10 @@ type Entry struct {
 	// status is not Trusted was made or changed by someone without the signing key: it must not
 	// count as fresh or verified, nor take a place that retention keeps (Candidates leaves it out).
 	Signature SignatureStatus
+	// Method is MethodLogical or MethodPhysical.
+	Method string
+	// Physical is a physical backup's LSNs, timeline and parent; nil for a logical one.
+	Physical *PhysicalInfo
 }
 
 // ListEntries is List for the operator: each manifest is read, checked and reduced to an Entry
@@ -146,7 +150,7 @@ func ListEntries(ctx context.Context, store storage.Store, tenant, schedule stri
 		m := lean.Manifest
 		if o.owns(m.TenantUID) {
 			out = append(out, Entry{ID: m.ID, Tenant: m.Tenant, Schedule: m.Schedule, StartedAt: m.StartedAt, FinishedAt: m.FinishedAt,
-				Size: m.Object.Size, Tables: len(lean.Tables), Verification: v, Signature: sig})
+				Size: m.Object.Size, Tables: len(lean.Tables), Verification: v, Signature: sig, Method: m.MethodOf(), Physical: m.Physical})
 		}
 		return checkDir(dir, m)
 	})

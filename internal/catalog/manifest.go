@@ -5,9 +5,12 @@
 // Storage layout, under the location's prefix:
 //
 //	<tenant>/<schedule>/<id>/backup.dump.zst.age   pg_dump -Fc, zstd-compressed, age-encrypted
+//	<tenant>/<schedule>/<id>/base.tar.zst.age      or, for a physical backup, pg_basebackup's tar
+//	<tenant>/<schedule>/<id>/backup_manifest.zst.age  and its backup_manifest (for incrementals)
 //	<tenant>/<schedule>/<id>/manifest.json.sig     Ed25519 signature of manifest.json's bytes
 //	<tenant>/<schedule>/<id>/manifest.json         written last: the backup exists once this does
 //	<tenant>/<schedule>/<id>/verification.json     the latest verify result, if any
+//	<tenant>/wal/...                               the WAL archive (see WALDir)
 //	<tenant>/.keys/<tenantUID>/<keyID>.age         a tenant data key, wrapped to the platform (escrow)
 package catalog
 
@@ -22,11 +25,23 @@ import (
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
-// FormatVersion is written into every manifest. Readers refuse manifests of a newer format, so an
-// old agent never misreads a backup that a newer one made. Version 2 added DataKeyID: an agent
-// that knew only 1 would try the platform identity on data encrypted to a tenant key and call it
-// the wrong identity.
+// FormatVersion is written into every manifest of a logical backup. Readers refuse manifests of
+// a newer format, so an old agent never misreads a backup that a newer one made. Version 2 added
+// DataKeyID: an agent that knew only 1 would try the platform identity on data encrypted to a
+// tenant key and call it the wrong identity.
 const FormatVersion = 2
+
+// PhysicalFormatVersion is what a physical backup's manifest says: an agent that knows only dumps
+// (formats 1 and 2) refuses it rather than hand a tar archive to pg_restore. Logical backups keep
+// FormatVersion, so agents of before physical backups still read them. A physical backup may name
+// a tenant data key (DataKeyID) as a logical one does.
+const PhysicalFormatVersion = 3
+
+// Methods of backup (Manifest.Method).
+const (
+	MethodLogical  = "logical"
+	MethodPhysical = "physical"
+)
 
 // Object names inside a backup's directory.
 const (
@@ -72,6 +87,19 @@ type Manifest struct {
 	// DataKeyID), and once every copy of it is destroyed the backup cannot be decrypted. Empty in
 	// backups encrypted to the platform's recipients directly (before per-tenant keys).
 	DataKeyID string `json:"dataKeyID,omitempty"`
+	// Method is MethodLogical or MethodPhysical; manifests written before physical backups have
+	// none and are logical (see MethodOf).
+	Method string `json:"method,omitempty"`
+	// Physical describes a physical base backup; nil for a logical one.
+	Physical *PhysicalInfo `json:"physical,omitempty"`
+}
+
+// MethodOf is the backup's method, logical for manifests that name none.
+func (m Manifest) MethodOf() string {
+	if m.Method == "" {
+		return MethodLogical
+	}
+	return m.Method
 }
 
 // ObjectInfo is what the manifest records about the stored data object.
@@ -143,6 +171,10 @@ func ValidateName(kind, v string) error {
 	if !nameRE.MatchString(v) {
 		return fmt.Errorf("invalid %s %q: want letters, digits, '.', '_' or '-', starting with a letter or digit", kind, v)
 	}
+	if kind == "schedule" && v == WALDir {
+		// A schedule's cleanup would take the WAL archive for leftovers of killed backups.
+		return fmt.Errorf("invalid schedule %q: the name is taken by the tenant's WAL archive", v)
+	}
 	return nil
 }
 
@@ -163,14 +195,30 @@ func DecodeManifest(data []byte) (Manifest, error) {
 }
 
 func (m Manifest) check() error {
-	if m.FormatVersion < 1 || m.FormatVersion > FormatVersion {
-		return fmt.Errorf("manifest format version %d is not supported by this agent (knows 1 to %d)", m.FormatVersion, FormatVersion)
+	if m.FormatVersion < 1 || m.FormatVersion > PhysicalFormatVersion {
+		return fmt.Errorf("manifest format version %d is not supported by this agent (knows 1 to %d)", m.FormatVersion, PhysicalFormatVersion)
 	}
 	if m.ID == "" || m.Object.Name == "" || m.Object.SHA256 == "" || m.Object.Size <= 0 {
 		return fmt.Errorf("manifest lacks id, object name, size or checksum")
 	}
 	if m.DataKeyID != "" && (!datakey.ValidID(m.DataKeyID) || ValidateName("tenant UID", m.TenantUID) != nil) {
 		return fmt.Errorf("manifest names data key %q of tenant UID %q: want a key ID and the UID it belongs to", m.DataKeyID, m.TenantUID)
+	}
+	switch m.MethodOf() {
+	case MethodLogical:
+		if m.Physical != nil {
+			return fmt.Errorf("manifest of a logical backup describes a physical one")
+		}
+	case MethodPhysical:
+		if m.FormatVersion < PhysicalFormatVersion {
+			return fmt.Errorf("manifest of a physical backup has format version %d, want %d", m.FormatVersion, PhysicalFormatVersion)
+		}
+		if m.Physical == nil {
+			return fmt.Errorf("manifest of a physical backup lacks its physical section")
+		}
+		return m.Physical.check()
+	default:
+		return fmt.Errorf("manifest names an unknown backup method %q", m.Method)
 	}
 	return nil
 }

@@ -109,10 +109,14 @@ func Candidates(listed []Entry) []Candidate {
 			continue
 		}
 		v := e.Verification
-		out = append(out, Candidate{
+		c := Candidate{
 			Candidate: retention.Candidate{ID: e.ID, Time: e.StartedAt, Verified: v != nil && v.OK && v.BackupID == e.ID},
 			Tenant:    e.Tenant, Schedule: e.Schedule,
-		})
+		}
+		if e.Physical != nil {
+			c.Needs = e.Physical.Parent // an incremental backup keeps its chain
+		}
+		out = append(out, c)
 	}
 	return out
 }

@@ -146,6 +146,12 @@ func abbreviate(s string) string {
 
 // SignManifest returns the signature object for a manifest's exact bytes.
 func SignManifest(manifest []byte, key ed25519.PrivateKey) ([]byte, error) {
+	return sign(manifest, ManifestObject, key)
+}
+
+// sign returns the signature object for data, naming what it signs: ManifestObject, or
+// walSigned for the description of an archived WAL file.
+func sign(data []byte, signed string, key ed25519.PrivateKey) ([]byte, error) {
 	pub, ok := key.Public().(ed25519.PublicKey)
 	if !ok || len(key) != ed25519.PrivateKeySize {
 		return nil, errors.New("signing key is not a valid Ed25519 key")
@@ -153,15 +159,15 @@ func SignManifest(manifest []byte, key ed25519.PrivateKey) ([]byte, error) {
 	sig := Signature{
 		FormatVersion: signatureFormatVersion,
 		Algorithm:     SignatureAlgorithm,
-		Signed:        ManifestObject,
+		Signed:        signed,
 		PublicKey:     FormatPublicKey(pub),
-		Value:         base64.StdEncoding.EncodeToString(ed25519.Sign(key, manifest)),
+		Value:         base64.StdEncoding.EncodeToString(ed25519.Sign(key, data)),
 	}
-	data, err := json.MarshalIndent(sig, "", "  ")
+	out, err := json.MarshalIndent(sig, "", "  ")
 	if err != nil {
 		return nil, err
 	}
-	return append(data, '\n'), nil
+	return append(out, '\n'), nil
 }
 
 // SignatureStatus is what checking a backup's signature found.
@@ -201,6 +207,12 @@ type Trust struct {
 // check judges a manifest's bytes against its signature object (nil when there is none), and
 // says why when the status is not trusted.
 func (t Trust) check(manifest, sigData []byte) (SignatureStatus, string) {
+	return t.checkSigned(ManifestObject, manifest, sigData)
+}
+
+// checkSigned is check for any signed object: the signature must say it signs what signed names,
+// so that a manifest's signature cannot pass for a WAL file's, or the other way round.
+func (t Trust) checkSigned(signed string, manifest, sigData []byte) (SignatureStatus, string) {
 	if sigData == nil {
 		if t.AllowUnsigned {
 			return SignatureUnsignedAccepted, ""
@@ -211,7 +223,7 @@ func (t Trust) check(manifest, sigData []byte) (SignatureStatus, string) {
 	if err := json.Unmarshal(sigData, &sig); err != nil {
 		return SignatureInvalid, "its signature object is not valid JSON"
 	}
-	if sig.Algorithm != SignatureAlgorithm || sig.Signed != ManifestObject {
+	if sig.Algorithm != SignatureAlgorithm || sig.Signed != signed {
 		return SignatureInvalid, fmt.Sprintf("its signature is of an unknown kind (algorithm %q over %q)", abbreviate(sig.Algorithm), abbreviate(sig.Signed))
 	}
 	value, err := base64.StdEncoding.DecodeString(sig.Value)

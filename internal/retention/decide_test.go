@@ -27,6 +27,11 @@ func bk(id, when string) retention.Candidate {
 	return retention.Candidate{ID: id, Time: at(when)}
 }
 
+// incremental is a backup that cannot be restored without parent.
+func incremental(id, when, parent string) retention.Candidate {
+	return retention.Candidate{ID: id, Time: at(when), Needs: parent}
+}
+
 func verified(id, when string) retention.Candidate {
 	return retention.Candidate{ID: id, Time: at(when), Verified: true}
 }
@@ -323,6 +328,26 @@ func TestDecide(t *testing.T) {
 			keep:   []string{"0509: newest, daily 2026-05-09, maxAge 5d", "0508: maxAge 5d", "0507-b: maxAge 5d", "0507-a: maxAge 5d"},
 			next:   []string{"0507-a", "0507-b"},
 			nextAt: "2026-05-12T10:00:00Z",
+		},
+		{
+			name:   "a kept incremental backup keeps its whole chain down to the full backup",
+			policy: v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)},
+			backups: []retention.Candidate{
+				incremental("0505", "2026-05-05T10:00:00Z", "0504"), incremental("0504", "2026-05-04T10:00:00Z", "0503"),
+				bk("0503", "2026-05-03T10:00:00Z"), incremental("0502", "2026-05-02T10:00:00Z", "0501"), bk("0501", "2026-05-01T10:00:00Z"),
+			},
+			keep:  []string{"0505: newest, last 1", "0504: needed by 0505", "0503: needed by 0504"},
+			prune: []string{"0501", "0502"},
+		},
+		{
+			name:   "a chain whose full backup is gone keeps what is left of it, and prunes nothing it cannot find",
+			policy: v1alpha1.RetentionPolicySpec{KeepDaily: ptr.To[int32](2)},
+			backups: []retention.Candidate{
+				incremental("0505", "2026-05-05T10:00:00Z", "0504"), incremental("0504", "2026-05-04T10:00:00Z", "0499"),
+				bk("0503", "2026-05-03T10:00:00Z"),
+			},
+			keep:  []string{"0505: newest, daily 2026-05-05", "0504: daily 2026-05-04, needed by 0505"},
+			prune: []string{"0503"},
 		},
 	}
 	for _, tt := range tests {

@@ -25,6 +25,8 @@
 //   - minKeep (1 when unset) is a floor: when the rules and protections keep fewer backups, the
 //     newest of the others are kept too until minKeep remain (or all, when there are fewer).
 //   - A listing that may be incomplete prunes nothing: Hold keeps every backup with the reason.
+//   - A kept incremental backup keeps what it needs (Candidate.Needs, transitively), with the
+//     reason "needed by <id>": pruning its full backup would make it unrestorable.
 //
 // It reads no storage: package catalog lists backups, turns them into candidates and deletes what
 // a decision prunes.
@@ -49,6 +51,9 @@ type Candidate struct {
 	Time time.Time
 	// Verified says that a verification of the backup succeeded.
 	Verified bool
+	// Needs is the id of the backup this one cannot be restored without: an incremental backup's
+	// parent. Whatever keeps this one keeps that one too.
+	Needs string
 }
 
 // Kept is a backup that survives, with every reason it does, e.g. "newest", "last 3",
@@ -282,6 +287,8 @@ func decide(r rules, sorted []Candidate, cutoff time.Time, loc *time.Location) D
 		}
 	}
 
+	keepNeeded(sorted, reasons)
+
 	var d Decision
 	for i, c := range sorted {
 		if len(reasons[i]) > 0 {
@@ -326,4 +333,33 @@ func next(r rules, survivors []Kept, loc *time.Location) ([]Candidate, time.Time
 	}
 	p := r.maxAge
 	return later.Prune, at.In(loc).Add(p.Exact).AddDate(p.Years, p.Months, p.Days)
+}
+
+// keepNeeded keeps, for every kept backup, the backups it needs, and theirs.
+func keepNeeded(sorted []Candidate, reasons [][]string) {
+	index := make(map[string]int, len(sorted))
+	for i, c := range sorted {
+		index[c.ID] = i
+	}
+	var work []int
+	for i := range sorted {
+		if len(reasons[i]) > 0 {
+			work = append(work, i)
+		}
+	}
+	for len(work) > 0 {
+		i := work[0]
+		work = work[1:]
+		p, ok := index[sorted[i].Needs]
+		if !ok || p == i {
+			continue
+		}
+		if len(reasons[p]) == 0 {
+			work = append(work, p) // newly kept: what it needs is kept too
+		}
+		why := "needed by " + sorted[i].ID
+		if !slices.Contains(reasons[p], why) {
+			reasons[p] = append(reasons[p], why)
+		}
+	}
 }

@@ -68,14 +68,34 @@ func allExecutable(dir string, names ...string) bool {
 // stops it when the test ends.
 func StartPostgres(t testing.TB, major string) *Postgres {
 	t.Helper()
+	return StartPostgresWith(t, major, PostgresOptions{})
+}
+
+// PostgresOptions change the server StartPostgresWith starts.
+type PostgresOptions struct {
+	// Config is appended to postgresql.conf (archive_mode, archive_command, ...).
+	Config string
+	// Env is added to the server's environment: what archive_command needs.
+	Env []string
+	// Programs are what the test needs in the bin directory besides the server and pg_dump, so
+	// that an older build of it fails with the command that installs a newer one.
+	Programs []string
+}
+
+// StartPostgresWith is StartPostgres with a configuration of the test's.
+func StartPostgresWith(t testing.TB, major string, o PostgresOptions) *Postgres {
+	t.Helper()
 	bin := BinDir(t, major)
+	if !allExecutable(bin, o.Programs...) {
+		t.Fatalf("stack: %s lacks one of %s; build it again with `bash hack/postgres.sh` (or install Debian's postgresql-%s)", bin, strings.Join(o.Programs, ", "), major)
+	}
 	password := randomHex(t, 12)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var c *pgcluster.Cluster
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		c, err = pgcluster.Start(ctx, pgcluster.Options{BinDir: bin, Port: freePort(t), Password: password})
+		c, err = pgcluster.Start(ctx, pgcluster.Options{BinDir: bin, Port: freePort(t), Password: password, Config: o.Config, Env: o.Env})
 		if err == nil || !strings.Contains(err.Error(), "Address already in use") {
 			break
 		}
@@ -119,6 +139,9 @@ func (p *Postgres) Exec(t testing.TB, db, sql string) {
 		t.Fatalf("stack: exec in %s: %v\n%s", db, err, sql)
 	}
 }
+
+// DataDir is the server's data directory.
+func (p *Postgres) DataDir() string { return p.cluster.DataDir }
 
 // LogTail is the end of the server's log, for failure messages.
 func (p *Postgres) LogTail() string { return tail(p.cluster.LogFile(), 20) }

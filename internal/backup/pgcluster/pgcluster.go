@@ -97,6 +97,9 @@ type Options struct {
 	Ident string
 	// Config is appended to postgresql.conf after this package's own settings.
 	Config string
+	// Env is added to the server's environment, which is otherwise only PATH, the locale and the
+	// time zone: what commands the server runs (archive_command) need.
+	Env []string
 }
 
 // Cluster is a running throwaway PostgreSQL.
@@ -111,12 +114,13 @@ type Cluster struct {
 	// Superuser is the bootstrap superuser's name.
 	Superuser string
 
-	tcp    bool // whether the server listens on 127.0.0.1:Port
-	server *exec.Cmd
-	exited chan struct{}
-	cred   *syscall.Credential
-	uid    int
-	gid    int
+	tcp      bool // whether the server listens on 127.0.0.1:Port
+	extraEnv []string
+	server   *exec.Cmd
+	exited   chan struct{}
+	cred     *syscall.Credential
+	uid      int
+	gid      int
 }
 
 // DefaultSuperuser is the name of the cluster's superuser unless Options.Superuser names another.
@@ -142,7 +146,7 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		binDir = real
 		initdb = filepath.Join(binDir, "initdb")
 	}
-	c := &Cluster{Port: o.Port, Password: o.Password, Superuser: o.Superuser, tcp: o.Port != 0, uid: -1, gid: -1}
+	c := &Cluster{Port: o.Port, Password: o.Password, Superuser: o.Superuser, tcp: o.Port != 0, extraEnv: o.Env, uid: -1, gid: -1}
 	if c.Superuser == "" {
 		c.Superuser = DefaultSuperuser
 	}
@@ -255,7 +259,7 @@ func (c *Cluster) startServer(ctx context.Context, postgres string) error {
 	}
 	defer logFile.Close()
 	cmd := exec.Command(postgres, "-D", c.DataDir)
-	cmd.Env = c.env()
+	cmd.Env = append(c.env(), c.extraEnv...)
 	cmd.Dir = c.Dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// SIGQUIT is PostgreSQL's immediate shutdown.
@@ -373,7 +377,10 @@ func (c *Cluster) run(ctx context.Context, name string, args ...string) ([]byte,
 	return out.Bytes(), err
 }
 
-func (c *Cluster) env() []string {
+func (c *Cluster) env() []string { return baseEnv() }
+
+// baseEnv is the environment PostgreSQL's programs get: a plain PATH and locale, the time zone.
+func baseEnv() []string {
 	env := []string{"PATH=/usr/bin:/bin", "LC_ALL=C", "LANG=C"}
 	if tz := os.Getenv("TZ"); tz != "" {
 		env = append(env, "TZ="+tz)

@@ -1,0 +1,450 @@
+package backup
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"filippo.io/age"
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
+	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/storage"
+)
+
+// PhysicalOptions for one physical base backup: Options, and what makes it incremental.
+type PhysicalOptions struct {
+	Options
+	// Incremental takes an incremental backup against the newest physical backup of the same
+	// tenant, schedule and cluster, and fails when there is none or the server cannot.
+	Incremental bool
+	// FullEvery, when set, takes an incremental backup when the full backup its chain starts with
+	// is younger than this, and a full one otherwise (or when the server cannot take incremental
+	// ones).
+	FullEvery time.Duration
+	// Identities decrypt the previous backup's backup_manifest, for an incremental backup: those
+	// of ManifestRecipients, which cannot read the data.
+	Identities []age.Identity
+	// ManifestRecipients may read the backup_manifest, besides Recipients: the key the next
+	// incremental backup's job holds.
+	ManifestRecipients []string
+	// Trust checks the previous backup's signature; the signing key's own public key is always
+	// trusted.
+	Trust catalog.Trust
+	// SpreadCheckpoint lets the server spread the checkpoint that starts the backup over
+	// checkpoint_completion_target, instead of taking it at once (slower to start, gentler).
+	SpreadCheckpoint bool
+}
+
+// server is what a physical backup learns of the server before it starts.
+type server struct {
+	version, database, systemID, superuser string
+	major                                  int
+	segSize                                int64
+	archiveMode, summarizeWAL              string
+}
+
+const serverQuery = `SELECT current_setting('server_version'), current_setting('server_version_num')::int,
+  current_database(), (SELECT system_identifier::text FROM pg_control_system()),
+  (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'),
+  current_setting('archive_mode'), coalesce(current_setting('summarize_wal', true), 'off'),
+  (SELECT rolname FROM pg_roles WHERE oid = 10)`
+
+func inspectServer(ctx context.Context, ci connInfo) (server, error) {
+	conn, err := ci.connect(ctx)
+	if err != nil {
+		return server{}, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var s server
+	var num int
+	if err := conn.QueryRow(ctx, serverQuery).Scan(&s.version, &num, &s.database, &s.systemID, &s.segSize, &s.archiveMode, &s.summarizeWAL, &s.superuser); err != nil {
+		return server{}, fmt.Errorf("inspect server: %s", ci.scrub(err.Error()))
+	}
+	s.major = num / 10000
+	if i := strings.IndexByte(s.version, ' '); i > 0 {
+		s.version = s.version[:i]
+	}
+	return s, nil
+}
+
+// serverNow is the server's clock: what recovery_target_time is compared with.
+func serverNow(ctx context.Context, ci connInfo) (time.Time, error) {
+	conn, err := ci.connect(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var now time.Time
+	if err := conn.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&now); err != nil {
+		return time.Time{}, fmt.Errorf("read the server's clock: %s", ci.scrub(err.Error()))
+	}
+	return now.UTC(), nil
+}
+
+// RunPhysical takes a physical base backup: pg_basebackup's tar of the whole cluster (-D - -Ft
+// -X none), streamed through zstd and age into storage without touching the local disk, its
+// backup_manifest stored beside it for the next incremental backup, then the signed manifest.
+// The WAL it needs comes from the archive (wal-archive): pg_basebackup returns only once the
+// server has archived the backup's last segment, so a backup that exists can be restored.
+func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, error) {
+	for kind, v := range map[string]string{"tenant": o.Tenant, "schedule": o.Schedule} {
+		if err := catalog.ValidateName(kind, v); err != nil {
+			return catalog.Manifest{}, err
+		}
+	}
+	keys, err := encryptionKeys(o.Recipients, o.DataKey, o.TenantUID)
+	if err != nil {
+		return catalog.Manifest{}, err
+	}
+	recipients, fingerprints, err := ParseRecipients(keys)
+	if err != nil {
+		return catalog.Manifest{}, err
+	}
+	manifestRecipients, manifestFingerprints, err := ParseRecipients(append(append([]string(nil), keys...), o.ManifestRecipients...))
+	if err != nil {
+		return catalog.Manifest{}, fmt.Errorf("manifest recipients: %w", err)
+	}
+	ci, err := parseConnInfo(o.DSN)
+	if err != nil {
+		return catalog.Manifest{}, err
+	}
+	level := o.ZstdLevel
+	if level == 0 {
+		level = zstd.SpeedFastest
+	}
+	started := o.now().UTC()
+	srv, err := inspectServer(ctx, ci)
+	if err != nil {
+		return catalog.Manifest{}, err
+	}
+	if srv.archiveMode == "off" {
+		return catalog.Manifest{}, errors.New("the server does not archive WAL (archive_mode is off), and a physical backup without its WAL cannot be restored; set archive_mode = on and archive_command = 'tenant-operator wal-archive %p %f'")
+	}
+	if o.AbandonedAfter > 0 {
+		removeLeftovers(ctx, o.Options, started)
+	}
+	parent, err := chooseParent(ctx, o, srv, started)
+	if err != nil {
+		return catalog.Manifest{}, err
+	}
+	if parent != nil {
+		// Its backup_manifest opens with an identity among its readers, or through the tenant
+		// data key's escrow copy with the platform identity.
+		if o.Identities, err = identitiesFor(ctx, o.Store, manifestReaders(*parent), o.Identities); err != nil {
+			return catalog.Manifest{}, fmt.Errorf("read backup_manifest of %s: %w", parent.ID, err)
+		}
+	}
+	if o.DataKey != nil {
+		// Before the backup: a backup whose key is not beside it could be lost with the cluster.
+		if err := catalog.WriteDataKey(ctx, o.Store, o.Tenant, o.TenantUID, *o.DataKey); err != nil {
+			return catalog.Manifest{}, err
+		}
+	}
+	pgBasebackup, err := pgcluster.Find(o.PgBinDir, srv.major, "pg_basebackup")
+	if err != nil {
+		return catalog.Manifest{}, err
+	}
+	toolVersion, toolMajor, err := pgcluster.Version(ctx, pgBasebackup)
+	if err != nil {
+		return catalog.Manifest{}, err
+	}
+	if toolMajor < srv.major {
+		return catalog.Manifest{}, fmt.Errorf("%s is version %s, older than the server (%s); set --pg-bin-dir", pgBasebackup, toolVersion, srv.version)
+	}
+
+	id := catalog.NewID(started)
+	dir := catalog.Dir(o.Tenant, o.Schedule, id)
+	dataKey := storage.Join(dir, catalog.BaseObject)
+	kind := "full"
+	if parent != nil {
+		kind = "incremental to " + parent.ID
+	}
+	logf(o.Log, "backup %s: %s physical backup of PostgreSQL %s (system %s) to %s", id, kind, srv.version, srv.systemID, o.Store)
+
+	args := []string{"--dbname=" + ci.noSecret, "--no-password", "--pgdata=-", "--format=tar", "--wal-method=none",
+		"--label=tenant-operator " + id, "--checkpoint=fast"}
+	if o.SpreadCheckpoint {
+		args[len(args)-1] = "--checkpoint=spread"
+	}
+	bbCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(bbCtx, pgBasebackup, args...)
+	cmd.Env = ci.env(os.Environ())
+	stderr := newTailBuffer(16 << 10)
+	cmd.Stderr = stderr
+	var parentManifest <-chan error
+	if parent != nil {
+		// The previous backup_manifest goes to pg_basebackup through a pipe, never a file: it is
+		// decrypted here, and nothing decrypted touches the disk.
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return catalog.Manifest{}, fmt.Errorf("pipe: %w", err)
+		}
+		defer pr.Close()
+		cmd.ExtraFiles = []*os.File{pr}
+		cmd.Args = append(cmd.Args, "--incremental=/dev/fd/3")
+		parentManifest = feedParentManifest(bbCtx, o, *parent, pw)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return catalog.Manifest{}, fmt.Errorf("pg_basebackup: %w", err)
+	}
+	growPipe(stdout)
+	if err := cmd.Start(); err != nil {
+		return catalog.Manifest{}, fmt.Errorf("start pg_basebackup: %w", err)
+	}
+	if len(cmd.ExtraFiles) > 0 {
+		cmd.ExtraFiles[0].Close() // the child holds it now
+	}
+
+	var manifestSealed bytes.Buffer
+	mp, err := newDumpPipeline(nil, &manifestSealed, manifestRecipients, level)
+	if err != nil {
+		cancel()
+		_ = cmd.Wait()
+		return catalog.Manifest{}, err
+	}
+	pr, pw := io.Pipe()
+	var pl *dumpPipeline
+	var bt baseTar
+	produced := make(chan error, 1)
+	go func() {
+		var err error
+		if pl, err = newDumpPipeline(stdout, pw, recipients, level); err == nil {
+			bt, err = inspectBaseTar(io.TeeReader(pl.dumped, pl.enc), mp.enc)
+		}
+		if err != nil {
+			cancel() // pg_basebackup would block forever on a pipe nobody reads
+		}
+		waitErr := cmd.Wait()
+		var feedErr error
+		if parentManifest != nil {
+			feedErr = <-parentManifest
+		}
+		switch {
+		case feedErr != nil:
+			err = feedErr
+		case waitErr != nil && (err == nil || reportsError(stderr)):
+			// pg_basebackup failed first; what it says beats the broken stream it left.
+			err = fmt.Errorf("pg_basebackup failed: %s", ci.scrub(stderrOr(stderr, waitErr)))
+		case err != nil:
+			err = fmt.Errorf("compress and upload: %w", err)
+		default:
+			if err = pl.finish(); err == nil {
+				err = mp.finish()
+			}
+		}
+		if err != nil {
+			_ = pw.CloseWithError(err)
+		} else {
+			_ = pw.Close()
+		}
+		produced <- err
+	}()
+	size, putErr := o.Store.Put(ctx, dataKey, pr)
+	if putErr != nil {
+		_ = pr.CloseWithError(putErr)
+		cancel()
+	}
+	prodErr := <-produced
+	if err := ctx.Err(); err != nil && (putErr != nil || prodErr != nil) {
+		return catalog.Manifest{}, fmt.Errorf("backup %s interrupted (%w); the upload was abandoned and nothing counts as a backup", id, err)
+	}
+	switch {
+	case prodErr != nil && (putErr == nil || errors.Is(putErr, prodErr)):
+		_ = o.Store.Delete(context.WithoutCancel(ctx), dataKey)
+		return catalog.Manifest{}, fmt.Errorf("backup %s: %w", id, prodErr)
+	case putErr != nil:
+		return catalog.Manifest{}, fmt.Errorf("backup %s: upload: %w", id, putErr)
+	}
+	discard := func() { _ = o.Store.Delete(context.WithoutCancel(ctx), dataKey) }
+	if size != pl.stored.n {
+		discard()
+		return catalog.Manifest{}, fmt.Errorf("backup %s: storage took %d bytes but %d were produced", id, size, pl.stored.n)
+	}
+	m, err := physicalManifest(o, srv, id, started, bt, parent)
+	if err != nil {
+		discard()
+		return catalog.Manifest{}, fmt.Errorf("backup %s: %w", id, err)
+	}
+	if m.Physical.StopTime, err = serverNow(ctx, ci); err != nil {
+		discard()
+		return catalog.Manifest{}, fmt.Errorf("backup %s: %w", id, err)
+	}
+	m.Physical.PgBasebackupVersion = toolVersion
+	if o.DataKey != nil {
+		m.DataKeyID = o.DataKey.ID
+	}
+	m.Recipients, m.Physical.BackupManifestRecipients = fingerprints, manifestFingerprints
+	m.Object = catalog.ObjectInfo{Name: catalog.BaseObject, Size: size, SHA256: hex.EncodeToString(pl.stored.h.Sum(nil)),
+		Format: "pg_basebackup-tar", Compression: "zstd", Encryption: "age"}
+	m.DumpSize, m.CompressedSize = pl.dumped.n, pl.compressed.n
+	m.Physical.BackupManifest = catalog.ObjectInfo{Name: catalog.BackupManifestObject, Size: mp.stored.n, SHA256: hex.EncodeToString(mp.stored.h.Sum(nil)),
+		Format: "backup_manifest", Compression: "zstd", Encryption: "age"}
+	manifestKey := storage.Join(dir, catalog.BackupManifestObject)
+	if _, err := o.Store.Put(ctx, manifestKey, &manifestSealed); err != nil {
+		discard()
+		return catalog.Manifest{}, fmt.Errorf("backup %s: store backup_manifest: %w", id, err)
+	}
+	m.FinishedAt = o.now().UTC()
+	if err := writeManifest(ctx, o.Options, m); err != nil {
+		discard()
+		_ = o.Store.Delete(context.WithoutCancel(ctx), manifestKey)
+		return catalog.Manifest{}, fmt.Errorf("backup %s: write manifest: %w", id, err)
+	}
+	logf(o.Log, "backup %s: %s read, %s stored (%.1fx smaller) in %s; consistent at %s", id, humanBytes(m.DumpSize), humanBytes(m.Object.Size),
+		float64(m.DumpSize)/float64(max(m.Object.Size, 1)), m.FinishedAt.Sub(m.StartedAt).Round(time.Millisecond), m.Physical.StopLSN)
+	return m, nil
+}
+
+// reportsError says whether a PostgreSQL program printed an error, rather than being stopped.
+func reportsError(t *tailBuffer) bool {
+	s := t.String()
+	return strings.Contains(s, "error:") || strings.Contains(s, "FATAL:")
+}
+
+// physicalManifest is the manifest of a base backup whose tar stream showed bt.
+func physicalManifest(o PhysicalOptions, srv server, id string, started time.Time, bt baseTar, parent *catalog.Backup) (catalog.Manifest, error) {
+	if strconv.FormatUint(bt.systemID, 10) != srv.systemID {
+		return catalog.Manifest{}, fmt.Errorf("the backup's pg_control names system %d, but the server said %s", bt.systemID, srv.systemID)
+	}
+	stopLSN, stopTLI, err := bt.stop()
+	if err != nil {
+		return catalog.Manifest{}, err
+	}
+	p := &catalog.PhysicalInfo{SystemID: srv.systemID, Timeline: stopTLI, StartLSN: bt.startLSN, StopLSN: stopLSN, WALSegmentSize: srv.segSize,
+		Superuser: srv.superuser}
+	if parent != nil {
+		if bt.incrementalFromLSN == 0 {
+			return catalog.Manifest{}, errors.New("pg_basebackup was asked for an incremental backup but its label says it is full")
+		}
+		p.Parent = parent.ID
+	}
+	return catalog.Manifest{
+		FormatVersion: catalog.PhysicalFormatVersion, Method: catalog.MethodPhysical, ID: id,
+		Tenant: o.Tenant, TenantUID: o.TenantUID, Schedule: o.Schedule, StartedAt: started,
+		Database: srv.database, PostgresVersion: srv.version, PostgresMajor: srv.major, Physical: p,
+	}, nil
+}
+
+// removeLeftovers removes what killed runs of this tenant and schedule left, as Run does.
+func removeLeftovers(ctx context.Context, o Options, now time.Time) {
+	removed, err := catalog.DeleteOrphans(ctx, o.Store, o.Tenant, o.Schedule, now.Add(-o.AbandonedAfter))
+	for _, k := range removed {
+		logf(o.Log, "removed leftover of an unfinished backup: %s", k)
+	}
+	if err != nil {
+		// A writer's credential may not list or delete (docs/storage-credentials.md); the
+		// operator removes leftovers then. Nothing else depends on this.
+		logf(o.Log, "backup: not removing leftovers of earlier runs: %v", err)
+	}
+}
+
+// writeManifest stores the manifest, signed when there is a signing key.
+func writeManifest(ctx context.Context, o Options, m catalog.Manifest) error {
+	if o.SigningKey != nil {
+		return catalog.WriteSignedManifest(ctx, o.Store, m, o.SigningKey)
+	}
+	return catalog.WriteManifest(ctx, o.Store, m)
+}
+
+// chooseParent decides between a full and an incremental backup, and finds the backup an
+// incremental one is taken against: the newest physical backup of the same tenant, schedule and
+// cluster whose signature checks.
+func chooseParent(ctx context.Context, o PhysicalOptions, srv server, now time.Time) (*catalog.Backup, error) {
+	if !o.Incremental && o.FullEvery <= 0 {
+		return nil, nil
+	}
+	full := func(why string) (*catalog.Backup, error) {
+		if o.Incremental {
+			return nil, fmt.Errorf("cannot take an incremental backup: %s", why)
+		}
+		logf(o.Log, "backup: taking a full backup: %s", why)
+		return nil, nil
+	}
+	switch {
+	case srv.major < 17:
+		return full(fmt.Sprintf("PostgreSQL %s takes none (17 and later do)", srv.version))
+	case srv.summarizeWAL != "on":
+		return full("the server does not summarize WAL (summarize_wal = off)")
+	case len(o.Identities) == 0:
+		return full("no identity to read the previous backup's backup_manifest (--identity-file)")
+	}
+	trust := o.Trust
+	if o.SigningKey != nil {
+		trust.Keys = append(trust.Keys, o.SigningKey.Public().(ed25519.PublicKey))
+	}
+	var opts []catalog.ListOption
+	if o.TenantUID != "" {
+		opts = append(opts, catalog.WithTenantUIDs(o.TenantUID))
+	}
+	listed, err := catalog.List(ctx, o.Store, o.Tenant, o.Schedule, append(opts, catalog.WithTrust(trust))...)
+	if err != nil {
+		return nil, fmt.Errorf("find the previous backup: %w", err)
+	}
+	var candidates []catalog.Backup
+	for _, b := range listed {
+		if b.Physical != nil && b.Physical.SystemID == srv.systemID && b.Signature.Trusted() {
+			candidates = append(candidates, b)
+		}
+	}
+	if len(candidates) == 0 {
+		return full("no earlier physical backup of this cluster in this schedule")
+	}
+	parent := candidates[0] // newest first
+	if o.FullEvery > 0 && !o.Incremental {
+		chain, err := catalog.Chain(candidates, parent.ID)
+		if err != nil {
+			return full(err.Error())
+		}
+		if age := now.Sub(chain[0].StartedAt); age >= o.FullEvery {
+			return full(fmt.Sprintf("the last full backup, %s, is %s old (--full-every %s)", chain[0].ID, age.Round(time.Minute), o.FullEvery))
+		}
+	}
+	return &parent, nil
+}
+
+// manifestReaders is a backup's manifest as far as its backup_manifest object is concerned: the
+// same backup and data key, read by BackupManifestRecipients.
+func manifestReaders(b catalog.Backup) catalog.Manifest {
+	m := b.Manifest
+	m.Recipients = b.Physical.BackupManifestRecipients
+	return m
+}
+
+// feedParentManifest writes the parent's decrypted backup_manifest into w, checked against its
+// manifest as it goes (a damaged one never reaches its end), and reports how it went.
+func feedParentManifest(ctx context.Context, o PhysicalOptions, parent catalog.Backup, w *os.File) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		defer w.Close()
+		obj := parent.Physical.BackupManifest
+		key := storage.Join(catalog.Dir(parent.Tenant, parent.Schedule, parent.ID), obj.Name)
+		a, err := openSealed(ctx, o.Store, parent.ID, key, obj, parent.Physical.BackupManifestRecipients, o.Identities)
+		if err != nil {
+			done <- fmt.Errorf("read backup_manifest of %s: %w", parent.ID, err)
+			return
+		}
+		defer a.Close()
+		tw := &trackedWriter{w: w}
+		if _, err := io.Copy(tw, &holdLastByte{br: bufio.NewReaderSize(a, 64<<10)}); err != nil && !tw.failed {
+			done <- fmt.Errorf("read backup_manifest of %s: %w", parent.ID, a.explain("read", err))
+			return
+		}
+		// A failure to write means pg_basebackup went away; its own exit says why.
+		done <- nil
+	}()
+	return done
+}

@@ -1,5 +1,5 @@
 // Command tenant-operator runs the operator's manager by default; its subcommands backup, restore,
-// verify and backups are the backup agent that runs inside the backup CronJobs' pods.
+// verify, backups and export are the backup agent that runs inside the backup CronJobs' pods.
 package main
 
 import (
@@ -33,7 +33,7 @@ import (
 func main() {
 	if len(os.Args) > 1 {
 		switch os.Args[1] {
-		case "backup", "restore", "verify", "backups":
+		case "backup", "restore", "verify", "backups", "export":
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			code := backup.RunCommand(ctx, os.Args[1:], os.Stdout, os.Stderr)
 			stop()

@@ -30,7 +30,7 @@ const (
 )
 
 // Commands are the first arguments RunCommand handles.
-var Commands = []string{"backup", "restore", "verify", "backups"}
+var Commands = []string{"backup", "restore", "verify", "backups", "export"}
 
 // RunCommand runs one of the agent's subcommands; args is os.Args[1:], starting with the
 // subcommand. It returns the process exit status: 0 only on success, otherwise after one line on
@@ -48,6 +48,8 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = runRestore(ctx, args[1:], stdout, stderr)
 	case "verify":
 		err = runVerify(ctx, args[1:], stdout, stderr)
+	case "export":
+		err = runExport(ctx, args[1:], stdout, stderr)
 	case "backups":
 		if len(args) < 2 || args[1] != "list" {
 			err = usageError("unknown command \"backups\"; want \"backups list\"")

@@ -14,16 +14,6 @@ import (
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
-// Environment variables of the credential that writes an export into storage
-// (--output-storage). The export job reads backups with the tenant's reader credential, which may
-// not write there, and stores the archive with its writer credential: two credentials, one
-// process. Without them the output storage uses AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
-const (
-	envOutputAccessKeyID     = "TENANTOPS_OUTPUT_AWS_ACCESS_KEY_ID"
-	envOutputSecretAccessKey = "TENANTOPS_OUTPUT_AWS_SECRET_ACCESS_KEY"
-	envOutputSessionToken    = "TENANTOPS_OUTPUT_AWS_SESSION_TOKEN"
-)
-
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("export", "export --storage LOCATION --tenant T [--schedule S] --backup ID|latest --identity-file F --recipient AGE_PUBLIC_KEY... (-o FILE|- | --output-storage LOCATION [--export-id ID])", stderr)
 	sel := fs.selectBackup()
@@ -31,7 +21,7 @@ func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var recipients stringList
 	fs.Var(&recipients, "recipient", "the customer's age public key (age1...) the export is encrypted to, and no one else's (repeatable)")
 	output := fs.String("o", "", "write the encrypted archive to this file, or - for standard output")
-	outputStorage := fs.String("output-storage", "", "store the encrypted archive in this location (see backup -h) as <tenant>/exports/<export-id>.age, with a record <export-id>.json written once it is whole; credentials from $"+envOutputAccessKeyID+" and $"+envOutputSecretAccessKey+", else the usual AWS variables")
+	outputStorage := fs.String("output-storage", "", "store the encrypted archive in this location (see backup -h) as <tenant>/exports/<export-id>.age, with a record <export-id>.json written once it is whole; credentials from $"+storage.EnvOutputAccessKeyID+" and $"+storage.EnvOutputSecretAccessKey+" (the export job reads with one credential and writes with another), else the usual AWS variables")
 	exportID := fs.String("export-id", "", "id of the export in --output-storage (default: a new one from the time)")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_restore (default $PG_BIN_DIR, then /usr/lib/postgresql/<backup's major>/bin, then PATH)")
 	tf := fs.trustBackups()
@@ -193,12 +183,9 @@ func openOutputStore(ctx context.Context, location string) (storage.Store, error
 	if err != nil {
 		return nil, err
 	}
-	if loc.Scheme != storage.SchemeS3 || os.Getenv(envOutputAccessKeyID) == "" {
+	creds, ok := storage.OutputCredentialsFromEnv()
+	if loc.Scheme != storage.SchemeS3 || !ok {
 		return storage.Open(ctx, location)
 	}
-	return storage.OpenS3(ctx, loc, storage.Credentials{
-		AccessKeyID:     os.Getenv(envOutputAccessKeyID),
-		SecretAccessKey: os.Getenv(envOutputSecretAccessKey),
-		SessionToken:    os.Getenv(envOutputSessionToken),
-	})
+	return storage.OpenS3(ctx, loc, creds)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -157,13 +158,15 @@ func exportToStore(ctx context.Context, o ExportOptions, out storage.Store, id s
 	}()
 	key := catalog.ExportObject(o.Tenant, id)
 	n, putErr := out.Put(ctx, key, pr)
-	_ = pr.CloseWithError(fmt.Errorf("storage stopped reading the export: %v", putErr)) // unblocks Export when Put failed
+	_ = pr.CloseWithError(errStorageStopped) // unblocks Export when Put failed
 	res := <-done
 	switch {
-	case res.err != nil:
-		return res.m, catalog.ExportRecord{}, res.err
+	case res.err != nil && !errors.Is(res.err, errStorageStopped):
+		return res.m, catalog.ExportRecord{}, res.err // Put failed because Export did
 	case putErr != nil:
 		return res.m, catalog.ExportRecord{}, fmt.Errorf("store export %s: %w", key, putErr)
+	case res.err != nil:
+		return res.m, catalog.ExportRecord{}, res.err
 	}
 	rec := catalog.ExportRecord{FormatVersion: ExportFormatVersion, ID: id, Tenant: res.m.Tenant, TenantUID: res.m.TenantUID, Schedule: res.m.Schedule,
 		BackupID: res.m.BackupID, ExportedAt: res.m.ExportedAt, Object: key, Size: n, SHA256: res.sum,
@@ -176,6 +179,9 @@ func exportToStore(ctx context.Context, o ExportOptions, out storage.Store, id s
 	}
 	return res.m, rec, nil
 }
+
+// errStorageStopped is what Export's writes get once the storage has stopped reading its stream.
+var errStorageStopped = errors.New("the storage stopped reading the export")
 
 // openOutputStore opens the export's destination with the output credential when one is set.
 func openOutputStore(ctx context.Context, location string) (storage.Store, error) {

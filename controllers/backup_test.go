@@ -421,6 +421,24 @@ func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 					args[i+1] = f
 				}
 			}
+		case "--data-key":
+			// The data key's volume: a directory with each of the Secret's items, as the kubelet
+			// mounts it.
+			for _, v := range pod.Volumes {
+				if v.Secret != nil && mounts[args[i+1]] == v.Name {
+					keyDir := filepath.Join(dir, "data-key")
+					if err := os.MkdirAll(keyDir, 0o700); err != nil {
+						t.Fatal(err)
+					}
+					for _, item := range v.Secret.Items {
+						value := secretValue(t, operatorNamespace, v.Secret.SecretName, item.Key)
+						if err := os.WriteFile(filepath.Join(keyDir, item.Path), []byte(value), 0o600); err != nil {
+							t.Fatal(err)
+						}
+					}
+					args[i+1] = keyDir
+				}
+			}
 		case "--drill-socket":
 			// The pod's scratch sidecar: a restorer serving drills in this process.
 			args[i+1] = serveDrills(t, pod.InitContainers)

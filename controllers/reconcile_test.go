@@ -30,7 +30,9 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/catalog/catalogtest"
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/internal/metrics"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
@@ -81,7 +83,7 @@ func TestATenantWithoutIssuerIsStillRecheckedAndGoesStale(t *testing.T) {
 			Storage: v1alpha1.BackupStorage{Volume: &v1alpha1.VolumeStorage{ClaimName: "backups"}}}},
 		Encryption: v1alpha1.BackupEncryption{Recipients: []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}}},
 		Status: v1alpha1.BackupPolicyStatus{ObservedGeneration: 1, Conditions: []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonSucceeded}}}}
-	tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "acme", Generation: 1}, Spec: v1alpha1.TenantSpec{
+	tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "acme", UID: "uid-1", Generation: 1}, Spec: v1alpha1.TenantSpec{
 		Hostnames: []string{"acme.example.com"}, BackupPolicyRef: &v1alpha1.LocalObjectReference{Name: "standard"},
 		Database: v1alpha1.DatabaseSpec{Version: "17", Storage: v1alpha1.DatabaseStorage{Size: resource.MustParse("1Gi")}}}}
 	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(policy, tenant).
@@ -208,50 +210,92 @@ func writeVolumeBackup(t *testing.T, dir, tenant, schedule, id string, finished 
 	catalogtest.Write(t, store, catalogtest.Backup{Tenant: tenant, Schedule: schedule, ID: id, StartedAt: finished.Add(-time.Minute)})
 }
 
-// finalBackups waits for a running final backup, goes on once it completed, and refuses to go on
-// after one failed, saying how to proceed.
-func TestFinalBackups(t *testing.T) {
-	ctx := context.Background()
+// eraseTenant stops the tenant's backup Jobs first, erases its data keys and backups from
+// storage off the pass, records the erasure, and only then deletes the data key Secret; a
+// predecessor's backups under the same name stay.
+func TestEraseTenant(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := t.TempDir()
+	claim := filepath.Join(root, "b")
+	if err := os.MkdirAll(claim, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.OpenVolume(claim)
+	if err != nil {
+		t.Fatal(err)
+	}
 	policy := &v1alpha1.BackupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "standard"}, Spec: v1alpha1.BackupPolicySpec{
 		Schedules:  []v1alpha1.BackupSchedule{{Name: "hot", Schedule: "@daily", Storage: v1alpha1.BackupStorage{Volume: &v1alpha1.VolumeStorage{ClaimName: "b"}}}},
 		Encryption: v1alpha1.BackupEncryption{Recipients: []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}}}}
-	tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "acme"}, Spec: v1alpha1.TenantSpec{BackupPolicyRef: &v1alpha1.LocalObjectReference{Name: "standard"}}}
-	name := builders.FinalBackupJobName(tenant, "hot")
-	for _, tt := range []struct {
-		name        string
-		conditions  []batchv1.JobCondition
-		wantRunning bool
-		wantErr     string
-	}{
-		{name: "not started: started now", wantRunning: true},
-		{name: "running", conditions: []batchv1.JobCondition{}, wantRunning: true},
-		{name: "complete", conditions: []batchv1.JobCondition{{Type: batchv1.JobComplete, Status: corev1.ConditionTrue}}},
-		{name: "failed", conditions: []batchv1.JobCondition{{Type: batchv1.JobFailed, Status: corev1.ConditionTrue, Reason: "BackoffLimitExceeded"}},
-			wantErr: "BackoffLimitExceeded"},
-	} {
-		t.Run(tt.name, func(t *testing.T) {
-			objs := []client.Object{policy.DeepCopy()}
-			if tt.conditions != nil {
-				objs = append(objs, &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: name}, Status: batchv1.JobStatus{Conditions: tt.conditions}})
-			}
-			c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(objs...).WithInterceptorFuncs(applyAsUpsert()).Build()
-			r, err := NewTenantReconciler(c, c, nil, Options{Options: builders.Options{OperatorNamespace: "ops"}, DisableUptimeProbes: true, Metrics: metrics.New(prometheus.NewRegistry())})
-			if err != nil {
-				t.Fatal(err)
-			}
-			running, err := r.finalBackups(ctx, tenant.DeepCopy())
-			if (len(running) > 0) != tt.wantRunning {
-				t.Errorf("running = %v, want running %v", running, tt.wantRunning)
-			}
-			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !errors.Is(err, errFinalBackup) ||
-				!strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), v1alpha1.AnnotationSkipFinalBackup)) {
-				t.Errorf("error = %v, want one containing %q and naming the skip annotation", err, tt.wantErr)
-			}
-			if tt.conditions == nil {
-				if err := c.Get(ctx, client.ObjectKey{Namespace: "ops", Name: name}, &batchv1.Job{}); err != nil {
-					t.Errorf("no final backup Job made: %v", err)
-				}
-			}
-		})
+	tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "acme", UID: "uid-1", Finalizers: []string{v1alpha1.TenantFinalizer},
+		Annotations: map[string]string{v1alpha1.AnnotationAllowDelete: "true"}},
+		Spec: v1alpha1.TenantSpec{BackupPolicyRef: &v1alpha1.LocalObjectReference{Name: "standard"}, DeletionPolicy: v1alpha1.DeletionPolicyDelete}}
+	key, err := datakey.Generate(policy.Spec.Encryption.Recipients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := catalog.WriteDataKey(ctx, store, "acme", "uid-1", key); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", TenantUID: "uid-1", Schedule: "hot", ID: "mine", StartedAt: now.Add(-time.Hour), DataKeyID: key.ID})
+	catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", TenantUID: "uid-0", Schedule: "hot", ID: "predecessors", StartedAt: now.Add(-48 * time.Hour)})
+	secret := &corev1.Secret{}
+	secretAC := builders.DataKeySecret(tenant, policy, key, nil, now, builders.Options{OperatorNamespace: "ops"})
+	secret.Name, secret.Namespace, secret.Labels, secret.Annotations = *secretAC.Name, *secretAC.Namespace, secretAC.Labels, secretAC.Annotations
+	secret.Data = secretAC.Data
+	job := &batchv1.Job{ObjectMeta: metav1.ObjectMeta{Namespace: "ops", Name: "acme-hot-backup-1", Labels: builders.TenantLabels(tenant)}}
+
+	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(policy, secret, job).WithInterceptorFuncs(applyAsUpsert()).Build()
+	r, err := NewTenantReconciler(c, c, nil, Options{Options: builders.Options{OperatorNamespace: "ops"}, Clock: clocktesting.NewFakeClock(now),
+		BackupVolumeRoot: root, DisableUptimeProbes: true, Metrics: metrics.New(prometheus.NewRegistry())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = r.backups.Start(ctx) }()
+
+	waiting, _, err := r.eraseTenant(ctx, tenant)
+	if err != nil || !strings.Contains(waiting, "acme-hot-backup-1") {
+		t.Fatalf("first pass: %q, %v; want to wait for the running backup Job", waiting, err)
+	}
+	if left, _ := catalog.ListDataKeys(ctx, store, "acme", "uid-1"); len(left) != 1 {
+		t.Fatal("the key was erased while a backup Job still ran")
+	}
+	var record corev1.ConfigMap
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		waiting, _, err = r.eraseTenant(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if waiting == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting: %s", waiting)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "ops", Name: builders.ErasureRecordName("acme", "uid-1")}, &record); err != nil {
+		t.Fatalf("no erasure record: %v", err)
+	}
+	var got builders.ErasureRecord
+	if err := json.Unmarshal([]byte(record.Data[builders.ErasureRecordKey]), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Reason != builders.ErasureTenantDeleted || !got.ErasedAt.Equal(now) || len(got.DataKeys) != 1 || got.DataKeys[0] != key.ID ||
+		len(got.Secrets) != 1 || len(got.Locations) != 1 || got.Locations[0].BackupsUnreadableCount != 1 || got.Locations[0].BackupsUnreadable[0].ID != "mine" {
+		t.Errorf("record = %+v", got)
+	}
+	if strings.Contains(record.Data[builders.ErasureRecordKey], "AGE-") {
+		t.Error("the record holds key material")
+	}
+	if err := c.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("data key Secret after erasure: %v", err)
+	}
+	left, err := catalog.List(ctx, store, "acme", "")
+	if err != nil || len(left) != 1 || left[0].ID != "predecessors" {
+		t.Errorf("backups left: %v, %v; want only the predecessor's", left, err)
 	}
 }

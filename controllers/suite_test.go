@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/controllers"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/storage"
 	"github.com/tenantops/tenant-operator/test/controlplane"
 )
 
@@ -61,10 +63,17 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	root, err := os.MkdirTemp("", "backup-volumes-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "FATAL:", err)
+		return 1
+	}
+	defer os.RemoveAll(root)
+	backupVolumeRoot = root
+
 	utilruntime.Must(controllers.AddToScheme(scheme))
 	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.Level(zapLevel())))
 
-	var err error
 	env, err = controlplane.Start(controlplane.Options{ControllerManager: true})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "FATAL:", err)
@@ -94,7 +103,7 @@ func run(m *testing.M) int {
 	roots.AddCert(probeTarget.Certificate())
 	opts := controllers.Options{
 		Options: builders.Options{OperatorNamespace: operatorNamespace, DefaultIssuer: v1alpha1.IssuerReference{Name: "selfsigned", Kind: "ClusterIssuer"}},
-		Clock:   testClock, BackupCheckInterval: backupCheckInterval, ProbeRootCAs: roots}
+		Clock:   testClock, BackupCheckInterval: backupCheckInterval, ProbeRootCAs: roots, BackupVolumeRoot: backupVolumeRoot}
 	mgrOpts := env.ManagerOptions()
 	mgrOpts.Scheme = scheme
 	mgrOpts.Cache = controllers.CacheOptions(opts)
@@ -117,6 +126,23 @@ func run(m *testing.M) int {
 		}
 	}()
 	return m.Run()
+}
+
+// backupVolumeRoot is where the manager finds volume storage claims, one directory per claim.
+var backupVolumeRoot string
+
+// backupVolume opens the storage of a volume claim as the manager sees it.
+func backupVolume(t *testing.T, claim string) storage.Store {
+	t.Helper()
+	dir := filepath.Join(backupVolumeRoot, claim)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.OpenVolume(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
 }
 
 // operatorRequests records the mutating requests the manager sends: method and path.

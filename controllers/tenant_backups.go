@@ -21,7 +21,7 @@ import (
 )
 
 // +kubebuilder:rbac:groups=batch,resources=cronjobs,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;delete
 
 // reconcileBackups schedules the tenant's backups and verifications as CronJobs in the operator's
 // namespace and judges what the Inspector last found in storage. It sets BackupsFresh,
@@ -52,6 +52,10 @@ func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope)
 	}
 	policy := s.backupPolicy
 	secretPending, err := r.applyBackupJobSecret(ctx, t)
+	if err == nil {
+		// Before the CronJobs, which mount it.
+		err = r.ensureDataKey(ctx, t, policy)
+	}
 	var expected []backupcheck.Expected
 	if err == nil {
 		expected, err = r.applyBackupCronJobs(ctx, t, policy)

@@ -142,9 +142,9 @@ func (r *TenantReconciler) observeDeletionPolicy(t *v1alpha1.Tenant) {
 
 func deletionEffect(p v1alpha1.DeletionPolicy) string {
 	if p == v1alpha1.DeletionPolicyDelete {
-		return "deletes its namespace and database volume after a final backup"
+		return "erases it: deletes its namespace and database volume, destroys its data key and deletes its backups"
 	}
-	return "keeps its namespace and database volume"
+	return "keeps its namespace, database volume and backups"
 }
 
 // steps are the parts of a tenant's environment in the order they build on each other. Every step

@@ -30,6 +30,8 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/catalog/catalogtest"
 	"github.com/tenantops/tenant-operator/test/controlplane"
 )
 
@@ -361,20 +363,21 @@ func TestDeleteWithPolicyDeleteRemovesTheNamespace(t *testing.T) {
 	})
 }
 
-// TestDeletionPolicyDeleteIsConfirmedAndBacksUpFirst: Delete needs the allow-delete annotation
-// (a Tenant that slipped past admission without it is InvalidSpec and would keep its data); its
-// change is an event and shows in status; deleting such a tenant first runs a final backup Job per
-// schedule and waits for it, with DeletionBlocked saying so; skip-final-backup lets it go on.
-func TestDeletionPolicyDeleteIsConfirmedAndBacksUpFirst(t *testing.T) {
+// TestDeletionPolicyDeleteIsConfirmedAndErases: Delete needs the allow-delete annotation (a
+// Tenant that slipped past admission without it is InvalidSpec and would keep its data); its
+// change is an event and shows in status. The tenant gets its own data key, kept wrapped in a
+// Secret; deleting the tenant erases it: the namespace goes, the key's escrow copies and the
+// backups go from storage, the erasure is recorded and told, and the key's Secret goes last.
+func TestDeletionPolicyDeleteIsConfirmedAndErases(t *testing.T) {
 	ctx := context.Background()
-	policy := &v1alpha1.BackupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "final-backups"}, Spec: v1alpha1.BackupPolicySpec{
-		Schedules:  []v1alpha1.BackupSchedule{{Name: "hot", Schedule: "0 */12 * * *", Storage: v1alpha1.BackupStorage{Volume: &v1alpha1.VolumeStorage{ClaimName: "backups"}}}},
+	policy := &v1alpha1.BackupPolicy{ObjectMeta: metav1.ObjectMeta{Name: "erasure"}, Spec: v1alpha1.BackupPolicySpec{
+		Schedules:  []v1alpha1.BackupSchedule{{Name: "hot", Schedule: "0 */12 * * *", Storage: v1alpha1.BackupStorage{Volume: &v1alpha1.VolumeStorage{ClaimName: "erasure"}}}},
 		Encryption: v1alpha1.BackupEncryption{Recipients: []string{"age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"}}}}
 	if err := k8s.Create(ctx, policy); err != nil {
 		t.Fatal(err)
 	}
 	expectCondition(t, policy, v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
-	tenant := minimalTenant("envtest-finaldel")
+	tenant := minimalTenant("envtest-erase")
 	tenant.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
 	tenant.Spec.BackupPolicyRef = &v1alpha1.LocalObjectReference{Name: policy.Name}
 	createTenant(t, tenant)
@@ -385,6 +388,7 @@ func TestDeletionPolicyDeleteIsConfirmedAndBacksUpFirst(t *testing.T) {
 		t.Fatal(err)
 	}
 	expectCondition(t, tenant, v1alpha1.ConditionNamespaceReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, "")
+	secret := &corev1.Secret{}
 	eventually(t, 20*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
 			return err
@@ -392,43 +396,102 @@ func TestDeletionPolicyDeleteIsConfirmedAndBacksUpFirst(t *testing.T) {
 		if tenant.Status.DeletionPolicy != v1alpha1.DeletionPolicyDelete {
 			return fmt.Errorf("status.deletionPolicy = %q", tenant.Status.DeletionPolicy)
 		}
-		return nil
+		if tenant.Status.DataKey == nil || tenant.Status.DataKey.ID == "" {
+			return fmt.Errorf("status.dataKey = %+v", tenant.Status.DataKey)
+		}
+		return k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: tenant.Status.DataKey.SecretName}, secret)
 	})
 	// Confirmed afterwards, so the first pass showed Retain: the change is told.
-	expectEvent(t, tenant, corev1.EventTypeWarning, v1alpha1.ReasonDeletionPolicyChanged, "deletes its namespace and database volume after a final backup")
+	expectEvent(t, tenant, corev1.EventTypeWarning, v1alpha1.ReasonDeletionPolicyChanged, "erases")
+	expectEvent(t, tenant, corev1.EventTypeNormal, "DataKeyCreated", tenant.Status.DataKey.ID)
+	key, err := builders.DataKeyOf(secret)
+	if err != nil || key.ID != tenant.Status.DataKey.ID {
+		t.Fatalf("data key Secret: %+v, %v", key, err)
+	}
+	for _, v := range secret.Data {
+		if strings.Contains(string(v), "AGE-SECRET-KEY") {
+			t.Fatal("the data key Secret holds the identity in the clear")
+		}
+	}
+	cj := &batchv1.CronJob{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: builders.BackupCronJobName(tenant, "hot")}, cj); err != nil {
+		t.Fatal(err)
+	}
+	if args := strings.Join(cj.Spec.JobTemplate.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--data-key") || strings.Contains(args, "--recipient") {
+		t.Errorf("backup CronJob runs %q, want the data key and no platform recipient", args)
+	}
+
+	// What the backup jobs would have written: the escrowed key and a backup encrypted to it.
+	store := backupVolume(t, "erasure")
+	if err := catalog.WriteDataKey(ctx, store, tenant.Name, string(tenant.UID), key); err != nil {
+		t.Fatal(err)
+	}
+	catalogtest.Write(t, store, catalogtest.Backup{Tenant: tenant.Name, TenantUID: string(tenant.UID), Schedule: "hot", ID: "20261202T000000Z-aaaaaa",
+		StartedAt: testClock.Now().Add(-time.Hour), DataKeyID: key.ID})
+
+	// A rotation makes a new key for new backups and keeps the old one's ID for erasure.
+	patch = client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"tenancy.tenantops.io/rotate-data-key":"2026-12"}}}`))
+	if err := k8s.Patch(ctx, tenant, patch); err != nil {
+		t.Fatal(err)
+	}
+	var rotated string
+	eventually(t, 20*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(secret), secret); err != nil {
+			return err
+		}
+		ids := builders.DataKeyIDs(secret)
+		if len(ids) != 2 || ids[1] != key.ID {
+			return fmt.Errorf("key IDs %v, want a new one before %s", ids, key.ID)
+		}
+		rotated = ids[0]
+		return nil
+	})
+	expectEvent(t, tenant, corev1.EventTypeNormal, "DataKeyRotated", "backups made before stay readable through key "+key.ID)
+	eventually(t, 20*time.Second, func() error {
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
+			return err
+		}
+		if tenant.Status.DataKey == nil || tenant.Status.DataKey.ID != rotated {
+			return fmt.Errorf("status.dataKey %+v, want %s", tenant.Status.DataKey, rotated)
+		}
+		return nil
+	})
+	// The same annotation value does not rotate again.
+	assertQuiet(t, secret, 3*time.Second)
+	if ids := builders.DataKeyIDs(secret); ids[0] != rotated {
+		t.Fatalf("rotated again: %v", ids)
+	}
 
 	if err := k8s.Delete(ctx, tenant); err != nil {
 		t.Fatal(err)
 	}
-	job := builders.FinalBackupJobName(tenant, "hot")
-	expectCondition(t, tenant, v1alpha1.ConditionDeletionBlocked, metav1.ConditionTrue, v1alpha1.ReasonFinalBackupRunning, job)
-	final := &batchv1.Job{}
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: job}, final); err != nil {
-		t.Fatalf("the final backup Job: %v", err)
-	}
-	if args := strings.Join(final.Spec.Template.Spec.Containers[0].Args, " "); !strings.HasPrefix(args, "backup ") || !strings.Contains(args, "--tenant envtest-finaldel --schedule hot") {
-		t.Errorf("final backup Job runs %q, want the schedule's backup", args)
-	}
-	// While the backup runs the data stays.
-	time.Sleep(2 * time.Second)
-	namespace := &corev1.Namespace{}
-	if err := k8s.Get(ctx, client.ObjectKey{Name: "tenant-envtest-finaldel"}, namespace); err != nil || !namespace.DeletionTimestamp.IsZero() {
-		t.Fatalf("the namespace went before the final backup finished: %v", err)
-	}
-	// No kubelet runs here, so the Job never finishes: the annotation lets the deletion go on.
-	patch = client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"tenancy.tenantops.io/skip-final-backup":"true"}}}`))
-	if err := k8s.Patch(ctx, tenant, patch); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, 20*time.Second, func() error {
+	eventually(t, 30*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), &v1alpha1.Tenant{}); !apierrors.IsNotFound(err) {
 			return fmt.Errorf("tenant still exists: %v", err)
 		}
-		if err := k8s.Get(ctx, client.ObjectKey{Name: "tenant-envtest-finaldel"}, namespace); err == nil && namespace.DeletionTimestamp.IsZero() {
-			return fmt.Errorf("namespace not being deleted")
-		}
 		return nil
 	})
+	namespace := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: "tenant-envtest-erase"}, namespace); err == nil && namespace.DeletionTimestamp.IsZero() {
+		t.Error("namespace not being deleted")
+	}
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the data key Secret after erasure: %v", err)
+	}
+	if ids, err := catalog.ListDataKeys(ctx, store, tenant.Name, string(tenant.UID)); err != nil || len(ids) != 0 {
+		t.Errorf("escrowed keys after erasure: %v, %v", ids, err)
+	}
+	if left, err := catalog.List(ctx, store, tenant.Name, ""); err != nil || len(left) != 0 {
+		t.Errorf("backups after erasure: %d, %v", len(left), err)
+	}
+	record := &corev1.ConfigMap{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: builders.ErasureRecordName(tenant.Name, string(tenant.UID))}, record); err != nil {
+		t.Fatalf("erasure record: %v", err)
+	}
+	if r := record.Data[builders.ErasureRecordKey]; !strings.Contains(r, key.ID) || !strings.Contains(r, rotated) || !strings.Contains(r, "20261202T000000Z-aaaaaa") || !strings.Contains(r, `"reason": "TenantDeleted"`) {
+		t.Errorf("erasure record:\n%s", r)
+	}
+	expectEvent(t, tenant, corev1.EventTypeNormal, "DataErased", "1 backups encrypted to them are unreadable by anyone")
 }
 
 // TestNamespaceOfSomeoneElseIsNotTakenOver.

@@ -2,12 +2,9 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
-	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/tenantstatus"
 )
@@ -26,10 +22,9 @@ import (
 // DeletionBlocked while something stands in the way, so a stuck deletion says why.
 //
 // Retain keeps the namespace with the database volume and credentials, marks it retained, stops
-// the database and removes the tenant's users' access; a Tenant of the same name may adopt it.
-// Delete, when the allow-delete annotation confirms it, first backs up every schedule once more
-// (unless told to skip it), then deletes the namespace; the namespace controller removes its
-// contents.
+// the database and removes the tenant's users' access; a Tenant of the same name may adopt it. The
+// backups stay under the tenant's RetentionPolicy, and so does the data key that opens them.
+// Delete, when the allow-delete annotation confirms it, erases the tenant (see eraseTenant).
 func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
 	if !controllerutil.ContainsFinalizer(t, v1alpha1.TenantFinalizer) {
@@ -37,15 +32,20 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 	}
 	var err error
 	if effectiveDeletionPolicy(t) == v1alpha1.DeletionPolicyDelete {
-		var running []string
-		if running, err = r.finalBackups(ctx, t); err == nil && len(running) > 0 {
-			// The Jobs' watch brings the tenant back when they finish.
-			tenantstatus.SetDeletionBlocked(t, v1alpha1.ReasonFinalBackupRunning, fmt.Sprintf("Waiting for the final backup before the data is deleted: Jobs %s in %s",
-				strings.Join(running, ", "), r.Options.OperatorNamespace))
-			return ctrl.Result{}, nil
-		}
-		if err == nil {
-			err = r.deleteNamespace(ctx, t)
+		waiting, retryAfter, err := r.eraseTenant(ctx, t)
+		switch {
+		case err != nil && retryAfter > 0:
+			// Storage refused or could not be reached: said, and tried again after a pause
+			// rather than at the error backoff's pace.
+			tenantstatus.SetDeletionBlocked(t, v1alpha1.ReasonErasureFailed, err.Error())
+			return ctrl.Result{RequeueAfter: retryAfter}, nil
+		case err != nil:
+			tenantstatus.SetDeletionBlocked(t, v1alpha1.ReasonErasureFailed, err.Error())
+			return ctrl.Result{}, err
+		case waiting != "":
+			// The Jobs' watch, or the Inspector when the erasure ends, brings the tenant back.
+			tenantstatus.SetDeletionBlocked(t, v1alpha1.ReasonErasing, waiting)
+			return ctrl.Result{RequeueAfter: requeueWaiting}, nil
 		}
 	} else {
 		err = r.retainNamespace(ctx, t)
@@ -54,8 +54,9 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		err = r.deleteClusterScoped(ctx, t, nil)
 	}
 	if err == nil {
-		// The backup CronJobs and their Secret in the operator's namespace go; the backups in
-		// storage stay, whatever the deletion policy: they are the last copy of the data.
+		// The backup CronJobs and their Secret in the operator's namespace go. Under Retain the
+		// backups in storage stay, and the data key that opens them: they are the last copy of the
+		// data.
 		err = r.deleteBackupJobs(ctx, t, nil)
 	}
 	if err == nil {
@@ -64,11 +65,7 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		err = r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.ProbeSecretName(t)})
 	}
 	if err != nil {
-		reason := v1alpha1.ReasonDeleting
-		if errors.Is(err, errFinalBackup) {
-			reason = v1alpha1.ReasonFinalBackupFailed
-		}
-		tenantstatus.SetDeletionBlocked(t, reason, err.Error())
+		tenantstatus.SetDeletionBlocked(t, v1alpha1.ReasonDeleting, err.Error())
 		return ctrl.Result{}, err
 	}
 	patch := client.MergeFrom(t.DeepCopy())
@@ -93,59 +90,6 @@ func effectiveDeletionPolicy(t *v1alpha1.Tenant) v1alpha1.DeletionPolicy {
 		return v1alpha1.DeletionPolicyDelete
 	}
 	return v1alpha1.DeletionPolicyRetain
-}
-
-// errFinalBackup marks what stops the final backup; the user decides: fix it, or skip the backup.
-var errFinalBackup = errors.New("final backup")
-
-// finalBackups runs one backup Job per schedule of the tenant's BackupPolicy, the last backup
-// before its data is deleted, and returns those still running. A failed one is an error that
-// names the way out: fixing what failed, or the skip-final-backup annotation.
-func (r *TenantReconciler) finalBackups(ctx context.Context, t *v1alpha1.Tenant) ([]string, error) {
-	if t.Spec.BackupPolicyRef == nil || t.Annotations[v1alpha1.AnnotationSkipFinalBackup] == "true" {
-		return nil, nil
-	}
-	skip := fmt.Sprintf("annotate the Tenant %s: \"true\" to delete it without a final backup", v1alpha1.AnnotationSkipFinalBackup)
-	policy := &v1alpha1.BackupPolicy{}
-	if err := r.Get(ctx, types.NamespacedName{Name: t.Spec.BackupPolicyRef.Name}, policy); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, fmt.Errorf("%w: BackupPolicy %s not found, so no final backup can be taken; %s", errFinalBackup, t.Spec.BackupPolicyRef.Name, skip)
-		}
-		return nil, fmt.Errorf("get backup policy %s: %w", t.Spec.BackupPolicyRef.Name, err)
-	}
-	var running []string
-	for _, spec := range policy.Spec.Schedules {
-		name := builders.FinalBackupJobName(t, spec.Name)
-		job := &batchv1.Job{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: name}, job)
-		switch {
-		case apierrors.IsNotFound(err):
-			e, err := backupcheck.Expect(policy, spec)
-			if err != nil {
-				return nil, err
-			}
-			ac, err := builders.FinalBackupJob(t, policy, spec, e.ExpectedInterval, r.builderOptions())
-			if err != nil {
-				return nil, err
-			}
-			if err := r.apply(ctx, ownedObject{"job", name, ac}); err != nil {
-				return nil, err
-			}
-			r.event(t, corev1.EventTypeNormal, v1alpha1.ReasonFinalBackupRunning, fmt.Sprintf("Started the final backup of schedule %s (Job %s) before deleting the data", spec.Name, name))
-			running = append(running, name)
-		case err != nil:
-			return nil, fmt.Errorf("get job %s: %w", name, err)
-		default:
-			failed, complete := backupcheck.JobFinished(job)
-			if failed != nil {
-				return nil, fmt.Errorf("%w: Job %s failed (%s); fix it and delete the Job to try again, or %s", errFinalBackup, name, failed.Reason, skip)
-			}
-			if !complete {
-				running = append(running, name)
-			}
-		}
-	}
-	return running, nil
 }
 
 func (r *TenantReconciler) deleteNamespace(ctx context.Context, t *v1alpha1.Tenant) error {

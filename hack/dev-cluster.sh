@@ -87,6 +87,29 @@ tools() {
   build_cached "$root/bin/s3-router" hack/dev-cluster/s3-router
 }
 
+# A Tenant's quota counts cert-manager Certificates. kube-controller-manager's quota controller
+# learns of CRDs installed after it started only at its next discovery pass (every 30 s), and a
+# quota it computed before that lacks the count until its 5-minute resync; meanwhile the API
+# server refuses every Certificate in that namespace ("status unknown for quota"). So the
+# cluster is ready only once a fresh quota in a scratch namespace gets the count.
+quota_counts_certificates() {
+  local ns=tenantops-quota-probe key='count/certificates.cert-manager.io' used=""
+  "$kubectl" create namespace "$ns" --dry-run=client -o yaml | "$kubectl" apply -f - >/dev/null
+  for attempt in $(seq 1 60); do
+    "$kubectl" -n "$ns" delete resourcequota --all --wait=false >/dev/null 2>&1 || true
+    "$kubectl" -n "$ns" create quota "probe-$attempt" --hard="$key=1" >/dev/null
+    sleep 2
+    used=$("$kubectl" -n "$ns" get resourcequota "probe-$attempt" \
+      -o jsonpath='{.status.used.count/certificates\.cert-manager\.io}' 2>/dev/null || true)
+    if [[ -n "$used" ]]; then
+      "$kubectl" delete namespace "$ns" --wait=false >/dev/null
+      return 0
+    fi
+  done
+  echo "kube-controller-manager's quota controller did not count $key within 2 minutes" >&2
+  return 1
+}
+
 up() {
   if cluster_exists && [[ -f "$kubeconfig" ]] && alive "$cm_pidfile"; then
     log "Cluster $cluster already running; KUBECONFIG=$kubeconfig"
@@ -133,6 +156,10 @@ up() {
   "$root/bin/dev-cluster" --kubeconfig "$KUBECONFIG" --manifest "$root/config/webhook/manifests.yaml" \
     --cert-dir "$dev/webhook-certs" --port "$webhook_port" >/dev/null
   log "CRDs and webhooks (to https://127.0.0.1:$webhook_port) installed ($((SECONDS - t))s)"
+
+  t=$SECONDS
+  quota_counts_certificates || return 1
+  log "kube-controller-manager's quota controller counts Certificates ($((SECONDS - t))s)"
 
   nohup "$root/bin/cert-manager-controller" --kubeconfig "$KUBECONFIG" >"$dev/cert-manager.log" 2>&1 &
   echo $! >"$cm_pidfile"

@@ -123,11 +123,12 @@ const (
 	// ReasonNotMonitored: the tenant is not probed (probes are off, or nothing to probe).
 	ReasonNotMonitored = "NotMonitored"
 
-	// ReasonFinalBackupRunning: a tenant deleted with policy Delete waits for its final backup.
-	ReasonFinalBackupRunning = "FinalBackupRunning"
-	// ReasonFinalBackupFailed: the final backup could not be taken; the message says how to
-	// proceed.
-	ReasonFinalBackupFailed = "FinalBackupFailed"
+	// ReasonErasing: a tenant deleted with policy Delete waits for its backup jobs to stop and
+	// for its data key and backups to be erased from storage.
+	ReasonErasing = "Erasing"
+	// ReasonErasureFailed: the erasure could not be carried out; the message says what failed.
+	// It is tried again.
+	ReasonErasureFailed = "ErasureFailed"
 	// ReasonDeletionPolicyChanged: what deleting the Tenant does changed (an event).
 	ReasonDeletionPolicyChanged = "DeletionPolicyChanged"
 

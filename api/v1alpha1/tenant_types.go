@@ -15,12 +15,12 @@ const (
 	// AnnotationAllowDelete "true" confirms spec.deletionPolicy Delete: without it admission
 	// refuses the policy, and a deletion keeps the data as Retain would.
 	AnnotationAllowDelete = "tenancy.tenantops.io/allow-delete"
-	// AnnotationSkipFinalBackup "true" deletes a tenant with policy Delete without the final
-	// backup that is otherwise taken first.
-	AnnotationSkipFinalBackup = "tenancy.tenantops.io/skip-final-backup"
 	// AnnotationAdoptNamespace "true" lets a new Tenant take over the namespace, database and
 	// backups that a deleted Tenant of the same name left with policy Retain.
 	AnnotationAdoptNamespace = "tenancy.tenantops.io/adopt-namespace"
+	// AnnotationRotateDataKey: each new value makes a new data key for the tenant's new backups;
+	// older backups stay readable through their own keys until retention prunes them.
+	AnnotationRotateDataKey = "tenancy.tenantops.io/rotate-data-key"
 )
 
 // TenantSpec is the environment a customer gets: its own URL, database, firewall, certificate,
@@ -99,12 +99,12 @@ type TenantSpec struct {
 	// +optional
 	Monitoring *MonitoringSpec `json:"monitoring,omitempty"`
 
-	// DeletionPolicy says what happens to the tenant's namespace, database volume and credentials
-	// when the Tenant is deleted. Retain keeps them, for a Tenant of the same name to adopt
-	// (annotated tenancy.tenantops.io/adopt-namespace: "true"). Delete takes a final backup on
-	// every schedule of the tenant's BackupPolicy, then deletes them; it needs the annotation
-	// tenancy.tenantops.io/allow-delete: "true", and tenancy.tenantops.io/skip-final-backup: "true"
-	// skips the backup. Backups in storage are never deleted with the Tenant.
+	// DeletionPolicy says what happens to the tenant's data when the Tenant is deleted. Retain
+	// keeps the namespace, database volume and credentials, for a Tenant of the same name to adopt
+	// (annotated tenancy.tenantops.io/adopt-namespace: "true"), and the backups under the tenant's
+	// RetentionPolicy. Delete erases the tenant: the namespace and everything in it, its data key
+	// wherever it is kept (so that no backup of it can be decrypted by anyone), and its backups;
+	// the erasure is recorded. Delete needs the annotation tenancy.tenantops.io/allow-delete: "true".
 	// +kubebuilder:validation:Enum=Retain;Delete
 	// +kubebuilder:default=Retain
 	// +optional
@@ -117,7 +117,9 @@ type DeletionPolicy string
 const (
 	// DeletionPolicyRetain keeps the namespace, the database volume and credentials.
 	DeletionPolicyRetain DeletionPolicy = "Retain"
-	// DeletionPolicyDelete deletes the namespace and everything in it.
+	// DeletionPolicyDelete erases the tenant: deletes the namespace and everything in it,
+	// destroys the tenant's data key everywhere it is kept (crypto-erasure, so no backup of the
+	// tenant can be decrypted by anyone), deletes its backups, and records the erasure.
 	DeletionPolicyDelete DeletionPolicy = "Delete"
 )
 
@@ -449,6 +451,25 @@ type TenantStatus struct {
 	// Uptime is what the probes measured.
 	// +optional
 	Uptime *UptimeStatus `json:"uptime,omitempty"`
+
+	// DataKey is the tenant's own backup key: new backups are encrypted to it only.
+	// +optional
+	DataKey *DataKeyStatus `json:"dataKey,omitempty"`
+}
+
+// DataKeyStatus names the tenant's current data key, never the key itself.
+type DataKeyStatus struct {
+	// ID is the key's fingerprint (128 bits of SHA-256 of its public half, in hex), as backup
+	// manifests and erasure records name it.
+	// +optional
+	ID string `json:"id,omitempty"`
+	// SecretName is the Secret in the operator's namespace that keeps the key's public half and
+	// its identity wrapped to the BackupPolicy's recipients.
+	// +optional
+	SecretName string `json:"secretName,omitempty"`
+	// CreatedAt is when the key was made.
+	// +optional
+	CreatedAt *metav1.Time `json:"createdAt,omitempty"`
 }
 
 // DatabaseStatus is the observed state of the tenant's PostgreSQL.

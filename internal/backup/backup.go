@@ -19,6 +19,7 @@ import (
 
 	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
 	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -32,7 +33,12 @@ type Options struct {
 	TenantUID string
 	Schedule  string
 	// Recipients are age public keys; the backup can be restored with any matching identity.
+	// Not with DataKey.
 	Recipients []string
+	// DataKey, when set, is the tenant's data key: the backup is encrypted to it only, and its
+	// wrapped copy is stored in the same location before the dump starts, so that the location
+	// holds what opens each of its backups. Needs TenantUID.
+	DataKey *datakey.Key
 	// SigningKey signs the manifest (see catalog.WriteSignedManifest); nil writes an unsigned
 	// backup, which restore and verify refuse unless told to accept unsigned backups.
 	SigningKey ed25519.PrivateKey
@@ -74,7 +80,14 @@ func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 			return catalog.Manifest{}, err
 		}
 	}
-	recipients, fingerprints, err := ParseRecipients(o.Recipients)
+	keys := o.Recipients
+	if o.DataKey != nil {
+		if len(o.Recipients) > 0 {
+			return catalog.Manifest{}, errors.New("a backup with a tenant data key is encrypted to that key only: no other recipients")
+		}
+		keys = []string{o.DataKey.Recipient}
+	}
+	recipients, fingerprints, err := ParseRecipients(keys)
 	if err != nil {
 		return catalog.Manifest{}, err
 	}
@@ -100,6 +113,13 @@ func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 			logf(o.Log, "backup: not removing leftovers of earlier runs: this storage credential may not list or delete them")
 		case err != nil:
 			return catalog.Manifest{}, fmt.Errorf("clean up after earlier runs: %w", err)
+		}
+	}
+
+	if o.DataKey != nil {
+		// Before the dump: a backup whose key is not beside it could be lost with the cluster.
+		if err := catalog.WriteDataKey(ctx, o.Store, o.Tenant, o.TenantUID, *o.DataKey); err != nil {
+			return catalog.Manifest{}, err
 		}
 	}
 
@@ -235,6 +255,9 @@ func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 		Tables:         src.tables,
 		LargeObjects:   largeObjects,
 		Recipients:     fingerprints,
+	}
+	if o.DataKey != nil {
+		m.DataKeyID = o.DataKey.ID
 	}
 	if size != pl.stored.n {
 		_ = o.Store.Delete(context.WithoutCancel(ctx), dataKey)

@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -91,6 +92,7 @@ func errorLine(err error) string {
 		ur *storage.UnreachableError
 		vf *VerificationFailedError
 		se *catalog.SignatureError
+		dk *catalog.DataKeyDestroyedError
 	)
 	msg := err.Error()
 	switch {
@@ -106,6 +108,8 @@ func errorLine(err error) string {
 		msg = ur.Error()
 	case errors.As(err, &se):
 		msg = err.Error() // with the hint explainRefusal added
+	case errors.As(err, &dk):
+		msg = dk.Error()
 	}
 	return "error: " + strings.Join(strings.Fields(msg), " ")
 }
@@ -276,14 +280,16 @@ var zstdLevels = map[string]zstd.EncoderLevel{
 }
 
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newCommand("backup", "backup --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY... [--signing-key-file F]", stderr)
+	fs := newCommand("backup", "backup --dsn URL --storage LOCATION --tenant T --tenant-uid UID --schedule S --data-key DIR [--signing-key-file F]\n"+
+		"       tenant-operator backup --dsn URL --storage LOCATION --tenant T --schedule S --recipient AGE_PUBLIC_KEY... [--signing-key-file F]", stderr)
 	dsn := fs.String("dsn", "", "database to back up, postgres://USER[:PASSWORD]@HOST:PORT/DB (a password may also come from PGPASSWORD)")
 	loc := fs.String("storage", "", "where backups live: s3://BUCKET/PREFIX?endpoint=HOST:PORT&region=R[&insecure=true] or file:///PATH")
 	tenant := fs.String("tenant", "", "tenant name")
 	tenantUID := fs.String("tenant-uid", "", "UID of the Tenant object, recorded in the manifest so that a later Tenant of the same name does not take this backup for its own")
 	schedule := fs.String("schedule", "", "schedule name")
 	var recipients stringList
-	fs.Var(&recipients, "recipient", "age public key to encrypt to (repeatable)")
+	fs.Var(&recipients, "recipient", "age public key to encrypt to (repeatable); not with --data-key")
+	dataKeyDir := fs.String("data-key", "", "directory holding the tenant's data key as the operator keeps it (files "+datakey.FileRecipient+" and "+datakey.FileWrapped+"): the backup is encrypted to that key only, and the wrapped key is stored beside it; needs --tenant-uid")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_dump (default $PG_BIN_DIR, then /usr/lib/postgresql/<server major>/bin, then PATH)")
 	level := fs.String("zstd-level", "fastest", "zstd level: fastest, default, better or best (slower, smaller)")
 	abandoned := fs.Duration("abandoned-after", 24*time.Hour, "remove unfinished uploads of this tenant and schedule older than this (0 keeps them)")
@@ -294,8 +300,23 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if err := fs.required("dsn", "storage", "tenant", "schedule", "recipient"); err != nil {
+	if err := fs.required("dsn", "storage", "tenant", "schedule"); err != nil {
 		return err
+	}
+	var dataKey *datakey.Key
+	switch {
+	case *dataKeyDir != "" && len(recipients) > 0:
+		return usageError("backup: --data-key and --recipient exclude each other: a backup is encrypted to the tenant's data key only")
+	case *dataKeyDir != "" && *tenantUID == "":
+		return usageError("backup: --data-key needs --tenant-uid: the key is stored under the Tenant object it belongs to")
+	case *dataKeyDir != "":
+		key, err := datakey.ReadDir(*dataKeyDir)
+		if err != nil {
+			return err
+		}
+		dataKey = &key
+	case len(recipients) == 0:
+		return usageError("backup: missing --data-key or --recipient")
 	}
 	var signingKey ed25519.PrivateKey
 	if *signingKeyFile != "" {
@@ -325,7 +346,7 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n - 1))
 	}
 	m, err := Run(ctx, Options{
-		DSN: *dsn, Store: store, Tenant: *tenant, TenantUID: *tenantUID, Schedule: *schedule, Recipients: recipients,
+		DSN: *dsn, Store: store, Tenant: *tenant, TenantUID: *tenantUID, Schedule: *schedule, Recipients: recipients, DataKey: dataKey,
 		SigningKey: signingKey, PgBinDir: *pgBin, ZstdLevel: lvl, AbandonedAfter: *abandoned, Log: progress(*verbose, stderr),
 	})
 	if err != nil {

@@ -94,7 +94,7 @@ func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
 	if len(o.Identities) == 0 {
 		return b, errors.New("no identity: pass --identity-file")
 	}
-	if err := checkIdentities(b.Manifest, o.Identities); err != nil {
+	if o.Identities, err = identitiesFor(ctx, o.Store, b.Manifest, o.Identities); err != nil {
 		return b, err
 	}
 	ci, err := parseConnInfo(o.DSN)

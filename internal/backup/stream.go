@@ -27,9 +27,15 @@ func (e *ChecksumMismatchError) Error() string {
 type WrongIdentityError struct {
 	Have []string // fingerprints of the identities given
 	Want []string // the backup's recipients
+	// DataKeyID is the tenant data key the backup is encrypted to, when it is: then no identity
+	// was one the key was wrapped to either.
+	DataKeyID string
 }
 
 func (e *WrongIdentityError) Error() string {
+	if e.DataKeyID != "" {
+		return fmt.Sprintf("wrong identity: the backup is encrypted to tenant data key %s, and no identity given is one of the platform identities that key was wrapped to", e.DataKeyID)
+	}
 	return "wrong identity: no identity matches the backup's recipients"
 }
 

@@ -81,7 +81,7 @@ func Verify(ctx context.Context, o VerifyOptions) (catalog.Backup, catalog.Verif
 		problems, v.ObjectSHA256, err = verifyChecksum(ctx, o.Store, b.Manifest)
 	} else {
 		v.Kind = catalog.KindRestoreDrill
-		if err := checkIdentities(b.Manifest, o.Identities); err != nil {
+		if o.Identities, err = identitiesFor(ctx, o.Store, b.Manifest, o.Identities); err != nil {
 			return b, catalog.Verification{}, err
 		}
 		problems, v.ScratchPostgresVersion, err = drill(ctx, o, b.Manifest)

@@ -113,6 +113,8 @@ type Inspector struct {
 	// once Start was called.
 	locations map[string]*locationQueue
 	started   context.Context
+	// erasures are the erasures asked for, by EraseRequest.key.
+	erasures map[string]*erasureState
 }
 
 // tenantState is what the Inspector knows of one tenant between passes.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -259,12 +260,14 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 		"--schedule", schedule.Name,
 		"--pg-bin-dir", PostgresBinDir(DatabaseVersion(t)),
 	}
-	for _, r := range policy.Spec.Encryption.Recipients {
-		args = append(args, "--recipient", r)
+	if t.UID == "" {
+		// Only a Tenant not yet stored has no UID; nothing runs it.
+		return nil, fmt.Errorf("tenant %s has no UID: its data key cannot be named", t.Name)
 	}
-	if t.UID != "" {
-		args = append(args, "--tenant-uid", string(t.UID))
-	}
+	// Encrypted to the tenant's own data key only, whose Secret the controller made before
+	// this CronJob; the agent stores the wrapped key beside the backups. A rotation changes the
+	// Secret, not the CronJob: the next run mounts the new key.
+	args = append(args, "--tenant-uid", string(t.UID), "--data-key", dataKeyMountDir)
 	env := []*corev1ac.EnvVarApplyConfiguration{
 		corev1ac.EnvVar().WithName("PGPASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 			corev1ac.SecretKeySelector().WithName(BackupJobSecretName(t)).WithKey(BackupSecretKeyPassword))),
@@ -279,6 +282,12 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 	mounts := []*corev1ac.VolumeMountApplyConfiguration{
 		corev1ac.VolumeMount().WithName("database-ca").WithMountPath(backupCAMountDir).WithReadOnly(true),
 	}
+	volumes = append(volumes, corev1ac.Volume().WithName("data-key").WithSecret(corev1ac.SecretVolumeSource().
+		WithSecretName(DataKeySecretName(t)).
+		WithItems(corev1ac.KeyToPath().WithKey(datakey.FileRecipient).WithPath(datakey.FileRecipient),
+			corev1ac.KeyToPath().WithKey(datakey.FileWrapped).WithPath(datakey.FileWrapped)).
+		WithDefaultMode(0o440)))
+	mounts = append(mounts, corev1ac.VolumeMount().WithName("data-key").WithMountPath(dataKeyMountDir).WithReadOnly(true))
 	if signsBackups(policy) {
 		// Only the private key, as a file: not the trusted keys beside it, and never an
 		// environment variable, which /proc shows to anything running as the agent's user.
@@ -543,24 +552,3 @@ GRANT pg_read_all_data TO ` + BackupRoleName + `;
 // BackupRoleSQL is the psql script that creates the backup role, exported so tests run exactly
 // what the database pod runs against a real PostgreSQL.
 func BackupRoleSQL() string { return backupRoleScript }
-
-// FinalBackupJobName names the Job that backs up one schedule of a tenant before its deletion
-// with policy Delete.
-func FinalBackupJobName(t *v1alpha1.Tenant, schedule string) string {
-	return cronJobName("final", t, schedule)
-}
-
-// FinalBackupJob is a run of the schedule's backup CronJob, made at once: the last backup before
-// a tenant's namespace and database volume are deleted. It is the CronJob's job exactly (the same
-// pod, credentials and signing key), so it is as good a backup as any scheduled one.
-func FinalBackupJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v1alpha1.BackupSchedule, expectedInterval time.Duration, opts Options) (*batchv1ac.JobApplyConfiguration, error) {
-	cj, err := BackupCronJob(t, policy, schedule, expectedInterval, opts)
-	if err != nil {
-		return nil, err
-	}
-	template := cj.Spec.JobTemplate
-	return batchv1ac.Job(FinalBackupJobName(t, schedule.Name), *cj.Namespace).
-		WithLabels(template.Labels).
-		WithAnnotations(map[string]string{annotationBackupPolicy: policy.Name, "tenancy.tenantops.io/final-backup": "true"}).
-		WithSpec(template.Spec), nil
-}

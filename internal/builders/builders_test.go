@@ -49,7 +49,7 @@ func minimal() *v1alpha1.Tenant {
 
 func full() *v1alpha1.Tenant {
 	return &v1alpha1.Tenant{
-		ObjectMeta: metav1.ObjectMeta{Name: "acme"},
+		ObjectMeta: metav1.ObjectMeta{Name: "acme", UID: "0b7e2c61-5a3f-4d4e-9d1a-2f6c0e8b9a10"},
 		Spec: v1alpha1.TenantSpec{
 			Hostnames: []string{"acme.example.com", "www.acme.example.com"},
 			TLS:       &v1alpha1.TenantTLS{IssuerRef: &v1alpha1.IssuerReference{Name: "acme-ca", Kind: "Issuer"}},

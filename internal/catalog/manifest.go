@@ -8,6 +8,7 @@
 //	<tenant>/<schedule>/<id>/manifest.json.sig     Ed25519 signature of manifest.json's bytes
 //	<tenant>/<schedule>/<id>/manifest.json         written last: the backup exists once this does
 //	<tenant>/<schedule>/<id>/verification.json     the latest verify result, if any
+//	<tenant>/.keys/<tenantUID>/<keyID>.age         a tenant data key, wrapped to the platform (escrow)
 package catalog
 
 import (
@@ -17,12 +18,15 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
 // FormatVersion is written into every manifest. Readers refuse manifests of a newer format, so an
-// old agent never misreads a backup that a newer one made.
-const FormatVersion = 1
+// old agent never misreads a backup that a newer one made. Version 2 added DataKeyID: an agent
+// that knew only 1 would try the platform identity on data encrypted to a tenant key and call it
+// the wrong identity.
+const FormatVersion = 2
 
 // Object names inside a backup's directory.
 const (
@@ -63,6 +67,11 @@ type Manifest struct {
 	LargeObjects int64 `json:"largeObjects"`
 	// Recipients are the fingerprints of the age recipients the data was encrypted to.
 	Recipients []string `json:"recipients"`
+	// DataKeyID, when set, names the tenant data key the data is encrypted to, and only to: its
+	// identity is stored wrapped to the platform's recipients at DataKeyObject(Tenant, TenantUID,
+	// DataKeyID), and once every copy of it is destroyed the backup cannot be decrypted. Empty in
+	// backups encrypted to the platform's recipients directly (before per-tenant keys).
+	DataKeyID string `json:"dataKeyID,omitempty"`
 }
 
 // ObjectInfo is what the manifest records about the stored data object.
@@ -159,6 +168,9 @@ func (m Manifest) check() error {
 	}
 	if m.ID == "" || m.Object.Name == "" || m.Object.SHA256 == "" || m.Object.Size <= 0 {
 		return fmt.Errorf("manifest lacks id, object name, size or checksum")
+	}
+	if m.DataKeyID != "" && (!datakey.ValidID(m.DataKeyID) || ValidateName("tenant UID", m.TenantUID) != nil) {
+		return fmt.Errorf("manifest names data key %q of tenant UID %q: want a key ID and the UID it belongs to", m.DataKeyID, m.TenantUID)
 	}
 	return nil
 }

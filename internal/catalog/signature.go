@@ -42,6 +42,10 @@ const publicKeyPrefix = "ed25519:"
 // larger one is not ours.
 const maxSignatureSize = 4 << 10
 
+// signatureFormatVersion is the format of SignatureObject, which has not changed with the
+// manifest's.
+const signatureFormatVersion = 1
+
 // Signature is the content of SignatureObject.
 type Signature struct {
 	FormatVersion int `json:"formatVersion"`
@@ -147,7 +151,7 @@ func SignManifest(manifest []byte, key ed25519.PrivateKey) ([]byte, error) {
 		return nil, errors.New("signing key is not a valid Ed25519 key")
 	}
 	sig := Signature{
-		FormatVersion: FormatVersion,
+		FormatVersion: signatureFormatVersion,
 		Algorithm:     SignatureAlgorithm,
 		Signed:        ManifestObject,
 		PublicKey:     FormatPublicKey(pub),

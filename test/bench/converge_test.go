@@ -50,9 +50,18 @@ const (
 // BenchmarkConvergeTenants converges N tenants and compares with the floor: a plain client that
 // applies the same objects directly against the same API server in the same run. It reports the
 // time to all tenants reconciled as far as this control plane allows (no kubelet, so databases
-// stay pending), API writes per tenant, writes during 60 s idle afterwards, and the manager's peak
-// RSS. Between the two it times the writes any operator must make (requiredWrites). BENCH_TENANTS=100,1000
-// chooses N; BENCH_IDLE=60s the idle period; BENCH_REQUIRED=0 skips the required writes;
+// stay pending), API writes per tenant, and the manager's peak RSS. Between the two it times the
+// writes any operator must make (requiredWrites).
+//
+// The operator runs with the shipped defaults, uptime probes on: every tenant's URL is served by
+// a local HTTPS server (probeServer), where about half answer, half stay down and one in fifty
+// flaps. Once every tenant is converged and probed, it measures an idle window (measureIdle):
+// the operator's requests per tenant-hour by class and verb from the API server's audit log, its
+// reconciles, CPU and memory; it fails when a target of issue 19 is broken.
+//
+// BENCH_TENANTS=100,1000 chooses N; BENCH_IDLE=10m the idle window (by default one refresh
+// interval: each tenant's figures are refreshed once in it, and the histories saved once);
+// BENCH_REQUIRED=0 skips the required writes;
 // BENCH_CPU_PROFILE=file saves a 30 s CPU profile of the operator converging.
 func BenchmarkConvergeTenants(b *testing.B) {
 	sizes := []int{100, 1000}
@@ -66,7 +75,7 @@ func BenchmarkConvergeTenants(b *testing.B) {
 			sizes = append(sizes, n)
 		}
 	}
-	idle := 60 * time.Second
+	idle := refreshInterval
 	if v := os.Getenv("BENCH_IDLE"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -100,7 +109,10 @@ func buildOperator(b *testing.B) string {
 
 func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	ctx := context.Background()
-	env, err := controlplane.Start(controlplane.Options{})
+	dir := b.TempDir()
+	probes := startProbeServer(b, dir)
+	apiServerFlags, auditLog := auditFlags(b, dir)
+	env, err := controlplane.Start(controlplane.Options{APIServerFlags: apiServerFlags})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -141,7 +153,7 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	}
 	floorStart := time.Now()
 	parallel(n, func(i int) error {
-		applied, err := applyAsFloor(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i)), opts)
+		applied, err := applyAsFloor(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i), ""), opts)
 		floorWrites.Add(int64(applied))
 		return err
 	}, b)
@@ -152,11 +164,11 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	// objects make the operator's phase pay for them: the service IP allocator, for one, lists
 	// every allocated address on each allocation.
 	parallel(n, func(i int) error {
-		return deleteOwned(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i)), opts)
+		return deleteOwned(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i), ""), opts)
 	}, b)
 
 	if os.Getenv("BENCH_REQUIRED") != "0" {
-		requiredWrites(b, cfg, c, n, opts)
+		requiredWrites(b, cfg, c, n, opts, probes)
 	}
 
 	// The operator, as its own process, so that its memory is its own.
@@ -168,7 +180,6 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dir := b.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), kubeconfig, 0o600); err != nil {
 		b.Fatal(err)
 	}
@@ -178,9 +189,9 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr,
 		"--max-concurrent-reconciles", strconv.Itoa(workers),
 		"--kube-api-qps", strconv.Itoa(qps), "--kube-api-burst", strconv.Itoa(burst), "--zap-log-level", "error",
-		// This measures the environment's convergence; uptime probes write status up to once a
-		// minute per tenant by design, which internal/probes' benchmark measures.
-		"--uptime-probes=false", "--pprof-bind-address", pprofAddr)
+		// Uptime probes are on, as shipped; the probe server's CA is the only thing added. Leader
+		// election is on, as the chart and config/default install it (one replica here).
+		"--probe-ca-file", probes.caFile, "--leader-elect=true", "--pprof-bind-address", pprofAddr)
 	logFile, err := os.Create(filepath.Join(dir, "operator.log"))
 	if err != nil {
 		b.Fatal(err)
@@ -196,10 +207,14 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	// and filling them lists every kind it watches: at a hundred tenants that was a third of
 	// the time measured.) The floor has no start-up either. Start-up is reported on its own.
 	waitReady(b, probeAddr, 60*time.Second)
-	if err := c.Create(ctx, benchTenant("warm-up")); err != nil {
+	classOfTenant := map[string]string{"warm-up": steadyUp}
+	for i := range n {
+		classOfTenant[benchTenantName(i)] = classOf(i)
+	}
+	if err := c.Create(ctx, benchTenant("warm-up", probes.url(steadyUp, "warm-up"))); err != nil {
 		b.Fatal(err)
 	}
-	waitConverged(b, cfg, scheme, 1, 5*time.Minute)
+	waitTenants(b, cfg, scheme, 1, 5*time.Minute, "converged", isConverged)
 	startup := time.Since(processStart)
 	requestsBeforeOperator := apiServerRequests(b, cfg)
 	metricsBeforeOperator := scrapeMetrics(b, metricsAddr)
@@ -216,9 +231,9 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 		go saveAPIServerProfile(cfg, file, apiServerProfileTime())
 	}
 	parallel(n, func(i int) error {
-		return c.Create(ctx, benchTenant(fmt.Sprintf("tenant-%04d", i)))
+		return c.Create(ctx, benchTenant(benchTenantName(i), probes.url(classOf(i), benchTenantName(i))))
 	}, b)
-	waitConverged(b, cfg, scheme, n+1, 30*time.Minute)
+	waitTenants(b, cfg, scheme, n+1, 30*time.Minute, "converged", isConverged)
 	operatorTime := time.Since(start)
 	operatorCPU := cpuByProcess(proc.Process.Pid).since(cpuBeforeOperator)
 	fmt.Printf("tenants=%d cpu seconds, floor: %s\n", n, floorCPU)
@@ -236,29 +251,28 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	writes := scrapeWrites(b, metricsAddr)
 	explain(metricsBeforeOperator, scrapeMetrics(b, metricsAddr), n)
 
-	// Idle starts once the last writes of convergence (a status write after the last condition
-	// settled, an event) are done: three quiet seconds in a row, at most 30 s.
-	settled := writes
-	for quiet, deadline := 0, time.Now().Add(30*time.Second); quiet < 3 && time.Now().Before(deadline); {
-		time.Sleep(time.Second)
-		now := scrapeWrites(b, metricsAddr)
-		if now == settled {
-			quiet++
-		} else {
-			quiet, settled = 0, now
-		}
-	}
-	fmt.Printf("tenants=%d writes after convergence before idle: %d\n", n, settled-writes)
+	// Idle starts once every tenant has been probed: the steady-up ones Available, the
+	// steady-down ones Down, every one with its first figures in status. The last status writes
+	// and events of that are given a few seconds (the flapping tenants never stop writing).
+	waitTenants(b, cfg, scheme, n+1, 10*time.Minute, "probed", func(t *v1alpha1.Tenant) bool {
+		return isProbed(t, classOfTenant[t.Name])
+	})
+	probedTime := time.Since(start)
+	time.Sleep(5 * time.Second)
+	settled := scrapeWrites(b, metricsAddr)
+	fmt.Printf("tenants=%d probed %.1fs after the first tenant was created; writes after convergence until then: %.2f a tenant\n",
+		n, probedTime.Seconds(), float64(settled-writes)/float64(n))
 	writes = settled
 
 	if file := os.Getenv("BENCH_HEAP_PROFILE"); file != "" {
 		// The operator's heap once converged, for go tool pprof.
 		saveProfile("http://"+pprofAddr+"/debug/pprof/heap", http.DefaultClient, file)
 	}
-	time.Sleep(idle)
-	idleWrites := scrapeWrites(b, metricsAddr) - writes
+	idleFigures := measureIdle(b, idleSetup{n: n, window: idle, operatorPID: proc.Process.Pid, metricsAddr: metricsAddr,
+		auditLog: auditLog, probes: probes, classOf: classOfTenant})
 	peakRSS := peakRSSMiB(b, proc.Process.Pid)
-	fmt.Printf("tenants=%d memory at the highest RSS sampled: %s\n", n, memory())
+	rss, at := memory()
+	fmt.Printf("tenants=%d memory at the highest RSS sampled: RSS %.0f MiB at %.0fs\n", n, rss, at.Seconds())
 
 	convergeWrites := writes - writesBeforeOperator
 	ratio := operatorTime.Seconds() / floorTime.Seconds()
@@ -267,16 +281,20 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	b.ReportMetric(ratio, "ratio-to-floor")
 	b.ReportMetric(float64(convergeWrites)/float64(n), "writes/tenant")
 	b.ReportMetric(float64(floorWrites.Load())/float64(n), "floor-writes/tenant")
-	b.ReportMetric(float64(idleWrites), "idle-writes")
 	b.ReportMetric(peakRSS, "MiB-peak-RSS")
 	b.ReportMetric(startup.Seconds(), "s-startup")
-	fmt.Printf("tenants=%d converge=%.1fs floor=%.1fs ratio=%.2f writes/tenant=%.1f (floor %.1f) idle-writes(%s)=%d peak-RSS=%.0fMiB startup=%.1fs\n",
+	fmt.Printf("tenants=%d converge=%.1fs floor=%.1fs ratio=%.2f writes/tenant=%.1f (floor %.1f) peak-RSS=%.0fMiB startup=%.1fs\n",
 		n, operatorTime.Seconds(), floorTime.Seconds(), ratio, float64(convergeWrites)/float64(n),
-		float64(floorWrites.Load())/float64(n), idle, idleWrites, peakRSS, startup.Seconds())
+		float64(floorWrites.Load())/float64(n), peakRSS, startup.Seconds())
+	fmt.Printf("tenants=%d idle %s: %s\n", n, idle, idleFigures)
 }
 
-func benchTenant(name string) *v1alpha1.Tenant {
-	return &v1alpha1.Tenant{
+// benchTenantName is the name of the i-th tenant the operator converges.
+func benchTenantName(i int) string { return fmt.Sprintf("tenant-%04d", i) }
+
+// benchTenant is a tenant with two users and, when url is set, that URL probed for uptime.
+func benchTenant(name, url string) *v1alpha1.Tenant {
+	t := &v1alpha1.Tenant{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.TenantSpec{
 			Hostnames: []string{name + ".app.example.com"},
@@ -289,6 +307,10 @@ func benchTenant(name string) *v1alpha1.Tenant {
 			DeletionPolicy: v1alpha1.DeletionPolicyRetain,
 		},
 	}
+	if url != "" {
+		t.Spec.Monitoring = &v1alpha1.MonitoringSpec{URL: url}
+	}
+	return t
 }
 
 // markAsFloor relabels a floor object so the operator, started afterwards against the same API
@@ -311,7 +333,9 @@ func ownedObjects(t *v1alpha1.Tenant, opts builders.Options) []runtime.ApplyConf
 	}
 	objs = append(objs, builders.TenantReaderClusterRole(t), builders.TenantReaderClusterRoleBinding(t),
 		builders.DatabaseSecret(t, "floor-password-floor-password-floor"),
-		builders.DatabaseBackupSecret(t, "floor-password-floor-password-floor"), builders.DatabaseConfigMap(t),
+		builders.DatabaseBackupSecret(t, "floor-password-floor-password-floor"),
+		builders.ProbeSecret(t, "floor-password-floor-password-floor", "SCRAM-SHA-256$4096:floor", opts),
+		builders.DatabaseProbeSecret(t, "SCRAM-SHA-256$4096:floor"), builders.DatabaseConfigMap(t),
 		builders.DatabaseService(t), builders.DatabaseHeadlessService(t), builders.DatabaseCertificate(t, opts),
 		builders.DatabaseStatefulSet(t, opts))
 	for _, p := range builders.NetworkPolicies(t, opts) {
@@ -325,7 +349,7 @@ func ownedObjects(t *v1alpha1.Tenant, opts builders.Options) []runtime.ApplyConf
 // objects, writes a status like the operator's first one and records one event, and watches
 // nothing. Its ratio to the floor is the part of the operator's ratio no implementation avoids
 // on a control plane that the operator shares its cores with. Its objects are removed afterwards.
-func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts builders.Options) {
+func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts builders.Options, probes *probeServer) {
 	ctx := context.Background()
 	name := func(i int) string { return fmt.Sprintf("required-%04d", i) }
 	if file := os.Getenv("BENCH_APISERVER_PROFILE"); file != "" {
@@ -334,7 +358,7 @@ func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts
 	cpuBefore := cpuByProcess(0)
 	start := time.Now()
 	parallel(n, func(i int) error {
-		t := benchTenant(name(i))
+		t := benchTenant(name(i), probes.url(classOf(i), name(i)))
 		if err := c.Create(ctx, t); err != nil {
 			return err
 		}
@@ -363,7 +387,7 @@ func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts
 	fmt.Printf("tenants=%d required writes without an operator: %.1fs, cpu seconds: %s\n", n, elapsed.Seconds(), cpuByProcess(0).since(cpuBefore))
 	b.ReportMetric(elapsed.Seconds(), "s-required-writes")
 	parallel(n, func(i int) error {
-		t := benchTenant(name(i))
+		t := benchTenant(name(i), probes.url(classOf(i), name(i)))
 		if err := deleteOwned(ctx, c, t, opts); err != nil {
 			return err
 		}
@@ -375,13 +399,15 @@ func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts
 }
 
 // firstStatus is the status the operator writes for a new bench tenant on a control plane
-// without kubelet: eleven conditions and the database's and certificate's names.
+// without kubelet, before its first probes: twelve conditions, the database's and certificate's
+// names and the uptime's detection time.
 func firstStatus(t *v1alpha1.Tenant) v1alpha1.TenantStatus {
 	waiting := "DatabaseReady: Waiting for the database pod to be created; CertificateReady: Waiting for cert-manager to issue the certificate: no status from cert-manager yet"
 	noPolicy := "No BackupPolicy referenced: this tenant's database is not backed up"
 	status := v1alpha1.TenantStatus{ObservedGeneration: t.Generation, Phase: v1alpha1.TenantPhaseProvisioning, Namespace: "tenant-" + t.Name,
 		Database:    &v1alpha1.DatabaseStatus{Version: "17", Host: "postgres.tenant-" + t.Name + ".svc", SecretName: "postgres-credentials"},
-		Certificate: &v1alpha1.CertificateStatus{SecretName: "tenant-tls"}}
+		Certificate: &v1alpha1.CertificateStatus{SecretName: "tenant-tls"},
+		Uptime:      &v1alpha1.UptimeStatus{DetectionSeconds: 100}}
 	for _, c := range []metav1.Condition{
 		{Type: v1alpha1.ConditionNamespaceReady, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: "Namespace tenant-" + t.Name + " with Pod Security restricted, quota and limits"},
 		{Type: v1alpha1.ConditionAccessReady, Status: metav1.ConditionTrue, Reason: "Succeeded", Message: "1 admins, 0 editors, 1 viewers bound"},
@@ -391,7 +417,8 @@ func firstStatus(t *v1alpha1.Tenant) v1alpha1.TenantStatus {
 		{Type: v1alpha1.ConditionPoliciesResolved, Status: metav1.ConditionTrue, Reason: "NoPolicy", Message: noPolicy},
 		{Type: v1alpha1.ConditionBackupsFresh, Status: metav1.ConditionTrue, Reason: "NoPolicy", Message: noPolicy},
 		{Type: v1alpha1.ConditionBackupVerified, Status: metav1.ConditionUnknown, Reason: "NoPolicy", Message: "No BackupPolicy referenced"},
-		{Type: v1alpha1.ConditionAvailable, Status: metav1.ConditionUnknown, Reason: "NotMonitored", Message: "Uptime probes are turned off in the operator"},
+		{Type: v1alpha1.ConditionAvailable, Status: metav1.ConditionUnknown, Reason: "Progressing", Message: "Waiting for the first probes of " + t.Spec.Monitoring.URL},
+		{Type: v1alpha1.ConditionUptimeObjectiveMet, Status: metav1.ConditionUnknown, Reason: "Progressing", Message: "Waiting for the first probes"},
 		{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: "Progressing", Message: waiting},
 		{Type: v1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: "Progressing", Message: waiting},
 	} {
@@ -471,55 +498,72 @@ func parallel(n int, work func(i int) error, b *testing.B) {
 	}
 }
 
-// waitConverged waits until every tenant's conditions describe its current generation, with every
-// part reported: as far as a control plane without kubelet lets a tenant go. It watches rather
-// than polls: listing a thousand tenants every few hundred milliseconds would load the API server
-// (and the two cores the operator shares with it) more than the operator does.
-func waitConverged(b *testing.B, cfg *rest.Config, scheme *runtime.Scheme, n int, timeout time.Duration) {
+// waitTenants waits until n tenants are done (isConverged, isProbed). It watches rather than
+// polls: listing a thousand tenants every few hundred milliseconds would load the API server (and
+// the two cores the operator shares with it) more than the operator does.
+func waitTenants(b *testing.B, cfg *rest.Config, scheme *runtime.Scheme, n int, timeout time.Duration, what string, done func(*v1alpha1.Tenant) bool) {
 	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		b.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	converged := map[string]bool{}
+	finished := map[string]bool{}
 	observe := func(t *v1alpha1.Tenant) {
-		if isConverged(t) {
-			converged[t.Name] = true
+		if done(t) {
+			finished[t.Name] = true
 		} else {
-			delete(converged, t.Name)
+			delete(finished, t.Name)
 		}
 	}
 	for {
 		list := &v1alpha1.TenantList{}
 		if err := c.List(ctx, list); err != nil {
-			b.Fatalf("%d of %d tenants converged: %v", len(converged), n, err)
+			b.Fatalf("%d of %d tenants %s: %v", len(finished), n, what, err)
 		}
-		clear(converged)
+		clear(finished)
 		for i := range list.Items {
 			observe(&list.Items[i])
 		}
-		if len(converged) == n {
+		if len(finished) == n {
 			return
 		}
 		w, err := c.Watch(ctx, &v1alpha1.TenantList{}, &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
 		if err != nil {
-			b.Fatalf("%d of %d tenants converged: %v", len(converged), n, err)
+			b.Fatalf("%d of %d tenants %s: %v", len(finished), n, what, err)
 		}
 		for event := range w.ResultChan() {
 			if t, ok := event.Object.(*v1alpha1.Tenant); ok && event.Type != watch.Error {
 				observe(t)
 			}
-			if len(converged) == n {
+			if len(finished) == n {
 				w.Stop()
 				return
 			}
 		}
 		w.Stop()
 		if ctx.Err() != nil {
-			b.Fatalf("%d of %d tenants converged after %v", len(converged), n, timeout)
+			b.Fatalf("%d of %d tenants %s after %v", len(finished), n, what, timeout)
 		}
 		// The watch ended (expired or closed by the server): list again and go on watching.
+	}
+}
+
+// isProbed tells whether a tenant's status shows what its probes found, for its class: Available
+// for steady-up tenants, Down for steady-down ones, either for flapping ones, and its uptime
+// figures.
+func isProbed(t *v1alpha1.Tenant, class string) bool {
+	available := meta.FindStatusCondition(t.Status.Conditions, v1alpha1.ConditionAvailable)
+	if available == nil || t.Status.Uptime == nil || t.Status.Uptime.Ratio24h == "" {
+		return false
+	}
+	switch class {
+	case steadyUp:
+		return available.Status == metav1.ConditionTrue
+	case steadyDown:
+		return available.Status == metav1.ConditionFalse && available.Reason == v1alpha1.ReasonDown
+	default:
+		return available.Status != metav1.ConditionUnknown
 	}
 }
 
@@ -626,7 +670,8 @@ func explain(before, after map[string]float64, n int) {
 type cpuSeconds map[string]float64
 
 // cpuByProcess reads the CPU time so far of the control plane's processes, this process and, when
-// operatorPID is not 0, the operator.
+// operatorPID is not 0, the operator. The control plane is the etcd and kube-apiserver this
+// process started: others may run on the same machine.
 func cpuByProcess(operatorPID int) cpuSeconds {
 	out := cpuSeconds{"bench": processCPU(os.Getpid())}
 	if operatorPID != 0 {
@@ -635,7 +680,7 @@ func cpuByProcess(operatorPID int) cpuSeconds {
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || parentPID(pid) != os.Getpid() {
 			continue
 		}
 		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
@@ -647,6 +692,26 @@ func cpuByProcess(operatorPID int) cpuSeconds {
 		}
 	}
 	return out
+}
+
+// parentPID is a process's parent, from /proc; 0 when it cannot be read.
+func parentPID(pid int) int {
+	fields := statFields(pid)
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+// statFields are the fields of /proc/<pid>/stat after the command name (which is in parentheses
+// and may hold spaces): the process state first.
+func statFields(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 }
 
 func (c cpuSeconds) since(before cpuSeconds) cpuSeconds {
@@ -669,12 +734,10 @@ func (c cpuSeconds) String() string {
 
 // processCPU is a process's user and system CPU time in seconds, from /proc (clock ticks of 1/100 s).
 func processCPU(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	fields := statFields(pid)
+	if len(fields) < 13 {
 		return 0
 	}
-	// The fields after the command name, which is in parentheses and may hold spaces.
-	fields := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+2:]))
 	utime, _ := strconv.ParseFloat(fields[11], 64)
 	stime, _ := strconv.ParseFloat(fields[12], 64)
 	return (utime + stime) / 100
@@ -682,8 +745,8 @@ func processCPU(pid int) float64 {
 
 // sampleMemory samples the operator's resident set every 250 ms from start on (reading /proc
 // only, so as not to load the operator), and returns a function that stops sampling and tells
-// when the highest sample was taken.
-func sampleMemory(pid int, start time.Time) func() string {
+// the highest sample and when it was taken.
+func sampleMemory(pid int, start time.Time) func() (float64, time.Duration) {
 	var peak float64
 	var peakAt time.Duration
 	stop := make(chan struct{})
@@ -703,10 +766,10 @@ func sampleMemory(pid int, start time.Time) func() string {
 			}
 		}
 	}()
-	return func() string {
+	return func() (float64, time.Duration) {
 		close(stop)
 		<-done
-		return fmt.Sprintf("RSS %.0f MiB at %.0fs", peak, peakAt.Seconds())
+		return peak, peakAt
 	}
 }
 

@@ -79,7 +79,7 @@ func TestOperatorNamespaceNetworkPolicies(t *testing.T) {
 	opts := builders.DefaultOptions()
 	opts.OperatorNamespace = releaseNamespace
 	tenant := &v1alpha1.Tenant{
-		ObjectMeta: metav1.ObjectMeta{Name: "acme"},
+		ObjectMeta: metav1.ObjectMeta{Name: "acme", UID: "0b7e2c61-5a3f-4d4e-9d1a-2f6c0e8b9a10"},
 		Spec: v1alpha1.TenantSpec{
 			Hostnames: []string{"acme.example.com"},
 			Database:  v1alpha1.DatabaseSpec{Storage: v1alpha1.DatabaseStorage{Size: resource.MustParse("1Gi")}},

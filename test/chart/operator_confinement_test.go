@@ -5,9 +5,11 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -32,6 +34,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/internal/uptime"
 )
 
@@ -110,6 +113,9 @@ func operatorOptions() builders.Options {
 // the operator makes for a tenant is made.
 func confinedTenant(name, policy string) *v1alpha1.Tenant {
 	tenant := tenantFor(name, []string{name + ".example.com"}, name+"-admin")
+	// The API server gives a created Tenant its own UID; the builders need one before.
+	sum := sha256.Sum256([]byte(name))
+	tenant.UID = types.UID("00000000-0000-4000-8000-" + hex.EncodeToString(sum[:6]))
 	tenant.Spec.Access.Editors = []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: name + "-editor"}}
 	tenant.Spec.Access.Viewers = []rbacv1.Subject{{Kind: rbacv1.GroupKind, APIGroup: rbacv1.GroupName, Name: name + "-viewers"}}
 	tenant.Spec.Firewall.Egress = []v1alpha1.EgressRule{{ToCIDRs: []string{"203.0.113.0/24"}, Ports: []int32{443}}}
@@ -284,9 +290,16 @@ func replay(t *testing.T, admin, op client.Client, tenant *v1alpha1.Tenant, poli
 	r.apply(builders.BackupSigningSecret(policy, privatePEM, []string{publicKey, publicKey}, opts))
 	r.mergePatch("tenancy.tenantops.io/v1alpha1 BackupPolicy", "", policy.Name, `{"status":{"tenants":1}}`, true)
 
-	// reconcileBackups: the jobs' Secret and a backup and a verification CronJob per schedule,
-	// in the operator's namespace.
+	// reconcileBackups: the jobs' Secret, the tenant's data key (made, then rotated over the
+	// version read) and a backup and a verification CronJob per schedule, in the operator's
+	// namespace.
 	r.apply(builders.BackupJobSecret(tenant, "backup-password", "-----BEGIN CERTIFICATE-----", opts))
+	dataKey, err := datakey.Generate(policy.Spec.Encryption.Recipients)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.apply(builders.DataKeySecret(tenant, policy, dataKey, nil, time.Now(), opts))
+	r.apply(builders.DataKeySecret(tenant, policy, dataKey, []string{dataKey.ID}, time.Now(), opts))
 	var cronJobs []string
 	for _, s := range policy.Spec.Schedules {
 		backup, err := builders.BackupCronJob(tenant, policy, s, 12*time.Hour, opts)
@@ -368,8 +381,19 @@ func replay(t *testing.T, admin, op client.Client, tenant *v1alpha1.Tenant, poli
 	r.delete("v1 Secret", releaseNamespace, builders.ProbeSecretName(tenant))
 	r.mergePatch(nsGVK, "", ns, `{"metadata":{"labels":{"`+builders.LabelRetained+`":null}}}`, false)
 
-	// Deletion with Delete: the namespace goes, then the finalizer.
+	// Deletion with Delete, an erasure: the namespace goes, a backup Job still running is
+	// deleted, the erasure is recorded, the data key's Secret goes, then the finalizer.
 	r.delete(nsGVK, "", ns)
+	createOrUpdate(t, admin, object(t, fmt.Sprintf(`{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"backup-%s-run","namespace":%q,"labels":{"app.kubernetes.io/managed-by":"tenant-operator","tenancy.tenantops.io/tenant":%q}},
+		"spec":{"template":{"spec":{"restartPolicy":"Never","automountServiceAccountToken":false,"securityContext":{"runAsNonRoot":true,"seccompProfile":{"type":"RuntimeDefault"}},
+		"containers":[{"name":"agent","image":"agent","securityContext":{"allowPrivilegeEscalation":false,"capabilities":{"drop":["ALL"]}}}]}}}}`, tenant.Name, releaseNamespace, tenant.Name)))
+	r.delete("batch/v1 Job", releaseNamespace, "backup-"+tenant.Name+"-run", client.PropagationPolicy(metav1.DeletePropagationForeground))
+	record, err := builders.ErasureRecordConfigMap(builders.ErasureRecord{Tenant: tenant.Name, TenantUIDs: []string{string(tenant.UID)}, Reason: builders.ErasureTenantDeleted}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.apply(record)
+	r.delete("v1 Secret", releaseNamespace, builders.DataKeySecretName(tenant))
 	r.mergePatch(tenantGVK, "", tenant.Name, `{"metadata":{"finalizers":null}}`, false)
 
 	for _, f := range r.failed {
@@ -828,7 +852,8 @@ func testCSR(t *testing.T) string {
 }
 
 // TestOperatorRoleIsNarrow: the operator's generated ClusterRole grants no update where it sends
-// only server-side applies and merge patches, no delete where it deletes nothing, nothing on
+// only server-side applies and merge patches, no delete where it deletes nothing, no create of
+// Jobs (CronJobs make them; the operator only deletes them before an erasure), nothing on
 // tenants/finalizers (it sets no owner references) and no read of its kinds' status. The replays
 // and the running operator (TestOperatorConfinedToItsObjects, TestOperatorRunsConfined) prove
 // these rules are enough.
@@ -838,7 +863,7 @@ func TestOperatorRoleIsNarrow(t *testing.T) {
 		{"update", "statefulsets", "apps"}, {"update", "namespaces", ""}, {"update", "secrets", ""}, {"delete", "services", ""},
 		{"delete", "statefulsets", "apps"}, {"delete", "certificates", "cert-manager.io"}, {"update", "tenants", "tenancy.tenantops.io"},
 		{"update", "tenants/finalizers", "tenancy.tenantops.io"}, {"get", "tenants/status", "tenancy.tenantops.io"},
-		{"delete", "jobs", "batch"}, {"create", "pods", ""}, {"create", "deployments", "apps"},
+		{"create", "jobs", "batch"}, {"patch", "jobs", "batch"}, {"create", "pods", ""}, {"create", "deployments", "apps"},
 	} {
 		if grants(generated.Rules, check.group, check.resource, check.verb, nil) {
 			t.Errorf("the operator's role grants %s on %s", check.verb, check.resource)

@@ -29,6 +29,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/controllers"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/test/stack"
 )
 
 // refusedRequests records every request of a client that the API server refused for another
@@ -82,23 +83,30 @@ func TestOperatorRunsConfined(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// What the platform operator installs: the policy's Secrets beside the operator, the issuer.
+	// What the platform operator installs: the policy's storage and its Secrets beside the
+	// operator, the issuer. The storage is real: erasing the Delete tenant opens it.
+	s3 := stack.StartS3(t)
+	credentials := "stringData: {AWS_ACCESS_KEY_ID: " + s3.AccessKey + ", AWS_SECRET_ACCESS_KEY: " + s3.SecretKey + "}\n"
 	for _, manifest := range []string{
-		"apiVersion: v1\nkind: Secret\nmetadata: {name: backup-storage-hot, namespace: " + releaseNamespace + "}\nstringData: {AWS_ACCESS_KEY_ID: k, AWS_SECRET_ACCESS_KEY: s}\n",
-		"apiVersion: v1\nkind: Secret\nmetadata: {name: backup-storage-cold, namespace: " + releaseNamespace + "}\nstringData: {AWS_ACCESS_KEY_ID: k, AWS_SECRET_ACCESS_KEY: s}\n",
+		"apiVersion: v1\nkind: Secret\nmetadata: {name: backup-storage-hot, namespace: " + releaseNamespace + "}\n" + credentials,
+		"apiVersion: v1\nkind: Secret\nmetadata: {name: backup-storage-cold, namespace: " + releaseNamespace + "}\n" + credentials,
 		"apiVersion: v1\nkind: Secret\nmetadata: {name: backup-identity, namespace: " + releaseNamespace + "}\nstringData: {identity: AGE-SECRET-KEY-1}\n",
 		"apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: shared-ca}\nspec: {selfSigned: {}}\n",
 	} {
 		createOrUpdate(t, c, object(t, manifest))
 	}
 	policy := samplePolicy(t, "running-backups")
+	for i := range policy.Spec.Schedules {
+		s3Spec := policy.Spec.Schedules[i].Storage.S3
+		s3Spec.Endpoint, s3Spec.Bucket, s3Spec.Region, s3Spec.Prefix = s3.Endpoint, s3.Bucket, s3.Region, policy.Spec.Schedules[i].Name
+	}
+	policy.Spec.AllowedRegions = nil
 	createOrUpdate(t, c, tenancyObject(t, policy))
 	retained := confinedTenant("running-retain", policy.Name)
 	deleted := confinedTenant("running-delete", policy.Name)
 	deleted.Spec.DeletionPolicy = v1alpha1.DeletionPolicyDelete
-	// Delete is confirmed; its final backup Job is made (as the operator may) but never runs here,
-	// no kubelet: skipped.
-	deleted.Annotations = map[string]string{v1alpha1.AnnotationAllowDelete: "true", v1alpha1.AnnotationSkipFinalBackup: "true"}
+	// Delete is confirmed: deleting it erases it, as the operator's own rights allow.
+	deleted.Annotations = map[string]string{v1alpha1.AnnotationAllowDelete: "true"}
 	// A history in the layout before the shards, which the Monitor reads and then removes.
 	createOrUpdate(t, c, object(t, builders.UptimeHistory(retained, operatorOptions(), []byte{1})))
 
@@ -206,6 +214,9 @@ func TestOperatorRunsConfined(t *testing.T) {
 
 	// Both deleted: the finalizer goes once each deletion policy is carried out.
 	for _, tenant := range []*v1alpha1.Tenant{retained, deleted} {
+		if err := admin.Get(ctx, client.ObjectKey{Name: tenant.Name}, tenant); err != nil { // for its UID
+			t.Fatal(err)
+		}
 		if err := c.Delete(ctx, tenancyObject(t, tenant)); err != nil {
 			t.Fatal(err)
 		}
@@ -228,6 +239,17 @@ func TestOperatorRunsConfined(t *testing.T) {
 	}
 	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: builders.BackupCronJobName(retained, "hot")}, &batchv1.CronJob{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the retained tenant's CronJob: %v, want it deleted", err)
+	}
+	// The erased tenant's data key is gone and the erasure recorded; the retained one's key stays
+	// with its backups.
+	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: builders.DataKeySecretName(deleted)}, &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the erased tenant's data key Secret: %v, want it deleted", err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: builders.ErasureRecordName(deleted.Name, string(deleted.UID))}, &corev1.ConfigMap{}); err != nil {
+		t.Errorf("the erasure record: %v", err)
+	}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNamespace, Name: builders.DataKeySecretName(retained)}, &corev1.Secret{}); err != nil {
+		t.Errorf("the retained tenant's data key Secret: %v, want it kept", err)
 	}
 
 	// Stopping saves the uptime histories (and removes the earlier layout's) and releases the

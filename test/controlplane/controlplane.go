@@ -40,6 +40,8 @@ type Options struct {
 	// namespace deletion, garbage collection, StatefulSets (pods, volume claims) and quota usage.
 	// No kubelet or scheduler runs, so pods stay Pending.
 	ControllerManager bool
+	// APIServerFlags are extra kube-apiserver flags, such as an audit policy and log.
+	APIServerFlags map[string]string
 }
 
 // controllerManagerControllers are the kube-controller-manager controllers tests run.
@@ -93,6 +95,9 @@ func Start(opts Options) (*Env, error) {
 	}
 	// envtest's default service range is a /24: 254 Services, fewer than a thousand tenants' databases.
 	env.ControlPlane.GetAPIServer().Configure().Set("service-cluster-ip-range", "10.0.0.0/16")
+	for name, value := range opts.APIServerFlags {
+		env.ControlPlane.GetAPIServer().Configure().Set(name, value)
+	}
 	if opts.Webhooks {
 		env.WebhookInstallOptions = envtest.WebhookInstallOptions{
 			Paths: []string{filepath.Join(root, "config", "webhook")},

@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -102,6 +103,25 @@ func TestTenantReadyCertificateAndRetain(t *testing.T) {
 
 	if err := s.ApplyFile(ctx, manifest); err != nil {
 		t.Fatalf("apply %s again: %v", manifest, err)
+	}
+	// A new Tenant of the same name is another customer until told otherwise: it does not take
+	// the retained data silently, and says how to.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		recreated := &v1alpha1.Tenant{}
+		s.get(ctx, t, types.NamespacedName{Name: "e2e"}, recreated)
+		c := meta.FindStatusCondition(recreated.Status.Conditions, v1alpha1.ConditionNamespaceReady)
+		if c != nil && c.Reason == v1alpha1.ReasonRetainedNamespace && strings.Contains(c.Message, v1alpha1.AnnotationAdoptNamespace) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("recreated Tenant: NamespaceReady %+v, want RetainedNamespace naming the adopt annotation", c)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	adopt := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+v1alpha1.AnnotationAdoptNamespace+`":"true"}}}`))
+	if err := s.Client.Patch(ctx, &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "e2e"}}, adopt); err != nil {
+		t.Fatalf("annotate the Tenant to adopt its namespace: %v", err)
 	}
 	again := s.waitReady(ctx, t, "e2e")
 	// Ready means the database runs again, on the same claim.

@@ -18,10 +18,13 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 
@@ -52,6 +55,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(enableEnv) != "1" {
 		os.Exit(m.Run()) // every test skips
 	}
+	// The test's own client logs only what goes wrong; without a logger controller-runtime
+	// prints a warning with a stack trace that looks like a failure.
+	ctrllog.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
 	s, err := startStack()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: cannot start the local stack: %v\n", err)

@@ -18,6 +18,8 @@ import (
 type Backup struct {
 	Tenant, TenantUID, Schedule, ID string
 	StartedAt                       time.Time
+	// DataKeyID names the tenant data key the backup claims to be encrypted to.
+	DataKeyID string
 	// Data is the stored object; a few bytes naming the backup when nil.
 	Data []byte
 }
@@ -40,6 +42,7 @@ func Write(t testing.TB, store storage.Store, b Backup) catalog.Manifest {
 		StartedAt: b.StartedAt, FinishedAt: b.StartedAt.Add(time.Minute), Database: "app",
 		Object: catalog.ObjectInfo{Name: catalog.DataObject, Size: int64(len(b.Data)), SHA256: hex.EncodeToString(sum[:]),
 			Format: "pg_dump-custom", Compression: "zstd", Encryption: "age"},
+		DataKeyID: b.DataKeyID,
 	}
 	if err := catalog.WriteManifest(ctx, store, m); err != nil {
 		t.Fatalf("write manifest of %s: %v", dir, err)

@@ -1,0 +1,102 @@
+package builders
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+
+	"github.com/tenantops/tenant-operator/internal/catalog"
+)
+
+// An erasure is recorded in a ConfigMap in the operator's namespace that outlives the Tenant: what
+// was destroyed, where and when, for the customer's and the auditor's questions. It holds names,
+// IDs and fingerprints, never key material.
+const (
+	// ComponentErasureRecord is the LabelComponent value of erasure records.
+	ComponentErasureRecord = "erasure-record"
+	// ErasureRecordKey is the record's key in the ConfigMap.
+	ErasureRecordKey = "record.json"
+
+	// maxRecordedBackups bounds each list of backup IDs in a record; the counts stay exact. A
+	// ConfigMap holds at most 1 MiB.
+	maxRecordedBackups = 5000
+)
+
+// Erasure reasons.
+const (
+	// ErasureTenantDeleted: the Tenant was deleted with deletionPolicy Delete.
+	ErasureTenantDeleted = "TenantDeleted"
+)
+
+// ErasureRecord is what an erasure destroyed.
+type ErasureRecord struct {
+	Tenant     string    `json:"tenant"`
+	TenantUIDs []string  `json:"tenantUIDs"`
+	Reason     string    `json:"reason"`
+	ErasedAt   time.Time `json:"erasedAt"`
+	// DataKeys are the IDs of the tenant's data keys destroyed: their Secret copies and every
+	// escrow copy found in storage.
+	DataKeys []string `json:"dataKeys"`
+	// Secrets are the data key Secrets deleted from the operator's namespace.
+	Secrets   []string         `json:"secrets"`
+	Locations []ErasedLocation `json:"locations"`
+}
+
+// ErasedLocation is what an erasure destroyed in one storage location.
+type ErasedLocation struct {
+	Location  string   `json:"location"`
+	Schedules []string `json:"schedules"`
+	// DataKeysDestroyed are the escrow copies deleted here.
+	DataKeysDestroyed []string `json:"dataKeysDestroyed"`
+	// BackupsUnreadable were encrypted to a destroyed key, so nobody can decrypt any copy of
+	// them; they were deleted besides.
+	BackupsUnreadable      []catalog.BackupRef `json:"backupsUnreadable"`
+	BackupsUnreadableCount int                 `json:"backupsUnreadableCount"`
+	// BackupsDeleted were encrypted to the platform's recipients directly (made before per-tenant
+	// keys): deleting them is all that erases them, and copies made elsewhere are not erased.
+	BackupsDeleted      []catalog.BackupRef `json:"backupsDeleted"`
+	BackupsDeletedCount int                 `json:"backupsDeletedCount"`
+	// ManifestsUnreadable counts backup directories whose manifest could not be read: their owner
+	// is unknown and they were left.
+	ManifestsUnreadable int `json:"manifestsUnreadable,omitempty"`
+}
+
+// ErasedLocationOf records a carried-out erasure plan.
+func ErasedLocationOf(location string, schedules []string, plan catalog.ErasurePlan) ErasedLocation {
+	bound := func(refs []catalog.BackupRef) []catalog.BackupRef {
+		refs = slices.Clone(refs)
+		if refs == nil {
+			refs = []catalog.BackupRef{}
+		}
+		return refs[:min(len(refs), maxRecordedBackups)]
+	}
+	keys := slices.Clone(plan.DataKeys)
+	if keys == nil {
+		keys = []string{}
+	}
+	return ErasedLocation{Location: location, Schedules: schedules, DataKeysDestroyed: keys,
+		BackupsUnreadable: bound(plan.Unreadable), BackupsUnreadableCount: len(plan.Unreadable),
+		BackupsDeleted: bound(plan.Plain), BackupsDeletedCount: len(plan.Plain), ManifestsUnreadable: plan.Unowned}
+}
+
+// ErasureRecordName is the record of erasing one Tenant object.
+func ErasureRecordName(tenant, uid string) string { return boundedName("erasure-"+tenant+"-"+uid, 253) }
+
+// ErasureRecordConfigMap is the record as a ConfigMap in the operator's namespace.
+func ErasureRecordConfigMap(r ErasureRecord, opts Options) (*corev1ac.ConfigMapApplyConfiguration, error) {
+	opts = opts.withDefaults()
+	if len(r.TenantUIDs) == 0 {
+		return nil, fmt.Errorf("erasure record of tenant %s names no Tenant object", r.Tenant)
+	}
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode erasure record: %w", err)
+	}
+	return corev1ac.ConfigMap(ErasureRecordName(r.Tenant, r.TenantUIDs[0]), opts.OperatorNamespace).
+		WithLabels(map[string]string{LabelManagedBy: ManagedByValue, LabelTenant: r.Tenant, LabelComponent: ComponentErasureRecord,
+			LabelTenantUID: r.TenantUIDs[0]}).
+		WithData(map[string]string{ErasureRecordKey: string(data) + "\n"}), nil
+}

@@ -29,7 +29,8 @@ type ExportOptions struct {
 	Owners []catalog.ListOption
 	// Trust is what the backup's signature must check against, as for a restore.
 	Trust catalog.Trust
-	// Identities read the backup: the platform's.
+	// Identities read the backup: the platform's. They open a backup encrypted to them directly
+	// (made before per-tenant keys) or unwrap the escrowed data key the backup was encrypted to.
 	Identities []age.Identity
 	// Recipients are the customer's age public keys, the only ones the archive is encrypted to.
 	Recipients []string
@@ -66,7 +67,10 @@ func Export(ctx context.Context, o ExportOptions, w io.Writer) (ExportManifest, 
 	if len(o.Identities) == 0 {
 		return ExportManifest{}, errors.New("no identity: pass --identity-file")
 	}
-	if err := checkIdentities(b.Manifest, o.Identities); err != nil {
+	// As restore and verify do: a backup encrypted to the tenant's data key is opened through the
+	// key's escrow copy, unwrapped with the platform identity; once the key is destroyed, this
+	// fails with catalog.DataKeyDestroyedError before anything is downloaded.
+	if o.Identities, err = identitiesFor(ctx, o.Store, b.Manifest, o.Identities); err != nil {
 		return ExportManifest{}, err
 	}
 	pgRestore, err := pgcluster.Find(o.PgBinDir, b.PostgresMajor, "pg_restore")

@@ -18,7 +18,7 @@ import (
 func runExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("export", "export --storage LOCATION --tenant T [--schedule S] --backup ID|latest --identity-file F --recipient AGE_PUBLIC_KEY... (-o FILE|- | --output-storage LOCATION [--export-id ID])", stderr)
 	sel := fs.selectBackup()
-	identityFile := fs.String("identity-file", "", "age identity file (AGE-SECRET-KEY-...) matching one of the backup's recipients: the platform's, to read the backup")
+	identityFile := fs.String("identity-file", "", "the platform's age identity file (AGE-SECRET-KEY-...): it reads a backup encrypted to it, or unwraps the escrowed tenant data key a backup is encrypted to")
 	var recipients stringList
 	fs.Var(&recipients, "recipient", "the customer's age public key (age1...) the export is encrypted to, and no one else's (repeatable)")
 	output := fs.String("o", "", "write the encrypted archive to this file, or - for standard output")

@@ -24,6 +24,8 @@ import (
 
 	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/datakey"
+	"github.com/tenantops/tenant-operator/internal/storage"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
 
@@ -450,5 +452,133 @@ func watchHWM(pid int) func() int64 {
 		close(done)
 		<-stopped
 		return peak.Load()
+	}
+}
+
+// TestExportWithTenantDataKeys exports a backup encrypted to the tenant's own data key (backup
+// --data-key, manifest format 2) with the platform identity alone, as restore reads it: through the
+// key's escrow copy in the same storage. The customer's archive gives back every table. A backup
+// of before per-tenant keys (format 1, encrypted to the platform directly) beside it still
+// exports with the same identity. A stranger's identity is refused as restore refuses it, and once
+// the key is destroyed (crypto-erasure), the export fails with restore's "cannot be decrypted by
+// anyone" and leaves nothing behind.
+func TestExportWithTenantDataKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg := stack.StartPostgres(t, "18")
+	s3 := stack.StartS3(t)
+	sign := newSigner(t)
+	env := append(append(s3.Env(), "PG_BIN_DIR="+pg.BinDir), sign.env()...)
+	storeEnv := append(env, "TENANTOPS_OUTPUT_AWS_ACCESS_KEY_ID="+s3.AccessKey, "TENANTOPS_OUTPUT_AWS_SECRET_ACCESS_KEY="+s3.SecretKey)
+	loc := s3.Location("backups")
+	parsed, err := storage.ParseLocation(loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := storage.OpenS3(ctx, parsed, storage.Credentials{AccessKeyID: s3.AccessKey, SecretAccessKey: s3.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	platform, stranger, customer := newKey(t), newKey(t), newKey(t)
+	dataKey, err := datakey.Generate([]string{platform.recipient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const uid = "7d2f4c1e-8b3a-4e6f-a1d2-5c9e0b7f3a64"
+	src := pg.CreateDatabase(t, "shop")
+	pg.Exec(t, "shop", exportSQL)
+	id := mustAgent(t, env, "backup", "--dsn", src, "--storage", loc, "--tenant", "acme", "--tenant-uid", uid, "--schedule", "daily",
+		"--data-key", writeDataKeyDir(t, dataKey)).lastLine()
+	source := readManifest(t, s3, "backups/acme/daily/"+id+"/manifest.json")
+	if source.FormatVersion != 2 || source.DataKeyID != dataKey.ID {
+		t.Fatalf("backup manifest format %d, data key %q; want format 2 naming key %s", source.FormatVersion, source.DataKeyID, dataKey.ID)
+	}
+	want := tableDigests(t, pg, "shop")
+
+	dir := t.TempDir()
+	out := filepath.Join(dir, "export.zip.age")
+	exportArgs := func(extra ...string) []string {
+		return append([]string{"export", "--storage", loc, "--tenant", "acme", "--tenant-uid", uid, "--schedule", "daily", "--backup", id,
+			"--recipient", customer.recipient}, extra...)
+	}
+	mustAgent(t, env, exportArgs("--identity-file", platform.identityFile, "-o", out)...)
+	encrypted, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Neither the platform nor the tenant key opens the customer's archive.
+	tenantIdentity, err := datakey.Unwrap(dataKey.Wrapped, dataKey.ID, []age.Identity{identity(t, platform)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := age.Decrypt(bytes.NewReader(encrypted), identity(t, platform), tenantIdentity); !errors.As(err, new(*age.NoIdentityMatchError)) {
+		t.Fatalf("the platform's or the tenant's key opens the customer's export: %v", err)
+	}
+	files := openExport(t, encrypted, customer)
+	m := checkExportManifest(t, files, source)
+	if m.BackupID != id || m.TenantUID != uid {
+		t.Errorf("export manifest of backup %s, tenant UID %q; want %s, %s", m.BackupID, m.TenantUID, id, uid)
+	}
+	dump := filepath.Join(dir, "dump.sql")
+	if err := os.WriteFile(dump, files.data["dump.sql"], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pg.CreateDatabase(t, "from_sql")
+	psql(t, pg, "from_sql", "-f", dump)
+	assertSameTables(t, want, tableDigests(t, pg, "from_sql"), "dump.sql of a data-key backup")
+
+	// A backup of before per-tenant keys: encrypted to the platform's recipient, its manifest
+	// stamped format 1 and signed again with the policy's key, as an older agent stored it.
+	legacyID := mustAgent(t, env, "backup", "--dsn", src, "--storage", loc, "--tenant", "acme", "--tenant-uid", uid, "--schedule", "legacy",
+		"--recipient", platform.recipient).lastLine()
+	legacy := readManifest(t, s3, "backups/acme/legacy/"+legacyID+"/manifest.json")
+	legacy.FormatVersion = 1
+	pemKey, err := os.ReadFile(sign.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signingKey, err := catalog.ParseSigningKey(pemKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := catalog.WriteSignedManifest(ctx, store, legacy, signingKey); err != nil {
+		t.Fatal(err)
+	}
+	legacyOut := filepath.Join(dir, "legacy.zip.age")
+	mustAgent(t, env, "export", "--storage", loc, "--tenant", "acme", "--tenant-uid", uid, "--schedule", "legacy", "--backup", legacyID,
+		"--recipient", customer.recipient, "--identity-file", platform.identityFile, "-o", legacyOut)
+	encrypted, err = os.ReadFile(legacyOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := checkExportManifest(t, openExport(t, encrypted, customer), legacy); m.BackupID != legacyID {
+		t.Errorf("export of the format 1 backup %s is of backup %s", legacyID, m.BackupID)
+	}
+
+	refused := filepath.Join(dir, "refused.zip.age")
+	failAgent(t, env, "error: wrong identity: the backup is encrypted to tenant data key "+dataKey.ID,
+		exportArgs("--identity-file", stranger.identityFile, "-o", refused)...)
+
+	// Crypto-erasure destroys the escrowed key first; the backup's objects are still there (as
+	// between the two steps of an erasure, or in a copy kept elsewhere), and nobody can export them.
+	plan, err := catalog.PlanErasure(ctx, store, "acme", []string{uid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.DataKeys) != 1 || len(plan.Unreadable) != 1 || len(plan.Plain) != 1 {
+		t.Fatalf("erasure plan %+v: want the one key, the backup encrypted to it and the format 1 backup", plan)
+	}
+	plan.Unreadable, plan.Plain = nil, nil // destroy the key only
+	if err := catalog.Erase(ctx, store, plan); err != nil {
+		t.Fatal(err)
+	}
+	destroyed := "error: backup " + id + " of tenant acme cannot be decrypted by anyone: its data key " + dataKey.ID + " is destroyed"
+	failAgent(t, env, destroyed, exportArgs("--identity-file", platform.identityFile, "-o", refused)...)
+	failAgent(t, storeEnv, destroyed, exportArgs("--identity-file", platform.identityFile, "--output-storage", s3.Location("exports"), "--export-id", "erased")...)
+	if _, err := os.Stat(refused); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused export left %s: %v", refused, err)
+	}
+	for o := range s3.Client.ListObjects(ctx, s3.Bucket, minio.ListObjectsOptions{Prefix: "exports/", Recursive: true}) {
+		t.Errorf("an export of an erased tenant left %s in storage", o.Key)
 	}
 }

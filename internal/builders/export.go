@@ -45,8 +45,9 @@ var exportIDRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 func ExportJobName(t *v1alpha1.Tenant, id string) string { return cronJobName("export", t, id) }
 
 // ExportJob runs `tenant-operator export` once: it reads the backup as a verification job does,
-// with the tenant's reader credential and the policy's identity, checks its signature and checksum,
-// and writes the archive into the same storage with the tenant's writer credential, which may put
+// with the tenant's reader credential and the policy's identity (which also unwraps the escrow
+// copy of a tenant data key, stored beside the backups under the same credential: the data key
+// Secret is not mounted), checks its signature and checksum, and writes the archive into the same storage with the tenant's writer credential, which may put
 // objects under the tenant's prefix and do nothing else. The pod is the verification agent's: Pod
 // Security restricted, read-only root file system, no service account token, a memory limit (the
 // export streams; see TestExportMemoryIsFlat), and no way through the tenant's firewall, which it

@@ -35,7 +35,9 @@ func exportPolicy() *v1alpha1.BackupPolicy {
 // tenant's reader credential and the policy's identity, checks signatures as verification does,
 // writes the archive into the same storage with the writer credential under the export's id, and
 // runs in a pod that passes Pod Security restricted, mounts no token, writes nothing but /tmp,
-// has a memory limit and no way through the tenant's firewall.
+// has a memory limit and no way through the tenant's firewall. It mounts the identity, /tmp and
+// the storage volume only: not the tenant's data key Secret, which the agent does not need (it
+// unwraps the key's escrow copy from storage, as restore does).
 func TestExportJob(t *testing.T) {
 	evaluator, err := policy.NewEvaluator(policy.DefaultChecks(), nil)
 	if err != nil {

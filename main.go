@@ -1,5 +1,5 @@
 // Command tenant-operator runs the operator's manager by default; its subcommands backup, restore,
-// verify and backups are the backup agent that runs inside the backup CronJobs' pods.
+// verify, backups and export are the backup agent that runs inside the backup CronJobs' pods.
 package main
 
 import (

@@ -31,7 +31,7 @@ const (
 )
 
 // Commands are the first arguments RunCommand handles.
-var Commands = []string{"backup", "restore", "verify", "backups", "wal-archive", "wal-restore"}
+var Commands = []string{"backup", "restore", "verify", "backups", "export", "wal-archive", "wal-restore"}
 
 // RunCommand runs one of the agent's subcommands; args is os.Args[1:], starting with the
 // subcommand. It returns the process exit status: 0 only on success, otherwise after one line on
@@ -53,6 +53,8 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = runRestoreOfMethod(ctx, args[1:], stdout, stderr)
 	case "verify":
 		err = runVerify(ctx, args[1:], stdout, stderr)
+	case "export":
+		err = runExport(ctx, args[1:], stdout, stderr)
 	case "backups":
 		switch {
 		case len(args) >= 2 && args[1] == "list":

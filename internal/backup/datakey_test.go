@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 	"github.com/minio/minio-go/v7"
@@ -107,7 +108,7 @@ func TestTenantDataKeyAndCryptoErasure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan, err := catalog.PlanErasure(ctx, store, "acme", []string{uid})
+	plan, err := catalog.PlanErasure(ctx, store, "acme", []string{uid}, time.Time{}) // every backup here recorded its UID
 	if err != nil {
 		t.Fatal(err)
 	}

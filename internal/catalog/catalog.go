@@ -427,7 +427,9 @@ func DeleteOrphans(ctx context.Context, store storage.Store, tenant, schedule st
 		}
 	}
 	for _, o := range objs {
-		if hasManifest[path.Dir(o.Key)] || !o.ModTime.Before(olderThan) {
+		// Only what lies in a backup's directory: a schedule named like ExportsDir's last part
+		// shares its directory with the tenant's exports, which are not backups.
+		if strings.Count(o.Key, "/") != 3 || hasManifest[path.Dir(o.Key)] || !o.ModTime.Before(olderThan) {
 			continue
 		}
 		if err := store.Delete(ctx, o.Key); err != nil {

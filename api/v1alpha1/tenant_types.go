@@ -101,8 +101,8 @@ type TenantSpec struct {
 
 	// DeletionPolicy says what happens to the tenant's data when the Tenant is deleted. Retain
 	// keeps the namespace, database volume and credentials, for a Tenant of the same name to adopt
-	// (annotated tenancy.tenantops.io/adopt-namespace: "true"), and the backups under the tenant's
-	// RetentionPolicy. Delete erases the tenant: the namespace and everything in it, its data key
+	// (annotated tenancy.tenantops.io/adopt-namespace: "true"), and the backups and data key (not
+	// yet pruned once the Tenant is gone: docs/erasure.md). Delete erases the tenant: the namespace and everything in it, its data key
 	// wherever it is kept (so that no backup of it can be decrypted by anyone), and its backups;
 	// the erasure is recorded. Delete needs the annotation tenancy.tenantops.io/allow-delete: "true".
 	// +kubebuilder:validation:Enum=Retain;Delete

@@ -324,3 +324,38 @@ func TestEraseTenant(t *testing.T) {
 		t.Errorf("backups left: %v, %v; want only the predecessor's", left, err)
 	}
 }
+
+// Delete needs allow-delete; once the operator has started erasing, the erasure is finished even
+// if someone removes allow-delete or the policy meanwhile (half an erasure keeps no record).
+func TestEffectiveDeletionPolicy(t *testing.T) {
+	now := metav1.Now()
+	cases := []struct {
+		name        string
+		policy      v1alpha1.DeletionPolicy
+		annotations map[string]string
+		deleting    bool
+		want        v1alpha1.DeletionPolicy
+	}{
+		{"Retain", v1alpha1.DeletionPolicyRetain, nil, false, v1alpha1.DeletionPolicyRetain},
+		{"Delete confirmed", v1alpha1.DeletionPolicyDelete, map[string]string{v1alpha1.AnnotationAllowDelete: "true"}, false, v1alpha1.DeletionPolicyDelete},
+		{"Delete unconfirmed keeps the data", v1alpha1.DeletionPolicyDelete, nil, true, v1alpha1.DeletionPolicyRetain},
+		{"an erasure under way goes on without allow-delete", v1alpha1.DeletionPolicyDelete,
+			map[string]string{v1alpha1.AnnotationErasureStarted: "2026-12-02T12:00:00Z"}, true, v1alpha1.DeletionPolicyDelete},
+		{"an erasure under way goes on after a switch to Retain", v1alpha1.DeletionPolicyRetain,
+			map[string]string{v1alpha1.AnnotationErasureStarted: "2026-12-02T12:00:00Z"}, true, v1alpha1.DeletionPolicyDelete},
+		{"the mark on a live Tenant means nothing", v1alpha1.DeletionPolicyRetain,
+			map[string]string{v1alpha1.AnnotationErasureStarted: "2026-12-02T12:00:00Z"}, false, v1alpha1.DeletionPolicyRetain},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "acme", Annotations: tc.annotations},
+				Spec: v1alpha1.TenantSpec{DeletionPolicy: tc.policy}}
+			if tc.deleting {
+				tenant.DeletionTimestamp = &now
+			}
+			if got := effectiveDeletionPolicy(tenant); got != tc.want {
+				t.Errorf("effectiveDeletionPolicy = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -3,11 +3,13 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,6 +34,13 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 	}
 	var err error
 	if effectiveDeletionPolicy(t) == v1alpha1.DeletionPolicyDelete {
+		if t.Annotations[v1alpha1.AnnotationErasureStarted] == "" {
+			patch := client.MergeFrom(t.DeepCopy())
+			metav1.SetMetaDataAnnotation(&t.ObjectMeta, v1alpha1.AnnotationErasureStarted, r.Options.Clock.Now().UTC().Format(time.RFC3339))
+			if err := r.Patch(ctx, t, patch, FieldOwner); err != nil {
+				return ctrl.Result{}, fmt.Errorf("mark the erasure started: %w", err)
+			}
+		}
 		waiting, retryAfter, err := r.eraseTenant(ctx, t)
 		switch {
 		case err != nil && retryAfter > 0:
@@ -88,6 +97,9 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 func effectiveDeletionPolicy(t *v1alpha1.Tenant) v1alpha1.DeletionPolicy {
 	if t.Spec.DeletionPolicy == v1alpha1.DeletionPolicyDelete && t.Annotations[v1alpha1.AnnotationAllowDelete] == "true" {
 		return v1alpha1.DeletionPolicyDelete
+	}
+	if !t.DeletionTimestamp.IsZero() && t.Annotations[v1alpha1.AnnotationErasureStarted] != "" {
+		return v1alpha1.DeletionPolicyDelete // an erasure under way is finished, not abandoned
 	}
 	return v1alpha1.DeletionPolicyRetain
 }

@@ -21,6 +21,10 @@ const (
 	// AnnotationRotateDataKey: each new value makes a new data key for the tenant's new backups;
 	// older backups stay readable through their own keys until retention prunes them.
 	AnnotationRotateDataKey = "tenancy.tenantops.io/rotate-data-key"
+	// AnnotationErasureStarted is set by the operator, with the time, when it starts erasing a
+	// deleted Tenant: from then on the erasure runs to its end whatever becomes of allow-delete,
+	// since half an erasure would leave some keys destroyed, the rest of the data and no record.
+	AnnotationErasureStarted = "tenancy.tenantops.io/erasure-started"
 )
 
 // TenantSpec is the environment a customer gets: its own URL, database, firewall, certificate,

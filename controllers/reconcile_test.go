@@ -359,3 +359,39 @@ func TestEffectiveDeletionPolicy(t *testing.T) {
 		})
 	}
 }
+
+// A kept tenant's data is erased when its record asks, or once the retention's longest period
+// has passed since the deletion; a policy with no period keeps it until asked.
+func TestKeptVerdict(t *testing.T) {
+	deleted := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	kept := builders.KeptTenant{Tenant: "acme", TenantUIDs: []string{"uid-1"}, BackupPolicy: "standard", DeletedAt: deleted}
+	days, last := int32(5), int32(3)
+	daily := &v1alpha1.RetentionPolicy{Spec: v1alpha1.RetentionPolicySpec{KeepDaily: &days}}
+	lastOnly := &v1alpha1.RetentionPolicy{Spec: v1alpha1.RetentionPolicySpec{KeepLast: &last}}
+	asked := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{v1alpha1.AnnotationErase: "true"}}}
+	plain := &corev1.ConfigMap{}
+	cases := []struct {
+		name       string
+		record     *corev1.ConfigMap
+		policy     *v1alpha1.RetentionPolicy
+		now        time.Time
+		wantReason string
+		wantUntil  time.Time
+		bounded    bool
+	}{
+		{"within the retention", plain, daily, deleted.AddDate(0, 0, 4), "", deleted.AddDate(0, 0, 5), true},
+		{"the retention ended", plain, daily, deleted.AddDate(0, 0, 5), builders.ErasureRetentionEnded, deleted.AddDate(0, 0, 5), true},
+		{"asked for", asked, daily, deleted.Add(time.Hour), builders.ErasureRequested, deleted.Add(time.Hour), true},
+		{"asked for without a retention policy", asked, nil, deleted, builders.ErasureRequested, deleted, true},
+		{"keepLast alone: kept until asked", plain, lastOnly, deleted.AddDate(5, 0, 0), "", time.Time{}, false},
+		{"no retention policy: kept until asked", plain, nil, deleted.AddDate(5, 0, 0), "", time.Time{}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			reason, until, bounded := keptVerdict(tc.record, kept, tc.policy, tc.now)
+			if reason != tc.wantReason || !until.Equal(tc.wantUntil) || bounded != tc.bounded {
+				t.Errorf("keptVerdict = %q, %s, %v; want %q, %s, %v", reason, until, bounded, tc.wantReason, tc.wantUntil, tc.bounded)
+			}
+		})
+	}
+}

@@ -166,6 +166,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := tenants.SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up Tenant controller: %w", err)
 	}
+	if err := (&KeptTenantReconciler{tenants}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up kept-tenant controller: %w", err)
+	}
 	return nil
 }
 
@@ -177,10 +180,17 @@ func NewTenantReconciler(c client.Client, apiReader client.Reader, recorder reco
 	if err != nil {
 		return nil, fmt.Errorf("the cluster's address ranges: %w", err)
 	}
-	r := &TenantReconciler{Client: c, APIReader: apiReader, Recorder: recorder, Options: opts, wake: &wakeSource{}, clusterRanges: ranges}
+	r := &TenantReconciler{Client: c, APIReader: apiReader, Recorder: recorder, Options: opts, wake: &wakeSource{},
+		keptWake: &wakeSource{namespace: opts.OperatorNamespace}, clusterRanges: ranges}
 	r.applier = &ssa.Applier{Client: c, Owner: FieldOwner}
 	r.backups = backupcheck.New(backupcheck.Options{Secrets: c, OperatorNamespace: opts.OperatorNamespace,
-		VolumeRoot: opts.BackupVolumeRoot, Interval: opts.BackupCheckInterval, Clock: opts.Clock, Notify: r.wake.Wake})
+		VolumeRoot: opts.BackupVolumeRoot, Interval: opts.BackupCheckInterval, Clock: opts.Clock, Notify: func(key string) {
+			if record, ok := backupcheck.KeptRecordOf(key); ok {
+				r.keptWake.Wake(record)
+				return
+			}
+			r.wake.Wake(key)
+		}})
 	if !opts.DisableUptimeProbes {
 		r.monitor = uptime.NewMonitor(uptime.MonitorOptions{
 			HTTP:     probes.NewHTTPProber(probes.HTTPOptions{RootCAs: opts.ProbeRootCAs, Clock: opts.Clock}),

@@ -39,8 +39,9 @@ type TenantReconciler struct {
 	monitor *uptime.Monitor
 	// clusterRanges are the address ranges no tenant firewall may open (Options.Networks).
 	clusterRanges []builders.ClusterRange
-	// wake brings a tenant back to this reconciler when the Monitor or the Inspector has news.
-	wake *wakeSource
+	// wake brings a tenant back to this reconciler when the Monitor or the Inspector has news;
+	// keptWake a kept-tenant record to KeptTenantReconciler.
+	wake, keptWake *wakeSource
 }
 
 // tenantScope is what one reconcile pass of a Tenant has observed so far.

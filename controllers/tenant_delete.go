@@ -25,7 +25,8 @@ import (
 //
 // Retain keeps the namespace with the database volume and credentials, marks it retained, stops
 // the database and removes the tenant's users' access; a Tenant of the same name may adopt it. The
-// backups stay under the tenant's RetentionPolicy, and so does the data key that opens them.
+// backups stay, and the data key that opens them, under a kept-tenant record: pruned by the
+// tenant's RetentionPolicy and erased when its longest period has passed (KeptTenantReconciler).
 // Delete, when the allow-delete annotation confirms it, erases the tenant (see eraseTenant).
 func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
@@ -58,6 +59,11 @@ func (r *TenantReconciler) reconcileDelete(ctx context.Context, s *tenantScope) 
 		}
 	} else {
 		err = r.retainNamespace(ctx, t)
+		if err == nil {
+			// From here the backups are the kept-tenant record's to prune and, at the end of
+			// their retention, to erase (KeptTenantReconciler).
+			err = r.recordKept(ctx, t)
+		}
 	}
 	if err == nil {
 		err = r.deleteClusterScoped(ctx, t, nil)

@@ -53,23 +53,40 @@ func (r *TenantReconciler) eraseTenant(ctx context.Context, t *v1alpha1.Tenant) 
 		return fmt.Sprintf("Waiting for the tenant's backup Jobs %s in %s to stop before its backups are erased", strings.Join(running, ", "), r.Options.OperatorNamespace), 0, nil
 	}
 	uids := builders.TenantUIDs(t)
-	record := builders.ErasureRecord{Tenant: t.Name, TenantUIDs: uids, Reason: builders.ErasureTenantDeleted}
-	var req *backupcheck.EraseRequest
+	var policy *v1alpha1.BackupPolicy
 	if ref := t.Spec.BackupPolicyRef; ref != nil {
-		policy := &v1alpha1.BackupPolicy{}
+		policy = &v1alpha1.BackupPolicy{}
 		if err := r.Get(ctx, types.NamespacedName{Name: ref.Name}, policy); err != nil {
 			if apierrors.IsNotFound(err) {
 				return "", erasureRetry, fmt.Errorf("BackupPolicy %s not found: without it the tenant's backups and the escrow copies of its data key cannot be reached to erase them; create it again, or remove the finalizer %s to leave them", ref.Name, v1alpha1.TenantFinalizer)
 			}
 			return "", 0, fmt.Errorf("get backup policy %s: %w", ref.Name, err)
 		}
-		req = &backupcheck.EraseRequest{Tenant: t.Name, TenantUIDs: uids, OwnedSince: t.CreationTimestamp.Time, Policy: policy}
+	}
+	record, waiting, retryAfter, err := r.eraseData(ctx, t.Name, uids, t.CreationTimestamp.Time, policy, builders.ErasureTenantDeleted, "")
+	if err != nil || waiting != "" {
+		return waiting, retryAfter, err
+	}
+	r.event(t, corev1.EventTypeNormal, "DataErased", erasureSummary(record, r.Options.OperatorNamespace))
+	return "", 0, nil
+}
+
+// eraseData erases a tenant's data from storage and the cluster: in every storage location of the
+// policy (none when nil) its data keys' escrow copies then its backups, off the reconcile pass;
+// then the record; last the data key Secrets, the last copy of the keys. It returns the record,
+// or what it waits for, or an error with the pause after which to try again. notify is the
+// Inspector key woken when the erasure ends (the tenant's name when empty).
+func (r *TenantReconciler) eraseData(ctx context.Context, tenant string, uids []string, ownedSince time.Time, policy *v1alpha1.BackupPolicy, reason, notify string) (builders.ErasureRecord, string, time.Duration, error) {
+	record := builders.ErasureRecord{Tenant: tenant, TenantUIDs: uids, Reason: reason}
+	var req *backupcheck.EraseRequest
+	if policy != nil {
+		req = &backupcheck.EraseRequest{Tenant: tenant, TenantUIDs: uids, OwnedSince: ownedSince, Policy: policy, Key: notify}
 		erasure := r.backups.Erase(*req)
 		switch {
 		case erasure.Err != nil:
-			return "", erasureRetry, erasure.Err
+			return record, "", erasureRetry, erasure.Err
 		case !erasure.Done:
-			return "Erasing the tenant's data keys and backups from BackupPolicy " + policy.Name + "'s storage", 0, nil
+			return record, "Erasing the tenant's data keys and backups from BackupPolicy " + policy.Name + "'s storage", 0, nil
 		}
 		for _, l := range erasure.Locations {
 			record.Locations = append(record.Locations, builders.ErasedLocationOf(l.Location, l.Schedules, l.Plan))
@@ -80,29 +97,28 @@ func (r *TenantReconciler) eraseTenant(ctx context.Context, t *v1alpha1.Tenant) 
 	// and the record already says what was erased.
 	for _, uid := range uids {
 		secret := &corev1.Secret{}
-		name := builders.DataKeySecretNameFor(t.Name, uid)
+		name := builders.DataKeySecretNameFor(tenant, uid)
 		switch err := r.Get(ctx, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: name}, secret); {
 		case apierrors.IsNotFound(err):
 			continue
 		case err != nil:
-			return "", 0, fmt.Errorf("get data key %s: %w", name, err)
+			return record, "", 0, fmt.Errorf("get data key %s: %w", name, err)
 		}
 		record.Secrets = append(record.Secrets, name)
 		record.DataKeys = appendNew(record.DataKeys, builders.DataKeyIDs(secret)...)
 	}
 	if err := r.recordErasure(ctx, &record); err != nil {
-		return "", 0, err
+		return record, "", 0, err
 	}
 	for _, name := range record.Secrets {
 		if err := r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: name}); err != nil {
-			return "", 0, err
+			return record, "", 0, err
 		}
 	}
 	if req != nil {
 		r.backups.ForgetErasure(*req)
 	}
-	r.event(t, corev1.EventTypeNormal, "DataErased", erasureSummary(record, r.Options.OperatorNamespace))
-	return "", 0, nil
+	return record, "", 0, nil
 }
 
 // recordErasure writes the record once; a record already written (by a pass that was cut short

@@ -66,6 +66,8 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 // many times while waiting is reconciled once.
 type wakeSource struct {
 	queue atomic.Pointer[workqueue.TypedRateLimitingInterface[reconcile.Request]]
+	// namespace is that of the objects woken; none for Tenants.
+	namespace string
 }
 
 // Start is the source.Source the controller starts with its queue.
@@ -77,7 +79,7 @@ func (w *wakeSource) Start(_ context.Context, q workqueue.TypedRateLimitingInter
 // Wake enqueues a tenant. Before the controller started, every tenant is reconciled anyway.
 func (w *wakeSource) Wake(tenant string) {
 	if q := w.queue.Load(); q != nil {
-		(*q).Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: tenant}})
+		(*q).Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: w.namespace, Name: tenant}})
 	}
 }
 

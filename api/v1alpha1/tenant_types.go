@@ -25,6 +25,10 @@ const (
 	// deleted Tenant: from then on the erasure runs to its end whatever becomes of allow-delete,
 	// since half an erasure would leave some keys destroyed, the rest of the data and no record.
 	AnnotationErasureStarted = "tenancy.tenantops.io/erasure-started"
+	// AnnotationErase "true" on the kept-tenant record a Tenant deleted with Retain left (ConfigMap
+	// kept-<tenant>-<uid> in the operator's namespace) erases that tenant's backups and data keys
+	// now instead of at the end of its retention.
+	AnnotationErase = "tenancy.tenantops.io/erase"
 )
 
 // TenantSpec is the environment a customer gets: its own URL, database, firewall, certificate,
@@ -105,8 +109,9 @@ type TenantSpec struct {
 
 	// DeletionPolicy says what happens to the tenant's data when the Tenant is deleted. Retain
 	// keeps the namespace, database volume and credentials, for a Tenant of the same name to adopt
-	// (annotated tenancy.tenantops.io/adopt-namespace: "true"), and the backups and data key (not
-	// yet pruned once the Tenant is gone: docs/erasure.md). Delete erases the tenant: the namespace and everything in it, its data key
+	// (annotated tenancy.tenantops.io/adopt-namespace: "true"), and the backups and data key under
+	// a kept-tenant record that prunes them by the RetentionPolicy and erases them once its longest
+	// period has passed since the deletion (docs/erasure.md). Delete erases the tenant: the namespace and everything in it, its data key
 	// wherever it is kept (so that no backup of it can be decrypted by anyone), and its backups;
 	// the erasure is recorded. Delete needs the annotation tenancy.tenantops.io/allow-delete: "true".
 	// +kubebuilder:validation:Enum=Retain;Delete

@@ -29,6 +29,9 @@ type EraseRequest struct {
 	// earlier are a predecessor's of the same name, and stay.
 	OwnedSince time.Time
 	Policy     *v1alpha1.BackupPolicy
+	// Key is what Notify is called with when the erasure ends; the tenant's name when empty
+	// (KeptKey for a kept tenant's record).
+	Key string
 }
 
 func (r EraseRequest) key() string { return r.Tenant + "/" + strings.Join(r.TenantUIDs, ",") }
@@ -90,7 +93,11 @@ func (i *Inspector) Erase(req EraseRequest) Erasure {
 		i.mu.Lock()
 		st.running, st.result = false, result
 		i.mu.Unlock()
-		i.opts.Notify(req.Tenant)
+		if req.Key != "" {
+			i.opts.Notify(req.Key)
+		} else {
+			i.opts.Notify(req.Tenant)
+		}
 	}()
 	return st.result
 }

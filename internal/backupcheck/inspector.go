@@ -74,6 +74,27 @@ type Request struct {
 	// TenantUIDs are the Tenant objects whose backups are the tenant's (builders.TenantUIDs): a
 	// deleted predecessor of the same name is another customer, whose backups are not listed.
 	TenantUIDs []string
+	// Key names what the Inspector keeps of this request between looks, and is what Notify is
+	// called with; the tenant's name when empty. A deleted tenant's kept backups are looked at
+	// under a key of their own (KeptKey), so that a new Tenant of the same name is not mixed up
+	// with them.
+	Key string
+}
+
+// KeptKey is the Inspector key of a kept-tenant record.
+func KeptKey(record string) string { return keptKeyPrefix + record }
+
+// KeptRecordOf returns the record a key names, if it is a kept tenant's.
+func KeptRecordOf(key string) (string, bool) { return strings.CutPrefix(key, keptKeyPrefix) }
+
+// keptKeyPrefix cannot start a Tenant's name, which is a DNS label.
+const keptKeyPrefix = "kept:"
+
+func (r Request) stateKey() string {
+	if r.Key != "" {
+		return r.Key
+	}
+	return r.Tenant
 }
 
 // Listing is what one look at one schedule's storage found.
@@ -171,10 +192,10 @@ func (i *Inspector) Interval() time.Duration { return i.opts.Interval }
 func (i *Inspector) Observe(req Request) Inspection {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	st := i.tenants[req.Tenant]
+	st := i.tenants[req.stateKey()]
 	if st == nil {
 		st = &tenantState{listings: map[string]Listing{}}
-		i.tenants[req.Tenant] = st
+		i.tenants[req.stateKey()] = st
 	}
 	key := policyKey(req.Policy, req.Retention) + "@" + strings.Join(req.TenantUIDs, ",")
 	if st.pending == 0 && i.due(st, key, req.FinishedJobs) {
@@ -187,7 +208,7 @@ func (i *Inspector) Observe(req Request) Inspection {
 				continue
 			}
 			st.pending++
-			i.location(loc).queue.Add(scheduleKey{req.Tenant, s.Name})
+			i.location(loc).queue.Add(scheduleKey{req.stateKey(), s.Name})
 		}
 	}
 	out := make(Inspection, len(st.listings))

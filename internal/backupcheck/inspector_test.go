@@ -179,3 +179,38 @@ func TestSlowStorageDelaysOnlyItsOwnTenants(t *testing.T) {
 		t.Errorf("the hanging bucket's listing = %+v, want an error after the timeout", got)
 	}
 }
+
+// A kept tenant's backups are looked at and pruned under a key of their own: the state of a new
+// Tenant of the same name is not touched, and Notify tells the key, not the name.
+func TestKeptTenantsAreLookedAtUnderTheirOwnKey(t *testing.T) {
+	root := t.TempDir()
+	claim := filepath.Join(root, "backups")
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	for i, id := range []string{"b1", "b2", "b3"} {
+		writeBackup(t, claim, "acme", "hot", id, now.Add(time.Duration(i-3)*time.Hour))
+	}
+	notify, notices := notified()
+	in := New(Options{VolumeRoot: root, Clock: clocktesting.NewFakeClock(now), Notify: notify, Interval: time.Minute})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = in.Start(ctx) }()
+
+	key := KeptKey("kept-acme-uid-1")
+	if record, ok := KeptRecordOf(key); !ok || record != "kept-acme-uid-1" {
+		t.Fatalf("KeptRecordOf(%q) = %q, %v", key, record, ok)
+	}
+	if _, ok := KeptRecordOf("acme"); ok {
+		t.Fatal("a tenant's name was taken for a kept record")
+	}
+	req := Request{Key: key, Tenant: "acme", Policy: volumePolicy("standard", "backups"), Location: time.UTC,
+		Retention: &v1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "short", ResourceVersion: "1"},
+			Spec: v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)}}}
+	in.Observe(req)
+	waitFor(t, notices, key, 10*time.Second)
+	if pruned := in.TakePruned(key); len(pruned) != 1 || !slices.Equal(pruned[0].IDs, []string{"b1", "b2"}) {
+		t.Errorf("TakePruned(%s) = %+v, want b1 and b2", key, pruned)
+	}
+	if got := in.TakePruned("acme"); got != nil {
+		t.Errorf("the tenant name's state holds %+v, want nothing", got)
+	}
+}

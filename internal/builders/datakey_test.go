@@ -3,11 +3,13 @@ package builders
 import (
 	"bytes"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/tenantops/tenant-operator/internal/datakey"
 )
@@ -62,5 +64,32 @@ func TestDataKeySecret(t *testing.T) {
 	}
 	if _, err := DataKeyOf(&corev1.Secret{}); err == nil || !strings.Contains(err.Error(), "lacks") {
 		t.Errorf("DataKeyOf an empty Secret = %v", err)
+	}
+}
+
+func TestKeptTenantRecordRoundTrips(t *testing.T) {
+	k := KeptTenant{Tenant: "acme", TenantUIDs: []string{"uid-2", "uid-1"}, CreatedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		DeletedAt: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC), BackupPolicy: "standard", RetentionPolicy: "contract", TimeZone: "Europe/Amsterdam"}
+	ac, err := KeptTenantConfigMap(k, Options{OperatorNamespace: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *ac.Name != "kept-acme-uid-2" || *ac.Namespace != "ops" || ac.Labels[LabelComponent] != ComponentKeptTenant || ac.Labels[LabelTenantUID] != "uid-2" || ac.Labels[LabelManagedBy] != ManagedByValue {
+		t.Errorf("record ConfigMap %s/%s labels %v", *ac.Namespace, *ac.Name, ac.Labels)
+	}
+	got, err := KeptTenantOf(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: *ac.Name}, Data: ac.Data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, k) {
+		t.Errorf("read back %+v, want %+v", got, k)
+	}
+	for name, data := range map[string]string{"not JSON": "{", "no UID": `{"tenant":"acme","backupPolicy":"p","deletedAt":"2026-12-02T10:00:00Z"}`} {
+		if _, err := KeptTenantOf(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kept-x"}, Data: map[string]string{KeptTenantKey: data}}); err == nil {
+			t.Errorf("%s: read without error", name)
+		}
+	}
+	if _, err := KeptTenantConfigMap(KeptTenant{Tenant: "acme", TenantUIDs: []string{"u"}}, Options{}); err == nil {
+		t.Error("a record without a BackupPolicy was built")
 	}
 }

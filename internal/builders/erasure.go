@@ -6,6 +6,7 @@ import (
 	"slices"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/tenantops/tenant-operator/internal/catalog"
@@ -103,4 +104,70 @@ func ErasureRecordConfigMap(r ErasureRecord, opts Options) (*corev1ac.ConfigMapA
 		WithLabels(map[string]string{LabelManagedBy: ManagedByValue, LabelTenant: r.Tenant, LabelComponent: ComponentErasureRecord,
 			LabelTenantUID: r.TenantUIDs[0]}).
 		WithData(map[string]string{ErasureRecordKey: string(data) + "\n"}), nil
+}
+
+// A Tenant deleted with Retain leaves a kept-tenant record in the operator's namespace: what its
+// backups are, under which policies, and since when they are kept. The operator prunes those
+// backups by the RetentionPolicy as it did for the Tenant, and erases them (keys first) once the
+// policy's longest period has passed since the deletion, or when the record is annotated
+// tenancy.tenantops.io/erase: "true".
+const (
+	// ComponentKeptTenant is the LabelComponent value of kept-tenant records.
+	ComponentKeptTenant = "kept-tenant"
+	// KeptTenantKey is the record's key in the ConfigMap.
+	KeptTenantKey = "kept.json"
+)
+
+// Erasure reasons of kept tenants.
+const (
+	// ErasureRetentionEnded: a kept tenant's backups outlived its RetentionPolicy's longest period.
+	ErasureRetentionEnded = "RetentionEnded"
+	// ErasureRequested: the kept-tenant record was annotated to erase.
+	ErasureRequested = "ErasureRequested"
+)
+
+// KeptTenant is what a Tenant deleted with Retain left in storage.
+type KeptTenant struct {
+	Tenant string `json:"tenant"`
+	// TenantUIDs are the deleted Tenant's UID first, then those whose data it had adopted.
+	TenantUIDs []string `json:"tenantUIDs"`
+	// CreatedAt is when the deleted Tenant was created: backups that recorded no UID and began
+	// earlier are a predecessor's, not its.
+	CreatedAt       time.Time `json:"createdAt"`
+	DeletedAt       time.Time `json:"deletedAt"`
+	BackupPolicy    string    `json:"backupPolicy"`
+	RetentionPolicy string    `json:"retentionPolicy,omitempty"`
+	// TimeZone is where retention cuts days, as it did for the Tenant.
+	TimeZone string `json:"timeZone,omitempty"`
+}
+
+// KeptTenantName is the record of one kept Tenant object.
+func KeptTenantName(tenant, uid string) string { return boundedName("kept-"+tenant+"-"+uid, 253) }
+
+// KeptTenantConfigMap is the record as a ConfigMap in the operator's namespace.
+func KeptTenantConfigMap(k KeptTenant, opts Options) (*corev1ac.ConfigMapApplyConfiguration, error) {
+	opts = opts.withDefaults()
+	if len(k.TenantUIDs) == 0 || k.BackupPolicy == "" {
+		return nil, fmt.Errorf("kept-tenant record of tenant %s names no Tenant object or no BackupPolicy", k.Tenant)
+	}
+	data, err := json.MarshalIndent(k, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("encode kept-tenant record: %w", err)
+	}
+	return corev1ac.ConfigMap(KeptTenantName(k.Tenant, k.TenantUIDs[0]), opts.OperatorNamespace).
+		WithLabels(map[string]string{LabelManagedBy: ManagedByValue, LabelTenant: k.Tenant, LabelComponent: ComponentKeptTenant,
+			LabelTenantUID: k.TenantUIDs[0]}).
+		WithData(map[string]string{KeptTenantKey: string(data) + "\n"}), nil
+}
+
+// KeptTenantOf reads a kept-tenant record.
+func KeptTenantOf(cm *corev1.ConfigMap) (KeptTenant, error) {
+	var k KeptTenant
+	if err := json.Unmarshal([]byte(cm.Data[KeptTenantKey]), &k); err != nil {
+		return KeptTenant{}, fmt.Errorf("kept-tenant record %s: %s is not valid: %w", cm.Name, KeptTenantKey, err)
+	}
+	if k.Tenant == "" || len(k.TenantUIDs) == 0 || k.BackupPolicy == "" || k.DeletedAt.IsZero() {
+		return KeptTenant{}, fmt.Errorf("kept-tenant record %s lacks the tenant, its UIDs, its BackupPolicy or the deletion time", cm.Name)
+	}
+	return k, nil
 }

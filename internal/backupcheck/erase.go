@@ -182,6 +182,8 @@ func mergePlans(a, b catalog.ErasurePlan) catalog.ErasurePlan {
 	out.Unreadable = union(a.Unreadable, b.Unreadable)
 	out.Plain = union(a.Plain, b.Plain)
 	out.Unowned, out.LeftLegacy = max(a.Unowned, b.Unowned), max(a.LeftLegacy, b.LeftLegacy)
+	out.WALSystems = union(a.WALSystems, b.WALSystems)
+	out.Exports = union(a.Exports, b.Exports)
 	return out
 }
 

@@ -66,6 +66,10 @@ type ErasedLocation struct {
 	// PredecessorBackupsLeft counts backups that recorded no Tenant UID and began before this
 	// Tenant existed: a predecessor's of the same name, another customer's, left in place.
 	PredecessorBackupsLeft int `json:"predecessorBackupsLeft,omitempty"`
+	// WALSystems are the database systems whose WAL archive was deleted.
+	WALSystems []string `json:"walSystems,omitempty"`
+	// ExportsDeleted are the IDs of the stored exports deleted.
+	ExportsDeleted []string `json:"exportsDeleted,omitempty"`
 }
 
 // ErasedLocationOf records a carried-out erasure plan.
@@ -84,7 +88,7 @@ func ErasedLocationOf(location string, schedules []string, plan catalog.ErasureP
 	return ErasedLocation{Location: location, Schedules: schedules, DataKeysDestroyed: keys,
 		BackupsUnreadable: bound(plan.Unreadable), BackupsUnreadableCount: len(plan.Unreadable),
 		BackupsDeleted: bound(plan.Plain), BackupsDeletedCount: len(plan.Plain), ManifestsUnreadable: plan.Unowned,
-		PredecessorBackupsLeft: plan.LeftLegacy}
+		PredecessorBackupsLeft: plan.LeftLegacy, WALSystems: plan.WALSystems, ExportsDeleted: plan.Exports}
 }
 
 // ErasureRecordName is the record of erasing one Tenant object.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path"
+	"strings"
 	"time"
 
 	"github.com/tenantops/tenant-operator/internal/storage"
@@ -33,6 +35,12 @@ type ErasurePlan struct {
 	// LeftLegacy counts backups that recorded no Tenant UID and began before the erased Tenant
 	// existed: a predecessor's of the same name, another customer's; they are left.
 	LeftLegacy int
+	// WALSystems are the database systems whose WAL archive (<tenant>/wal/<system id>/) is the
+	// tenant's, judged by the first description found there; all of it is deleted.
+	WALSystems []string
+	// Exports are the IDs of the tenant's stored exports (<tenant>/exports/), each deleted with its
+	// record: encrypted to the customer, but the platform keeps nothing of a tenant it erased.
+	Exports []string
 }
 
 // PlanErasure lists what erasing the tenant's UIDs from a location destroys: the backups recorded
@@ -72,7 +80,71 @@ func PlanErasure(ctx context.Context, store storage.Store, tenant string, tenant
 		}
 		return nil
 	})
+	if err != nil {
+		return plan, err
+	}
+	if plan.WALSystems, err = ownedWALSystems(ctx, store, tenant, o); err != nil {
+		return plan, err
+	}
+	plan.Exports, err = ownedExports(ctx, store, tenant, o)
 	return plan, err
+}
+
+// ownedWALSystems returns the systems of the tenant's WAL archive whose descriptions name one of
+// the owners. A system is one database cluster, so one description tells whose it is; a system
+// whose description cannot be read, or names no UID, is left.
+func ownedWALSystems(ctx context.Context, store storage.Store, tenant string, o listOptions) ([]string, error) {
+	prefix := WALPrefix(tenant, "")
+	objs, err := store.List(ctx, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("list WAL archive of tenant %s: %w", tenant, err)
+	}
+	judged := map[string]bool{}
+	var owned []string
+	for _, obj := range objs {
+		parts := strings.Split(strings.TrimPrefix(obj.Key, prefix+"/"), "/")
+		if len(parts) != 3 || !strings.HasSuffix(parts[2], walSidecarSuffix) || judged[parts[0]] {
+			continue
+		}
+		data, err := readSmall(ctx, store, obj.Key, maxMetadataSize)
+		if err != nil {
+			continue // the next description of the system may tell
+		}
+		info, _, err := decodeWALSidecar(data, nil)
+		if err != nil || info.Tenant != tenant || info.SystemID != parts[0] {
+			continue
+		}
+		judged[parts[0]] = true
+		if info.TenantUID != "" && o.owns(info.TenantUID) {
+			owned = append(owned, parts[0])
+		}
+	}
+	return owned, nil
+}
+
+// ownedExports returns the IDs of the tenant's exports whose records name one of the owners.
+func ownedExports(ctx context.Context, store storage.Store, tenant string, o listOptions) ([]string, error) {
+	objs, err := store.List(ctx, ExportsDir(tenant))
+	if err != nil {
+		return nil, fmt.Errorf("list exports of tenant %s: %w", tenant, err)
+	}
+	var owned []string
+	for _, obj := range objs {
+		id, ok := strings.CutSuffix(path.Base(obj.Key), ".json")
+		if !ok {
+			continue
+		}
+		data, err := readSmall(ctx, store, obj.Key, maxMetadataSize)
+		if err != nil {
+			continue
+		}
+		var r ExportRecord
+		if json.Unmarshal(data, &r) != nil || r.Tenant != tenant || r.ID != id || r.TenantUID == "" || !o.owns(r.TenantUID) {
+			continue
+		}
+		owned = append(owned, id)
+	}
+	return owned, nil
 }
 
 // DestroyDataKeys deletes every escrowed data key of the tenant's UIDs in a location and returns
@@ -132,6 +204,25 @@ func Erase(ctx context.Context, store storage.Store, plan ErasurePlan) error {
 	for s := range schedules {
 		if _, err := store.RemoveIncomplete(ctx, Dir(plan.Tenant, s, ""), time.Now()); err != nil {
 			return fmt.Errorf("remove unfinished uploads of schedule %s: %w", s, err)
+		}
+	}
+	for _, system := range plan.WALSystems {
+		objs, err := store.List(ctx, WALPrefix(plan.Tenant, system))
+		if err != nil {
+			return fmt.Errorf("list WAL archive of system %s: %w", system, err)
+		}
+		for _, obj := range objs {
+			if err := store.Delete(ctx, obj.Key); err != nil {
+				return fmt.Errorf("delete WAL %s: %w", obj.Key, err)
+			}
+		}
+	}
+	for _, id := range plan.Exports {
+		// The archive first: a record without its archive is an export already gone.
+		for _, key := range []string{ExportObject(plan.Tenant, id), ExportRecordObject(plan.Tenant, id)} {
+			if err := store.Delete(ctx, key); err != nil {
+				return fmt.Errorf("delete export %s: %w", id, err)
+			}
 		}
 	}
 	return nil

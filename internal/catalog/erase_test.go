@@ -2,7 +2,9 @@ package catalog_test
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
+	"path"
 	"slices"
 	"strings"
 	"testing"
@@ -51,6 +53,32 @@ func TestEraseDestroysKeysThenBackupsOfTheTenantOnly(t *testing.T) {
 	created := day.Add(-2 * time.Hour)
 	catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", Schedule: "hot", ID: "legacy", StartedAt: day.Add(-time.Hour)})
 	catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", Schedule: "hot", ID: "predecessors-legacy", StartedAt: created.Add(-24 * time.Hour)})
+	// The tenant's WAL archive and a stored export are erased with it; a predecessor's stay.
+	_, signing, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for system, owner := range map[string]string{"7000000000000000001": uid, "7000000000000000002": predecessor} {
+		n, err := catalog.ParseWALName("000000010000000000000001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := store.Put(ctx, catalog.WALObjectKey("acme", system, n), strings.NewReader("wal")); err != nil {
+			t.Fatal(err)
+		}
+		info := catalog.WALInfo{Tenant: "acme", TenantUID: owner, SystemID: system, Name: n.Name, Timeline: n.Timeline, ArchivedAt: day}
+		if err := catalog.WriteWALSidecar(ctx, store, info, signing); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id, owner := range map[string]string{"mine-export": uid, "their-export": predecessor} {
+		if _, err := store.Put(ctx, catalog.ExportObject("acme", id), strings.NewReader("age")); err != nil {
+			t.Fatal(err)
+		}
+		if err := catalog.WriteExportRecord(ctx, store, catalog.ExportRecord{FormatVersion: 1, ID: id, Tenant: "acme", TenantUID: owner}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A manifest nobody can read (corrupt, or planted by a writer) does not stop the erasure.
 	if _, err := store.Put(ctx, "acme/hot/garbage/manifest.json", strings.NewReader("{not json")); err != nil {
 		t.Fatal(err)
@@ -61,6 +89,9 @@ func TestEraseDestroysKeysThenBackupsOfTheTenantOnly(t *testing.T) {
 	plan, err := catalog.PlanErasure(ctx, store, "acme", []string{uid}, created)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(plan.WALSystems, []string{"7000000000000000001"}) || !slices.Equal(plan.Exports, []string{"mine-export"}) {
+		t.Errorf("plan WAL systems %v and exports %v, want only the tenant's own", plan.WALSystems, plan.Exports)
 	}
 	if plan.LeftLegacy != 1 || plan.Unowned != 1 {
 		t.Errorf("plan left %d legacy backups and %d unreadable manifests, want 1 and 1", plan.LeftLegacy, plan.Unowned)
@@ -81,6 +112,24 @@ func TestEraseDestroysKeysThenBackupsOfTheTenantOnly(t *testing.T) {
 	var destroyed *catalog.DataKeyDestroyedError
 	if _, err := catalog.ReadDataKey(ctx, store, keyed); !errors.As(err, &destroyed) {
 		t.Fatalf("reading the erased key = %v, want DataKeyDestroyedError", err)
+	}
+	for key, want := range map[string]bool{
+		"acme/wal/7000000000000000001":        false,
+		"acme/wal/7000000000000000002":        true,
+		catalog.ExportsDir("acme") + "/mine":  false,
+		catalog.ExportsDir("acme") + "/their": true,
+	} {
+		objs, err := store.List(ctx, path.Dir(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, o := range objs {
+			found = found || strings.HasPrefix(o.Key, key)
+		}
+		if found != want {
+			t.Errorf("after erasure, objects under %s: %v, want %v", key, found, want)
+		}
 	}
 	// The unreadable manifest is left (its owner is unknown); the listing below would refuse it.
 	if _, err := store.Stat(ctx, "acme/hot/garbage/manifest.json"); err != nil {

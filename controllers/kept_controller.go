@@ -27,8 +27,9 @@ const keptRecheck = time.Hour
 // KeptTenantReconciler ends what a Tenant deleted with Retain left in storage, so that no backup
 // outlives what was promised: from its kept-tenant record (builders.KeptTenant) it has the
 // backups pruned by the RetentionPolicy as they were while the Tenant lived, and erases them, keys
-// first, once the policy's longest period has passed since the deletion, or at once when the
-// record is annotated tenancy.tenantops.io/erase: "true". A Tenant of the same name that adopted
+// first, with the namespace Retain kept (database, volume, credentials), once the policy's longest
+// period has passed since the deletion, or at once when the record is annotated
+// tenancy.tenantops.io/erase: "true". A Tenant of the same name that adopted
 // the data makes the record moot: the data is that Tenant's again. It shares the Tenant
 // reconciler's backup Inspector, which does the storage work off the reconcile pass.
 type KeptTenantReconciler struct {
@@ -92,6 +93,10 @@ func (r *KeptTenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	now := r.Options.Clock.Now()
 	reason, until, bounded := keptVerdict(cm, kept, retentionPolicy, now)
 	if reason != "" {
+		// Erasing a kept tenant erases what Retain kept of it, its database first.
+		if err := r.deleteRetainedNamespace(ctx, kept); err != nil {
+			return ctrl.Result{}, err
+		}
 		record, waiting, retryAfter, err := r.eraseData(ctx, kept.Tenant, kept.TenantUIDs, kept.CreatedAt, policy, reason, inspectorKey)
 		switch {
 		case err != nil && retryAfter > 0:
@@ -156,6 +161,27 @@ func (r *KeptTenantReconciler) adopted(ctx context.Context, kept builders.KeptTe
 		return t.Name, nil
 	}
 	return "", nil
+}
+
+// deleteRetainedNamespace deletes the namespace Retain kept for the tenant (its database, volume
+// and credentials) while it still holds this Tenant object's data and nobody adopted it.
+func (r *KeptTenantReconciler) deleteRetainedNamespace(ctx context.Context, kept builders.KeptTenant) error {
+	ns := &corev1.Namespace{}
+	name := builders.NamespacePrefix + kept.Tenant
+	switch err := r.Get(ctx, types.NamespacedName{Name: name}, ns); {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("get namespace %s: %w", name, err)
+	}
+	if ns.Labels[builders.LabelManagedBy] != builders.ManagedByValue || ns.Labels[builders.LabelRetained] != "true" ||
+		ns.Annotations[builders.AnnotationTenantUID] != kept.TenantUIDs[0] || !ns.DeletionTimestamp.IsZero() {
+		return nil
+	}
+	if err := r.Delete(ctx, ns); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("delete retained namespace %s: %w", name, err)
+	}
+	return nil
 }
 
 func (r *KeptTenantReconciler) deleteKeptRecord(ctx context.Context, cm *corev1.ConfigMap) error {

@@ -81,7 +81,10 @@ func TestKeptTenantIsRecordedAndErasedOnRequest(t *testing.T) {
 		kept.RetentionPolicy != retention.Name || kept.DeletedAt.IsZero() || !kept.CreatedAt.Equal(tenant.CreationTimestamp.UTC()) {
 		t.Errorf("kept-tenant record = %+v", kept)
 	}
-	// Kept: the key Secret, the escrow copy and the backup are all still there.
+	// Kept: the namespace, the key Secret, the escrow copy and the backup are all still there.
+	if err := k8s.Get(ctx, client.ObjectKey{Name: "tenant-envtest-kept"}, &corev1.Namespace{}); err != nil {
+		t.Errorf("the retained namespace: %v", err)
+	}
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); err != nil {
 		t.Errorf("the data key Secret of a kept tenant: %v", err)
 	}
@@ -101,6 +104,11 @@ func TestKeptTenantIsRecordedAndErasedOnRequest(t *testing.T) {
 	})
 	if err := k8s.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the data key Secret after the erase request: %v", err)
+	}
+	// The retained namespace goes too (envtest has no namespace controller to finish it).
+	namespace := &corev1.Namespace{}
+	if err := k8s.Get(ctx, client.ObjectKey{Name: "tenant-envtest-kept"}, namespace); err == nil && namespace.DeletionTimestamp.IsZero() {
+		t.Error("the retained namespace is not being deleted after the erase request")
 	}
 	if ids, err := catalog.ListDataKeys(ctx, store, tenant.Name, string(tenant.UID)); err != nil || len(ids) != 0 {
 		t.Errorf("escrowed keys after the erase request: %v, %v", ids, err)

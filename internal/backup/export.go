@@ -153,6 +153,8 @@ func findExportedBackup(ctx context.Context, o ExportOptions) (catalog.Backup, e
 		var found *catalog.Entry
 		for i, e := range entries {
 			switch {
+			case o.BackupID == catalog.Latest && e.Physical != nil:
+				// A physical base backup is no dump: the latest export is of the latest dump.
 			case o.BackupID == catalog.Latest:
 				if found == nil || e.StartedAt.After(found.StartedAt) {
 					found = &entries[i]
@@ -165,14 +167,18 @@ func findExportedBackup(ctx context.Context, o ExportOptions) (catalog.Backup, e
 		}
 		switch {
 		case found == nil && o.BackupID == catalog.Latest:
-			return catalog.Backup{}, fmt.Errorf("no backups found for tenant %s in %s", o.Tenant, o.Store)
+			return catalog.Backup{}, fmt.Errorf("no logical backups (dumps) found for tenant %s in %s", o.Tenant, o.Store)
 		case found == nil:
 			return catalog.Backup{}, fmt.Errorf("backup %q not found for tenant %s in any schedule in %s", o.BackupID, o.Tenant, o.Store)
 		}
 		schedule = found.Schedule
 		o.BackupID = found.ID
 	}
-	return catalog.GetTrusted(ctx, o.Store, o.Tenant, schedule, o.BackupID, o.Trust, o.Owners...)
+	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, schedule, o.BackupID, o.Trust, o.Owners...)
+	if err == nil && b.Physical != nil {
+		return b, fmt.Errorf("backup %s is a physical base backup; an export is made from a logical backup (a dump): name one, or restore this one with --data-dir and take a dump of it", b.ID)
+	}
+	return b, err
 }
 
 func writeEntry(arch *exportArchive, name string, data []byte) error {

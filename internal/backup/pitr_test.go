@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"filippo.io/age"
 	"github.com/minio/minio-go/v7"
 
 	agentlib "github.com/tenantops/tenant-operator/internal/backup"
@@ -78,6 +79,20 @@ func TestPointInTimeRecovery(t *testing.T) {
 
 	// An incremental backup after 1% of the rows changed, then more writes; the end of the archive
 	// comes back through the chain, exactly as the server has it.
+	// A physical base backup is no dump to export: by id it is refused with what to do, and the
+	// latest export looks at dumps only (there are none here).
+	customer, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for backupID, want := range map[string]string{full: "is a physical base backup", "latest": "no logical backups"} {
+		r := agent(t, env, "export", "--storage", loc, "--tenant", "acme", "--backup", backupID, "--identity-file", k.identityFile,
+			"--recipient", customer.Recipient().String(), "-o", shared(t)+"/refused.zip.age")
+		if r.code == 0 || !strings.Contains(r.stderr, want) {
+			t.Errorf("export --backup %s: exit %d, stderr %q; want a refusal saying %q", backupID, r.code, r.stderr, want)
+		}
+	}
+
 	pg.Exec(t, "app", `UPDATE items SET v = 'changed' WHERE id % 100 = 0`)
 	incr := backup("--incremental", "--identity-file", k.identityFile).lastLine()
 	mi := readManifest(t, s3, "backups/acme/nightly/"+incr+"/manifest.json")

@@ -206,7 +206,10 @@ func choosePointInTimeBase(ctx context.Context, o PointInTimeOptions) ([]catalog
 			if err != nil {
 				return nil, catalog.Reach{}, err
 			}
-			if t.Time.After(written) {
+			// A commit's time is taken just before its record is written, so a commit of a
+			// moment before the last segment was written may still be in the next segment,
+			// which is not archived: keep a margin.
+			if t.Time.After(written.Add(-commitTimeMargin)) {
 				return nil, catalog.Reach{}, fmt.Errorf("the WAL archive of %s holds what was written until %s (segment %s); %s is later: restore --to-latest for all of it, or wait for the next segment to be archived",
 					where, written.Format(time.RFC3339Nano), r.LastSegment.Name, t)
 			}
@@ -227,6 +230,10 @@ func choosePointInTimeBase(ctx context.Context, o PointInTimeOptions) ([]catalog
 	}
 	return chain, *chosen, nil
 }
+
+// commitTimeMargin is how far before the last archived segment was written a time target must be
+// for all of its commits to be in the archive.
+const commitTimeMargin = 2 * time.Second
 
 // lastWrittenAt is when the last segment a reach ends with was written (see WALInfo.WrittenAt).
 func lastWrittenAt(ctx context.Context, o PointInTimeOptions, r catalog.Reach) (time.Time, error) {

@@ -178,7 +178,7 @@ func runRecovery(ctx context.Context, o PointInTimeOptions, runDir string, last 
 		return fmt.Errorf("recovery: %w", err)
 	}
 	logf(o.Log, "restore: recovered and promoted in %s", time.Since(start).Round(time.Millisecond))
-	if err := checkRecovered(ctx, srv, last, target, res); err != nil {
+	if err := checkRecovered(ctx, o, srv, last, target, res); err != nil {
 		_ = stop()
 		return err
 	}
@@ -252,7 +252,7 @@ func logHas(path, text string) bool {
 
 // checkRecovered checks the promoted server and records what it shows, then removes the
 // recovery settings.
-func checkRecovered(ctx context.Context, srv *pgcluster.Server, last catalog.Backup, target Target, res *PointInTimeResult) error {
+func checkRecovered(ctx context.Context, o PointInTimeOptions, srv *pgcluster.Server, last catalog.Backup, target Target, res *PointInTimeResult) error {
 	conn, err := pgx.Connect(ctx, srv.DSN(superuserOf(last), last.Database))
 	if err != nil {
 		return fmt.Errorf("connect to the restored server: %w", err)
@@ -278,6 +278,11 @@ func checkRecovered(ctx context.Context, srv *pgcluster.Server, last catalog.Bac
 	// before it (targetNotReachedError), and stops before the first record that starts at or
 	// after it. The replay position it reports is the end of the last record replayed, which may
 	// cross the target, so it is not compared with it.
+	if target.Latest {
+		if err := reachedArchiveEnd(ctx, o, res); err != nil {
+			return err
+		}
+	}
 	switch {
 	case !target.Time.IsZero() && res.LastTransaction.After(target.Time):
 		return fmt.Errorf("the restored server replayed a transaction of %s, after the target %s", res.LastTransaction.Format(time.RFC3339Nano), target)
@@ -292,6 +297,26 @@ func checkRecovered(ctx context.Context, srv *pgcluster.Server, last catalog.Bac
 		if _, err := conn.Exec(ctx, "ALTER SYSTEM RESET "+name); err != nil {
 			return fmt.Errorf("remove the recovery settings: %w", err)
 		}
+	}
+	return nil
+}
+
+// reachedArchiveEnd checks that a recovery to the end of the archive got to the last segment the
+// archive was seen to hold. Recovery ends wherever restore_command first finds nothing, so a
+// segment that went missing meanwhile (pruned, or deleted by hand) would end it early, and the
+// restore would be short of data without a word.
+func reachedArchiveEnd(ctx context.Context, o PointInTimeOptions, res *PointInTimeResult) error {
+	last := res.Reach.LastSegment
+	info, err := catalog.ReadWALInfo(ctx, o.Store, o.Tenant, res.Reach.SystemID, last.WALName, o.Trust)
+	if err != nil {
+		return fmt.Errorf("read the description of the archive's last segment %s: %w", last.Name, err)
+	}
+	if info.SegmentSize <= 0 {
+		return nil // a file that is no segment ends the run; nothing to compare with
+	}
+	start := catalog.LSN(last.SegNo(info.SegmentSize) * uint64(info.SegmentSize))
+	if res.ReplayLSN < start {
+		return fmt.Errorf("recovery ended at %s, before the archive's last segment %s (from %s): a segment went missing from the archive during the restore, and the result would be short of data; restore again", res.ReplayLSN, last.Name, start)
 	}
 	return nil
 }

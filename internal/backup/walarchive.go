@@ -125,16 +125,26 @@ func ArchiveWAL(ctx context.Context, o WALArchiveOptions) (info catalog.WALInfo,
 	}
 
 	sidecarKey := catalog.WALSidecarKey(o.Tenant, systemID, n)
-	existing, err := catalog.ReadWALInfo(ctx, o.Store, o.Tenant, systemID, n, catalog.Trust{AllowUnsigned: true, Keys: trustedSelf(o.SigningKey)})
+	// With a signing key, only a description it signed counts as archived: PostgreSQL deletes its
+	// copy of a file this says is archived.
+	existing, err := catalog.ReadWALInfo(ctx, o.Store, o.Tenant, systemID, n, catalog.Trust{AllowUnsigned: o.SigningKey == nil, Keys: trustedSelf(o.SigningKey)})
 	switch {
 	case err == nil:
-		return sameAsArchived(f, existing, sidecarKey)
+		// So must its data be there, whole; a description whose data is gone or cut is archived
+		// again, from the copy PostgreSQL still holds.
+		obj, statErr := o.Store.Stat(ctx, catalog.WALObjectKey(o.Tenant, systemID, n))
+		switch {
+		case statErr == nil && obj.Size == existing.Object.Size:
+			return sameAsArchived(f, existing, sidecarKey)
+		case statErr != nil && !errors.Is(statErr, storage.ErrNotFound):
+			return info, false, fmt.Errorf("check the archived data of %s: %w", o.Name, statErr)
+		}
 	case errors.Is(err, storage.ErrAccessDenied):
 		return info, false, fmt.Errorf("%w; archiving reads back what it archived to stay idempotent, so its credential needs s3:GetObject on %s/*", err, catalog.WALPrefix(o.Tenant, ""))
 	case !catalog.IsNotArchived(err):
 		var se *catalog.WALSignatureError
 		if errors.As(err, &se) {
-			return info, false, fmt.Errorf("WAL file %s has a description here signed by another key; refusing to overwrite it: %w", o.Name, err)
+			return info, false, fmt.Errorf("WAL file %s has a description here that this archiver's key did not sign; refusing to overwrite it: %w", o.Name, err)
 		}
 		return info, false, fmt.Errorf("check whether %s is archived: %w", o.Name, err)
 	}

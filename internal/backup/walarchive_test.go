@@ -125,6 +125,28 @@ func TestWALArchiveContract(t *testing.T) {
 		t.Fatalf("restore %s: equal %v, %v", seg4, bytes.Equal(got, want4), err)
 	}
 
+	// A description whose data object is gone (deleted by hand, or lost): not archived after all;
+	// the file is archived again from PostgreSQL's copy, which it keeps until then.
+	if err := store.Delete(ctx, objectKey(n4)); err != nil {
+		t.Fatal(err)
+	}
+	if _, already, err := archive(seg4); err != nil || already {
+		t.Fatalf("archive %s whose data object is gone: already %v, %v; want it archived again", seg4, already, err)
+	}
+	if got, err := restore(seg4, trust); err != nil || !bytes.Equal(got, want4) {
+		t.Fatalf("restore %s archived again: equal %v, %v", seg4, bytes.Equal(got, want4), err)
+	}
+	// An unsigned description where the archiver signs does not count as archived by it.
+	unsigned, err := catalog.EncodeWALSidecar(catalog.WALInfo{Tenant: "acme", SystemID: "7412345678901234567", Name: seg4, Timeline: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := readObject(t, store, sidecarKey(n4))
+	putObject(t, store, sidecarKey(n4), unsigned)
+	if _, already, err := archive(seg4); err == nil || already {
+		t.Fatalf("archive %s over an unsigned description: already %v, %v; want a refusal", seg4, already, err)
+	}
+	putObject(t, store, sidecarKey(n4), signed)
 	// Refusals: a description signed by a key the restore does not trust; a description moved to
 	// another file's place; a damaged object.
 	if _, err := restore(seg3, catalog.Trust{Keys: parsePublicKeys(t, other.publicKey)}); err == nil || !strings.Contains(err.Error(), "refused") {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
@@ -72,6 +73,10 @@ func readSigningKey(file string) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
+// walCommandTimeout bounds one wal-archive or wal-restore: a storage that stalls must not hold
+// PostgreSQL's archiver or recovery forever. A 1 GiB segment at 10 MiB/s takes under 2 minutes.
+const walCommandTimeout = 5 * time.Minute
+
 func runWALArchive(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("wal-archive", "wal-archive [flags] %p %f\n\n"+
 		"As PostgreSQL's archive_command: archive_command = 'tenant-operator wal-archive %p %f', with the\n"+
@@ -86,6 +91,7 @@ func runWALArchive(ctx context.Context, args []string, stdout, stderr io.Writer)
 	signingKeyFile := fs.String("signing-key-file", os.Getenv(envSigningKeyFile), "Ed25519 private key (PKCS #8 PEM) that signs each file's description; default $"+envSigningKeyFile)
 	pgdata := fs.String("pgdata", os.Getenv("PGDATA"), "the cluster's data directory; default $PGDATA, else the working directory (where PostgreSQL runs archive_command)")
 	level := fs.String("zstd-level", "fastest", "zstd level: fastest, default, better or best")
+	timeout := fs.Duration("timeout", walCommandTimeout, "give up on a file after this long (PostgreSQL keeps it and tries again)")
 	verbose := fs.Bool("v", false, "print what was done on stderr")
 	path, name, err := walCommand(fs, args, "%p", "%f")
 	if err != nil {
@@ -94,6 +100,8 @@ func runWALArchive(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.required("storage", "tenant"); err != nil {
 		return err
 	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	if *dataKeyDir == "" && len(recipients) == 0 {
 		return usageError("wal-archive: missing --data-key or --recipient")
 	}
@@ -153,6 +161,7 @@ func runWALRestore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	identityFile := fs.String("identity-file", os.Getenv(envIdentityFile), "age identity file; default $"+envIdentityFile)
 	pgdata := fs.String("pgdata", os.Getenv("PGDATA"), "the data directory being recovered; default $PGDATA, else the working directory (where PostgreSQL runs restore_command)")
 	tf := fs.trustBackups()
+	timeout := fs.Duration("timeout", walCommandTimeout, "give up on a file after this long: recovery stops with the error rather than waiting on a storage that stalls")
 	verbose := fs.Bool("v", false, "print what was done on stderr")
 	fail := func(err error) int {
 		fmt.Fprintln(stderr, errorLine(err))
@@ -168,6 +177,8 @@ func runWALRestore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.required("storage", "tenant", "identity-file"); err != nil {
 		return fail(err)
 	}
+	ctx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	trust, err := tf.trust()
 	if err != nil {
 		return fail(err)

@@ -169,3 +169,19 @@ func TestRestorerEnvironment(t *testing.T) {
 		t.Errorf("restorerEnv keeps %v", found)
 	}
 }
+
+// postgresql.conf's quoted strings take backslash escapes and double quotes: a path with either
+// reaches the server as it was.
+func TestConfQuote(t *testing.T) {
+	for in, want := range map[string]string{
+		`/data/tenant`:         `'/data/tenant'`,
+		`/data/o'brien`:        `'/data/o''brien'`,
+		`C:\restore\n`:         `'C:\\restore\\n'`,
+		`it's a \'trick\'`:     `'it''s a \\''trick\\'''`,
+		`agent wal-restore %f`: `'agent wal-restore %f'`,
+	} {
+		if got := confQuote(in); got != want {
+			t.Errorf("confQuote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

@@ -42,8 +42,10 @@ func restoreCommand(agent string, o PointInTimeOptions, systemID, identityFile s
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// confQuote is a value in postgresql.conf's syntax.
-func confQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+// confQuote is a value in postgresql.conf's syntax, whose quoted strings take backslash escapes.
+func confQuote(s string) string {
+	return "'" + strings.ReplaceAll(strings.ReplaceAll(s, `\`, `\\`), "'", "''") + "'"
+}
 
 // writeRecoverySettings appends the recovery settings to postgresql.auto.conf (replacing those a
 // previous attempt appended) and creates recovery.signal.

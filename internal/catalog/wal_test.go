@@ -301,6 +301,16 @@ func TestDecideWAL(t *testing.T) {
 			held: 1,
 		},
 		{
+			name: "a backup whose signature does not check holds the WAL a newer trusted one would let go",
+			kept: []catalog.Entry{base("newer", 1, 7, 7, ""), func() catalog.Entry {
+				e := base("rotated-key", 1, 2, 2, "")
+				e.Signature = catalog.SignatureInvalid
+				return e
+			}()},
+			wal:  segs(1, 1, 9),
+			held: 1,
+		},
+		{
 			name: "another cluster's WAL is judged by its own backups",
 			kept: []catalog.Entry{base("b", 1, 5, 5, "")},
 			wal: concat(segs(1, 4, 6), func() []catalog.WALFile {

@@ -40,9 +40,17 @@ func DecideWAL(kept []Entry, wal []WALFile) WALDecision {
 		mixed   bool
 	}
 	cuts := map[string]*cut{}
+	// A kept backup whose signature does not check decides nothing (a forged one could claim a
+	// late start) but holds its cluster's WAL whole: it may be real, signed by a key rotated away,
+	// and the one restored; the WAL it needs must not go because a newer backup starts later.
+	untrusted := map[string]bool{}
 	for _, b := range kept {
 		p := b.Physical
-		if p == nil || !b.Signature.Trusted() {
+		if p == nil {
+			continue
+		}
+		if !b.Signature.Trusted() {
+			untrusted[p.SystemID] = true
 			continue
 		}
 		c := cuts[p.SystemID]
@@ -59,6 +67,11 @@ func DecideWAL(kept []Entry, wal []WALFile) WALDecision {
 	for _, f := range wal {
 		c := cuts[f.SystemID]
 		switch {
+		case untrusted[f.SystemID]:
+			if !held[f.SystemID] {
+				held[f.SystemID] = true
+				d.Held = append(d.Held, fmt.Sprintf("system %s: a kept backup of this cluster has a signature that does not check; its WAL is kept whole", f.SystemID))
+			}
 		case c == nil:
 			if !held[f.SystemID] {
 				held[f.SystemID] = true
@@ -76,7 +89,7 @@ func DecideWAL(kept []Entry, wal []WALFile) WALDecision {
 		d.Keep++
 	}
 	for system, c := range cuts {
-		if !c.mixed {
+		if !c.mixed && !untrusted[system] {
 			d.FirstKept[system] = c.name
 		}
 	}

@@ -149,7 +149,8 @@ type segKey struct {
 func newArchive(system string, segSize int64, wal []WALFile) *archive {
 	a := &archive{segSize: segSize, segments: map[segKey]WALFile{}, histories: map[uint32][]TimelineSwitch{}}
 	for _, f := range wal {
-		if f.SystemID != system || !f.Archived {
+		// A description whose data object is gone promises what no restore can read.
+		if f.SystemID != system || !f.Archived || !f.HasObject {
 			continue
 		}
 		switch f.Kind {

@@ -47,7 +47,7 @@ func (v *Volume) Put(ctx context.Context, key string, r io.Reader) (int64, error
 	}
 	dst := v.path(key)
 	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if err := v.mkdirDurable(dir); err != nil {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(dst)+partialMarker+"*")
@@ -79,12 +79,48 @@ func (v *Volume) Put(ctx context.Context, key string, r io.Reader) (int64, error
 		return n, fmt.Errorf("put %s: %w", key, err)
 	}
 	committed = true
-	// The rename is durable only once the directory is synced.
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
+	// The rename is durable only once the directory is synced: a caller told the object is stored
+	// (PostgreSQL told a WAL file is archived) must not lose it in a crash.
+	if err := syncDir(dir); err != nil {
+		return n, fmt.Errorf("put %s: %w", key, err)
 	}
 	return n, nil
+}
+
+// mkdirDurable creates dir and its missing parents, syncing each parent after it gains an entry,
+// so that a new directory survives a crash with what is put in it.
+func (v *Volume) mkdirDurable(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	var missing []string
+	for d := dir; d != v.root && d != filepath.Dir(d); d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		missing = append(missing, d)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	for _, d := range missing {
+		if err := syncDir(filepath.Dir(d)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
 }
 
 func (v *Volume) Get(ctx context.Context, key string) (io.ReadCloser, error) {

@@ -440,7 +440,7 @@ func (m *Monitor) refresh(now time.Time) {
 			}
 		}
 		if publishDue {
-			mt.nextPublish = nextSlot(name, m.opts.RefreshInterval, now)
+			mt.nextPublish = nextPublish(name, m.opts.RefreshInterval, now)
 			f := sum.Figures()
 			if old := mt.report.Figures; old == nil || *old != f {
 				mt.report.Figures = &f
@@ -452,6 +452,13 @@ func (m *Monitor) refresh(now time.Time) {
 	for _, name := range changed {
 		m.opts.Notify(name)
 	}
+}
+
+// nextPublish is when figures published now may next change: the tenant's slot a whole interval
+// on, less a tenth for a late tick. So the first figures, published at once whatever the slot,
+// are not followed by others seconds later, and figures change at most once an interval.
+func nextPublish(name string, interval time.Duration, now time.Time) time.Time {
+	return nextSlot(name, interval, now.Add(interval-interval/10))
 }
 
 // nextSlot is the first time after now at name's own offset into interval: a hash of the name

@@ -32,6 +32,7 @@ import (
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/catalog/catalogtest"
+	"github.com/tenantops/tenant-operator/internal/storage"
 	"github.com/tenantops/tenant-operator/test/controlplane"
 )
 
@@ -475,20 +476,7 @@ func TestDeletionPolicyDeleteIsConfirmedAndErases(t *testing.T) {
 	if err := k8s.Get(ctx, client.ObjectKey{Name: "tenant-envtest-erase"}, namespace); err == nil && namespace.DeletionTimestamp.IsZero() {
 		t.Error("namespace not being deleted")
 	}
-	if err := k8s.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); !apierrors.IsNotFound(err) {
-		t.Errorf("the data key Secret after erasure: %v", err)
-	}
-	if ids, err := catalog.ListDataKeys(ctx, store, tenant.Name, string(tenant.UID)); err != nil || len(ids) != 0 {
-		t.Errorf("escrowed keys after erasure: %v, %v", ids, err)
-	}
-	if left, err := catalog.List(ctx, store, tenant.Name, ""); err != nil || len(left) != 0 {
-		t.Errorf("backups after erasure: %d, %v", len(left), err)
-	}
-	record := &corev1.ConfigMap{}
-	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: builders.ErasureRecordName(tenant.Name, string(tenant.UID))}, record); err != nil {
-		t.Fatalf("erasure record: %v", err)
-	}
-	if r := record.Data[builders.ErasureRecordKey]; !strings.Contains(r, key.ID) || !strings.Contains(r, rotated) || !strings.Contains(r, "20261202T000000Z-aaaaaa") || !strings.Contains(r, `"reason": "TenantDeleted"`) {
+	if r := expectErased(t, store, tenant, secret); !strings.Contains(r, key.ID) || !strings.Contains(r, rotated) || !strings.Contains(r, "20261202T000000Z-aaaaaa") || !strings.Contains(r, `"reason": "TenantDeleted"`) {
 		t.Errorf("erasure record:\n%s", r)
 	}
 	expectEvent(t, tenant, corev1.EventTypeNormal, "DataErased", "1 backups encrypted to them are unreadable by anyone")
@@ -821,4 +809,25 @@ func TestEventsTellChangesOnly(t *testing.T) {
 	if after := eventsOf(); !slices.Equal(after, before) {
 		t.Errorf("a steady tenant added events: %q, before %q", after, before)
 	}
+}
+
+// expectErased checks that a tenant's data key Secret, escrowed keys and backups are gone, and
+// returns its erasure record.
+func expectErased(t *testing.T, store storage.Store, tenant *v1alpha1.Tenant, secret *corev1.Secret) string {
+	t.Helper()
+	ctx := context.Background()
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(secret), &corev1.Secret{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the data key Secret after erasure: %v", err)
+	}
+	if ids, err := catalog.ListDataKeys(ctx, store, tenant.Name, string(tenant.UID)); err != nil || len(ids) != 0 {
+		t.Errorf("escrowed keys after erasure: %v, %v", ids, err)
+	}
+	if left, err := catalog.List(ctx, store, tenant.Name, ""); err != nil || len(left) != 0 {
+		t.Errorf("backups after erasure: %d, %v", len(left), err)
+	}
+	record := &corev1.ConfigMap{}
+	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: builders.ErasureRecordName(tenant.Name, string(tenant.UID))}, record); err != nil {
+		t.Fatalf("erasure record: %v", err)
+	}
+	return record.Data[builders.ErasureRecordKey]
 }

@@ -405,7 +405,7 @@ func chooseParent(ctx context.Context, o PhysicalOptions, srv server, now time.T
 	}
 	parent := candidates[0] // newest first
 	if o.FullEvery > 0 && !o.Incremental {
-		chain, err := catalog.Chain(candidates, parent.ID)
+		chain, err := catalog.Chain(candidates, parent.Schedule, parent.ID)
 		if err != nil {
 			return full(err.Error())
 		}

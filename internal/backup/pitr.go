@@ -224,7 +224,7 @@ func choosePointInTimeBase(ctx context.Context, o PointInTimeOptions) ([]catalog
 		return nil, catalog.Reach{}, fmt.Errorf("%s is before the earliest point the backups of %s reach: backup %s is consistent at %s (%s)",
 			o.Target, where, oldest.Backup, oldest.FromTime.Format(time.RFC3339Nano), oldest.FromLSN)
 	}
-	chain, err := catalog.Chain(physical, chosen.Backup)
+	chain, err := catalog.Chain(physical, chosen.Schedule, chosen.Backup)
 	if err != nil {
 		return nil, catalog.Reach{}, err
 	}

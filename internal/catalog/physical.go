@@ -77,24 +77,29 @@ func (p *PhysicalInfo) StartSegment() uint64 { return SegmentOf(p.StartLSN, p.WA
 // consistent.
 func (p *PhysicalInfo) StopSegment() uint64 { return SegmentOf(p.StopLSN, p.WALSegmentSize) }
 
-// Chain returns what restoring backup id takes: its full backup first, then each incremental
-// up to id. backups are the listed backups of its tenant and schedule. A parent that is missing
-// (pruned, or left out of the listing because its signature does not check) is an error.
-func Chain(backups []Backup, id string) ([]Backup, error) {
-	byID := make(map[string]Backup, len(backups))
+// Chain returns what restoring backup id of schedule takes: its full backup first, then each
+// incremental up to id. backups are listed backups of its tenant (of any schedule). A parent is
+// looked for in the same schedule and must be of the same database cluster: an id alone could
+// name another schedule's backup. A parent that is missing (pruned, or left out of the listing
+// because its signature does not check) is an error.
+func Chain(backups []Backup, schedule, id string) ([]Backup, error) {
+	type key struct{ schedule, id string }
+	byKey := make(map[key]Backup, len(backups))
 	for _, b := range backups {
-		byID[b.ID] = b
+		byKey[key{b.Schedule, b.ID}] = b
 	}
 	var chain []Backup
 	for next := id; next != ""; {
-		b, ok := byID[next]
+		b, ok := byKey[key{schedule, next}]
 		switch {
 		case !ok && next == id:
-			return nil, fmt.Errorf("backup %s is not listed", id)
+			return nil, fmt.Errorf("backup %s is not listed in schedule %s", id, schedule)
 		case !ok:
-			return nil, fmt.Errorf("backup %s is incremental to %s, which is missing or not trusted", chain[len(chain)-1].ID, next)
+			return nil, fmt.Errorf("backup %s is incremental to %s, which is missing from schedule %s or not trusted", chain[len(chain)-1].ID, next, schedule)
 		case b.Physical == nil:
 			return nil, fmt.Errorf("backup %s is not a physical backup", next)
+		case len(chain) > 0 && b.Physical.SystemID != chain[0].Physical.SystemID:
+			return nil, fmt.Errorf("backup %s is incremental to %s, a backup of another database cluster (%s, not %s)", chain[len(chain)-1].ID, next, b.Physical.SystemID, chain[0].Physical.SystemID)
 		case len(chain) > len(backups):
 			return nil, fmt.Errorf("the incremental backups leading to %s form a loop", id)
 		}

@@ -129,16 +129,9 @@ func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 	}
 	defer src.close(ctx)
 
-	pgDump, err := pgcluster.Find(o.PgBinDir, src.major, "pg_dump")
+	pgDump, dumpVersion, err := findClientTool(ctx, o.PgBinDir, "pg_dump", src.major, src.version)
 	if err != nil {
 		return catalog.Manifest{}, err
-	}
-	dumpVersion, dumpMajor, err := pgcluster.Version(ctx, pgDump)
-	if err != nil {
-		return catalog.Manifest{}, err
-	}
-	if dumpMajor < src.major {
-		return catalog.Manifest{}, fmt.Errorf("%s is version %s, older than the server (%s); pg_dump must be at least the server's major version (set --pg-bin-dir)", pgDump, dumpVersion, src.version)
 	}
 
 	id := catalog.NewID(started)
@@ -350,4 +343,22 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// findClientTool finds a PostgreSQL client program (pg_dump, pg_basebackup) for a server of
+// serverMajor, and refuses one older than the server: it cannot read a newer server's catalog or
+// protocol. It returns the program's path and version.
+func findClientTool(ctx context.Context, binDir, name string, serverMajor int, serverVersion string) (string, string, error) {
+	path, err := pgcluster.Find(binDir, serverMajor, name)
+	if err != nil {
+		return "", "", err
+	}
+	version, major, err := pgcluster.Version(ctx, path)
+	if err != nil {
+		return "", "", err
+	}
+	if major < serverMajor {
+		return "", "", fmt.Errorf("%s is version %s, older than the server (%s); %s must be at least the server's major version (set --pg-bin-dir)", path, version, serverVersion, name)
+	}
+	return path, version, nil
 }

@@ -18,7 +18,6 @@ import (
 	"filippo.io/age"
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
 	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
@@ -152,16 +151,9 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 			return catalog.Manifest{}, err
 		}
 	}
-	pgBasebackup, err := pgcluster.Find(o.PgBinDir, srv.major, "pg_basebackup")
+	pgBasebackup, toolVersion, err := findClientTool(ctx, o.PgBinDir, "pg_basebackup", srv.major, srv.version)
 	if err != nil {
 		return catalog.Manifest{}, err
-	}
-	toolVersion, toolMajor, err := pgcluster.Version(ctx, pgBasebackup)
-	if err != nil {
-		return catalog.Manifest{}, err
-	}
-	if toolMajor < srv.major {
-		return catalog.Manifest{}, fmt.Errorf("%s is version %s, older than the server (%s); set --pg-bin-dir", pgBasebackup, toolVersion, srv.version)
 	}
 
 	id := catalog.NewID(started)

@@ -510,13 +510,19 @@ func agentCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule, c
 					WithTTLSecondsAfterFinished(int32((7 * 24 * time.Hour).Seconds())).
 					WithTemplate(corev1ac.PodTemplateSpec().
 						WithLabels(podLabels).
-						WithSpec(corev1ac.PodSpec().
-							WithRestartPolicy(corev1.RestartPolicyNever).
-							WithAutomountServiceAccountToken(false).
-							WithEnableServiceLinks(false).
-							WithSecurityContext(RestrictedPodSecurityContext(agentUID)).
-							WithContainers(agent).
-							WithVolumes(volumes...))))))
+						WithSpec(agentPodSpec(agent, volumes))))))
+}
+
+// agentPodSpec is the pod of every agent Job (backup, verification, export): run once, no token
+// for the API, no Service environment, Pod Security restricted as the agent's user.
+func agentPodSpec(agent *corev1ac.ContainerApplyConfiguration, volumes []*corev1ac.VolumeApplyConfiguration) *corev1ac.PodSpecApplyConfiguration {
+	return corev1ac.PodSpec().
+		WithRestartPolicy(corev1.RestartPolicyNever).
+		WithAutomountServiceAccountToken(false).
+		WithEnableServiceLinks(false).
+		WithSecurityContext(RestrictedPodSecurityContext(agentUID)).
+		WithContainers(agent).
+		WithVolumes(volumes...)
 }
 
 func agentMemoryLimit(component string) string {

@@ -160,13 +160,7 @@ func ExportJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, req ExportRequ
 			WithTTLSecondsAfterFinished(int32((7 * 24 * time.Hour).Seconds())).
 			WithTemplate(corev1ac.PodTemplateSpec().
 				WithLabels(labels).
-				WithSpec(corev1ac.PodSpec().
-					WithRestartPolicy(corev1.RestartPolicyNever).
-					WithAutomountServiceAccountToken(false).
-					WithEnableServiceLinks(false).
-					WithSecurityContext(RestrictedPodSecurityContext(agentUID)).
-					WithContainers(agent).
-					WithVolumes(volumes...)))), nil
+				WithSpec(agentPodSpec(agent, volumes)))), nil
 }
 
 // exportDeadline bounds one export: it reads the backup twice, about as long as two restores.

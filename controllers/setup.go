@@ -84,7 +84,7 @@ func CacheOptions(opts Options) cache.Options {
 func readsOnlyMetadata(obj client.Object) bool {
 	switch obj.(type) {
 	case *corev1.LimitRange, *corev1.Service, *appsv1.StatefulSet, *rbacv1.RoleBinding, *rbacv1.ClusterRole,
-		*rbacv1.ClusterRoleBinding, *networkingv1.NetworkPolicy, *networkingv1.Ingress, *batchv1.CronJob:
+		*rbacv1.ClusterRoleBinding, *networkingv1.NetworkPolicy, *networkingv1.Ingress, *batchv1.CronJob, *appsv1.Deployment:
 		return true
 	}
 	return false
@@ -101,6 +101,8 @@ func keepWhatIsRead(obj any) (any, error) {
 	case *appsv1.StatefulSet:
 		return &appsv1.StatefulSet{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta,
 			Spec: appsv1.StatefulSetSpec{Replicas: o.Spec.Replicas}, Status: o.Status}, nil
+	case *appsv1.Deployment:
+		return &appsv1.Deployment{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta, Status: o.Status}, nil
 	case *corev1.LimitRange:
 		return &corev1.LimitRange{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
 	case *corev1.Service:
@@ -129,7 +131,7 @@ func ownedTypes(opts Options) []client.Object {
 		&corev1.Service{}, &corev1.PersistentVolumeClaim{}, &appsv1.StatefulSet{},
 		&rbacv1.RoleBinding{}, &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{},
 		&networkingv1.NetworkPolicy{}, &networkingv1.Ingress{}, &cmapi.Certificate{},
-		&batchv1.CronJob{}, &batchv1.Job{},
+		&batchv1.CronJob{}, &batchv1.Job{}, &appsv1.Deployment{},
 	}
 	if opts.GatewayAPI {
 		types = append(types, &gwv1.HTTPRoute{}, &gwv1beta1.ReferenceGrant{})

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,10 +29,11 @@ import (
 // BackupVerified and status.backups.
 func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope) (ctrl.Result, error) {
 	t := s.tenant
-	var o tenantstatus.BackupsObservation
+	o := tenantstatus.BackupsObservation{ArchivesWAL: len(s.walArchive.Slots) > 0}
 	defer func() {
 		tenantstatus.SetBackupsFresh(t, o)
 		tenantstatus.SetBackupVerified(t, o)
+		tenantstatus.SetWALArchiving(t, o)
 	}()
 	switch {
 	case t.Spec.BackupPolicyRef == nil:
@@ -60,6 +62,10 @@ func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope)
 	if err == nil {
 		expected, err = r.applyBackupCronJobs(ctx, t, policy)
 	}
+	var receivers map[string]backupcheck.Receiver
+	if err == nil {
+		receivers, err = r.applyWALReceivers(ctx, t, policy)
+	}
 	var jobs backupcheck.Jobs
 	if err == nil {
 		jobs, err = r.backupJobs(ctx, t)
@@ -75,7 +81,8 @@ func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope)
 			len(p.IDs), p.Schedule, p.Policy, strings.Join(p.IDs, ", ")))
 	}
 	now := r.Options.Clock.Now()
-	verdict := backupcheck.Judge(backupcheck.Input{Policy: policy, Schedules: expected, Jobs: jobs.NewestBackup, Inspection: inspection, Now: now})
+	verdict := backupcheck.Judge(backupcheck.Input{Policy: policy, Schedules: expected, Jobs: jobs.NewestBackup, Inspection: inspection,
+		Receivers: receivers, Now: now})
 	o.Verdict = &verdict
 	t.Status.Backups = verdict.Status
 	r.Options.Metrics.SetBackups(t.Name, verdict.Metrics)
@@ -88,6 +95,11 @@ func (r *TenantReconciler) reconcileBackups(ctx context.Context, s *tenantScope)
 	next := r.backups.NextLook(t.Name).Sub(now)
 	if !verdict.StaleAt.IsZero() && verdict.StaleAt.Sub(now) < next {
 		next = verdict.StaleAt.Sub(now) + time.Second
+	}
+	if verdict.WAL != nil && verdict.WAL.Status == metav1.ConditionUnknown {
+		// A receiver that is not ready turns WALArchiving Failing after a grace, which no event
+		// announces.
+		next = min(next, walRecheck)
 	}
 	return ctrl.Result{RequeueAfter: max(next, time.Second)}, nil
 }
@@ -176,6 +188,13 @@ func (r *TenantReconciler) deleteBackupJobs(ctx context.Context, t *v1alpha1.Ten
 		r.event(t, corev1.EventTypeNormal, "BackupScheduleRemoved", fmt.Sprintf("Deleted CronJob %s/%s: its policy no longer asks for it", ns, name))
 	}
 	if err != nil || keep != nil {
+		return err
+	}
+	// The WAL receivers go too; the database drops their slots when it next starts.
+	if _, err := r.deleteUnwanted(ctx, t, "deployment", &appsv1.DeploymentList{}, ns, nil); err != nil {
+		return err
+	}
+	if err := r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: ns, Name: builders.ManifestKeySecretName(t)}); err != nil {
 		return err
 	}
 	return r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: ns, Name: builders.BackupJobSecretName(t)})

@@ -56,6 +56,8 @@ type tenantScope struct {
 	namespaceNew bool
 	// databaseReady: the database answered its readiness checks in this pass.
 	databaseReady bool
+	// walArchive is how the database serves its WAL receivers, as applied in this pass.
+	walArchive builders.WALArchive
 }
 
 // tenantStep reconciles one part of a tenant's environment and sets that part's conditions. An
@@ -154,11 +156,12 @@ func (r *TenantReconciler) steps() []tenantStep {
 	return []tenantStep{
 		r.reconcileNamespace,
 		r.reconcileAccess,
+		// Before the database, whose WAL archiving the BackupPolicy decides.
+		r.reconcilePolicies,
 		r.reconcileDatabase,
 		r.reconcileFirewall,
 		r.reconcileCertificate,
 		r.reconcileRoute,
-		r.reconcilePolicies,
 		r.reconcileBackups,
 		r.reconcileMonitoring,
 	}

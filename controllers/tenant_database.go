@@ -63,8 +63,11 @@ func (r *TenantReconciler) reconcileDatabase(ctx context.Context, s *tenantScope
 	if o.Err = firstError(concurrently(ctx, tasks...)); o.Err != nil {
 		return ctrl.Result{}, o.Err
 	}
+	if s.walArchive, o.Err = r.walArchive(ctx, s); o.Err != nil {
+		return ctrl.Result{}, o.Err
+	}
 	sts := &appsv1.StatefulSet{}
-	if o.Err = r.applyAndRead(ctx, ownedObject{"statefulset", builders.DatabaseName(t), builders.DatabaseStatefulSet(t, opts)}, sts); o.Err != nil {
+	if o.Err = r.applyAndRead(ctx, ownedObject{"statefulset", builders.DatabaseName(t), builders.DatabaseStatefulSetArchiving(t, s.walArchive, opts)}, sts); o.Err != nil {
 		return ctrl.Result{}, o.Err
 	}
 	ready := sts.Status.ReadyReplicas
@@ -261,4 +264,26 @@ func generatePassword() (string, error) {
 		return "", fmt.Errorf("generate database password: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// walArchive is the WAL archiving the tenant's BackupPolicy asks of its database. While the
+// tenant names a policy that cannot be read (missing, invalid), the database keeps the archiving it
+// has: switching it off would restart the database and drop its receivers' slots, and with them
+// the WAL not stored yet.
+func (r *TenantReconciler) walArchive(ctx context.Context, s *tenantScope) (builders.WALArchive, error) {
+	t := s.tenant
+	switch {
+	case t.Spec.BackupPolicyRef == nil:
+		return builders.WALArchive{}, nil
+	case s.backupPolicy != nil:
+		return builders.WALArchiveOf(s.backupPolicy), nil
+	}
+	current := &appsv1.StatefulSet{}
+	switch err := r.Get(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: builders.DatabaseName(t)}, current); {
+	case apierrors.IsNotFound(err):
+		return builders.WALArchive{}, nil
+	case err != nil:
+		return builders.WALArchive{}, fmt.Errorf("get statefulset %s: %w", builders.DatabaseName(t), err)
+	}
+	return builders.WALArchiveInUse(current), nil
 }

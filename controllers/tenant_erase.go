@@ -49,6 +49,11 @@ func (r *TenantReconciler) eraseTenant(ctx context.Context, t *v1alpha1.Tenant) 
 	if err != nil {
 		return "", 0, err
 	}
+	receivers, err := r.stopWALReceivers(ctx, t)
+	if err != nil {
+		return "", 0, err
+	}
+	running = append(running, receivers...)
 	if len(running) > 0 {
 		return fmt.Sprintf("Waiting for the tenant's backup Jobs %s in %s to stop before its backups are erased", strings.Join(running, ", "), r.Options.OperatorNamespace), 0, nil
 	}

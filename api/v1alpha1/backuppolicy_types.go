@@ -62,7 +62,21 @@ type BackupSigning struct {
 	AllowUnsigned bool `json:"allowUnsigned,omitempty"`
 }
 
+// BackupMethod is how a schedule backs up a tenant's database.
+// +kubebuilder:validation:Enum=logical;physical
+type BackupMethod string
+
+const (
+	// BackupMethodLogical is a pg_dump of the tenant's database: portable across PostgreSQL
+	// versions, restored to the moment it was taken.
+	BackupMethodLogical BackupMethod = "logical"
+	// BackupMethodPhysical is a pg_basebackup of the whole cluster, with the cluster's WAL
+	// streamed to the same storage continuously: restored to any moment the WAL reaches.
+	BackupMethodPhysical BackupMethod = "physical"
+)
+
 // BackupSchedule is one cron schedule writing to one storage location.
+// +kubebuilder:validation:XValidation:rule="!has(self.fullEvery) || (has(self.method) && self.method == 'physical')",message="spec.schedules[].fullEvery needs method: physical (only physical backups are incremental)"
 type BackupSchedule struct {
 	// Name of the schedule, e.g. hot or cold; part of job names and the storage path.
 	// +kubebuilder:validation:MinLength=1
@@ -86,6 +100,35 @@ type BackupSchedule struct {
 	// +kubebuilder:validation:MaxLength=16
 	// +optional
 	MaxAge string `json:"maxAge,omitempty"`
+
+	// Method is logical (a pg_dump of the database, the default and the portable one) or
+	// physical (a pg_basebackup of the cluster). A physical schedule also streams the cluster's
+	// WAL to its storage without pause, so that the tenant can be restored to any second since
+	// its oldest kept base backup (docs/backup-restore.md, point in time).
+	// +kubebuilder:default=logical
+	// +optional
+	Method BackupMethod `json:"method,omitempty"`
+
+	// FullEvery makes a physical schedule's backups incremental (PostgreSQL 17 and later): each
+	// run backs up only what changed since the previous one, and a full backup starts a new chain
+	// once the chain's full backup is this old, e.g. 30d with a daily schedule for "daily
+	// incremental, monthly full". Every backup is full when unset, and on older servers.
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	FullEvery string `json:"fullEvery,omitempty"`
+}
+
+// IsPhysical says whether the schedule takes physical base backups and archives WAL.
+func (s BackupSchedule) IsPhysical() bool { return s.Method == BackupMethodPhysical }
+
+// ArchivesWAL says whether the policy's tenants stream their WAL: when a schedule is physical.
+func (p *BackupPolicySpec) ArchivesWAL() bool {
+	for _, s := range p.Schedules {
+		if s.IsPhysical() {
+			return true
+		}
+	}
+	return false
 }
 
 // BackupStorage is one storage location: S3-compatible object storage or a volume.

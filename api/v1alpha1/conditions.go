@@ -32,6 +32,9 @@ const (
 	ConditionBackupsFresh = "BackupsFresh"
 	// ConditionBackupVerified: the newest verification of the backups passed.
 	ConditionBackupVerified = "BackupVerified"
+	// ConditionWALArchiving: the database's WAL streams to every physical schedule's storage
+	// (reasons Healthy, Lagging, Failing). Absent when no schedule is physical.
+	ConditionWALArchiving = "WALArchiving"
 	// ConditionAvailable: the tenant's URL answered the last probes.
 	ConditionAvailable = "Available"
 	// ConditionUptimeObjectiveMet: the measured availability meets spec.monitoring.objective.
@@ -97,6 +100,14 @@ const (
 
 	// Backup freshness reasons.
 	ReasonFresh = "Fresh"
+	// ReasonHealthy: WAL reaches storage as fast as the database writes it.
+	ReasonHealthy = "Healthy"
+	// ReasonLagging: the WAL receiver runs, but the archive is behind (a base backup's WAL is not
+	// stored yet long after it finished); the recovery point grows.
+	ReasonLagging = "Lagging"
+	// ReasonFailing: WAL does not reach storage (the receiver is not running or cannot store);
+	// the database keeps the WAL it has not handed over, on its own volume, which fills.
+	ReasonFailing = "Failing"
 	// ReasonFirstBackupPending: no backup exists yet and none is due yet; nothing is wrong.
 	ReasonFirstBackupPending = "FirstBackupPending"
 	ReasonStale              = "Stale"

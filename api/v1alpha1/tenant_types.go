@@ -551,6 +551,37 @@ type ScheduleBackupStatus struct {
 	// NextPrune lists the backup ids the retention policy will delete next.
 	// +optional
 	NextPrune []string `json:"nextPrune,omitempty"`
+	// PointInTime is what a physical schedule's storage holds for point-in-time recovery.
+	// +optional
+	PointInTime *PointInTimeStatus `json:"pointInTime,omitempty"`
+}
+
+// PointInTimeStatus is the span a physical schedule's storage can restore the tenant to, and how
+// far its WAL archive has come. It changes when a WAL segment or a base backup is stored, not with
+// the passing of time: the archive's lag is the operator's metric
+// tenantops_tenant_wal_archive_age_seconds.
+type PointInTimeStatus struct {
+	// EarliestTime is the oldest moment the tenant can be restored to: where the oldest base
+	// backup the archive carries is consistent.
+	// +optional
+	EarliestTime *metav1.Time `json:"earliestTime,omitempty"`
+	// LatestTime is the newest: everything committed before it is in the archive (the end of the
+	// archived WAL that follows the newest base backup without a gap).
+	// +optional
+	LatestTime *metav1.Time `json:"latestTime,omitempty"`
+	// BaseBackups is how many base backups can be restored within the window.
+	// +optional
+	BaseBackups int32 `json:"baseBackups,omitempty"`
+	// LastArchivedSegment is the newest WAL segment in the archive, and LastArchivedTime when
+	// it was stored.
+	// +optional
+	LastArchivedSegment string `json:"lastArchivedSegment,omitempty"`
+	// +optional
+	LastArchivedTime *metav1.Time `json:"lastArchivedTime,omitempty"`
+	// WALFiles is how many WAL files the archive holds; retention deletes those no kept base
+	// backup needs.
+	// +optional
+	WALFiles int32 `json:"walFiles,omitempty"`
 }
 
 // UptimeStatus is what the probes measured. It changes when the tenant goes down or comes back and

@@ -2,12 +2,15 @@ package backup
 
 import (
 	"context"
+
 	"fmt"
 	"io"
 	"os"
 	"runtime"
 	"strings"
 	"time"
+
+	"filippo.io/age"
 
 	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
@@ -66,6 +69,7 @@ func runPhysicalBackup(ctx context.Context, args []string, stdout, stderr io.Wri
 	incremental := fs.Bool("incremental", false, "take an incremental backup against the newest physical backup of this schedule (PostgreSQL 17 and later, summarize_wal = on); fail if there is none")
 	fullEvery := fs.Duration("full-every", 0, "take an incremental backup unless the full backup its chain starts with is this old (e.g. 720h), or none can be taken; a full one then")
 	identityFile := fs.String("identity-file", "", "age identity that reads the previous backup's backup_manifest, for an incremental backup (one of --recipient or --manifest-recipient of that backup)")
+	manifestKey := fs.String("manifest-key", "", "age identity file that reads the previous backup's backup_manifest and may read this one's: --identity-file and --manifest-recipient of its public key in one, for a chain of incremental backups whose job holds no data key")
 	checkpoint := fs.String("checkpoint", "fast", "fast: start at once with an immediate checkpoint; spread: let the server spread the checkpoint (gentler, starts later)")
 	tf := fs.trustBackups()
 	verbose := fs.Bool("v", false, "print progress on stderr")
@@ -116,6 +120,20 @@ func runPhysicalBackup(ctx context.Context, args []string, stdout, stderr io.Wri
 		if o.Identities, err = ReadIdentities(*identityFile); err != nil {
 			return err
 		}
+	}
+	if *manifestKey != "" {
+		ids, err := ReadIdentities(*manifestKey)
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			x, ok := id.(*age.X25519Identity)
+			if !ok {
+				return usageError("backup: --manifest-key: want an age X25519 identity (AGE-SECRET-KEY-1...)")
+			}
+			o.ManifestRecipients = append(o.ManifestRecipients, x.Recipient().String())
+		}
+		o.Identities = append(o.Identities, ids...)
 	}
 	if o.Store, err = storage.Open(ctx, *loc, storage.WithPartSize(int(partSize))); err != nil {
 		return err

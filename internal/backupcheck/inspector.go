@@ -111,6 +111,8 @@ type Listing struct {
 	// NextPrune are the ids retention prunes next; PruneErr is why pruning failed.
 	NextPrune []string
 	PruneErr  error
+	// WAL is what the look found of the WAL archive, for a physical schedule only.
+	WAL *WALListing
 }
 
 // Pruned is what one look deleted from one schedule's storage, by which RetentionPolicy.
@@ -352,9 +354,9 @@ func (i *Inspector) look(ctx context.Context, k scheduleKey) {
 // lookAt lists one schedule's storage and, with a RetentionPolicy, prunes it. It reads storage
 // itself rather than trusting job status: a job that succeeded against the wrong bucket, or
 // backups deleted by hand, show here.
-func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule) (Listing, []string) {
+func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule) (listing Listing, pruned []string) {
 	now := i.opts.Clock.Now()
-	listing := Listing{At: now}
+	listing = Listing{At: now}
 	trust, err := builders.SigningTrust(req.Policy)
 	if err != nil {
 		listing.Err = err
@@ -375,6 +377,14 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		return listing, nil
 	}
 	listing.Entries = listed
+	if spec.IsPhysical() {
+		// The WAL is looked at after the backups, with the backups that survived pruning: the
+		// archive keeps what they need. Only a complete, successful pruning lets WAL go.
+		defer func() {
+			listing.WAL = i.lookAtWAL(ctx, store, req, spec, listing.Entries, opts,
+				listing.Err == nil && listing.PruneErr == nil && req.Retention != nil)
+		}()
+	}
 	if req.Retention == nil {
 		return listing, nil
 	}

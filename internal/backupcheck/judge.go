@@ -22,6 +22,8 @@ type Expected struct {
 	VerifyInterval time.Duration
 	// VerifySince is when the verification CronJob was created; zero without one.
 	VerifySince time.Time
+	// Physical says the schedule takes base backups and has a WAL archive.
+	Physical bool
 }
 
 // Expect is what is expected of one schedule of policy, before its CronJobs' creation times are
@@ -32,7 +34,7 @@ func Expect(policy *v1alpha1.BackupPolicy, spec v1alpha1.BackupSchedule) (Expect
 	if err != nil {
 		return Expected{}, fmt.Errorf("schedule %s: %w", spec.Name, err)
 	}
-	e := Expected{Schedule: freshness.Schedule{Name: spec.Name, ExpectedInterval: interval}}
+	e := Expected{Schedule: freshness.Schedule{Name: spec.Name, ExpectedInterval: interval}, Physical: spec.IsPhysical()}
 	if spec.MaxAge != "" {
 		if p, err := schedule.ParsePeriod(spec.MaxAge); err == nil {
 			e.MaxAge = p.Approximate()
@@ -85,7 +87,19 @@ type Input struct {
 	// Jobs is the newest backup Job of each schedule.
 	Jobs       map[string]*freshness.Job
 	Inspection Inspection
-	Now        time.Time
+	// Receivers are the WAL receivers of the physical schedules, by schedule.
+	Receivers map[string]Receiver
+	Now       time.Time
+}
+
+// Receiver is what the Deployment of a physical schedule's WAL receiver shows.
+type Receiver struct {
+	// Name of the Deployment; empty when it does not exist (yet).
+	Name string
+	// Ready says its pod is available: connected, and storing what it receives (its probe).
+	Ready bool
+	// Since is when it last turned ready or unready, or was created.
+	Since time.Time
 }
 
 // Verdict is what the Tenant shows of its backups, judged from one Input.
@@ -94,6 +108,8 @@ type Verdict struct {
 	// Fresh and Verified are the BackupsFresh and BackupVerified conditions, without
 	// observedGeneration, which the caller sets.
 	Fresh, Verified metav1.Condition
+	// WAL is the WALArchiving condition; nil when no schedule is physical.
+	WAL *metav1.Condition
 	Metrics         []metrics.ScheduleBackups
 	// StaleAt is when a schedule turns stale if no new backup arrives; zero when none will.
 	StaleAt time.Time
@@ -104,6 +120,7 @@ type Verdict struct {
 // same gives the same verdict.
 func Judge(in Input) Verdict {
 	out := Verdict{Status: &v1alpha1.BackupsStatus{}}
+	var wal walSummary
 	var verdicts []freshness.Verdict
 	verification := verificationSummary{enabled: in.Policy.Spec.Verification != nil}
 	var newest, newestVerified time.Time
@@ -154,6 +171,12 @@ func Judge(in Input) Verdict {
 		if looked {
 			verdicts = append(verdicts, freshness.Judge(e.Schedule, obs, in.Now))
 		}
+		if e.Physical {
+			var p *metrics.PointInTime
+			st.PointInTime, p = pointInTime(l.WAL, in.Receivers[e.Name])
+			m.PointInTime = p
+			wal.add(e.Name, l, looked, in.Receivers[e.Name], in.Now)
+		}
 		out.Status.Schedules = append(out.Status.Schedules, st)
 		out.Metrics = append(out.Metrics, m)
 	}
@@ -172,6 +195,7 @@ func Judge(in Input) Verdict {
 			len(untrusted), strings.Join(untrusted[:min(len(untrusted), 5)], ", "), out.Fresh.Message)
 	}
 	out.Verified = verification.condition(in.Policy)
+	out.WAL = wal.condition()
 	return out
 }
 

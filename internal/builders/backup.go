@@ -28,7 +28,9 @@ import (
 // firewall (their pods carry Options.OperatorPodSelector) as BackupRoleName, a read-only role.
 
 // BackupRoleName is the PostgreSQL role backups connect as: LOGIN, BYPASSRLS and a member of
-// pg_read_all_data, so pg_dump sees every row and can change nothing.
+// pg_read_all_data, so pg_dump sees every row and can change nothing; REPLICATION, so that
+// physical base backups and the WAL receivers can stream the cluster (which shows them every row
+// too, and changes nothing either).
 const BackupRoleName = "tenantops_backup"
 
 // Labels of the backup objects.
@@ -253,41 +255,75 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 	if err != nil {
 		return nil, fmt.Errorf("schedule %s: %w", schedule.Name, err)
 	}
-	args := []string{"backup",
+	args := []string{"backup"}
+	if schedule.IsPhysical() {
+		args = append(args, "--method", string(v1alpha1.BackupMethodPhysical))
+	}
+	args = append(args,
 		"--dsn", BackupDSN(t),
 		"--storage", location,
 		"--tenant", t.Name,
 		"--schedule", schedule.Name,
 		"--pg-bin-dir", PostgresBinDir(DatabaseVersion(t)),
+	)
+	writer, env, volumes, mounts, err := writerAgent(t, policy, schedule.Storage)
+	if err != nil {
+		return nil, err
 	}
+	args = append(args, writer...)
+	if schedule.IsPhysical() && schedule.FullEvery != "" {
+		full, err := fullEvery(schedule)
+		if err != nil {
+			return nil, err
+		}
+		// The next incremental backup reads the previous one's backup_manifest (which files,
+		// which checksums; no data) with the tenant's manifest key, which the job holds; the
+		// data stays encrypted to the data key alone.
+		args = append(args, "--full-every", full.String(), "--manifest-key", path.Join(manifestKeyMountDir, ManifestKeySecretKey))
+		volumes = append(volumes, corev1ac.Volume().WithName("manifest-key").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(ManifestKeySecretName(t)).
+			WithItems(corev1ac.KeyToPath().WithKey(ManifestKeySecretKey).WithPath(ManifestKeySecretKey)).
+			WithDefaultMode(0o440)))
+		mounts = append(mounts, corev1ac.VolumeMount().WithName("manifest-key").WithMountPath(manifestKeyMountDir).WithReadOnly(true))
+	}
+	return agentCronJob(t, policy, schedule.Name, ComponentBackup, BackupCronJobName(t, schedule.Name), schedule.Schedule,
+		expectedInterval, args, env, volumes, mounts, opts), nil
+}
+
+// writerAgent is what every agent pod that writes a tenant's backups or WAL needs, as arguments,
+// environment, volumes and mounts: the backup role's password and the database's CA to connect
+// with, the tenant's data key to encrypt to (its public half and its wrapped identity, which the
+// agent stores beside what it writes), the policy's signing key, and the writer's storage
+// credential, which may put objects under the tenant's prefix and do nothing else.
+func writerAgent(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, s v1alpha1.BackupStorage) ([]string, []*corev1ac.EnvVarApplyConfiguration, []*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration, error) {
 	if t.UID == "" {
 		// Only a Tenant not yet stored has no UID; nothing runs it.
-		return nil, fmt.Errorf("tenant %s has no UID: its data key cannot be named", t.Name)
+		return nil, nil, nil, nil, fmt.Errorf("tenant %s has no UID: its data key cannot be named", t.Name)
 	}
 	// Encrypted to the tenant's own data key only, whose Secret the controller made before
-	// this CronJob; the agent stores the wrapped key beside the backups. A rotation changes the
-	// Secret, not the CronJob: the next run mounts the new key.
-	args = append(args, "--tenant-uid", string(t.UID), "--data-key", dataKeyMountDir)
+	// this pod's owner; the agent stores the wrapped key beside the backups. A rotation changes the
+	// Secret, not the pod spec: the next run (or the receiver's next start) mounts the new key.
+	args := []string{"--tenant-uid", string(t.UID), "--data-key", dataKeyMountDir}
 	env := []*corev1ac.EnvVarApplyConfiguration{
 		corev1ac.EnvVar().WithName("PGPASSWORD").WithValueFrom(corev1ac.EnvVarSource().WithSecretKeyRef(
 			corev1ac.SecretKeySelector().WithName(BackupJobSecretName(t)).WithKey(BackupSecretKeyPassword))),
 	}
-	env = append(env, writerStorageEnv(t, schedule.Storage)...)
+	env = append(env, writerStorageEnv(t, s)...)
 	volumes := []*corev1ac.VolumeApplyConfiguration{
 		corev1ac.Volume().WithName("database-ca").WithSecret(corev1ac.SecretVolumeSource().
 			WithSecretName(BackupJobSecretName(t)).
 			WithItems(corev1ac.KeyToPath().WithKey(BackupSecretKeyCA).WithPath(BackupSecretKeyCA)).
 			WithDefaultMode(0o440)),
+		corev1ac.Volume().WithName("data-key").WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(DataKeySecretName(t)).
+			WithItems(corev1ac.KeyToPath().WithKey(datakey.FileRecipient).WithPath(datakey.FileRecipient),
+				corev1ac.KeyToPath().WithKey(datakey.FileWrapped).WithPath(datakey.FileWrapped)).
+			WithDefaultMode(0o440)),
 	}
 	mounts := []*corev1ac.VolumeMountApplyConfiguration{
 		corev1ac.VolumeMount().WithName("database-ca").WithMountPath(backupCAMountDir).WithReadOnly(true),
+		corev1ac.VolumeMount().WithName("data-key").WithMountPath(dataKeyMountDir).WithReadOnly(true),
 	}
-	volumes = append(volumes, corev1ac.Volume().WithName("data-key").WithSecret(corev1ac.SecretVolumeSource().
-		WithSecretName(DataKeySecretName(t)).
-		WithItems(corev1ac.KeyToPath().WithKey(datakey.FileRecipient).WithPath(datakey.FileRecipient),
-			corev1ac.KeyToPath().WithKey(datakey.FileWrapped).WithPath(datakey.FileWrapped)).
-		WithDefaultMode(0o440)))
-	mounts = append(mounts, corev1ac.VolumeMount().WithName("data-key").WithMountPath(dataKeyMountDir).WithReadOnly(true))
 	if signsBackups(policy) {
 		// Only the private key, as a file: not the trusted keys beside it, and never an
 		// environment variable, which /proc shows to anything running as the agent's user.
@@ -298,9 +334,8 @@ func BackupCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 			WithDefaultMode(0o440)))
 		mounts = append(mounts, corev1ac.VolumeMount().WithName("signing-key").WithMountPath(signingMountDir).WithReadOnly(true))
 	}
-	volumes, mounts = withStorageVolume(schedule.Storage, volumes, mounts)
-	return agentCronJob(t, policy, schedule.Name, ComponentBackup, BackupCronJobName(t, schedule.Name), schedule.Schedule,
-		expectedInterval, args, env, volumes, mounts, opts), nil
+	volumes, mounts = withStorageVolume(s, volumes, mounts)
+	return args, env, volumes, mounts, nil
 }
 
 // VerifyCronJob runs `tenant-operator verify` on the newest backup of one schedule: a restore
@@ -334,6 +369,9 @@ func VerifyCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 	location, err := StorageLocation(schedule.Storage)
 	if err != nil {
 		return nil, fmt.Errorf("schedule %s: %w", schedule.Name, err)
+	}
+	if schedule.IsPhysical() {
+		return verifyChecksumCronJob(t, policy, schedule, location, expectedInterval, opts), nil
 	}
 	key := ref.Key
 	if key == "" {
@@ -371,6 +409,26 @@ func VerifyCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 		expectedInterval, args, readerStorageEnv(t, schedule.Storage), volumes, mounts, opts)
 	cj.Spec.JobTemplate.Spec.Template.Spec.WithInitContainers(scratchContainer(t, opts))
 	return cj, nil
+}
+
+// verifyChecksumCronJob verifies a physical schedule's newest base backup by its checksums and
+// signature: the whole stored object and its backup_manifest read back and compared with the
+// signed manifest. A base backup cannot be drilled as a dump is; a point-in-time restore
+// (TenantRestore, or restore --to-time) is its drill. It needs no identity and no scratch volume.
+func verifyChecksumCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v1alpha1.BackupSchedule, location string, expectedInterval time.Duration, opts Options) *batchv1ac.CronJobApplyConfiguration {
+	args := append([]string{"verify",
+		"--storage", location,
+		"--tenant", t.Name,
+		"--schedule", schedule.Name,
+		"--backup", "latest",
+		"-v",
+	}, VerifySigningArgs(policy)...)
+	for _, uid := range TenantUIDs(t) {
+		args = append(args, "--tenant-uid", uid)
+	}
+	volumes, mounts := withStorageVolume(schedule.Storage, nil, nil)
+	return agentCronJob(t, policy, schedule.Name, ComponentVerify, VerifyCronJobName(t, schedule.Name), policy.Spec.Verification.Schedule,
+		expectedInterval, args, readerStorageEnv(t, schedule.Storage), volumes, mounts, opts)
 }
 
 // The verify pod's drill: where the restorer listens, and who it runs as.
@@ -551,7 +609,7 @@ func startingDeadlineFor(interval time.Duration) time.Duration {
 const backupRoleScript = `\set ON_ERROR_STOP on
 \getenv backup_password BACKUP_PASSWORD
 SELECT 'CREATE ROLE ` + BackupRoleName + `' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '` + BackupRoleName + `') \gexec
-ALTER ROLE ` + BackupRoleName + ` WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS PASSWORD :'backup_password';
+ALTER ROLE ` + BackupRoleName + ` WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE BYPASSRLS REPLICATION PASSWORD :'backup_password';
 GRANT pg_read_all_data TO ` + BackupRoleName + `;
 `
 

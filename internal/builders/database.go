@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strconv"
+	"strings"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	cmv1ac "github.com/cert-manager/cert-manager/pkg/client/applyconfigurations/certmanager/v1"
@@ -143,7 +144,9 @@ func ScramSHA256Verifier(password string, salt []byte) (string, error) {
 // therefore make it log in: no Secret holds a password for it, and the admission policy
 // (config/policies) keeps tenant users from exec or attach into the database pod and from
 // mounting its volume elsewhere. Every other role, the tenant's app among them, needs its password
-// on the socket too.
+// on the socket too. Replication connections are the backup role's alone: physical base backups
+// and the WAL receivers (WALReceiverDeployment) stream the cluster as it, from the operator's
+// namespace.
 const pgHBA = `# Managed by tenant-operator.
 local     all postgres           peer
 local     all all                scram-sha-256
@@ -151,6 +154,8 @@ hostssl   all postgres 0.0.0.0/0 reject
 hostssl   all postgres ::/0      reject
 hostssl   all all 0.0.0.0/0      scram-sha-256
 hostssl   all all ::/0           scram-sha-256
+hostssl   replication ` + BackupRoleName + ` 0.0.0.0/0 scram-sha-256
+hostssl   replication ` + BackupRoleName + ` ::/0      scram-sha-256
 hostnossl all all 0.0.0.0/0      reject
 hostnossl all all ::/0           reject
 `
@@ -325,7 +330,27 @@ const databaseSetupScript = `set -eu
 fi
 printf '%s' "$DATABASE_ROLES_SQL" | psql -qAtX -U postgres -f -
 printf '%s' "$BACKUP_ROLE_SQL" | psql -qAtX -U postgres -f -
+printf '%s' "$WAL_SLOTS_SQL" | psql -qAtX -U postgres -d postgres -v slots="${WAL_ARCHIVE_SLOTS:-}" -f -
 `
+
+// walSlotsSQL runs as postgres on every start of the maintenance sidecar: it creates the
+// replication slot of each WAL receiver in WAL_ARCHIVE_SLOTS (space-separated), and drops the
+// operator's slots no receiver uses any more. A slot makes the server keep every WAL segment
+// until its receiver has stored it, from the moment the slot exists: a receiver that starts late,
+// restarts or cannot reach storage loses nothing. An abandoned slot would keep WAL forever and
+// fill the volume, hence the drop; a slot still in use (active) is left for the next start.
+const walSlotsSQL = `\set ON_ERROR_STOP on
+SET search_path = pg_catalog, pg_temp;
+SELECT pg_create_physical_replication_slot(s, true) FROM unnest(string_to_array(:'slots', ' ')) AS s
+  WHERE s <> '' AND NOT EXISTS (SELECT FROM pg_replication_slots r WHERE r.slot_name = s);
+SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+  WHERE starts_with(slot_name, '` + walSlotPrefix + `') AND slot_type = 'physical' AND NOT active
+    AND NOT (slot_name = ANY (string_to_array(:'slots', ' ')));
+`
+
+// WALSlotsSQL is what the maintenance sidecar runs for the WAL receivers' slots, exported so that
+// tests run exactly that against a real PostgreSQL.
+func WALSlotsSQL() string { return walSlotsSQL }
 
 // legacySuperuserSQL runs as the tenant's app in a database where app is still the superuser (an
 // older operator's layout): it creates the superuser postgres, which logs in by peer only, and
@@ -524,6 +549,13 @@ func LegacySuperuserSQL() string { return legacySuperuserSQL }
 // DatabaseStatefulSet runs PostgreSQL with one replica on its own volume, TLS only, under Pod
 // Security restricted, with no service account token.
 func DatabaseStatefulSet(t *v1alpha1.Tenant, opts Options) *appsv1ac.StatefulSetApplyConfiguration {
+	return DatabaseStatefulSetArchiving(t, WALArchive{}, opts)
+}
+
+// DatabaseStatefulSetArchiving is DatabaseStatefulSet for a tenant whose WAL streams to
+// receivers (WALArchiveOf its BackupPolicy). Turning archiving on or off restarts the database,
+// as archive_mode can only change at a start.
+func DatabaseStatefulSetArchiving(t *v1alpha1.Tenant, archive WALArchive, opts Options) *appsv1ac.StatefulSetApplyConfiguration {
 	image := DatabaseImage(t, opts)
 	labels := labelsWith(t, map[string]string{LabelComponent: componentDatabase})
 	templateLabels := labelsWith(t, map[string]string{LabelComponent: componentDatabase, LabelDatabasePod: "true"})
@@ -552,6 +584,7 @@ func DatabaseStatefulSet(t *v1alpha1.Tenant, opts Options) *appsv1ac.StatefulSet
 			"-c", "hba_file="+configMount+"/pg_hba.conf",
 			"-c", "password_encryption=scram-sha-256",
 		).
+		WithArgs(archive.serverArgs(t)...).
 		WithPorts(corev1ac.ContainerPort().WithName(postgresPort).WithContainerPort(DatabasePort).WithProtocol(corev1.ProtocolTCP)).
 		// The image's superuser is postgres (POSTGRES_USER unset), not the tenant's app: the
 		// maintenance sidecar creates app (databaseSetupScript). The image insists on a superuser
@@ -600,6 +633,8 @@ func DatabaseStatefulSet(t *v1alpha1.Tenant, opts Options) *appsv1ac.StatefulSet
 			corev1ac.EnvVar().WithName("LEGACY_SUPERUSER_SQL").WithValue(legacySuperuserSQL),
 			corev1ac.EnvVar().WithName("DATABASE_ROLES_SQL").WithValue(databaseRolesSQL),
 			corev1ac.EnvVar().WithName("BACKUP_ROLE_SQL").WithValue(backupRoleScript),
+			corev1ac.EnvVar().WithName("WAL_SLOTS_SQL").WithValue(walSlotsSQL),
+			corev1ac.EnvVar().WithName("WAL_ARCHIVE_SLOTS").WithValue(strings.Join(archive.Slots, " ")),
 		).
 		WithReadinessProbe(corev1ac.Probe().WithExec(corev1ac.ExecAction().WithCommand("test", "-f", databaseReadyFile)).
 			WithPeriodSeconds(5).WithTimeoutSeconds(5)).
@@ -613,8 +648,12 @@ func DatabaseStatefulSet(t *v1alpha1.Tenant, opts Options) *appsv1ac.StatefulSet
 			corev1ac.VolumeMount().WithName("run").WithMountPath(socketDir),
 			corev1ac.VolumeMount().WithName("tmp").WithMountPath("/tmp"),
 		)
-	return appsv1ac.StatefulSet(DatabaseName(t), NamespaceName(t)).
-		WithLabels(labels).
+	sts := appsv1ac.StatefulSet(DatabaseName(t), NamespaceName(t)).
+		WithLabels(labels)
+	if a := archive.annotations(); a != nil {
+		sts.WithAnnotations(a)
+	}
+	return sts.
 		WithSpec(appsv1ac.StatefulSetSpec().
 			WithReplicas(1).
 			WithServiceName(DatabaseHeadlessName(t)).

@@ -16,6 +16,10 @@ type Metrics struct {
 	backupInterval     *prometheus.GaugeVec
 	backupLastVerified *prometheus.GaugeVec
 	backupSize         *prometheus.GaugeVec
+	walLastArchived    *prometheus.GaugeVec
+	walReceiverReady   *prometheus.GaugeVec
+	recoverableFrom    *prometheus.GaugeVec
+	recoverableTo      *prometheus.GaugeVec
 	tenantCondition    *prometheus.GaugeVec
 
 	// conditionStatus is each tenant's conditions as their series were last set, so that a
@@ -51,6 +55,22 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "tenantops_backup_size_bytes",
 			Help: "Stored size of the newest complete backup of the schedule.",
 		}, []string{"tenant", "schedule"}),
+		walLastArchived: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantops_wal_last_archived_timestamp_seconds",
+			Help: "When the newest WAL segment of a physical schedule's archive was stored.",
+		}, []string{"tenant", "schedule"}),
+		walReceiverReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantops_wal_receiver_ready",
+			Help: "1 while a physical schedule's WAL receiver keeps up (its Deployment is available), else 0.",
+		}, []string{"tenant", "schedule"}),
+		recoverableFrom: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantops_recoverable_earliest_timestamp_seconds",
+			Help: "The oldest moment a physical schedule's storage restores the tenant to.",
+		}, []string{"tenant", "schedule"}),
+		recoverableTo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tenantops_recoverable_latest_timestamp_seconds",
+			Help: "The newest moment a physical schedule's storage restores the tenant to: the end of its archived WAL.",
+		}, []string{"tenant", "schedule"}),
 		tenantCondition: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "tenantops_tenant_condition",
 			Help: "1 for each condition of a tenant, labelled with its current status.",
@@ -82,6 +102,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"tenant"}),
 	}
 	reg.MustRegister(m.backupLastSuccess, m.backupInterval, m.backupLastVerified, m.backupSize, m.tenantCondition,
+		m.walLastArchived, m.walReceiverReady, m.recoverableFrom, m.recoverableTo,
 		m.tenantUp, m.probeDuration, m.uptimeRatio, m.objectiveRatio, m.budgetRemaining, m.certificateExpiry)
 	return m
 }
@@ -149,6 +170,15 @@ type ScheduleBackups struct {
 	AllowedAge   time.Duration
 	LastVerified time.Time
 	SizeBytes    int64
+	// PointInTime is set for a physical schedule only.
+	PointInTime *PointInTime
+}
+
+// PointInTime is what is known of a physical schedule's WAL archive.
+type PointInTime struct {
+	ReceiverReady            bool
+	LastArchived             time.Time
+	EarliestTime, LatestTime time.Time
 }
 
 // SetBackups replaces the backup series of a tenant with schedules: series of schedules no longer
@@ -165,12 +195,25 @@ func (m *Metrics) SetBackups(tenant string, schedules []ScheduleBackups) {
 		if !s.LastVerified.IsZero() {
 			m.backupLastVerified.With(labels).Set(float64(s.LastVerified.Unix()))
 		}
+		if p := s.PointInTime; p != nil {
+			ready := 0.0
+			if p.ReceiverReady {
+				ready = 1
+			}
+			m.walReceiverReady.With(labels).Set(ready)
+			for g, t := range map[*prometheus.GaugeVec]time.Time{m.walLastArchived: p.LastArchived, m.recoverableFrom: p.EarliestTime, m.recoverableTo: p.LatestTime} {
+				if !t.IsZero() {
+					g.With(labels).Set(float64(t.Unix()))
+				}
+			}
+		}
 	}
 }
 
 // DeleteBackups removes every backup series of a tenant.
 func (m *Metrics) DeleteBackups(tenant string) {
-	for _, v := range []*prometheus.GaugeVec{m.backupLastSuccess, m.backupInterval, m.backupLastVerified, m.backupSize} {
+	for _, v := range []*prometheus.GaugeVec{m.backupLastSuccess, m.backupInterval, m.backupLastVerified, m.backupSize,
+		m.walLastArchived, m.walReceiverReady, m.recoverableFrom, m.recoverableTo} {
 		v.DeletePartialMatch(prometheus.Labels{"tenant": tenant})
 	}
 }

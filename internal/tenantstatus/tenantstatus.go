@@ -239,6 +239,9 @@ type BackupsObservation struct {
 	Blocked           bool
 	Err               error
 	Verdict           *backupcheck.Verdict
+	// ArchivesWAL says the database streams its WAL (its StatefulSet was built so): WALArchiving
+	// is then reported even while the policy cannot be read.
+	ArchivesWAL bool
 }
 
 // SetBackupsFresh sets BackupsFresh from what its step observed.
@@ -273,6 +276,27 @@ func SetBackupVerified(t *v1alpha1.Tenant, o BackupsObservation) {
 		c.Reason, c.Message = v1alpha1.ReasonDependencyNotReady, "Waiting for the backup schedules to be in place"
 	default:
 		c = o.Verdict.Verified
+	}
+	Set(t, c)
+}
+
+// SetWALArchiving sets WALArchiving from what the backups step observed, and removes it when no
+// schedule archives WAL.
+func SetWALArchiving(t *v1alpha1.Tenant, o BackupsObservation) {
+	c := metav1.Condition{Type: v1alpha1.ConditionWALArchiving, Status: metav1.ConditionUnknown}
+	switch {
+	case o.Verdict != nil && o.Verdict.WAL != nil && o.Err == nil:
+		c = *o.Verdict.WAL
+	case !o.ArchivesWAL || o.NoPolicy || (o.Verdict != nil && o.Err == nil):
+		meta.RemoveStatusCondition(&t.Status.Conditions, v1alpha1.ConditionWALArchiving)
+		return
+	case o.UnavailablePolicy != "":
+		c.Reason = v1alpha1.ReasonDependencyNotReady
+		c.Message = fmt.Sprintf("BackupPolicy %q is not available; the WAL receivers keep running as they were; see PoliciesResolved", o.UnavailablePolicy)
+	case o.Blocked:
+		c.Reason, c.Message = v1alpha1.ReasonDependencyNotReady, waitingForNamespace
+	default:
+		c.Reason, c.Message = v1alpha1.ReasonDependencyNotReady, "Waiting for the WAL receivers to be in place"
 	}
 	Set(t, c)
 }
@@ -384,6 +408,7 @@ var PartConditions = []string{
 var tenantHealthConditions = []string{
 	v1alpha1.ConditionBackupsFresh,
 	v1alpha1.ConditionBackupVerified,
+	v1alpha1.ConditionWALArchiving,
 }
 
 // IsWaiting tells whether a reason means "not yet": the operator or the cluster is still working

@@ -81,6 +81,11 @@ func BackupPolicy(p *v1alpha1.BackupPolicy) field.ErrorList {
 				errs = append(errs, field.Invalid(path.Child("maxAge"), s.MaxAge, err.Error()))
 			}
 		}
+		if s.FullEvery != "" {
+			if _, err := schedule.ParsePeriod(s.FullEvery); err != nil {
+				errs = append(errs, field.Invalid(path.Child("fullEvery"), s.FullEvery, err.Error()))
+			}
+		}
 	}
 	for i, r := range p.Spec.Encryption.Recipients {
 		path := spec.Child("encryption", "recipients").Index(i)

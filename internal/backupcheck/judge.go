@@ -109,8 +109,8 @@ type Verdict struct {
 	// observedGeneration, which the caller sets.
 	Fresh, Verified metav1.Condition
 	// WAL is the WALArchiving condition; nil when no schedule is physical.
-	WAL *metav1.Condition
-	Metrics         []metrics.ScheduleBackups
+	WAL     *metav1.Condition
+	Metrics []metrics.ScheduleBackups
 	// StaleAt is when a schedule turns stale if no new backup arrives; zero when none will.
 	StaleAt time.Time
 }

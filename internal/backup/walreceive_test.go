@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tenantops/tenant-operator/internal/backup"
+	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
 	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/storage"
 	"github.com/tenantops/tenant-operator/test/stack"
@@ -486,4 +488,153 @@ func mustSegNo(t *testing.T, name string) uint64 {
 		t.Fatal(err)
 	}
 	return n.SegNo(16 << 20)
+}
+
+// TestWALReceiverFollowsAPromotion streams from a standby of a PostgreSQL 18 server, then
+// promotes the standby, as a failover (or the end of a restore) does: the standby's walsender
+// ends timeline 1 at the switch point, and the receiver archives 00000002.history, archives the
+// segment that holds the switch under timeline 2's name, and goes on archiving timeline 2.
+func TestWALReceiverFollowsAPromotion(t *testing.T) {
+	t.Parallel()
+	s3 := stack.StartS3(t)
+	k, sg := newKey(t), newSigner(t)
+	primary := startStreaming(t)
+	primary.CreateDatabase(t, "app")
+	primary.Exec(t, "app", `CREATE TABLE items (id int PRIMARY KEY, v text)`)
+
+	// The standby: a base backup of the primary that follows it, on a socket of its own, where
+	// the receiver may connect for replication.
+	dir := shared(t)
+	dataDir, runDir := filepath.Join(dir, "standby"), filepath.Join(dir, "run")
+	for _, d := range []string{runDir} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bb := exec.Command(filepath.Join(primary.BinDir, "pg_basebackup"), "-D", dataDir, "-R", "-X", "stream", "--checkpoint=fast",
+		"-d", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres password=%s", primary.Port, primary.Password))
+	if out, err := bb.CombinedOutput(); err != nil {
+		t.Fatalf("pg_basebackup: %v\n%s", err, out)
+	}
+	hba := filepath.Join(runDir, "standby_hba.conf")
+	writeFile(t, hba, []byte("local all all trust\nlocal replication all trust\n"))
+	if err := pgcluster.Chown(dir, ""); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	standby, err := pgcluster.StartDataDir(ctx, pgcluster.DataDirOptions{BinDir: primary.BinDir, DataDir: dataDir, RunDir: runDir,
+		Settings: map[string]string{"hba_file": hba}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = standby.Shutdown(context.Background()) })
+	if err := standby.WaitAccepting(ctx, time.Minute, func() {}); err != nil {
+		t.Fatalf("standby: %v\n%s", err, standby.LogTail(20))
+	}
+
+	store := openS3Store(t, s3, s3.Location("backups"))
+	ctxR, stopR := context.WithCancel(context.Background())
+	log := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- backup.ReceiveWAL(ctxR, backup.WALReceiveOptions{DSN: standby.DSN("postgres", "postgres"), Slot: "tenantops_acme", Stores: []storage.Store{store},
+			Archive:        backup.WALArchiveOptions{Tenant: "acme", Recipients: []string{k.recipient}, SigningKey: readSigningKeyFile(t, sg.keyFile)},
+			StatusInterval: time.Second, Log: log, Errors: log, RetryMin: 100 * time.Millisecond, RetryMax: time.Second})
+	}()
+	defer func() {
+		stopR()
+		if err := <-done; err != nil {
+			t.Errorf("ReceiveWAL: %v", err)
+		}
+	}()
+	explain := func() string {
+		return "receiver's log:\n" + log.String() + "\nstandby's log:\n" + standby.LogTail(20)
+	}
+
+	var seg string
+	for i := range 2 {
+		seg = switchWAL(t, primary, 1+i*1000, 1000+i*1000)
+	}
+	waitArchivedIn(t, store, sg, seg, time.Minute, explain)
+
+	// Rows the standby has replayed when it is promoted, mid-segment: the switch point falls
+	// inside a segment, which begins on timeline 1 and ends on timeline 2.
+	primary.Exec(t, "app", `INSERT INTO items SELECT g, 'before the promotion' FROM generate_series(2001, 2500) g`)
+	var primaryLSN string
+	query(t, primary.DSN, `SELECT pg_current_wal_insert_lsn()::text`, &primaryLSN) // commits are asynchronous here: the insert position is past them
+	deadline := time.Now().Add(time.Minute)
+	for {
+		var caughtUp bool
+		query(t, standby.DSN("postgres", "postgres"), fmt.Sprintf(`SELECT pg_last_wal_replay_lsn() >= '%s'::pg_lsn`, primaryLSN), &caughtUp)
+		if caughtUp {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby did not replay up to %s in a minute; %s", primaryLSN, explain())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var promoted bool
+	query(t, standby.DSN("postgres", "postgres"), `SELECT pg_promote()`, &promoted)
+	if !promoted {
+		t.Fatalf("the standby was not promoted; %s", explain())
+	}
+	var switchLSN, segOnTwo string
+	query(t, standby.DSN("postgres", "app"), `INSERT INTO items SELECT g, 'promoted' FROM generate_series(2501, 3000) g RETURNING 1`, new(int))
+	query(t, standby.DSN("postgres", "postgres"), `SELECT pg_walfile_name(pg_switch_wal())`, &segOnTwo)
+	if !strings.HasPrefix(segOnTwo, "00000002") {
+		t.Fatalf("after the promotion the server writes %s, want timeline 2", segOnTwo)
+	}
+	segs := waitArchivedIn(t, store, sg, segOnTwo, time.Minute, explain)
+
+	wal, err := catalog.ListWAL(context.Background(), store, "acme", catalog.WithTrust(catalog.Trust{Keys: parsePublicKeys(t, sg.publicKey)}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var history *catalog.WALFile
+	for i := range wal {
+		if wal[i].Name == "00000002.history" {
+			history = &wal[i]
+		}
+	}
+	if history == nil || len(history.History) != 1 || history.History[0].Parent != 1 {
+		t.Fatalf("archive lacks 00000002.history with its switch point from timeline 1: %+v", history)
+	}
+	switchLSN = history.History[0].Switch.String()
+	// Timeline 1 up to the segment of the switch, then timeline 2 from it: the segment holding
+	// the switch is archived under timeline 2's name (as PostgreSQL would), none is missing.
+	switchSeg := catalog.SegmentName(2, uint64(history.History[0].Switch)/(16<<20), 16<<20)
+	var names []string
+	for _, s := range segs {
+		names = append(names, s.Name)
+	}
+	if !strings.Contains(strings.Join(names, " "), switchSeg) || !strings.Contains(log.String(), "timeline 1 ends at "+switchLSN+"; following timeline 2") {
+		t.Fatalf("switch at %s: archived %v; want %s; %s", switchLSN, names, switchSeg, explain())
+	}
+	if history.History[0].Switch%(16<<20) == 0 {
+		t.Fatalf("the switch at %s is at a segment's start; the test wants it inside one", switchLSN)
+	}
+	// That segment, as archived, is byte for byte the promoted server's own file.
+	ids, err := backup.ReadIdentities(k.identityFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	restoreDir := t.TempDir()
+	if _, err := backup.RestoreWAL(context.Background(), backup.WALRestoreOptions{Store: store, Tenant: "acme", Name: switchSeg, Path: "RECOVERYXLOG",
+		DataDir: restoreDir, SystemID: systemIDOf(t, primary), Identities: ids, Trust: catalog.Trust{Keys: parsePublicKeys(t, sg.publicKey)}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(restoreDir, "RECOVERYXLOG"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.ReadFile(filepath.Join(dataDir, "pg_wal", switchSeg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("archived %s (%d bytes) differs from the server's (%d bytes)", switchSeg, len(got), len(want))
+	}
+	t.Logf("archived %v; receiver's log:\n%s", names, log.String())
 }

@@ -30,10 +30,11 @@ import (
 // does nothing: the physical backup refuses a server with archive_mode off (it cannot know yet
 // that a receiver archives its WAL), and the replication slot, not the archiver, is what keeps
 // every segment until it is stored.
-func startStreaming(t *testing.T) *stack.Postgres {
+func startStreaming(t *testing.T, config ...string) *stack.Postgres {
 	t.Helper()
 	return stack.StartPostgresWith(t, "18", stack.PostgresOptions{
-		Config:   "wal_level = replica\nmax_wal_senders = 5\narchive_mode = on\narchive_command = '/bin/true'\nsummarize_wal = on\n",
+		Config: "wal_level = replica\nmax_wal_senders = 5\narchive_mode = on\narchive_command = '/bin/true'\nsummarize_wal = on\n" +
+			strings.Join(config, "\n") + "\n",
 		Programs: []string{"pg_basebackup", "pg_combinebackup"}})
 }
 
@@ -362,7 +363,8 @@ func TestWALReceiverSurvivesKillsAndOutages(t *testing.T) {
 	s3 := stack.StartS3(t)
 	k, sg := newKey(t), newSigner(t)
 	loc := s3.Location("backups")
-	pg := startStreaming(t)
+	// A server that drops a receiver silent for 3s: the outage below lasts longer.
+	pg := startStreaming(t, "wal_sender_timeout = '3s'")
 	pg.CreateDatabase(t, "app")
 	pg.Exec(t, "app", `CREATE TABLE items (id int PRIMARY KEY, v text)`)
 	plain := openS3Store(t, s3, loc)
@@ -457,6 +459,8 @@ func TestWALReceiverSurvivesKillsAndOutages(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Longer than wal_sender_timeout: the receiver reads nothing now, but keeps the connection.
+	time.Sleep(8 * time.Second)
 	if n := rc.stats.SegmentBuffers.Load(); n > 2 {
 		t.Fatalf("during the outage the receiver allocated %d segment buffers, want at most 2", n)
 	}
@@ -469,6 +473,9 @@ func TestWALReceiverSurvivesKillsAndOutages(t *testing.T) {
 	segs := waitArchivedIn(t, plain, sg, lastSeg, 2*time.Minute, explain)
 	if n := rc.stats.SegmentBuffers.Load(); n > 2 {
 		t.Fatalf("the receiver allocated %d segment buffers, want at most 2", n)
+	}
+	if strings.Contains(rc.log.String(), "replication failed") {
+		t.Fatalf("the server dropped the receiver during the outage:\n%s", rc.log.String())
 	}
 	if !strings.Contains(rc.log.String(), "works again") {
 		t.Fatalf("the end of the outage is not logged:\n%s", rc.log.String())

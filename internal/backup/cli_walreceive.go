@@ -48,6 +48,9 @@ func runWALReceive(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.required("dsn", "slot", "tenant", "signing-key-file"); err != nil {
 		return err
 	}
+	if !slotNameRE.MatchString(*slot) {
+		return usageError(fmt.Sprintf("wal-receive: --slot %q: want 1 to 63 lower-case letters, digits and underscores", *slot))
+	}
 	if *dataKeyDir == "" && len(recipients) == 0 {
 		return usageError("wal-receive: missing --data-key or --recipient")
 	}
@@ -63,6 +66,14 @@ func runWALReceive(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	key, err := readSigningKey(*signingKeyFile)
+	if err != nil {
+		return err
+	}
+	// Refused now, not after waiting for a storage that may be slow to come up.
+	keys, err := encryptionKeys(recipients, dataKey, *tenantUID)
+	if err == nil {
+		_, _, err = ParseRecipients(keys)
+	}
 	if err != nil {
 		return err
 	}

@@ -645,3 +645,25 @@ func TestWALReceiverFollowsAPromotion(t *testing.T) {
 	}
 	t.Logf("archived %v; receiver's log:\n%s", names, log.String())
 }
+
+// TestWALReceiveRefusesItsConfiguration: wal-receive exits non-zero only for what retrying
+// cannot fix, with one line that names the flag.
+func TestWALReceiveRefusesItsConfiguration(t *testing.T) {
+	t.Parallel()
+	sg, k := newSigner(t), newKey(t)
+	dir := t.TempDir()
+	base := []string{"wal-receive", "--dsn", "postgres://u@127.0.0.1:1/app", "--storage", "file://" + dir, "--tenant", "acme",
+		"--recipient", k.recipient, "--signing-key-file", sg.keyFile}
+	for want, extra := range map[string][]string{
+		"--slot is required":          nil,
+		`--slot "Bad-Name"`:           {"--slot", "Bad-Name"},
+		`--zstd-level "ludicrous"`:    {"--slot", "s", "--zstd-level", "ludicrous"},
+		"--status-interval 10ms":      {"--slot", "s", "--status-interval", "10ms"},
+		"is not an age public key":    {"--slot", "s", "--recipient", "not-a-key"},
+		"read signing key":            {"--slot", "s", "--signing-key-file", filepath.Join(dir, "missing")},
+		`unexpected argument "stray"`: {"--slot", "s", "stray"},
+	} {
+		args := append(append([]string(nil), base...), extra...)
+		failAgent(t, nil, want, args...)
+	}
+}

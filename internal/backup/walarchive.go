@@ -68,20 +68,11 @@ func ArchiveWAL(ctx context.Context, o WALArchiveOptions) (info catalog.WALInfo,
 	if err := catalog.ValidateName("tenant", o.Tenant); err != nil {
 		return info, false, err
 	}
-	n, err := catalog.ParseWALName(o.Name)
-	if err != nil {
+	if _, err := catalog.ParseWALName(o.Name); err != nil {
 		return info, false, err
 	}
 	if filepath.Base(o.Path) != o.Name {
 		return info, false, fmt.Errorf("path %q does not name WAL file %s (want archive_command's %%p %%f)", o.Path, o.Name)
-	}
-	keys, err := encryptionKeys(o.Recipients, o.DataKey, o.TenantUID)
-	if err != nil {
-		return info, false, err
-	}
-	recipients, fingerprints, err := ParseRecipients(keys)
-	if err != nil {
-		return info, false, err
 	}
 	dataDir := o.DataDir
 	if dataDir == "" {
@@ -104,22 +95,64 @@ func ArchiveWAL(ctx context.Context, o WALArchiveOptions) (info catalog.WALInfo,
 	if err != nil {
 		return info, false, fmt.Errorf("open WAL file: %w", err)
 	}
+	return ArchiveWALContent(ctx, o, WALContent{SystemID: systemID, Data: f, Size: fi.Size(), WrittenAt: fi.ModTime(), origin: "the cluster in " + dataDir})
+}
+
+// WALContent is a WAL file's bytes from somewhere other than the data directory: a segment that
+// wal-receive assembled in memory from the replication stream, or a timeline history the server
+// sent. The replication connection, not a control file, says whose it is.
+type WALContent struct {
+	SystemID  string
+	Data      io.ReaderAt
+	Size      int64
+	WrittenAt time.Time
+	// origin names where SystemID came from, for the error about a segment of another system.
+	origin string
+}
+
+// ArchiveWALContent is ArchiveWAL for content held in memory: o.Name names it, o.Path and
+// o.DataDir are not used. Everything else (checks, idempotency, encryption, the signed
+// description that makes it count) is ArchiveWAL's.
+func ArchiveWALContent(ctx context.Context, o WALArchiveOptions, c WALContent) (info catalog.WALInfo, already bool, err error) {
+	if err := catalog.ValidateName("tenant", o.Tenant); err != nil {
+		return info, false, err
+	}
+	n, err := catalog.ParseWALName(o.Name)
+	if err != nil {
+		return info, false, err
+	}
+	if c.SystemID == "" || c.Data == nil {
+		return info, false, fmt.Errorf("WAL file %s: no system identifier or no content", o.Name)
+	}
+	keys, err := encryptionKeys(o.Recipients, o.DataKey, o.TenantUID)
+	if err != nil {
+		return info, false, err
+	}
+	recipients, fingerprints, err := ParseRecipients(keys)
+	if err != nil {
+		return info, false, err
+	}
+	if c.origin == "" {
+		c.origin = "the replication connection"
+	}
+	systemID := c.SystemID
+	whole := func() io.Reader { return io.NewSectionReader(c.Data, 0, c.Size) }
 	info = catalog.WALInfo{Tenant: o.Tenant, TenantUID: o.TenantUID, SystemID: systemID, Name: o.Name, Timeline: n.Timeline, Recipients: fingerprints}
 	if n.Kind == catalog.WALSegment || n.Kind == catalog.WALPartial {
-		h, err := readSegmentHeader(f)
+		h, err := readSegmentHeader(c.Data, o.Name)
 		if err != nil {
 			return info, false, err
 		}
 		if h.systemID != systemID {
-			return info, false, fmt.Errorf("WAL file %s belongs to system %s, but the cluster in %s is system %s", o.Name, h.systemID, dataDir, systemID)
+			return info, false, fmt.Errorf("WAL file %s belongs to system %s, but %s is system %s", o.Name, h.systemID, c.origin, systemID)
 		}
-		if n.Kind == catalog.WALSegment && fi.Size() != h.segSize {
-			return info, false, fmt.Errorf("WAL segment %s is %d bytes, but its header says segments are %d", o.Name, fi.Size(), h.segSize)
+		if n.Kind == catalog.WALSegment && c.Size != h.segSize {
+			return info, false, fmt.Errorf("WAL segment %s is %d bytes, but its header says segments are %d", o.Name, c.Size, h.segSize)
 		}
 		info.SegmentSize = h.segSize
 	}
 	if n.Kind == catalog.WALTimelineHistory {
-		if info.History, err = readHistory(f); err != nil {
+		if info.History, err = readHistory(whole(), o.Name); err != nil {
 			return info, false, err
 		}
 	}
@@ -135,7 +168,7 @@ func ArchiveWAL(ctx context.Context, o WALArchiveOptions) (info catalog.WALInfo,
 		obj, statErr := o.Store.Stat(ctx, catalog.WALObjectKey(o.Tenant, systemID, n))
 		switch {
 		case statErr == nil && obj.Size == existing.Object.Size:
-			return sameAsArchived(f, existing, sidecarKey)
+			return sameAsArchived(whole(), existing, sidecarKey)
 		case statErr != nil && !errors.Is(statErr, storage.ErrNotFound):
 			return info, false, fmt.Errorf("check the archived data of %s: %w", o.Name, statErr)
 		}
@@ -163,10 +196,7 @@ func ArchiveWAL(ctx context.Context, o WALArchiveOptions) (info catalog.WALInfo,
 		level = zstd.SpeedFastest
 	}
 	plain := sha256.New()
-	src := io.TeeReader(bufio.NewReaderSize(f, 256<<10), plain)
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return info, false, fmt.Errorf("read WAL file: %w", err)
-	}
+	src := io.TeeReader(bufio.NewReaderSize(whole(), 256<<10), plain)
 	pr, pw := io.Pipe()
 	var pl *dumpPipeline
 	produced := make(chan error, 1)
@@ -195,14 +225,14 @@ func ArchiveWAL(ctx context.Context, o WALArchiveOptions) (info catalog.WALInfo,
 	if putErr != nil {
 		return info, false, fmt.Errorf("upload %s: %w", o.Name, putErr)
 	}
-	if pl.dumped.n != fi.Size() {
+	if pl.dumped.n != c.Size {
 		// PostgreSQL does not change a file it has handed to archive_command; if something did,
 		// this copy is not the file.
-		return info, false, fmt.Errorf("WAL file %s changed while it was archived (%d bytes read, %d expected)", o.Name, pl.dumped.n, fi.Size())
+		return info, false, fmt.Errorf("WAL file %s changed while it was archived (%d bytes read, %d expected)", o.Name, pl.dumped.n, c.Size)
 	}
 	info.Size, info.SHA256 = pl.dumped.n, hex.EncodeToString(plain.Sum(nil))
 	info.Object = catalog.ObjectInfo{Name: o.Name + ".zst.age", Size: size, SHA256: hex.EncodeToString(pl.stored.h.Sum(nil)), Compression: "zstd", Encryption: "age"}
-	info.ArchivedAt, info.WrittenAt = o.now().UTC(), fi.ModTime().UTC()
+	info.ArchivedAt, info.WrittenAt = o.now().UTC(), c.WrittenAt.UTC()
 	if err := catalog.WriteWALSidecar(ctx, o.Store, info, o.SigningKey); err != nil {
 		return info, false, fmt.Errorf("describe %s: %w", o.Name, err)
 	}
@@ -227,11 +257,8 @@ func trustedSelf(key ed25519.PrivateKey) []ed25519.PublicKey {
 }
 
 // sameAsArchived compares a file with what its archived description says.
-func sameAsArchived(f *os.File, archived catalog.WALInfo, key string) (catalog.WALInfo, bool, error) {
+func sameAsArchived(f io.Reader, archived catalog.WALInfo, key string) (catalog.WALInfo, bool, error) {
 	h := sha256.New()
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return archived, false, fmt.Errorf("read WAL file: %w", err)
-	}
 	n, err := io.Copy(h, f)
 	if err != nil {
 		return archived, false, fmt.Errorf("read WAL file: %w", err)
@@ -248,10 +275,10 @@ const maxHistorySize = 1 << 20
 
 // readHistory parses a timeline history file: "parent-timeline<TAB>switch-LSN<TAB>reason" per
 // line, comments and blank lines allowed.
-func readHistory(f *os.File) ([]catalog.TimelineSwitch, error) {
+func readHistory(f io.Reader, name string) ([]catalog.TimelineSwitch, error) {
 	data, err := io.ReadAll(io.LimitReader(f, maxHistorySize))
 	if err != nil {
-		return nil, fmt.Errorf("read timeline history %s: %w", f.Name(), err)
+		return nil, fmt.Errorf("read timeline history %s: %w", name, err)
 	}
 	var out []catalog.TimelineSwitch
 	for _, line := range strings.Split(string(data), "\n") {
@@ -261,11 +288,11 @@ func readHistory(f *os.File) ([]catalog.TimelineSwitch, error) {
 		}
 		tli, err := strconv.ParseUint(fields[0], 10, 32)
 		if err != nil {
-			return nil, fmt.Errorf("timeline history %s: %q is not a timeline", f.Name(), fields[0])
+			return nil, fmt.Errorf("timeline history %s: %q is not a timeline", name, fields[0])
 		}
 		lsn, err := catalog.ParseLSN(fields[1])
 		if err != nil {
-			return nil, fmt.Errorf("timeline history %s: %w", f.Name(), err)
+			return nil, fmt.Errorf("timeline history %s: %w", name, err)
 		}
 		out = append(out, catalog.TimelineSwitch{Parent: uint32(tli), Switch: lsn})
 	}

@@ -42,10 +42,10 @@ const (
 )
 
 // readSegmentHeader reads a segment's long page header.
-func readSegmentHeader(f *os.File) (segmentHeader, error) {
+func readSegmentHeader(f io.ReaderAt, name string) (segmentHeader, error) {
 	var b [longHeaderSize]byte
 	if _, err := f.ReadAt(b[:], 0); err != nil {
-		return segmentHeader{}, fmt.Errorf("read the header of WAL segment %s: %w", f.Name(), err)
+		return segmentHeader{}, fmt.Errorf("read the header of WAL segment %s: %w", name, err)
 	}
 	return segmentHeader{
 		systemID: strconv.FormatUint(binary.NativeEndian.Uint64(b[longHeaderSysID:]), 10),

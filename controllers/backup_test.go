@@ -390,7 +390,20 @@ func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 	if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: cronJob}, cj); err != nil {
 		t.Fatal(err)
 	}
-	pod := cj.Spec.JobTemplate.Spec.Template.Spec
+	args := podArgs(t, cj.Spec.JobTemplate.Spec.Template.Spec, pg)
+	var stdout, stderr bytes.Buffer
+	if code := backup.RunCommand(ctx, args, &stdout, &stderr); code != 0 {
+		t.Fatalf("%s: agent exited %d: %s", cronJob, code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	return lines[len(lines)-1]
+}
+
+// podArgs are the agent's arguments in a pod's first container with what the kubelet would give
+// it made local: the Secrets' files written to a directory of the test's, their values in the
+// environment (set for the rest of the test), the database at the loopback server.
+func podArgs(t *testing.T, pod corev1.PodSpec, pg *stack.Postgres) []string {
+	t.Helper()
 	container := pod.Containers[0]
 	args := append([]string(nil), container.Args...)
 	mounts := map[string]string{}
@@ -408,7 +421,12 @@ func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 			u.Host = fmt.Sprintf("127.0.0.1:%d", pg.Port)
 			u.RawQuery = "sslmode=disable"
 			args[i+1] = u.String()
-		case "--identity-file", "--signing-key-file":
+		case "--pg-bin-dir":
+			// The image's Debian layout is the test server's build here.
+			args[i+1] = pg.BinDir
+		case "--status-file":
+			args[i+1] = filepath.Join(dir, "status.json")
+		case "--identity-file", "--signing-key-file", "--manifest-key":
 			// The identity's or signing key's volume: the Secret's key, as the kubelet would
 			// mount it.
 			for _, v := range pod.Volumes {
@@ -466,12 +484,7 @@ func runJobAsPod(t *testing.T, cronJob string, pg *stack.Postgres) string {
 		}
 		t.Setenv(e.Name, value)
 	}
-	var stdout, stderr bytes.Buffer
-	if code := backup.RunCommand(ctx, args, &stdout, &stderr); code != 0 {
-		t.Fatalf("%s: agent exited %d: %s", cronJob, code, stderr.String())
-	}
-	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	return lines[len(lines)-1]
+	return args
 }
 
 func openStore(t *testing.T, s3 *stack.S3, prefix string) storage.Store {

@@ -1,6 +1,7 @@
 package controllers_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
@@ -108,13 +111,69 @@ func TestPhysicalScheduleStreamsWAL(t *testing.T) {
 	nextCheck()
 	expectCondition(t, tenant, v1alpha1.ConditionWALArchiving, metav1.ConditionTrue, v1alpha1.ReasonHealthy, "no base backup can be restored with it yet")
 
-	// The database pod's setup makes the slot, as the maintenance sidecar does on a real
-	// PostgreSQL, and drops it once no receiver needs it.
-	pg := stack.StartPostgres(t, "18")
+	// The database as its pod runs it: the StatefulSet's archive settings, the backup role (with
+	// REPLICATION) and the receiver's slot made by the maintenance sidecar's scripts.
+	pg := stack.StartPostgresWith(t, "18", stack.PostgresOptions{Config: serverConfig(sts), Programs: []string{"pg_basebackup"}})
+	pg.CreateDatabase(t, "app")
+	runBackupRoleScript(t, pg, secretValue(t, builders.NamespaceName(tenant), builders.DatabaseBackupSecretName(tenant), builders.BackupSecretKeyPassword))
 	runWALSlotsScript(t, pg, "tenantops_wal_base")
 	if got := slotNames(t, pg); !slices.Equal(got, []string{"tenantops_wal_base"}) {
 		t.Errorf("slots after setup %v, want tenantops_wal_base", got)
 	}
+	pg.Exec(t, "app", `CREATE TABLE events (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now());
+		INSERT INTO events SELECT FROM generate_series(1, 1000);`)
+
+	// The receiver runs as its Deployment's pod would; a base backup runs as the CronJob's pod
+	// would; more writes, and segments switch as archive_timeout would switch them.
+	if err := k8s.Get(ctx, client.ObjectKeyFromObject(receiver), receiver); err != nil {
+		t.Fatal(err)
+	}
+	receiverArgs := podArgs(t, receiver.Spec.Template.Spec, pg)
+	receiveCtx, stopReceiver := context.WithCancel(ctx)
+	received := make(chan string, 1)
+	go func() {
+		var stdout, stderr bytes.Buffer
+		code := backup.RunCommand(receiveCtx, receiverArgs, &stdout, &stderr)
+		received <- fmt.Sprintf("exit %d: %s", code, stderr.String())
+	}()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			stopReceiver()
+			t.Logf("receiver: %s", <-received)
+		})
+	}
+	t.Cleanup(stop)
+	baseID := runJobAsPod(t, builders.BackupCronJobName(tenant, "base"), pg)
+	pg.Exec(t, "app", `INSERT INTO events SELECT FROM generate_series(1, 1000); SELECT pg_switch_wal();`)
+	pg.Exec(t, "app", `INSERT INTO events SELECT FROM generate_series(1, 10); SELECT pg_switch_wal();`)
+
+	// The operator's look finds the window: from the base backup to the archived WAL after it.
+	eventually(t, 60*time.Second, func() error {
+		nextCheck()
+		current := &v1alpha1.Tenant{}
+		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), current); err != nil {
+			return err
+		}
+		for _, st := range current.Status.Backups.Schedules {
+			if st.Name != "base" {
+				continue
+			}
+			p := st.PointInTime
+			if p == nil || p.BaseBackups != 1 || p.EarliestTime == nil || p.LatestTime == nil || p.LastArchivedSegment == "" || st.LastBackupID == "" {
+				return fmt.Errorf("schedule base: backup %q, point in time %+v", st.LastBackupID, p)
+			}
+			if !p.LatestTime.After(p.EarliestTime.Time) {
+				return fmt.Errorf("window %s .. %s is empty", p.EarliestTime, p.LatestTime)
+			}
+			return nil
+		}
+		return fmt.Errorf("no status for schedule base")
+	})
+	expectCondition(t, tenant, v1alpha1.ConditionWALArchiving, metav1.ConditionTrue, v1alpha1.ReasonHealthy, "1 base backups can be restored")
+	t.Logf("base backup %s restorable with the streamed WAL", baseID)
+	// Its pod stops when its Deployment goes, before the database drops the slot.
+	stop()
 
 	// The schedule turns logical: the receiver goes, the database stops archiving, the
 	// condition goes; the sidecar's next run drops the slot.
@@ -192,3 +251,20 @@ func slotNames(t *testing.T, pg *stack.Postgres) []string {
 	return strings.Fields(string(out))
 }
 
+// serverConfig is the postgresql.conf of a database StatefulSet's "-c" settings that archiving
+// adds (the rest, TLS and pg_hba, are the pod's own).
+func serverConfig(sts *appsv1.StatefulSet) string {
+	var conf []string
+	args := sts.Spec.Template.Spec.Containers[0].Args
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] != "-c" {
+			continue
+		}
+		k, v, _ := strings.Cut(args[i+1], "=")
+		switch k {
+		case "wal_level", "archive_mode", "archive_command", "archive_timeout", "summarize_wal":
+			conf = append(conf, fmt.Sprintf("%s = '%s'", k, v))
+		}
+	}
+	return strings.Join(conf, "\n") + "\n"
+}

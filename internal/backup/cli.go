@@ -31,7 +31,7 @@ const (
 )
 
 // Commands are the first arguments RunCommand handles.
-var Commands = []string{"backup", "restore", "verify", "backups", "export", "wal-archive", "wal-restore", "wal-receive"}
+var Commands = []string{"backup", "restore", "verify", "backups", "export", "wal-archive", "wal-restore", "wal-receive", "wal-receive-status"}
 
 // RunCommand runs one of the agent's subcommands; args is os.Args[1:], starting with the
 // subcommand. It returns the process exit status: 0 only on success, otherwise after one line on
@@ -51,6 +51,8 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		return runWALRestore(ctx, args[1:], stdout, stderr) // its exit statuses are restore_command's
 	case "wal-receive":
 		err = runWALReceive(ctx, args[1:], stdout, stderr)
+	case "wal-receive-status":
+		err = runWALReceiveStatus(args[1:], time.Now(), stdout, stderr)
 	case "restore":
 		err = runRestoreOfMethod(ctx, args[1:], stdout, stderr)
 	case "verify":

@@ -71,6 +71,11 @@ type WALReceiveStatus struct {
 	ArchivedAt  time.Time   `json:"archivedAt"`
 	Confirmed   catalog.LSN `json:"confirmedLSN"`
 	Locations   int         `json:"locations"`
+	// UpToDateAt is the last time the receiver was streaming with every complete segment it
+	// had received stored: its readiness probe (wal-receive-status) reads it. A database that
+	// writes nothing leaves ArchivedAt behind but keeps this fresh; a storage outage or a lost
+	// connection lets it age.
+	UpToDateAt time.Time `json:"upToDateAt"`
 }
 
 // WALReceiveConfigError is a mistake in the receiver's configuration, which retrying cannot
@@ -194,6 +199,10 @@ type walReceiver struct {
 	jobs    chan uploadJob
 	results chan uploadResult
 	busy    bool // a job is with the uploader and its result not yet taken
+
+	// status is what the status file says; statusWritten when it was last written.
+	status        WALReceiveStatus
+	statusWritten time.Time
 
 	// history is TIMELINE_HISTORY; tests replace it.
 	history func(ctx context.Context, conn *pgconn.PgConn, tli int32) (pglogrepl.TimelineHistoryResult, error)
@@ -557,7 +566,28 @@ func (r *walReceiver) sendStatus(conn *pgconn.PgConn) error {
 		return fmt.Errorf("send status update: %w", err)
 	}
 	r.o.Stats.Confirmed.Store(uint64(r.confirmed))
+	if !r.busy {
+		// Streaming, with nothing complete waiting for storage: up to date.
+		now := r.o.Archive.now().UTC()
+		r.status.UpToDateAt = now
+		if now.Sub(r.statusWritten) >= r.o.StatusInterval/2 {
+			r.writeStatus()
+		}
+	}
 	return nil
+}
+
+// writeStatus rewrites the status file, when there is one.
+func (r *walReceiver) writeStatus() {
+	if r.o.StatusFile == "" {
+		return
+	}
+	if err := writeStatusFile(r.o.StatusFile, r.status); err != nil {
+		r.fail.report("status file", err)
+		return
+	}
+	r.fail.recovered("status file", "")
+	r.statusWritten = r.o.Archive.now()
 }
 
 // takeBuffer is the spare segment buffer, or a new one.
@@ -585,15 +615,10 @@ func (r *walReceiver) done(res uploadResult) {
 	}
 	r.o.Stats.Archived.Add(1)
 	logf(r.o.Log, "wal-receive: %s archived to %d location(s); the server may recycle WAL before %s", res.buf.name(), len(r.o.Stores), end)
-	if r.o.StatusFile != "" {
-		st := WALReceiveStatus{SystemID: r.systemID, Timeline: res.buf.timeline, LastSegment: res.buf.name(),
-			ArchivedAt: r.o.Archive.now().UTC(), Confirmed: end, Locations: len(r.o.Stores)}
-		if err := writeStatusFile(r.o.StatusFile, st); err != nil {
-			r.fail.report("status file", err)
-		} else {
-			r.fail.recovered("status file", "")
-		}
-	}
+	now := r.o.Archive.now().UTC()
+	r.status = WALReceiveStatus{SystemID: r.systemID, Timeline: res.buf.timeline, LastSegment: res.buf.name(),
+		ArchivedAt: now, Confirmed: end, Locations: len(r.o.Stores), UpToDateAt: now}
+	r.writeStatus()
 }
 
 // waitUploader waits until no upload is in flight.

@@ -198,7 +198,8 @@ func TestWALReceiverIsADropInForWALArchive(t *testing.T) {
 
 	var st backup.WALReceiveStatus
 	data, err := os.ReadFile(statusFile)
-	if err != nil || json.Unmarshal(data, &st) != nil || st.LastSegment < last || st.SystemID != systemIDOf(t, pg) || st.Locations != 2 || time.Since(st.ArchivedAt) > 5*time.Minute {
+	if err != nil || json.Unmarshal(data, &st) != nil || st.LastSegment < last || st.SystemID != systemIDOf(t, pg) || st.Locations != 2 || time.Since(st.ArchivedAt) > 5*time.Minute ||
+		time.Since(st.UpToDateAt) > time.Minute {
 		t.Fatalf("status file: %s (%v); want the last segment %s or later", data, err, last)
 	}
 	// The slot keeps everything after the last stored segment, nothing before.

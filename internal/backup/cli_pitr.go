@@ -34,7 +34,7 @@ func runRestoreOfMethod(ctx context.Context, args []string, stdout, stderr io.Wr
 
 func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newCommand("restore", "restore --storage LOCATION --tenant T [--schedule S] --identity-file F --signing-public-key KEY...\n"+
-		"       --to-time RFC3339 | --to-lsn LSN | --to-latest --data-dir DIR [--no-start]", stderr)
+		"       --to-time RFC3339 | --to-lsn LSN | --to-latest  --data-dir DIR [--no-start] | --dsn URL [--force] [--no-owner] [--scratch-dir DIR]", stderr)
 	loc := fs.String("storage", "", "where backups live (see backup -h)")
 	tenant := fs.String("tenant", "", "tenant name")
 	schedule := fs.String("schedule", "", "only this schedule's base backups (default: every schedule's)")
@@ -45,6 +45,10 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 	toLSN := fs.String("to-lsn", "", "recover to this WAL position (0/3000028)")
 	toLatest := fs.Bool("to-latest", false, "recover everything the WAL archive holds")
 	dataDir := fs.String("data-dir", "", "the new data directory, which must not exist or be empty")
+	dsn := fs.String("dsn", "", "instead of --data-dir: copy the recovered database into this existing database, postgres://USER@HOST:PORT/DB (password from PGPASSWORD), in one transaction, after recovering in a scratch directory")
+	force := fs.Bool("force", false, "with --dsn: restore into a database that is not empty, replacing the objects the copy holds")
+	noOwner := fs.Bool("no-owner", false, "with --dsn: do not restore ownership and grants; the objects belong to the --dsn role")
+	scratchDir := fs.String("scratch-dir", "", "with --dsn: where the scratch data directory lives while the copy runs (default: the temporary directory); it needs the room of the whole cluster")
 	noStart := fs.Bool("no-start", false, "lay out the data directory and its recovery settings, and print how to start it, instead of recovering and checking here")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding postgres and pg_combinebackup (default $PG_BIN_DIR, then /usr/lib/postgresql/<major>/bin, then PATH)")
 	runAs := fs.String("run-as", "", "when running as root: the user the server runs as and who owns the data directory (default postgres)")
@@ -53,8 +57,14 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 	if err := fs.parse(args); err != nil {
 		return err
 	}
-	if err := fs.required("storage", "tenant", "identity-file", "data-dir"); err != nil {
+	if err := fs.required("storage", "tenant", "identity-file"); err != nil {
 		return err
+	}
+	if (*dataDir == "") == (*dsn == "") {
+		return usageError("restore: give one of --data-dir (a new data directory) and --dsn (an existing database to copy the recovered one into)")
+	}
+	if *dsn != "" && *noStart {
+		return usageError("restore: --no-start lays out a data directory; it does not go with --dsn")
 	}
 	var target Target
 	targets := 0
@@ -79,7 +89,7 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 		targets++
 	}
 	if targets != 1 {
-		return usageError("restore: give exactly one of --to-time, --to-lsn and --to-latest with --data-dir")
+		return usageError("restore: give exactly one of --to-time, --to-lsn and --to-latest")
 	}
 	trust, err := tf.trust()
 	if err != nil {
@@ -93,32 +103,38 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 	if err != nil {
 		return err
 	}
-	dir, err := filepath.Abs(*dataDir)
-	if err != nil {
-		return err
-	}
 	idFile, err := filepath.Abs(*identityFile)
 	if err != nil {
 		return err
 	}
 	o := PointInTimeOptions{Store: store, Location: *loc, Tenant: *tenant, Schedule: *schedule, Identities: ids, IdentityFile: idFile,
-		Trust: trust, Target: target, DataDir: dir, PgBinDir: *pgBin, RunAs: *runAs, NoStart: *noStart, Log: progress(*verbose, stderr)}
+		Trust: trust, Target: target, PgBinDir: *pgBin, RunAs: *runAs, NoStart: *noStart, Log: progress(*verbose, stderr)}
 	if len(uids) > 0 {
 		o.Owners = []catalog.ListOption{catalog.WithTenantUIDs(uids...)}
 	}
+	if *dsn != "" {
+		res, err := RestorePointInTimeInto(ctx, o, IntoDatabase{DSN: *dsn, Force: *force, NoOwner: *noOwner, ScratchDir: *scratchDir})
+		if err != nil {
+			return explainWALRefusal(explainRefusal(err, trust), trust)
+		}
+		var rows int64
+		for _, t := range res.TargetTables {
+			rows += t.Rows
+		}
+		fmt.Fprintf(stdout, "restored tenant %s to %s into database %s: backup %s, replayed to %s, %s; the target has %d tables, %d rows, as recovered\n",
+			*tenant, howFar(target, res.PointInTimeResult), redactedDSN(*dsn), chainOf(res.Chain), res.ReplayLSN, lastTransactionOf(res.PointInTimeResult), len(res.TargetTables), rows)
+		return nil
+	}
+	dir, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+	o.DataDir = dir
 	res, err := RestorePointInTime(ctx, o)
 	if err != nil {
 		return explainWALRefusal(explainRefusal(err, trust), trust)
 	}
-	last := res.Chain[len(res.Chain)-1]
-	chain := last.ID
-	if len(res.Chain) > 1 {
-		ids := make([]string, len(res.Chain))
-		for i, b := range res.Chain {
-			ids[i] = b.ID
-		}
-		chain = strings.Join(ids, " + ")
-	}
+	chain := chainOf(res.Chain)
 	if !res.Recovered {
 		fmt.Fprintf(stdout, "data directory %s holds backup %s of tenant %s, set to recover to %s.\n"+
 			"Start it as its owner with the storage credentials in the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), e.g.\n"+
@@ -132,14 +148,7 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 	for _, t := range res.Tables {
 		rows += t.Rows
 	}
-	how := target.String()
-	if res.ToEnd && !target.Latest {
-		how += " (no later transaction is archived: the end of the archive)"
-	}
-	last2 := "no transaction replayed"
-	if !res.LastTransaction.IsZero() {
-		last2 = "last transaction committed " + res.LastTransaction.Format(time.RFC3339Nano)
-	}
+	how, last2 := howFar(target, res), lastTransactionOf(res)
 	fmt.Fprintf(stdout, "restored tenant %s to %s into %s: backup %s, replayed to %s, %s, promoted to timeline %d; database %s has %d tables, %d rows, %d large objects\n",
 		*tenant, how, dir, chain, res.ReplayLSN, last2, res.Timeline, res.Database, len(res.Tables), rows, res.LargeObjects)
 	if res.StopLine != "" {
@@ -196,4 +205,38 @@ func runWindow(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		*tenant, w.SystemID, w.EarliestTime.Format(time.RFC3339Nano), w.LatestWritten.Format(time.RFC3339Nano), w.EarliestLSN, w.LatestLSN,
 		w.LatestTimeline, w.LastSegment, w.Backups, w.EarliestBackup)
 	return nil
+}
+
+// chainOf names a restored chain: a full backup, then its incremental ones.
+func chainOf(chain []catalog.Backup) string {
+	ids := make([]string, len(chain))
+	for i, b := range chain {
+		ids[i] = b.ID
+	}
+	return strings.Join(ids, " + ")
+}
+
+// howFar says where a recovery stopped, in the target's terms.
+func howFar(target Target, res PointInTimeResult) string {
+	how := target.String()
+	if res.ToEnd && !target.Latest {
+		how += " (no later transaction is archived: the end of the archive)"
+	}
+	return how
+}
+
+func lastTransactionOf(res PointInTimeResult) string {
+	if res.LastTransaction.IsZero() {
+		return "no transaction replayed"
+	}
+	return "last transaction committed " + res.LastTransaction.Format(time.RFC3339Nano)
+}
+
+// redactedDSN is a DSN for output: without its password.
+func redactedDSN(dsn string) string {
+	ci, err := parseConnInfo(dsn)
+	if err != nil {
+		return "(the --dsn database)"
+	}
+	return ci.Redacted()
 }

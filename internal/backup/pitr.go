@@ -63,7 +63,11 @@ type PointInTimeOptions struct {
 	// NoStart lays out the data directory and its recovery settings and stops there: the caller
 	// starts the server (with the storage credentials in its environment), which recovers.
 	NoStart bool
-	Log     io.Writer
+	// AfterRecovery, when set, runs while the recovered server is up, after the checks and
+	// before the clean shutdown (RestorePointInTimeInto copies the database out here). Its error
+	// fails the restore.
+	AfterRecovery func(ctx context.Context, srv *pgcluster.Server, res *PointInTimeResult) error
+	Log           io.Writer
 }
 
 // PointInTimeResult says what was restored and what the recovered server showed.

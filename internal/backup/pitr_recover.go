@@ -190,6 +190,12 @@ func runRecovery(ctx context.Context, o PointInTimeOptions, runDir string, last 
 			res.StopLine = strings.TrimSpace(msg)
 		}
 	})
+	if o.AfterRecovery != nil {
+		if err := o.AfterRecovery(ctx, srv, res); err != nil {
+			_ = stop()
+			return err
+		}
+	}
 	if err := stop(); err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package backup_test
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,36 @@ func TestPointInTimeRecovery(t *testing.T) {
 	if got := contentOf(t, restoredServer(t, pg.BinDir, dataDir, "app"), "items"); got != atNoted {
 		t.Fatalf("restored to %s: items has %s, want %s as at that moment", noted, got, atNoted)
 	}
+
+	// The same moment into an existing database of an ordinary role (how a TenantRestore reaches
+	// a live tenant): recovered in a scratch directory, copied in one transaction, rows compared.
+	pg.Exec(t, "postgres", `CREATE ROLE restorer LOGIN PASSWORD 'restorer-pw'; CREATE DATABASE restored OWNER restorer`)
+	u, err := url.Parse(pg.DSNFor("restored"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User("restorer")
+	target := u.String()
+	intoEnv := append(append([]string{}, env...), "PGPASSWORD=restorer-pw")
+	into := []string{"restore", "--storage", loc, "--tenant", "acme", "--identity-file", k.identityFile, "--to-time", noted,
+		"--dsn", target, "--no-owner", "--scratch-dir", shared(t), "-v"}
+	r = mustAgent(t, intoEnv, into...)
+	t.Logf("restore --to-time --dsn:\n%s%s", r.stdout, r.stderr)
+	restoreOutput(t, r, "backup "+full+",", "into database ", "the target has 1 tables, 21000 rows, as recovered")
+	if strings.Contains(r.stdout+r.stderr, "restorer-pw") {
+		t.Fatal("the target's password is in the output")
+	}
+	if got := contentOf(t, target+"&password=restorer-pw", "items"); got != atNoted {
+		t.Fatalf("restored to %s into a database: items has %s, want %s as at that moment", noted, got, atNoted)
+	}
+	var owner string
+	query(t, pg.DSNFor("restored"), `SELECT tableowner FROM pg_tables WHERE tablename = 'items'`, &owner)
+	if owner != "restorer" {
+		t.Fatalf("with --no-owner the restored table belongs to %q, want the target's role", owner)
+	}
+	// Into the same database again: refused before anything is fetched, unless forced.
+	failAgent(t, intoEnv, "is not empty (1 tables", into...)
+	restoreOutput(t, mustAgent(t, intoEnv, append(into, "--force")...), "the target has 1 tables, 21000 rows, as recovered")
 
 	dataDir = shared(t) + "/to-lsn"
 	r = restore(dataDir, "--to-lsn", notedLSN)

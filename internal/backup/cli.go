@@ -476,6 +476,18 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return explainRefusal(err, trust)
 	}
+	// What a restore of this backup would replay of the erasure ledger (a drill replays nothing:
+	// its scratch database is thrown away). A ledger that cannot be read does not fail the
+	// verification of the backup, but is said on both outputs: a restore would refuse.
+	replay, lerr := LedgerReplayCount(ctx, store, b.Manifest, *sel.uids, trust)
+	defer func() {
+		if lerr != nil {
+			fmt.Fprintf(stderr, "warning: backup %s: %s\n", b.ID, strings.Join(strings.Fields(lerr.Error()), " "))
+			fmt.Fprintf(stdout, "backup %s: erasure ledger unreadable: a restore would refuse without --ignore-ledger\n", b.ID)
+			return
+		}
+		fmt.Fprintf(stdout, "backup %s: a restore would replay %d erasure requests from the ledger\n", b.ID, replay)
+	}()
 	switch v.Kind {
 	case catalog.KindRestoreDrill:
 		var rows int64

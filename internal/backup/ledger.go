@@ -348,3 +348,59 @@ func streamRestoreReplaying(ctx context.Context, store storage.Store, m catalog.
 	}
 	return nil
 }
+
+// LedgerReplayCount says how many erasure requests a restore of backup m would replay: those of
+// its Tenant object's ledger newer than the backup (see ledgerReader.pending), signatures checked
+// against trust. It needs no identity: the count is read from the signed headers. An error is the
+// one the restore would refuse with.
+func LedgerReplayCount(ctx context.Context, store storage.Store, m catalog.Manifest, uids []string, trust catalog.Trust) (int, error) {
+	l := &ledgerReader{store: store, tenant: m.Tenant, trust: trust}
+	hs, err := l.headers(ctx, m, uids, m.StartedAt)
+	return len(hs), err
+}
+
+// PointInTimeLedger is how a point-in-time restore treats the erasure ledger.
+type PointInTimeLedger struct {
+	// TenantUIDs name the ledger when the base backup recorded no Tenant UID.
+	TenantUIDs []string
+	// Ignore recovers without the replay when the ledger cannot be read.
+	Ignore bool
+}
+
+// replayLedgerAfterRecovery replays, in the promoted server's database and one transaction, the
+// erasure requests recorded after the recovery target (after the base backup's start for a target
+// that is an LSN or the end of the archive: replaying a request twice does no harm), before the
+// restore reports success. It runs as the server's superuser, which the restored server alone
+// knows. With NoStart nothing runs here: the caller recovers, and replays nothing (documented).
+func replayLedgerAfterRecovery(ctx context.Context, o PointInTimeOptions, conn *pgx.Conn, last catalog.Backup, target Target, res *PointInTimeResult) error {
+	since := last.StartedAt
+	if !target.Time.IsZero() {
+		since = target.Time
+	}
+	l := &ledgerReader{store: o.Store, tenant: o.Tenant, ids: o.Identities, trust: o.Trust}
+	entries, err := l.pending(ctx, last.Manifest, o.Ledger.TenantUIDs, since)
+	var le *catalog.LedgerError
+	switch {
+	case errors.As(err, &le) && o.Ledger.Ignore:
+		logf(o.Log, "restore: WARNING: the erasure ledger is not replayed (--ignore-ledger): %v", le.Err)
+		return nil
+	case err != nil:
+		return err
+	case len(entries) == 0:
+		return nil
+	}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("replay the erasure ledger: %w", err)
+	}
+	if err := replayLedger(ctx, tx, entries); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("replay the erasure ledger: %w", err)
+	}
+	res.LedgerReplayed = len(entries)
+	logf(o.Log, "restore: replayed %d erasure requests recorded since %s", len(entries), since.Format(time.RFC3339))
+	return nil
+}

@@ -64,6 +64,8 @@ type PointInTimeOptions struct {
 	// starts the server (with the storage credentials in its environment), which recovers.
 	NoStart bool
 	Log     io.Writer
+	// Ledger is the erasure ledger's replay after recovery (see replayLedgerAfterRecovery).
+	Ledger PointInTimeLedger
 }
 
 // PointInTimeResult says what was restored and what the recovered server showed.
@@ -87,6 +89,8 @@ type PointInTimeResult struct {
 	LastTransaction time.Time
 	// StopLine is the server's own words on where recovery stopped.
 	StopLine string
+	// LedgerReplayed counts the erasure requests replayed after promotion.
+	LedgerReplayed int
 	// Database, Tables and LargeObjects are the backed-up database as restored.
 	Database     string
 	Tables       []catalog.TableRows

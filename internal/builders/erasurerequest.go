@@ -76,28 +76,41 @@ func ErasureJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, req *v1alpha1
 	if len(policy.Spec.Schedules) == 0 {
 		return nil, fmt.Errorf("policy %s has no schedules: no storage holds the tenant's ledger", policy.Name)
 	}
-	first := policy.Spec.Schedules[0].Storage
+	// The agent takes one S3 credential from its environment, and a pod mounts what volumes it
+	// is given: every S3 location must accept the same writer Secret, every volume location be
+	// the same claim.
+	var s3Storage, volumeStorage *v1alpha1.BackupStorage
 	var locations []string
-	for _, s := range policy.Spec.Schedules {
-		loc, err := StorageLocation(s.Storage)
+	for i, sched := range policy.Spec.Schedules {
+		s := &policy.Spec.Schedules[i].Storage
+		loc, err := StorageLocation(*s)
 		if err != nil {
-			return nil, fmt.Errorf("schedule %s: %w", s.Name, err)
+			return nil, fmt.Errorf("schedule %s: %w", sched.Name, err)
 		}
-		// The agent takes one S3 credential from its environment: every location must accept
-		// the same writer Secret, and a volume can be mounted once.
 		switch {
-		case s.Storage.S3 != nil && (first.S3 == nil || s.Storage.S3.WriterSecretName(t.Name) != first.S3.WriterSecretName(t.Name)):
-			return nil, fmt.Errorf("schedules %s and %s store with different credentials; erasure requests need one writer credential for every location", policy.Spec.Schedules[0].Name, s.Name)
-		case s.Storage.Volume != nil && (first.Volume == nil || s.Storage.Volume.ClaimName != first.Volume.ClaimName):
-			return nil, fmt.Errorf("schedules %s and %s store on different volumes; erasure requests need one", policy.Spec.Schedules[0].Name, s.Name)
+		case s.S3 != nil && s3Storage == nil:
+			s3Storage = s
+		case s.S3 != nil && s.S3.WriterSecretName(t.Name) != s3Storage.S3.WriterSecretName(t.Name):
+			return nil, fmt.Errorf("schedule %s stores with other credentials than an earlier schedule; erasure requests need one writer credential for every location", sched.Name)
+		case s.Volume != nil && volumeStorage == nil:
+			volumeStorage = s
+		case s.Volume != nil && s.Volume.ClaimName != volumeStorage.Volume.ClaimName:
+			return nil, fmt.Errorf("schedule %s stores on another volume than an earlier schedule; erasure requests need one", sched.Name)
 		}
 		if !slices.Contains(locations, loc) {
 			locations = append(locations, loc)
 		}
 	}
-	writer, env, volumes, mounts, err := writerAgent(t, policy, first)
+	first := s3Storage
+	if first == nil {
+		first = volumeStorage
+	}
+	writer, env, volumes, mounts, err := writerAgent(t, policy, *first)
 	if err != nil {
 		return nil, err
+	}
+	if first != volumeStorage && volumeStorage != nil {
+		volumes, mounts = withStorageVolume(*volumeStorage, volumes, mounts)
 	}
 	args := []string{"forget"}
 	for _, loc := range locations {

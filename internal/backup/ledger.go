@@ -212,7 +212,7 @@ func replayLedger(ctx context.Context, tx pgx.Tx, entries []catalog.LedgerEntry)
 // session's settings back to the database's defaults (the restore script emptied search_path,
 // which the application's functions may rely on), then each request as its function with the
 // subject bound by \bind (psql 16 and later): never in the SQL text. The subject goes into a psql
-// variable in single quotes, where psql reads '' as ' and \\ as \ (subjects hold no control
+// variable in single quotes, where psql reads ” as ' and \\ as \ (subjects hold no control
 // characters: catalog.ValidSubject).
 func replayScript(entries []catalog.LedgerEntry) (string, error) {
 	var b strings.Builder

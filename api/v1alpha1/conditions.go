@@ -145,10 +145,8 @@ const (
 
 	// ReasonRetained: on deletion with policy Retain, the namespace and data are kept.
 	ReasonRetained = "Retained"
-)
 
-// Reasons of an ErasureRequest's Ready condition.
-const (
+	// Reasons of an ErasureRequest's Ready condition.
 	// ReasonRequestPending: the request waits for what its Job needs (the tenant's data key,
 	// database credentials) or for the Job to start.
 	ReasonRequestPending = "Pending"

@@ -21,10 +21,9 @@ CREATE TABLE app.orders (id serial PRIMARY KEY, customer text NOT NULL REFERENCE
 INSERT INTO app.customers VALUES ('alice', 'Alice A.'), ('bob', 'Bob B.'), (E'o''hara\\x :v', 'Seán O''Hara');
 INSERT INTO app.orders (customer, item) VALUES ('alice', 'tea'), ('bob', 'coffee'), (E'o''hara\\x :v', 'whiskey');
 CREATE FUNCTION app.forget(subject text) RETURNS void LANGUAGE sql AS $$
-  DELETE FROM orders WHERE customer = subject;
-  DELETE FROM customers WHERE id = subject;
+  DELETE FROM app.orders WHERE customer = subject;
+  DELETE FROM app.customers WHERE id = subject;
 $$;
-ALTER FUNCTION app.forget(text) SET search_path = app;
 `
 
 // An erasure request carried out after a backup is replayed by every later restore of that backup,

@@ -149,6 +149,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&BackupPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up BackupPolicy controller: %w", err)
 	}
+	if err := (&ErasureRequestReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up ErasureRequest controller: %w", err)
+	}
 	if err := (&RetentionPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up RetentionPolicy controller: %w", err)
 	}

@@ -45,6 +45,9 @@ func (r *TenantReconciler) eraseTenant(ctx context.Context, t *v1alpha1.Tenant) 
 	if err := r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.BackupJobSecretName(t)}); err != nil {
 		return "", 0, err
 	}
+	if err := r.deleteCached(ctx, &corev1.Secret{}, types.NamespacedName{Namespace: r.Options.OperatorNamespace, Name: builders.ErasureJobSecretName(t)}); err != nil {
+		return "", 0, err
+	}
 	running, err := r.stopBackupJobs(ctx, t)
 	if err != nil {
 		return "", 0, err

@@ -145,4 +145,20 @@ const (
 
 	// ReasonRetained: on deletion with policy Retain, the namespace and data are kept.
 	ReasonRetained = "Retained"
+
+	// Reasons of an ErasureRequest's Ready condition.
+	// ReasonRequestPending: the request waits for what its Job needs (the tenant's data key,
+	// database credentials) or for the Job to start.
+	ReasonRequestPending = "Pending"
+	// ReasonRequestRunning: the Job runs the function and appends the ledger entry.
+	ReasonRequestRunning = "Running"
+	// ReasonRequestSucceeded: the function committed and the request is in the ledger of every
+	// storage location.
+	ReasonRequestSucceeded = "Succeeded"
+	// ReasonRequestFailed: the Job failed; the message says why. A failure after the commit means
+	// the erasure stands in the live database but a restore could undo it: make the request again.
+	ReasonRequestFailed = "Failed"
+	// ReasonRequestNotPossible: the tenant has no BackupPolicy (no ledger to record it in) or does
+	// not exist.
+	ReasonRequestNotPossible = "NotPossible"
 )

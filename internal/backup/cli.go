@@ -31,7 +31,7 @@ const (
 )
 
 // Commands are the first arguments RunCommand handles.
-var Commands = []string{"backup", "restore", "verify", "backups", "export", "wal-archive", "wal-restore", "wal-receive", "wal-receive-status"}
+var Commands = []string{"backup", "restore", "verify", "backups", "export", "forget", "wal-archive", "wal-restore", "wal-receive", "wal-receive-status"}
 
 // RunCommand runs one of the agent's subcommands; args is os.Args[1:], starting with the
 // subcommand. It returns the process exit status: 0 only on success, otherwise after one line on
@@ -59,6 +59,8 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		err = runVerify(ctx, args[1:], stdout, stderr)
 	case "export":
 		err = runExport(ctx, args[1:], stdout, stderr)
+	case "forget":
+		err = runForget(ctx, args[1:], stdout, stderr)
 	case "backups":
 		switch {
 		case len(args) >= 2 && args[1] == "list":
@@ -104,6 +106,7 @@ func errorLine(err error) string {
 		vf *VerificationFailedError
 		se *catalog.SignatureError
 		dk *catalog.DataKeyDestroyedError
+		le *catalog.LedgerError
 	)
 	msg := err.Error()
 	switch {
@@ -121,6 +124,8 @@ func errorLine(err error) string {
 		msg = err.Error() // with the hint explainRefusal added
 	case errors.As(err, &dk):
 		msg = dk.Error()
+	case errors.As(err, &le):
+		msg = le.Error()
 	}
 	return "error: " + strings.Join(strings.Fields(msg), " ")
 }
@@ -385,7 +390,8 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	dsn := fs.String("dsn", "", "target database, which must exist, postgres://USER@HOST:PORT/DB")
 	force := fs.Bool("force", false, "restore into a database that is not empty, replacing the objects the backup contains")
 	noOwner := fs.Bool("no-owner", false, "do not restore ownership and grants (for a target without the source's roles)")
-	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_restore (default $PG_BIN_DIR, then PATH)")
+	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_restore, and psql 16 or later when erasure requests are replayed (default $PG_BIN_DIR, then PATH)")
+	ignoreLedger := fs.Bool("ignore-ledger", false, "restore even when the tenant's erasure ledger cannot be read (a missing key, a bad signature, storage errors): erasure requests made after the backup may then be undone")
 	tf := fs.trustBackups()
 	verbose := fs.Bool("v", false, "print progress on stderr")
 	if err := fs.parse(args); err != nil {
@@ -406,14 +412,22 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return err
 	}
-	b, err := Restore(ctx, RestoreOptions{
+	b, res, err := RestoreReplaying(ctx, RestoreOptions{
 		Store: store, Tenant: *sel.tenant, Schedule: *sel.schedule, BackupID: *sel.id, Owners: sel.owners(), Identities: ids,
 		DSN: *dsn, Force: *force, NoOwner: *noOwner, PgBinDir: *pgBin, Trust: trust, Log: progress(*verbose, stderr),
+		TenantUIDs: *sel.uids, IgnoreLedger: *ignoreLedger,
 	})
 	if err != nil {
 		return explainRefusal(err, trust)
 	}
+	if res.LedgerIgnored != "" {
+		// Said even without -v: this restore may hold data erased on request.
+		fmt.Fprintf(stderr, "warning: restored without replaying the erasure ledger (--ignore-ledger): %s\n", res.LedgerIgnored)
+	}
 	fmt.Fprintf(stdout, "restored backup %s (taken %s) of tenant %s schedule %s\n", b.ID, b.StartedAt.Format(time.RFC3339), b.Tenant, b.Schedule)
+	if res.Replayed > 0 {
+		fmt.Fprintf(stdout, "replayed %d erasure requests recorded since the backup, in the restore's transaction\n", res.Replayed)
+	}
 	return nil
 }
 
@@ -462,6 +476,18 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return explainRefusal(err, trust)
 	}
+	// What a restore of this backup would replay of the erasure ledger (a drill replays nothing:
+	// its scratch database is thrown away). A ledger that cannot be read does not fail the
+	// verification of the backup, but is said on both outputs: a restore would refuse.
+	replay, lerr := LedgerReplayCount(ctx, store, b.Manifest, *sel.uids, trust)
+	defer func() {
+		if lerr != nil {
+			fmt.Fprintf(stderr, "warning: backup %s: %s\n", b.ID, strings.Join(strings.Fields(lerr.Error()), " "))
+			fmt.Fprintf(stdout, "backup %s: erasure ledger unreadable: a restore would refuse without --ignore-ledger\n", b.ID)
+			return
+		}
+		fmt.Fprintf(stdout, "backup %s: a restore would replay %d erasure requests from the ledger\n", b.ID, replay)
+	}()
 	switch v.Kind {
 	case catalog.KindRestoreDrill:
 		var rows int64

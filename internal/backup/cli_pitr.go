@@ -53,6 +53,7 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 	pgBin := fs.String("pg-bin-dir", "", "directory holding postgres and pg_combinebackup (default $PG_BIN_DIR, then /usr/lib/postgresql/<major>/bin, then PATH)")
 	runAs := fs.String("run-as", "", "when running as root: the user the server runs as and who owns the data directory (default postgres)")
 	tf := fs.trustBackups()
+	ignoreLedger := fs.Bool("ignore-ledger", false, "restore even when the tenant's erasure ledger cannot be read: erasure requests made after the target may then be undone")
 	verbose := fs.Bool("v", false, "print progress on stderr")
 	if err := fs.parse(args); err != nil {
 		return err
@@ -108,7 +109,8 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 		return err
 	}
 	o := PointInTimeOptions{Store: store, Location: *loc, Tenant: *tenant, Schedule: *schedule, Identities: ids, IdentityFile: idFile,
-		Trust: trust, Target: target, PgBinDir: *pgBin, RunAs: *runAs, NoStart: *noStart, Log: progress(*verbose, stderr)}
+		Trust: trust, Target: target, PgBinDir: *pgBin, RunAs: *runAs, NoStart: *noStart, Log: progress(*verbose, stderr),
+		Ledger: PointInTimeLedger{TenantUIDs: uids, Ignore: *ignoreLedger}}
 	if len(uids) > 0 {
 		o.Owners = []catalog.ListOption{catalog.WithTenantUIDs(uids...)}
 	}

@@ -68,6 +68,8 @@ type PointInTimeOptions struct {
 	// fails the restore.
 	AfterRecovery func(ctx context.Context, srv *pgcluster.Server, res *PointInTimeResult) error
 	Log           io.Writer
+	// Ledger is the erasure ledger's replay after recovery (see replayLedgerAfterRecovery).
+	Ledger PointInTimeLedger
 }
 
 // PointInTimeResult says what was restored and what the recovered server showed.
@@ -91,6 +93,8 @@ type PointInTimeResult struct {
 	LastTransaction time.Time
 	// StopLine is the server's own words on where recovery stopped.
 	StopLine string
+	// LedgerReplayed counts the erasure requests replayed after promotion.
+	LedgerReplayed int
 	// Database, Tables and LargeObjects are the backed-up database as restored.
 	Database     string
 	Tables       []catalog.TableRows

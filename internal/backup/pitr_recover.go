@@ -297,6 +297,9 @@ func checkRecovered(ctx context.Context, o PointInTimeOptions, srv *pgcluster.Se
 	case res.ReplayLSN < last.Physical.StopLSN:
 		return fmt.Errorf("the restored server stopped replay at %s, before its backup was consistent (%s)", res.ReplayLSN, last.Physical.StopLSN)
 	}
+	if err := replayLedgerAfterRecovery(ctx, o, conn, last, target, res); err != nil {
+		return err
+	}
 	res.Database = last.Database
 	if res.Tables, res.LargeObjects, err = tableRows(ctx, conn); err != nil {
 		return fmt.Errorf("count the restored rows: %w", err)

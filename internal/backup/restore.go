@@ -43,6 +43,19 @@ type RestoreOptions struct {
 	Trust    catalog.Trust
 	PgBinDir string
 	Log      io.Writer
+	// TenantUIDs name the ledger to replay for a backup that recorded no Tenant UID.
+	TenantUIDs []string
+	// IgnoreLedger restores without replaying the erasure ledger when it cannot be read: erasure
+	// requests made after the backup may be undone.
+	IgnoreLedger bool
+}
+
+// RestoreResult is what a restore did besides restoring the backup.
+type RestoreResult struct {
+	// Replayed are the erasure requests replayed in the restore's transaction.
+	Replayed int
+	// LedgerIgnored is why the ledger was not replayed (IgnoreLedger), empty when it was.
+	LedgerIgnored string
 }
 
 // ReadIdentities parses an age identity file. Its content is never part of an error.
@@ -86,7 +99,24 @@ func checkIdentities(m catalog.Manifest, ids []age.Identity) error {
 // pg_restore, all in one stream. The restore is one transaction that can only commit once the
 // whole object has been read and matched the manifest's sha256 (see verifyingReader and
 // holdLastByte), so a damaged backup leaves the target as it was.
+//
+// The erasure requests recorded in the tenant's ledger after the backup was taken are replayed in
+// that same transaction, before it commits (see streamRestoreReplaying): nobody ever sees the
+// restored database with an erased subject in it. A ledger that cannot be read refuses the
+// restore before anything is downloaded, unless IgnoreLedger.
 func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
+	b, _, err := RestoreReplaying(ctx, o)
+	return b, err
+}
+
+// RestoreReplaying is Restore, telling what it replayed.
+func RestoreReplaying(ctx context.Context, o RestoreOptions) (catalog.Backup, RestoreResult, error) {
+	var res RestoreResult
+	b, err := restore(ctx, o, &res)
+	return b, res, err
+}
+
+func restore(ctx context.Context, o RestoreOptions, res *RestoreResult) (catalog.Backup, error) {
 	b, err := catalog.GetTrusted(ctx, o.Store, o.Tenant, o.Schedule, o.BackupID, o.Trust, o.Owners...)
 	if err != nil {
 		return catalog.Backup{}, err
@@ -97,7 +127,19 @@ func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
 	if len(o.Identities) == 0 {
 		return b, errors.New("no identity: pass --identity-file")
 	}
+	platform := o.Identities
 	if o.Identities, err = identitiesFor(ctx, o.Store, b.Manifest, o.Identities); err != nil {
+		return b, err
+	}
+	ledger := &ledgerReader{store: o.Store, tenant: b.Tenant, ids: platform, trust: o.Trust}
+	replay, err := ledger.pending(ctx, b.Manifest, o.TenantUIDs, b.StartedAt)
+	var le *catalog.LedgerError
+	switch {
+	case errors.As(err, &le) && o.IgnoreLedger:
+		res.LedgerIgnored = le.Error()
+		logf(o.Log, "restore %s: WARNING: the erasure ledger is not replayed (--ignore-ledger): %v", b.ID, le.Err)
+		replay = nil
+	case err != nil:
 		return b, err
 	}
 	ci, err := parseConnInfo(o.DSN)
@@ -121,8 +163,20 @@ func Restore(ctx context.Context, o RestoreOptions) (catalog.Backup, error) {
 	}
 	logf(o.Log, "restore %s: backup of %s taken %s (PostgreSQL %s) into %s", b.ID, b.Database, b.StartedAt.Format(time.RFC3339), b.PostgresVersion, ci.Redacted())
 	start := time.Now()
-	if err := streamRestore(ctx, o.Store, b.Manifest, o.Identities, pgRestore, ci, args); err != nil {
-		return b, err
+	if len(replay) == 0 {
+		if err := streamRestore(ctx, o.Store, b.Manifest, o.Identities, pgRestore, ci, args); err != nil {
+			return b, err
+		}
+	} else {
+		psql, err := findPsqlWithBind(ctx, o.PgBinDir, max(targetMajor, b.PostgresMajor))
+		if err != nil {
+			return b, err
+		}
+		logf(o.Log, "restore %s: %d erasure requests recorded since the backup are replayed before the restore commits", b.ID, len(replay))
+		if err := streamRestoreReplaying(ctx, o.Store, b.Manifest, o.Identities, pgRestore, psql, ci, args, replay); err != nil {
+			return b, err
+		}
+		res.Replayed = len(replay)
 	}
 	logf(o.Log, "restore %s: done in %s", b.ID, time.Since(start).Round(time.Millisecond))
 	return b, nil

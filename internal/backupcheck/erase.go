@@ -184,6 +184,7 @@ func mergePlans(a, b catalog.ErasurePlan) catalog.ErasurePlan {
 	out.Unowned, out.LeftLegacy = max(a.Unowned, b.Unowned), max(a.LeftLegacy, b.LeftLegacy)
 	out.WALSystems = union(a.WALSystems, b.WALSystems)
 	out.Exports = union(a.Exports, b.Exports)
+	out.LedgerEntries = max(a.LedgerEntries, b.LedgerEntries)
 	return out
 }
 

@@ -70,6 +70,9 @@ type ErasedLocation struct {
 	WALSystems []string `json:"walSystems,omitempty"`
 	// ExportsDeleted are the IDs of the stored exports deleted.
 	ExportsDeleted []string `json:"exportsDeleted,omitempty"`
+	// LedgerEntriesDeleted counts the entries of the tenant's erasure ledger deleted (sealed to
+	// the destroyed keys, so unreadable before they went).
+	LedgerEntriesDeleted int `json:"ledgerEntriesDeleted,omitempty"`
 }
 
 // ErasedLocationOf records a carried-out erasure plan.
@@ -88,7 +91,8 @@ func ErasedLocationOf(location string, schedules []string, plan catalog.ErasureP
 	return ErasedLocation{Location: location, Schedules: schedules, DataKeysDestroyed: keys,
 		BackupsUnreadable: bound(plan.Unreadable), BackupsUnreadableCount: len(plan.Unreadable),
 		BackupsDeleted: bound(plan.Plain), BackupsDeletedCount: len(plan.Plain), ManifestsUnreadable: plan.Unowned,
-		PredecessorBackupsLeft: plan.LeftLegacy, WALSystems: plan.WALSystems, ExportsDeleted: plan.Exports}
+		PredecessorBackupsLeft: plan.LeftLegacy, WALSystems: plan.WALSystems, ExportsDeleted: plan.Exports,
+		LedgerEntriesDeleted: plan.LedgerEntries}
 }
 
 // ErasureRecordName is the record of erasing one Tenant object.

@@ -41,6 +41,9 @@ type ErasurePlan struct {
 	// Exports are the IDs of the tenant's stored exports (<tenant>/exports/), each deleted with its
 	// record: encrypted to the customer, but the platform keeps nothing of a tenant it erased.
 	Exports []string
+	// LedgerEntries counts the entries of the tenant's erasure ledger (<tenant>/.ledger/<UID>/):
+	// sealed to its data keys, unreadable once they are destroyed, and deleted besides.
+	LedgerEntries int
 }
 
 // PlanErasure lists what erasing the tenant's UIDs from a location destroys: the backups recorded
@@ -58,6 +61,11 @@ func PlanErasure(ctx context.Context, store storage.Store, tenant string, tenant
 			return plan, err
 		}
 		plan.DataKeys = append(plan.DataKeys, ids...)
+		n, err := CountLedger(ctx, store, tenant, uid)
+		if err != nil {
+			return plan, err
+		}
+		plan.LedgerEntries += n
 	}
 	err := walk(ctx, store, tenant, "", o, func(dir string, data []byte, _ *Verification, _ SignatureStatus) error {
 		var m Manifest
@@ -191,6 +199,13 @@ func Erase(ctx context.Context, store storage.Store, plan ErasurePlan) error {
 	// Keys written since the plan (a backup that was still running) go too.
 	if _, err := DestroyDataKeys(ctx, store, plan.Tenant, plan.TenantUIDs); err != nil {
 		return err
+	}
+	// The erasure ledger, sealed to the keys just destroyed: it names the subjects of the
+	// tenant's erasure requests, and nothing is left to replay it into.
+	for _, uid := range plan.TenantUIDs {
+		if _, err := DeleteLedger(ctx, store, plan.Tenant, uid); err != nil {
+			return err
+		}
 	}
 	schedules := map[string]bool{}
 	for _, refs := range [][]BackupRef{plan.Unreadable, plan.Plain} {

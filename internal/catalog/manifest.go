@@ -12,6 +12,7 @@
 //	<tenant>/<schedule>/<id>/verification.json     the latest verify result, if any
 //	<tenant>/wal/...                               the WAL archive (see WALDir)
 //	<tenant>/.keys/<tenantUID>/<keyID>.age         a tenant data key, wrapped to the platform (escrow)
+//	<tenant>/.ledger/<tenantUID>/<time>-<request UID>.json  an erasure request, sealed to the tenant key, signed (see ledger.go)
 package catalog
 
 import (

@@ -16,7 +16,7 @@ copy() { # copy SOURCE-GLOB... DESTINATION-DIR: replaces every file in the desti
   done
 }
 copy config/crd/bases/*.yaml crds
-copy config/rbac/role.yaml rbac
+copy config/rbac/role.yaml config/rbac/erasurerequest_roles.yaml rbac
 copy config/webhook/manifests.yaml webhook
 copy $(ls config/policies/*.yaml | grep -v /kustomization.yaml) policies
 copy config/prometheus/prometheus-rule.yaml config/prometheus/dashboard.json prometheus

@@ -103,6 +103,9 @@ func TestPhysicalScheduleStreamsWAL(t *testing.T) {
 	secretValue(t, operatorNamespace, builders.ManifestKeySecretName(tenant), builders.ManifestKeySecretKey)
 
 	// Not ready yet: Unknown; unready past the grace: Failing, naming the receiver; ready: Healthy.
+	// (Unready since now on the suite's clock, which other tests move ahead of the Deployment's
+	// creation.)
+	setReceiverAvailable(t, receiver, corev1.ConditionFalse, testClock.Now())
 	expectCondition(t, tenant, v1alpha1.ConditionWALArchiving, metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "not ready yet")
 	setReceiverAvailable(t, receiver, corev1.ConditionFalse, testClock.Now().Add(-10*time.Minute))
 	expectCondition(t, tenant, v1alpha1.ConditionWALArchiving, metav1.ConditionFalse, v1alpha1.ReasonFailing, receiverName+" has not been ready for")

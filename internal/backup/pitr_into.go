@@ -59,6 +59,10 @@ func RestorePointInTimeInto(ctx context.Context, o PointInTimeOptions, into Into
 		return out, fmt.Errorf("scratch directory: %w", err)
 	}
 	defer os.RemoveAll(scratch)
+	// Run as root, the server is another user, who must reach its data directory in here.
+	if err := pgcluster.Chown(scratch, o.RunAs); err != nil {
+		return out, fmt.Errorf("scratch directory: %w", err)
+	}
 	o.DataDir = scratch + "/pgdata"
 	o.NoStart = false
 	o.AfterRecovery = func(ctx context.Context, srv *pgcluster.Server, res *PointInTimeResult) error {
@@ -147,6 +151,10 @@ type dumpThenCheck struct {
 }
 
 func (d *dumpThenCheck) Read(p []byte) (int, error) {
+	if d.done {
+		// Wait closed the pipe: its end was read.
+		return 0, io.EOF
+	}
 	n, err := d.r.Read(p)
 	if errors.Is(err, io.EOF) && !d.done {
 		d.done = true

@@ -75,7 +75,8 @@ func TestPointInTimeRecovery(t *testing.T) {
 
 	// The same moment into an existing database of an ordinary role (how a TenantRestore reaches
 	// a live tenant): recovered in a scratch directory, copied in one transaction, rows compared.
-	pg.Exec(t, "postgres", `CREATE ROLE restorer LOGIN PASSWORD 'restorer-pw'; CREATE DATABASE restored OWNER restorer`)
+	pg.Exec(t, "postgres", `CREATE ROLE restorer LOGIN PASSWORD 'restorer-pw'`)
+	pg.Exec(t, "postgres", `CREATE DATABASE restored OWNER restorer`)
 	u, err := url.Parse(pg.DSNFor("restored"))
 	if err != nil {
 		t.Fatal(err)

@@ -426,6 +426,10 @@ func podArgs(t *testing.T, pod corev1.PodSpec, pg *stack.Postgres) []string {
 			args[i+1] = pg.BinDir
 		case "--status-file":
 			args[i+1] = filepath.Join(dir, "status.json")
+		case "--termination-log":
+			// The pod's /dev/termination-log, which the kubelet reads into the container's
+			// terminated state: a file of the test's.
+			args[i+1] = filepath.Join(dir, "termination-log")
 		case "--identity-file", "--signing-key-file", "--manifest-key":
 			// The identity's or signing key's volume: the Secret's key, as the kubelet would
 			// mount it.

@@ -145,8 +145,14 @@ func (r *ErasureRequestReconciler) carryOut(ctx context.Context, er *v1alpha1.Er
 }
 
 // startJob copies the application role's password into the operator's namespace and creates the
-// request's Job.
+// request's Job, once the policy signs and the tenant's credentials and data key exist.
 func (r *ErasureRequestReconciler) startJob(ctx context.Context, t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, er *v1alpha1.ErasureRequest, set func(phase, reason, msg string)) (ctrl.Result, error) {
+	if policy.Status.Signing == nil || policy.Status.Signing.PublicKey == "" {
+		// The Job is made once and never changed: made now, it would append an unsigned ledger
+		// entry, which restores refuse.
+		set(v1alpha1.ErasurePhasePending, v1alpha1.ReasonRequestPending, "Waiting for BackupPolicy "+policy.Name+" to publish its signing key, which signs the ledger entry")
+		return ctrl.Result{RequeueAfter: erasureRetry}, nil
+	}
 	creds := &corev1.Secret{}
 	if err := r.Get(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: builders.DatabaseSecretName(t)}, creds); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -147,8 +147,8 @@ const (
 	ReasonRetained = "Retained"
 
 	// Reasons of an ErasureRequest's Ready condition.
-	// ReasonRequestPending: the request waits for what its Job needs (the tenant's data key,
-	// database credentials) or for the Job to start.
+	// ReasonRequestPending: the request waits for what its Job needs (the BackupPolicy and its
+	// signing key, the tenant's data key, database credentials) or for the Job to start.
 	ReasonRequestPending = "Pending"
 	// ReasonRequestRunning: the Job runs the function and appends the ledger entry.
 	ReasonRequestRunning = "Running"

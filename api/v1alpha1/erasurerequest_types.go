@@ -10,10 +10,12 @@ import (
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="an erasure request cannot be changed; make a new one"
 type ErasureRequestSpec struct {
 	// Subject is the data subject's id, passed to the function as its one argument (bound, never
-	// part of the SQL text): UTF-8 text without control characters, at most 1024 bytes.
+	// part of the SQL text): UTF-8 text without control characters (C0, DEL or C1), at most 1024
+	// bytes (MaxLength counts characters; a rule counts the bytes, as the agent does).
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=1024
-	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f]')",message="subject must not contain control characters"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('[\\\\x00-\\\\x1f\\\\x7f-\\\\x9f]')",message="subject must not contain control characters"
+	// +kubebuilder:validation:XValidation:rule="size(bytes(self)) <= 1024",message="subject must be at most 1024 bytes (UTF-8)"
 	// +required
 	Subject string `json:"subject"`
 

@@ -146,8 +146,9 @@ func (s *Section) proof(src Source) { s.Proof = append(s.Proof, src) }
 func (s *Section) verdict(status Status, reason string) { s.Status, s.Reason = status, reason }
 
 func (s *Section) table(key, title string, columns ...Column) *Table {
-	s.Tables = append(s.Tables, Table{Key: key, Title: title, Columns: columns, Rows: []map[string]string{}})
-	return &s.Tables[len(s.Tables)-1]
+	t := &Table{Key: key, Title: title, Columns: columns, Rows: []map[string]string{}}
+	s.Tables = append(s.Tables, t)
+	return t
 }
 
 func col(key, label string) Column { return Column{Key: key, Label: label} }

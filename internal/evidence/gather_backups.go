@@ -221,15 +221,15 @@ func (g *gatherer) backups(_ context.Context, s *Section) {
 		switch {
 		case last.IsZero():
 			row["age"], row["fresh"] = "none", "no"
-			stale = append(stale, sc.Name+" has no backup")
+			stale = append(stale, "schedule "+sc.Name+" has no backup")
 		case allowed == 0:
 			row["age"] = formatAge(g.now.Sub(last))
-			unknown = append(unknown, sc.Name+"'s allowed age is not reported")
+			unknown = append(unknown, "schedule "+sc.Name+": the allowed age is not reported")
 		default:
 			age := g.now.Sub(last)
 			row["age"], row["fresh"] = formatAge(age), yesNo(age <= allowed)
 			if age > allowed {
-				stale = append(stale, fmt.Sprintf("%s's newest backup is %s old, more than the %s allowed", sc.Name, formatAge(age), formatAge(allowed)))
+				stale = append(stale, fmt.Sprintf("schedule %s: the newest backup is %s old, more than the %s allowed", sc.Name, formatAge(age), formatAge(allowed)))
 			}
 		}
 		status.Rows = append(status.Rows, row)

@@ -27,7 +27,7 @@ func fixture() Report {
 	b.Status, b.Reason = StatusNotMet, "cold's newest backup is 2d 0h old, more than the 1d 2h allowed."
 	b.Setting = []Fact{{Key: "backupPolicy", Label: "Backup policy", Value: "standard"}}
 	b.Observed = []Fact{{Key: "lastSuccessTime", Label: "Newest backup", Value: "2026-06-29T12:00:00Z"}}
-	b.Tables = []Table{{Key: "stored", Title: "Backups found in storage", Columns: []Column{{"id", "Backup ID"}, {"sha256", "SHA-256 checksum"}},
+	b.Tables = []*Table{{Key: "stored", Title: "Backups found in storage", Columns: []Column{{"id", "Backup ID"}, {"sha256", "SHA-256 checksum"}},
 		Rows: []map[string]string{{"id": "20260629T120000Z-abc", "sha256": "a|b\nc"}}}}
 	b.Proof = []Source{{Kind: "Tenant", Name: "acme", Field: "status.backups"}, {Kind: "Storage", Location: "s3://bucket/p?endpoint=s3:9000&region=eu-west-1", Field: "acme/cold"}}
 	u := r.Section(SectionUptime)

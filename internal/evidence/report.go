@@ -101,7 +101,7 @@ type Section struct {
 	// Observed is what the cluster and the storage hold.
 	Observed []Fact `json:"observed"`
 	// Tables are observed records with several rows, such as backups or network rules.
-	Tables []Table `json:"tables,omitempty"`
+	Tables []*Table `json:"tables,omitempty"`
 	// Proof names where each fact was read.
 	Proof []Source `json:"proof"`
 }
@@ -163,9 +163,9 @@ func (s *Section) Fact(key string) (string, bool) {
 
 // Table returns the table of the given key, or nil.
 func (s *Section) Table(key string) *Table {
-	for i := range s.Tables {
-		if s.Tables[i].Key == key {
-			return &s.Tables[i]
+	for _, t := range s.Tables {
+		if t.Key == key {
+			return t
 		}
 	}
 	return nil

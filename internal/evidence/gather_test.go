@@ -362,6 +362,11 @@ func TestGatherReportsEachPromiseAsSetUp(t *testing.T) {
 	if back["apiVersion"] != evidence.APIVersion {
 		t.Errorf("apiVersion = %v", back["apiVersion"])
 	}
+	if dir := os.Getenv("EVIDENCE_SAMPLE_DIR"); dir != "" {
+		// For people reviewing the format: the demo tenant's report in both formats.
+		must(t, os.WriteFile(dir+"/acme.md", md.Bytes(), 0o644))
+		must(t, os.WriteFile(dir+"/acme.json", js.Bytes(), 0o644))
+	}
 	if !strings.Contains(md.String(), "## 7. Backups: NOT MET") {
 		t.Errorf("markdown lacks the backups verdict:\n%s", md.String())
 	}

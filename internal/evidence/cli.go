@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
@@ -280,11 +281,15 @@ func StorageFromCluster(c client.Reader, operatorNamespace, volumeRoot, tenant s
 	return func(ctx context.Context, s v1alpha1.BackupStorage) (storage.Store, error) {
 		switch {
 		case s.S3 != nil:
-			region := s.S3.Region
-			if region == "" {
-				region = storage.DefaultS3Region
+			// Through the agent's own LOCATION, so the report reads exactly where the jobs write.
+			location, err := builders.StorageLocation(s)
+			if err != nil {
+				return nil, err
 			}
-			loc := storage.Location{Scheme: storage.SchemeS3, Bucket: s.S3.Bucket, Prefix: s.S3.Prefix, Endpoint: s.S3.Endpoint, Region: region, Insecure: s.S3.Insecure}
+			loc, err := storage.ParseLocation(location)
+			if err != nil {
+				return nil, err
+			}
 			name := s.S3.ReaderSecretName(tenant)
 			secret := &corev1.Secret{}
 			if err := c.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: name}, secret); err != nil {

@@ -1,5 +1,7 @@
 // Command tenant-operator runs the operator's manager by default; its subcommands backup, restore,
-// verify, backups and export are the backup agent that runs inside the backup CronJobs' pods.
+// verify, backups and export are the backup agent that runs inside the backup CronJobs' pods, and
+// evidence reports on a tenant's promises. Named kubectl-tenant (a link on PATH), it is the kubectl
+// plugin: kubectl tenant evidence T, kubectl tenant status.
 package main
 
 import (
@@ -10,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
@@ -28,12 +31,24 @@ import (
 	"github.com/tenantops/tenant-operator/controllers"
 	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
+	"github.com/tenantops/tenant-operator/internal/evidence"
 	tenantwebhook "github.com/tenantops/tenant-operator/internal/webhook"
 )
 
 func main() {
+	if filepath.Base(os.Args[0]) == evidence.PluginName {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := evidence.RunPlugin(ctx, os.Args[1:], os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
 	if len(os.Args) > 1 {
 		switch {
+		case slices.Contains(evidence.Commands, os.Args[1]):
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			code := evidence.RunCommand(ctx, os.Args[1:], os.Stdout, os.Stderr)
+			stop()
+			os.Exit(code)
 		case slices.Contains(backup.Commands, os.Args[1]):
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			code := backup.RunCommand(ctx, os.Args[1:], os.Stdout, os.Stderr)

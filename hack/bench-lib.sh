@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2154,SC2034 # bench_name, repo, work come from, wall and hwm go to, the sourcing script
 # What the backup benchmarks share (hack/bench-backup.sh, hack/bench-physical.sh): finding
 # PostgreSQL, building the agent, versitygw on loopback, age keys, the generated data, and timing a
 # command with the peak RSS of its process. Sourced, not run. The sourcing script sets

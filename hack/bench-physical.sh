@@ -214,7 +214,7 @@ SQL
   committed=$(sql "$port" app -c "SELECT count(*) FROM writes")
   flushed=$(lsn_num "$(sql "$port" app -c "SELECT pg_current_wal_flush_lsn()")")
   log "1: writer stopped ($committed rows); waiting for the archive to reach it"
-  if wait_archived rpo "$(seg_ceil "$flushed")" $((archive_timeout + 60)); then fig[rpo.caughtup]=$waited; else fig[rpo.caughtup]="> $waited"; fi
+  if wait_archived rpo "$(seg_ceil "$flushed")" $((archive_timeout + 60)); then fig[rpo.caughtup]=$(printf %.1f "$waited"); else fig[rpo.caughtup]="> $(printf %.0f "$waited")"; fi
   # When each segment became archived: the mtime of its signed description, the object written last.
   local archived
   archived=$(find "$work/s3/bench/rpo" -path '*/wal/*' -name '0*.json' ! -name '*.history.json' -printf "('%f', %T@)," | sed 's/\.json'"'"'/'"'"'/g; s/,$//')
@@ -230,7 +230,9 @@ SELECT count(*) FILTER (WHERE a.at IS NULL),
   FROM writes w LEFT JOIN archived a ON a.seg = pg_walfile_name(w.lsn + 1);
 SQL
 )
-  read -r fig[rpo.unarchived] fig[rpo.max] fig[rpo.median] fig[rpo.rate] <<<"$lags"
+  local unarchived worst mid rate
+  read -r unarchived worst mid rate <<<"$lags"
+  fig[rpo.unarchived]=$unarchived fig[rpo.max]=$worst fig[rpo.median]=$mid fig[rpo.rate]=$rate
   log "1: restoring to the end of the archive"
   measure "$work/rpo.restore" "$agent" restore --storage "$rpo_storage" --tenant rpo --data-dir "$dir/restored" --to-latest "${restore_flags[@]}"
   local restored

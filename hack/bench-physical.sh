@@ -90,7 +90,7 @@ start_server() {
 -c max_wal_size=4GB" start >/dev/null
 }
 dsn() { echo "postgres://postgres@127.0.0.1:$1/$2?sslmode=disable"; } # PORT DB
-sql() { "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -At -d "$(dsn "$1" "$2")" "${@:3}"; } # PORT DB [psql args]
+sql() { PGOPTIONS="-c client_min_messages=warning" "$pgbin/psql" -X -q -v ON_ERROR_STOP=1 -At -d "$(dsn "$1" "$2")" "${@:3}"; } # PORT DB [psql args]
 
 # lsn_num LSN prints a WAL position as a number.
 lsn_num() { echo $(( (16#${1%/*} << 32) + 16#${1#*/} )); }
@@ -354,12 +354,13 @@ baseline_restore() {
   as_pg mkdir -p "$dir/pg_wal"
   as_pg tee -a "$dir/postgresql.auto.conf" >/dev/null <<CONF
 restore_command = 'cp $work/plainwal/%f %p'
-recovery_target_time = '$2'
+recovery_target_time = '$(sed 's/T/ /; s/Z$/+00/' <<<"$2")'
 recovery_target_action = 'promote'
 archive_mode = 'off'
 CONF
   as_pg touch "$dir/recovery.signal"
-  as_pg "$pgbin/pg_ctl" -D "$dir" -l "$work/baseline.log" -w -t 600 -o "-p $port -c listen_addresses= -c unix_socket_directories=$dir" start >/dev/null
+  as_pg "$pgbin/pg_ctl" -D "$dir" -l "$work/plainbase/server.log" -w -t 600 -o "-p $port -c listen_addresses= -c unix_socket_directories=$dir" start >/dev/null ||
+    { tail -n 20 "$work/plainbase/server.log" >&2; return 1; }
   until [[ $("$pgbin/psql" -X -At -h "$dir" -p "$port" -U postgres -d postgres -c "SELECT pg_is_in_recovery()" 2>/dev/null) == f ]]; do sleep 0.1; done
   as_pg "$pgbin/pg_ctl" -D "$dir" -m fast -w stop >/dev/null
 }
@@ -367,7 +368,7 @@ CONF
 phase_point_in_time() {
   local target_time expected after target restored
   mkdir -p "$work/plainwal" "$work/plainbase"
-  chown postgres "$work/plainwal" 2>/dev/null || true
+  chown postgres "$work/plainwal" "$work/plainbase" 2>/dev/null || true
   "$pgbin/pg_receivewal" -d "$(dsn "$big_port" postgres)" -S bench_plain --create-slot
   as_pg "$pgbin/pg_receivewal" -d "$(dsn "$big_port" postgres)" -S bench_plain -D "$work/plainwal" -n 2>"$work/pg_receivewal.log" &
   pids+=($!)
@@ -375,7 +376,7 @@ phase_point_in_time() {
   log "5: base backups (the agent's, then pg_basebackup's tar), ${pitr_wal_mib} MiB of WAL, a target time, more WAL"
   physical "$big_port" pitr
   "${bp[@]}" >/dev/null
-  "$pgbin/pg_basebackup" -d "$(dsn "$big_port" bench_large)" -D "$work/plainbase" -Ft -X none -c fast
+  as_pg "$pgbin/pg_basebackup" -d "$(dsn "$big_port" bench_large)" -D "$work/plainbase" -Ft -X none -c fast 2>/dev/null
   generate_wal "$big_port" pitr_rows "$pitr_wal_mib"
   sql "$big_port" bench_large -c "UPDATE events SET amount = amount - 1 WHERE id <= $((rows / 100))"
   sleep 1
@@ -439,7 +440,7 @@ for ph in $phases; do
       report_row "  rows missing after restore --to-latest" "${fig[rpo.missing]} of ${fig[rpo.committed]} (${fig[rpo.rate]}/s)" "0" "$(verdict "${fig[rpo.missing]} == 0 && ${fig[rpo.unarchived]} == 0")"
       ;;
     2)
-      report_row "2 base backup: ours / pg_basebackup" "${fig[bb.ours]} s / ${fig[bb.floor]} s = $(ratio "${fig[bb.ours]}" "${fig[bb.floor]}")" "<= 1.2" "$(verdict "${fig[bb.ours]} <= 1.2 * ${fig[bb.floor]}")"
+      report_row "2 base backup: ours / pg_basebackup" "$(printf %.1f "${fig[bb.ours]}") s / $(printf %.1f "${fig[bb.floor]}") s = $(ratio "${fig[bb.ours]}" "${fig[bb.floor]}")" "<= 1.2" "$(verdict "${fig[bb.ours]} <= 1.2 * ${fig[bb.floor]}")"
       report_row "  agent peak RSS (VmHWM)" "$(kib_mib "${fig[bb.rss]}") MiB" "< 128 MiB" "$(verdict "${fig[bb.rss]} < 131072")"
       report_row "  sizes" "${fig[bb.sizes]}" "" ""
       ;;
@@ -449,11 +450,11 @@ for ph in $phases; do
       report_row "  WAL written meanwhile (receiver stopped)" "${fig[wal.gen]} MiB/s" "" ""
       ;;
     4)
-      report_row "4 incremental / full (1 % of rows changed)" "${fig[incr.incr]} s / ${fig[incr.full]} s = ${fig[incr.ratio]}" "< 0.10" "$(verdict "${fig[incr.ratio]} < 0.10")"
+      report_row "4 incremental / full (1 % of rows changed)" "$(printf %.1f "${fig[incr.incr]}") s / $(printf %.1f "${fig[incr.full]}") s = ${fig[incr.ratio]}" "< 0.10" "$(verdict "${fig[incr.ratio]} < 0.10")"
       report_row "  incremental sizes" "${fig[incr.sizes]}" "" ""
       ;;
     5)
-      report_row "5 restore --to-time / untar + replay" "${fig[pitr.ours]} s / ${fig[pitr.plain]} s = $(ratio "${fig[pitr.ours]}" "${fig[pitr.plain]}")" "<= 1.5" "$(verdict "${fig[pitr.ours]} <= 1.5 * ${fig[pitr.plain]}")"
+      report_row "5 restore --to-time / untar + replay" "$(printf %.1f "${fig[pitr.ours]}") s / $(printf %.1f "${fig[pitr.plain]}") s = $(ratio "${fig[pitr.ours]}" "${fig[pitr.plain]}")" "<= 1.5" "$(verdict "${fig[pitr.ours]} <= 1.5 * ${fig[pitr.plain]}")"
       report_row "  WAL replayed (as pg_receivewal stored it)" "${fig[pitr.wal]} MiB" "" ""
       report_row "  agent peak RSS" "$(kib_mib "${fig[pitr.rss]}") MiB" "" ""
       ;;

@@ -80,6 +80,8 @@ mkdir -p "$work/volume"
 # An age key pair, from age's own age-keygen at the version the agent uses.
 keydir=$work/key
 recipient=$(age_keygen "$keydir") || exit 1
+# Signed as the operator's jobs sign them: restore refuses unsigned backups.
+signing_public=$(signing_keygen "$keydir/signing.pem") || exit 1
 
 # --- measuring ---------------------------------------------------------------------------------
 declare -A result
@@ -93,10 +95,10 @@ for db in bench_small bench_large; do
     measure "$work/$db.dump" "$pgbin/pg_dump" -Fc -d "$(dsn "$db")"
     cron+=("$wall")
     measure "$work/ours.out" "$agent" backup --dsn "$(dsn "$db")" --storage "$storage" --tenant bench --schedule "$db" \
-      --recipient "$recipient" --pg-bin-dir "$pgbin"
+      --recipient "$recipient" --signing-key-file "$keydir/signing.pem" --pg-bin-dir "$pgbin"
     ours+=("$wall") rss+=("$hwm")
     measure /dev/null "$agent" backup --dsn "$(dsn "$db")" --storage "file://$work/volume" --tenant bench --schedule "$db" \
-      --recipient "$recipient" --pg-bin-dir "$pgbin"
+      --recipient "$recipient" --signing-key-file "$keydir/signing.pem" --pg-bin-dir "$pgbin"
     vol+=("$wall") rss+=("$hwm")
     rm -rf "${work:?}/volume/bench"
   done
@@ -114,7 +116,7 @@ log "restoring bench_large both ways"
 psql_ postgres -c "DROP DATABASE IF EXISTS restore_ours" -c "DROP DATABASE IF EXISTS restore_plain" \
   -c "CREATE DATABASE restore_ours" -c "CREATE DATABASE restore_plain"
 measure /dev/null "$agent" restore --storage "$storage" --tenant bench --schedule bench_large --backup "${result[bench_large.id]}" \
-  --identity-file "$keydir/identity.txt" --dsn "$(dsn restore_ours)" --pg-bin-dir "$pgbin"
+  --identity-file "$keydir/identity.txt" --signing-public-key "$signing_public" --dsn "$(dsn restore_ours)" --pg-bin-dir "$pgbin"
 restore_ours=$wall restore_rss=$hwm
 measure /dev/null "$pgbin/pg_restore" --single-transaction --exit-on-error -d "$(dsn restore_plain)" "$work/bench_large.dump"
 restore_plain=$wall

@@ -63,6 +63,13 @@ age_keygen() {
   awk '/Public key:/ {print $3}' "$dir/public.txt"
 }
 
+# signing_keygen FILE writes an Ed25519 private key (PKCS #8 PEM) that signs manifests, as the
+# policy's key does, and prints its public key as restore and verify take it (ed25519:BASE64).
+signing_keygen() {
+  openssl genpkey -algorithm ed25519 -out "$1" 2>/dev/null || die "openssl genpkey failed"
+  echo "ed25519:$(openssl pkey -in "$1" -pubout -outform DER | tail -c 32 | base64)"
+}
+
 # generate_events PSQL_FN DB ROWS fills the empty database DB through PSQL_FN (called as
 # PSQL_FN DB [psql args], SQL on stdin) with the benchmarks' data: realistic rather than
 # flattering, hex digests and numbers that compress about 2:1, unlike pgbench's blank filler,

@@ -180,8 +180,7 @@ start_service_s3
 recipient=$(age_keygen "$work/key") || exit 1
 manifest_recipient=$(age_keygen "$work/manifest-key") || exit 1
 : "$manifest_recipient" # the key --manifest-key reads, given as its identity file
-openssl genpkey -algorithm ed25519 -out "$work/signing.pem" 2>/dev/null || die "openssl genpkey failed"
-signing_public=ed25519:$(openssl pkey -in "$work/signing.pem" -pubout -outform DER | tail -c 32 | base64)
+signing_public=$(signing_keygen "$work/signing.pem") || exit 1
 restore_flags=(--identity-file "$work/key/identity.txt" --signing-public-key "$signing_public" --pg-bin-dir "$pgbin")
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -82,7 +82,7 @@ bench-backup: test-tools ## Benchmark the backup agent on a 1 GiB database: logi
 	bash hack/bench-physical.sh
 
 .PHONY: bench-physical
-bench-physical: test-tools ## Benchmark physical backups, WAL archiving and point-in-time restore on PostgreSQL 18 (about 20 minutes; docs/performance.md).
+bench-physical: test-tools ## Benchmark physical backups, WAL archiving and point-in-time restore on PostgreSQL 18 (about 10 minutes; docs/performance.md).
 	bash hack/bench-physical.sh
 
 ##@ Build

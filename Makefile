@@ -77,8 +77,13 @@ bench: control-plane ## Run the benchmarks and print their figures (about 35 min
 	KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./test/bench/... -run '^$$' -bench . -benchtime 1x -timeout 120m
 
 .PHONY: bench-backup
-bench-backup: test-tools ## Benchmark the backup agent against pg_dump on a 1 GiB database.
+bench-backup: test-tools ## Benchmark the backup agent on a 1 GiB database: logical against pg_dump, then physical (bench-physical).
 	bash hack/bench-backup.sh
+	bash hack/bench-physical.sh
+
+.PHONY: bench-physical
+bench-physical: test-tools ## Benchmark physical backups, WAL archiving and point-in-time restore on PostgreSQL 18 (about 10 minutes; docs/performance.md).
+	bash hack/bench-physical.sh
 
 ##@ Build
 

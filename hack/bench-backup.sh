@@ -18,17 +18,16 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+bench_name=bench-backup
+# shellcheck source=hack/bench-lib.sh
+source "$repo/hack/bench-lib.sh"
 major=${BENCH_PG_MAJOR:-15}
 large_rows=${BENCH_LARGE_ROWS:-5600000}
 small_rows=${BENCH_SMALL_ROWS:-1400000}
 repeat=${BENCH_REPEAT:-3}
 bench_dir=${BENCH_DIR:-/var/tmp/tenant-operator-bench}
 
-die() { echo "bench-backup: error: $*" >&2; exit 1; }
-log() { echo "bench-backup: $*" >&2; }
-
-if [[ $major == 15 ]]; then pgbin=/usr/lib/postgresql/15/bin; else pgbin=$repo/bin/postgres/$major/bin; fi
-[[ -x $pgbin/pg_dump && -x $pgbin/postgres ]] || die "PostgreSQL $major not found in $pgbin (run: bash hack/postgres.sh, or apt-get install postgresql-15)"
+pgbin=$(pg_bin_dir "$major") || exit 1
 [[ -x $repo/bin/versitygw ]] || die "bin/versitygw missing (run: make bin/versitygw)"
 
 work=$(mktemp -d /tmp/tenantops-bench.XXXXXX)
@@ -41,23 +40,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# free_port prints a loopback port nothing listens on.
-free_port() {
-  local p
-  while :; do
-    p=$(shuf -i 20000-60000 -n 1)
-    (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null || { echo "$p"; return; }
-  done
-}
-
-as_pg() { if [[ $EUID -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
-agent=${AGENT_BIN:-}
-if [[ -z $agent ]]; then
-  log "building tenant-operator"
-  (cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$work/tenant-operator" .) || die "go build failed; set AGENT_BIN to a built tenant-operator"
-  agent=$work/tenant-operator
-fi
+agent=$(build_agent) || exit 1
 
 # --- PostgreSQL with the generated databases ---------------------------------------------------
 recipe=$(printf '%s\n' "$major" "$large_rows" "$small_rows" "recipe-2" | sha256sum | cut -c1-12)
@@ -81,23 +64,7 @@ if [[ ! -f $cluster/.complete ]]; then
     name=bench_${db%%:*} rows=${db#*:}
     log "generating $name ($rows rows)"
     psql_ postgres -c "CREATE DATABASE $name"
-    # Realistic rather than flattering: hex digests and numbers compress about 2:1, unlike
-    # pgbench's blank filler, which compresses a hundredfold.
-    psql_ "$name" <<SQL
-CREATE TABLE events (
-  id bigint PRIMARY KEY, tenant_id int NOT NULL, at timestamptz NOT NULL, kind text NOT NULL,
-  amount numeric(12,2), ref text, body text);
-INSERT INTO events
-  SELECT g, g % 1000, timestamptz '2025-01-01' + g * interval '1 second',
-         (ARRAY['click','view','purchase','refund'])[1 + g % 4], (g % 100000) / 100.0,
-         md5(g::text), md5((g * 7)::text) || ' ' || md5((g * 13)::text) || ' note ' || g
-  FROM generate_series(1, $rows) g;
-CREATE INDEX events_tenant_at ON events (tenant_id, at);
-CREATE TABLE customers AS SELECT g AS id, 'customer ' || g AS name, md5(g::text) || '@example.com' AS email
-  FROM generate_series(1, $rows / 20) g;
-ALTER TABLE customers ADD PRIMARY KEY (id);
-VACUUM ANALYZE;
-SQL
+    generate_events psql_ "$name" "$rows"
   done
   as_pg touch "$cluster/.complete"
 fi
@@ -106,48 +73,17 @@ large_size=$(size_of bench_large)
 (( large_size >= 1 << 30 )) || die "bench_large is only $large_size bytes; raise BENCH_LARGE_ROWS"
 
 # --- versitygw ---------------------------------------------------------------------------------
-s3port=$(free_port)
-mkdir -p "$work/s3/bench"
-export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench-secret-$RANDOM$RANDOM
-"$repo/bin/versitygw" --access "$AWS_ACCESS_KEY_ID" --secret "$AWS_SECRET_ACCESS_KEY" --port "127.0.0.1:$s3port" --quiet \
-  posix "$work/s3" >"$work/versitygw.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$s3port") 2>/dev/null && break; sleep 0.1; done
+start_versitygw
 storage="s3://bench/runs?endpoint=127.0.0.1:$s3port&insecure=true"
 mkdir -p "$work/volume"
 
 # An age key pair, from age's own age-keygen at the version the agent uses.
 keydir=$work/key
-mkdir -p "$keydir"
-age_version=$(cd "$repo" && go list -m -f '{{.Version}}' filippo.io/age)
-(cd "$work" && go run "filippo.io/age/cmd/age-keygen@$age_version" -o "$keydir/identity.txt") 2>"$keydir/public.txt" ||
-  die "age-keygen failed: $(cat "$keydir/public.txt")"
-recipient=$(awk '/Public key:/ {print $3}' "$keydir/public.txt")
+recipient=$(age_keygen "$keydir") || exit 1
+# Signed as the operator's jobs sign them: restore refuses unsigned backups.
+signing_public=$(signing_keygen "$keydir/signing.pem") || exit 1
 
 # --- measuring ---------------------------------------------------------------------------------
-# measure OUT CMD...: runs CMD with stdout to OUT, sets $wall (seconds) and $hwm (peak RSS of that
-# process itself, KiB; its children such as pg_dump are not counted).
-measure() {
-  local out=$1 start end pid status line
-  shift
-  hwm=0
-  start=$(date +%s.%N)
-  "$@" >"$out" &
-  pid=$!
-  while kill -0 "$pid" 2>/dev/null; do
-    line=$(awk '/^VmHWM:/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-    [[ -n $line ]] && (( line > hwm )) && hwm=$line
-    sleep 0.05
-  done
-  status=0
-  wait "$pid" || status=$?
-  end=$(date +%s.%N)
-  wall=$(echo "$end - $start" | bc)
-  (( status == 0 )) || die "command failed ($status): $*"
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-ratio() { echo "scale=3; $1 / $2" | bc; }
-
 declare -A result
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for db in bench_small bench_large; do
@@ -159,10 +95,10 @@ for db in bench_small bench_large; do
     measure "$work/$db.dump" "$pgbin/pg_dump" -Fc -d "$(dsn "$db")"
     cron+=("$wall")
     measure "$work/ours.out" "$agent" backup --dsn "$(dsn "$db")" --storage "$storage" --tenant bench --schedule "$db" \
-      --recipient "$recipient" --pg-bin-dir "$pgbin"
+      --recipient "$recipient" --signing-key-file "$keydir/signing.pem" --pg-bin-dir "$pgbin"
     ours+=("$wall") rss+=("$hwm")
     measure /dev/null "$agent" backup --dsn "$(dsn "$db")" --storage "file://$work/volume" --tenant bench --schedule "$db" \
-      --recipient "$recipient" --pg-bin-dir "$pgbin"
+      --recipient "$recipient" --signing-key-file "$keydir/signing.pem" --pg-bin-dir "$pgbin"
     vol+=("$wall") rss+=("$hwm")
     rm -rf "${work:?}/volume/bench"
   done
@@ -180,7 +116,7 @@ log "restoring bench_large both ways"
 psql_ postgres -c "DROP DATABASE IF EXISTS restore_ours" -c "DROP DATABASE IF EXISTS restore_plain" \
   -c "CREATE DATABASE restore_ours" -c "CREATE DATABASE restore_plain"
 measure /dev/null "$agent" restore --storage "$storage" --tenant bench --schedule bench_large --backup "${result[bench_large.id]}" \
-  --identity-file "$keydir/identity.txt" --dsn "$(dsn restore_ours)" --pg-bin-dir "$pgbin"
+  --identity-file "$keydir/identity.txt" --signing-public-key "$signing_public" --dsn "$(dsn restore_ours)" --pg-bin-dir "$pgbin"
 restore_ours=$wall restore_rss=$hwm
 measure /dev/null "$pgbin/pg_restore" --single-transaction --exit-on-error -d "$(dsn restore_plain)" "$work/bench_large.dump"
 restore_plain=$wall
@@ -191,7 +127,6 @@ psql_ postgres -c "DROP DATABASE restore_ours" -c "DROP DATABASE restore_plain"
 stored_large=$(find "$work/s3/bench/runs/bench/bench_large" -name backup.dump.zst.age -printf '%s\n' | head -n1)
 
 # --- report ------------------------------------------------------------------------------------
-mib() { echo "scale=1; $1 / 1048576" | bc; }
 echo
 echo "backup agent benchmark: PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), $(nproc) cores shared by the server, pg_dump, the agent and versitygw; median of $repeat runs"
 printf '%-12s %7s %8s %10s %7s %11s %13s %9s %11s %10s\n' database "db MiB" "floor s" "cronjob s" "ours s" ours/floor ours/cronjob "volume s" volume/floor "agent RSS"

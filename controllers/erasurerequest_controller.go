@@ -22,7 +22,8 @@ import (
 
 // +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=erasurerequests,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=erasurerequests/status,verbs=patch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;delete
+// (Creating Jobs is the operator namespace's Role: config/manager/leader_election_role.yaml.)
 
 // ErasureRequestReconciler carries out ErasureRequests: a Job in the operator's namespace per
 // request (builders.ErasureJob), and the request's status from what the Job did. A finished

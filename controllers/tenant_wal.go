@@ -19,7 +19,8 @@ import (
 	"github.com/tenantops/tenant-operator/internal/builders"
 )
 
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch
+// (Writing Deployments is the operator namespace's Role: config/manager/leader_election_role.yaml.)
 
 // applyWALReceivers applies a WAL receiver per physical schedule of the policy, deletes the
 // tenant's receivers the policy no longer asks for, and returns what each schedule's receiver

@@ -39,7 +39,8 @@ type TenantRestoreReconciler struct {
 
 // +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=tenantrestores,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=tenantrestores/status,verbs=patch
-// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;delete
+// (Creating Jobs is the operator namespace's Role: config/manager/leader_election_role.yaml.)
 
 // Reconcile moves one TenantRestore through Pending, Running, and Succeeded or Failed.
 func (r *TenantRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {

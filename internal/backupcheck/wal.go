@@ -190,7 +190,8 @@ func judgeWAL(schedule string, l Listing, looked bool, r Receiver, now time.Time
 	}
 	if len(l.Entries) > 0 {
 		newest := l.Entries[0]
-		covered := l.WAL.HasWindow && !l.WAL.Window.LatestTime.Before(newest.FinishedAt)
+		// Storage keeps whole seconds: WAL archived in the second the backup finished covers it.
+		covered := l.WAL.HasWindow && !l.WAL.Window.LatestTime.Before(newest.FinishedAt.Truncate(time.Second))
 		if !covered && now.Sub(newest.FinishedAt) > lagGrace {
 			return walLagging, fmt.Sprintf("Schedule %s: the WAL of base backup %s, which finished %s ago, is not all archived: the archive is behind, or has a gap that only a new base backup closes",
 				schedule, newest.ID, now.Sub(newest.FinishedAt).Round(time.Minute))

@@ -30,6 +30,10 @@ var metrics = map[string][]string{
 	"tenantops_backup_expected_interval_seconds":            {"tenant", "schedule"},
 	"tenantops_backup_last_verified_timestamp_seconds":      {"tenant", "schedule"},
 	"tenantops_backup_size_bytes":                           {"tenant", "schedule"},
+	"tenantops_wal_last_archived_timestamp_seconds":         {"tenant", "schedule"},
+	"tenantops_wal_receiver_ready":                          {"tenant", "schedule"},
+	"tenantops_recoverable_earliest_timestamp_seconds":      {"tenant", "schedule"},
+	"tenantops_recoverable_latest_timestamp_seconds":        {"tenant", "schedule"},
 }
 
 // histograms are the metrics exported as histograms, read through their series.
@@ -97,7 +101,7 @@ func readRules(t *testing.T) []promRule {
 // expressions that read only metrics the operator exports.
 func TestAlerts(t *testing.T) {
 	want := []string{"TenantBackupStale", "TenantBackupVerificationFailed", "TenantCertificateExpiringSoon",
-		"TenantDown", "TenantNotReady", "TenantUptimeObjectiveAtRisk"}
+		"TenantDown", "TenantNotReady", "TenantUptimeObjectiveAtRisk", "TenantWALArchivingFailing"}
 	rules := readRules(t)
 	var got []string
 	for _, r := range rules {

@@ -756,7 +756,7 @@ func TestOperatorConfinedToItsObjects(t *testing.T) {
 		})
 		for _, a := range []attempt{
 			{"a Deployment in a tenant namespace", create(deployment),
-				byPolicy("deployments " + victimNS + "/miner: tenant-operator runs pods only through the database StatefulSets of tenant namespaces")},
+				byPolicy("deployments " + victimNS + "/miner: tenant-operator writes deployments in its own namespace")},
 			{"a Pod in its own namespace", create(func() *unstructured.Unstructured {
 				u := object(t, pod)
 				u.SetNamespace(releaseNamespace)
@@ -853,7 +853,8 @@ func testCSR(t *testing.T) string {
 
 // TestOperatorRoleIsNarrow: the operator's generated ClusterRole grants no update where it sends
 // only server-side applies and merge patches, no delete where it deletes nothing, no create of
-// Jobs (CronJobs make them; the operator only deletes them before an erasure), nothing on
+// Jobs or Deployments (CronJobs make backup Jobs; the restore and erasure Jobs and the WAL
+// receivers live in the operator's namespace, whose Role grants their writes), nothing on
 // tenants/finalizers (it sets no owner references) and no read of its kinds' status. The replays
 // and the running operator (TestOperatorConfinedToItsObjects, TestOperatorRunsConfined) prove
 // these rules are enough.

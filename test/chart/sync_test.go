@@ -13,7 +13,7 @@ func TestChartFilesInSync(t *testing.T) {
 	root := repoRoot(t)
 	sources := map[string][]string{
 		"crds":       glob(t, root, "config/crd/bases/*.yaml"),
-		"rbac":       {"config/rbac/role.yaml"},
+		"rbac":       {"config/rbac/role.yaml", "config/rbac/erasurerequest_roles.yaml"},
 		"webhook":    {"config/webhook/manifests.yaml"},
 		"policies":   policyFiles(t, root),
 		"prometheus": {"config/prometheus/prometheus-rule.yaml", "config/prometheus/dashboard.json"},

@@ -211,21 +211,34 @@ func BackupJobSecret(t *v1alpha1.Tenant, password, caPEM string, opts Options) *
 		WithData(map[string][]byte{BackupSecretKeyPassword: []byte(password), BackupSecretKeyCA: []byte(caPEM)})
 }
 
-// BackupDSN is how the backup jobs connect: as the backup role, TLS verified against the mounted
-// CA. The password comes from PGPASSWORD, never from the command line.
-func BackupDSN(t *v1alpha1.Tenant) string {
+// identityVolume is the policy's identity (spec.encryption.identitySecretRef), which agent pods
+// that read backups mount at identityMountDir.
+func identityVolume(ref *v1alpha1.SecretKeyReference) *corev1ac.VolumeApplyConfiguration {
+	key := ref.Key
+	if key == "" {
+		key = identityFileName
+	}
+	return corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
+		WithSecretName(ref.Name).
+		WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(identityFileName)).
+		WithDefaultMode(0o440))
+}
+
+// agentDSN is how the operator's agent pods connect to a tenant's database: as role user, TLS
+// verified against the CA mounted in caDir. The password comes from PGPASSWORD, never from the
+// command line.
+func agentDSN(t *v1alpha1.Tenant, user, caDir string) string {
 	q := url.Values{}
 	q.Set("sslmode", "verify-full")
-	q.Set("sslrootcert", path.Join(backupCAMountDir, BackupSecretKeyCA))
-	u := url.URL{
-		Scheme:   "postgresql",
-		User:     url.User(BackupRoleName),
-		Host:     fmt.Sprintf("%s:%d", DatabaseHost(t), DatabasePort),
-		Path:     "/" + databaseName,
-		RawQuery: q.Encode(),
-	}
+	q.Set("sslrootcert", path.Join(caDir, BackupSecretKeyCA))
+	u := url.URL{Scheme: "postgresql", User: url.User(user), Host: fmt.Sprintf("%s:%d", DatabaseHost(t), DatabasePort),
+		Path: "/" + databaseName, RawQuery: q.Encode()}
 	return u.String()
 }
+
+// BackupDSN is how the backup jobs connect: as the backup role, TLS verified against the mounted
+// CA. The password comes from PGPASSWORD, never from the command line.
+func BackupDSN(t *v1alpha1.Tenant) string { return agentDSN(t, BackupRoleName, backupCAMountDir) }
 
 // StorageLocation is the agent's LOCATION for a schedule's storage. A volume is mounted into the
 // job at a fixed path, so its location does not depend on the claim's name.
@@ -373,10 +386,6 @@ func VerifyCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 	if schedule.IsPhysical() {
 		return verifyChecksumCronJob(t, policy, schedule, location, expectedInterval, opts), nil
 	}
-	key := ref.Key
-	if key == "" {
-		key = identityFileName
-	}
 	args := append([]string{"verify",
 		"--storage", location,
 		"--tenant", t.Name,
@@ -389,10 +398,7 @@ func VerifyCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule v
 		args = append(args, "--tenant-uid", uid)
 	}
 	volumes := []*corev1ac.VolumeApplyConfiguration{
-		corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
-			WithSecretName(ref.Name).
-			WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(identityFileName)).
-			WithDefaultMode(0o440)),
+		identityVolume(ref),
 		corev1ac.Volume().WithName("drill").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("1Mi"))),
 		corev1ac.Volume().WithName("scratch").WithEphemeral(corev1ac.EphemeralVolumeSource().WithVolumeClaimTemplate(
 			corev1ac.PersistentVolumeClaimTemplate().
@@ -569,6 +575,31 @@ func agentCronJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, schedule, c
 					WithTemplate(corev1ac.PodTemplateSpec().
 						WithLabels(podLabels).
 						WithSpec(agentPodSpec(agent, volumes))))))
+}
+
+// agentContainer is the agent's container in the pods of one-shot agent Jobs: its image, Pod
+// Security restricted, a CPU and memory request and a memory limit.
+func agentContainer(opts Options, args []string, env []*corev1ac.EnvVarApplyConfiguration, mounts []*corev1ac.VolumeMountApplyConfiguration, cpu, memory, memoryLimit string) *corev1ac.ContainerApplyConfiguration {
+	return corev1ac.Container().
+		WithName("agent").
+		WithImage(opts.AgentImage).
+		WithArgs(args...).
+		WithEnv(env...).
+		WithResources(corev1ac.ResourceRequirements().
+			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse(cpu), corev1.ResourceMemory: resource.MustParse(memory)}).
+			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(memoryLimit)})).
+		WithSecurityContext(RestrictedContainerSecurityContext()).
+		WithVolumeMounts(mounts...)
+}
+
+// oneShotJobSpec runs an agent pod to the end: retried backoff times, stopped after deadline, and
+// kept a week for its status and log.
+func oneShotJobSpec(backoff int32, deadline time.Duration, podLabels map[string]string, pod *corev1ac.PodSpecApplyConfiguration) *batchv1ac.JobSpecApplyConfiguration {
+	return batchv1ac.JobSpec().
+		WithBackoffLimit(backoff).
+		WithActiveDeadlineSeconds(int64(deadline.Seconds())).
+		WithTTLSecondsAfterFinished(int32((7 * 24 * time.Hour).Seconds())).
+		WithTemplate(corev1ac.PodTemplateSpec().WithLabels(podLabels).WithSpec(pod))
 }
 
 // agentPodSpec is the pod of every agent Job (backup, verification, export): run once, no token

@@ -3,8 +3,6 @@ package builders
 import (
 	"fmt"
 	"maps"
-	"net/url"
-	"path"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -58,14 +56,7 @@ func ErasureJobName(t *v1alpha1.Tenant, req *v1alpha1.ErasureRequest) string {
 
 // ErasureDSN is how an erasure Job connects: as the application's role, TLS verified against the
 // mounted CA; the password comes from PGPASSWORD.
-func ErasureDSN(t *v1alpha1.Tenant) string {
-	q := url.Values{}
-	q.Set("sslmode", "verify-full")
-	q.Set("sslrootcert", path.Join(backupCAMountDir, BackupSecretKeyCA))
-	u := url.URL{Scheme: "postgresql", User: url.User(databaseUser), Host: fmt.Sprintf("%s:%d", DatabaseHost(t), DatabasePort),
-		Path: "/" + databaseName, RawQuery: q.Encode()}
-	return u.String()
-}
+func ErasureDSN(t *v1alpha1.Tenant) string { return agentDSN(t, databaseUser, backupCAMountDir) }
 
 // ErasureJob runs `tenant-operator forget` once for a request: the function with the subject
 // bound, then the ledger entry in every storage location of the policy's schedules. Pod Security

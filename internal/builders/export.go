@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"filippo.io/age"
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -93,10 +92,6 @@ func ExportJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, req ExportRequ
 	if err != nil {
 		return nil, fmt.Errorf("export %s: schedule %s: %w", req.ID, schedule.Name, err)
 	}
-	key := ref.Key
-	if key == "" {
-		key = identityFileName
-	}
 
 	args := []string{"export",
 		"--storage", location,
@@ -124,10 +119,7 @@ func ExportJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, req ExportRequ
 	}
 	env = append(env, corev1ac.EnvVar().WithName("HOME").WithValue("/tmp"))
 	volumes := []*corev1ac.VolumeApplyConfiguration{
-		corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
-			WithSecretName(ref.Name).
-			WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(identityFileName)).
-			WithDefaultMode(0o440)),
+		identityVolume(ref),
 		corev1ac.Volume().WithName("tmp").WithEmptyDir(corev1ac.EmptyDirVolumeSource().WithSizeLimit(resource.MustParse("64Mi"))),
 	}
 	mounts := []*corev1ac.VolumeMountApplyConfiguration{
@@ -137,30 +129,15 @@ func ExportJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, req ExportRequ
 	volumes, mounts = withStorageVolume(schedule.Storage, volumes, mounts)
 
 	labels := labelsWith(t, map[string]string{LabelComponent: ComponentExport, LabelSchedule: schedule.Name})
-	agent := corev1ac.Container().
-		WithName("agent").
-		WithImage(opts.AgentImage).
-		WithArgs(args...).
-		WithEnv(env...).
-		WithResources(corev1ac.ResourceRequirements().
-			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")}).
-			// Measured at under 50 MiB whatever the database's size (TestExportMemoryIsFlat),
-			// and two S3 parts of the upload on top.
-			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")})).
-		WithSecurityContext(RestrictedContainerSecurityContext()).
-		WithVolumeMounts(mounts...)
+	// Measured at under 50 MiB whatever the database's size (TestExportMemoryIsFlat), and two S3
+	// parts of the upload on top.
+	agent := agentContainer(opts, args, env, mounts, "250m", "128Mi", "256Mi")
 	return batchv1ac.Job(ExportJobName(t, req.ID), opts.OperatorNamespace).
 		WithLabels(labels).
 		WithAnnotations(map[string]string{annotationBackupPolicy: policy.Name, annotationExportID: req.ID}).
-		WithSpec(batchv1ac.JobSpec().
-			// A retry writes the same key again; the record that makes the export visible comes
-			// only after a whole archive.
-			WithBackoffLimit(2).
-			WithActiveDeadlineSeconds(int64(exportDeadline.Seconds())).
-			WithTTLSecondsAfterFinished(int32((7 * 24 * time.Hour).Seconds())).
-			WithTemplate(corev1ac.PodTemplateSpec().
-				WithLabels(labels).
-				WithSpec(agentPodSpec(agent, volumes)))), nil
+		// A retry writes the same key again; the record that makes the export visible comes only
+		// after a whole archive.
+		WithSpec(oneShotJobSpec(2, exportDeadline, labels, agentPodSpec(agent, volumes))), nil
 }
 
 // exportDeadline bounds one export: it reads the backup twice, about as long as two restores.

@@ -2,7 +2,6 @@ package builders
 
 import (
 	"fmt"
-	"net/url"
 	"path"
 	"time"
 
@@ -81,12 +80,7 @@ func RestoreJobSecret(r *v1alpha1.TenantRestore, target *v1alpha1.Tenant, passwo
 // restoreDSN is how the restore connects to the target: as its application role (the restored
 // objects are the application's, as they were), TLS verified against the mounted CA.
 func restoreDSN(target *v1alpha1.Tenant) string {
-	q := url.Values{}
-	q.Set("sslmode", "verify-full")
-	q.Set("sslrootcert", path.Join(restoreDBMountDir, BackupSecretKeyCA))
-	u := url.URL{Scheme: "postgresql", User: url.User(databaseUser), Host: fmt.Sprintf("%s:%d", DatabaseHost(target), DatabasePort),
-		Path: "/" + databaseName, RawQuery: q.Encode()}
-	return u.String()
+	return agentDSN(target, databaseUser, restoreDBMountDir)
 }
 
 // RestoreJob runs `tenant-operator restore` once, in the operator's namespace: it reads the
@@ -111,10 +105,6 @@ func RestoreJob(r *v1alpha1.TenantRestore, source, target *v1alpha1.Tenant, poli
 	if err != nil {
 		return nil, fmt.Errorf("schedule %s: %w", schedule.Name, err)
 	}
-	key := ref.Key
-	if key == "" {
-		key = identityFileName
-	}
 	args := []string{"restore",
 		"--storage", location,
 		"--tenant", source.Name,
@@ -126,10 +116,7 @@ func RestoreJob(r *v1alpha1.TenantRestore, source, target *v1alpha1.Tenant, poli
 		"-v",
 	}
 	volumes := []*corev1ac.VolumeApplyConfiguration{
-		corev1ac.Volume().WithName("identity").WithSecret(corev1ac.SecretVolumeSource().
-			WithSecretName(ref.Name).
-			WithItems(corev1ac.KeyToPath().WithKey(key).WithPath(identityFileName)).
-			WithDefaultMode(0o440)),
+		identityVolume(ref),
 		corev1ac.Volume().WithName("target-database").WithSecret(corev1ac.SecretVolumeSource().
 			WithSecretName(RestoreJobName(r)).
 			WithItems(corev1ac.KeyToPath().WithKey(BackupSecretKeyCA).WithPath(BackupSecretKeyCA)).
@@ -189,26 +176,11 @@ func RestoreJob(r *v1alpha1.TenantRestore, source, target *v1alpha1.Tenant, poli
 	for k, v := range opts.OperatorPodSelector {
 		podLabels[k] = v
 	}
-	agent := corev1ac.Container().
-		WithName("agent").
-		WithImage(opts.AgentImage).
-		WithArgs(args...).
-		WithEnv(env...).
-		WithResources(corev1ac.ResourceRequirements().
-			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("250m"), corev1.ResourceMemory: resource.MustParse("128Mi")}).
-			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse(memory)})).
-		WithSecurityContext(RestrictedContainerSecurityContext()).
-		WithVolumeMounts(mounts...)
+	agent := agentContainer(opts, args, env, mounts, "250m", "128Mi", memory)
 	return batchv1ac.Job(RestoreJobName(r), opts.OperatorNamespace).
 		WithLabels(labels).
 		WithAnnotations(map[string]string{annotationBackupPolicy: policy.Name}).
-		WithSpec(batchv1ac.JobSpec().
-			// One retry: the restore is one transaction, so a second try starts from the target as
-			// it was; a refusal (a target that is not empty) fails the same way twice.
-			WithBackoffLimit(1).
-			WithActiveDeadlineSeconds(int64(restoreDeadline.Seconds())).
-			WithTTLSecondsAfterFinished(int32((7 * 24 * time.Hour).Seconds())).
-			WithTemplate(corev1ac.PodTemplateSpec().
-				WithLabels(podLabels).
-				WithSpec(agentPodSpec(agent, volumes)))), nil
+		// One retry: the restore is one transaction, so a second try starts from the target as it
+		// was; a refusal (a target that is not empty) fails the same way twice.
+		WithSpec(oneShotJobSpec(1, restoreDeadline, podLabels, agentPodSpec(agent, volumes))), nil
 }

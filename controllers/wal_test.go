@@ -78,7 +78,7 @@ func TestPhysicalScheduleStreamsWAL(t *testing.T) {
 		return nil
 	})
 	args := strings.Join(sts.Spec.Template.Spec.Containers[0].Args, " ")
-	for _, want := range []string{"archive_mode=on", "summarize_wal=on", "archive_timeout=60s"} {
+	for _, want := range []string{"archive_mode=on", "summarize_wal=on", "archive_timeout=55s"} {
 		if !strings.Contains(args, want) {
 			t.Errorf("the server's arguments lack %s: %s", want, args)
 		}

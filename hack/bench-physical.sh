@@ -2,7 +2,7 @@
 # Benchmarks physical backups, WAL archiving and point-in-time recovery (issue 15's figures), in
 # one run, on PostgreSQL 18 run as the operator runs a tenant's database when a BackupPolicy has a
 # physical schedule (wal_level=replica, archive_mode=on, archive_command=/bin/true,
-# archive_timeout=60s, summarize_wal=on; internal/builders/wal.go), with the agent's wal-receive
+# archive_timeout=55s, summarize_wal=on; internal/builders/wal.go), with the agent's wal-receive
 # streaming its WAL over a replication slot to versitygw on loopback. It prints, each with its
 # target and PASS or MISS:
 #   1 recovery point  a writer commits rows at a known rate, each with its commit time and WAL
@@ -48,7 +48,7 @@ write_rate=${BENCH_WRITE_RATE:-20}
 write_seconds=${BENCH_WRITE_SECONDS:-180}
 wal_mib=${BENCH_WAL_MIB:-1100}
 pitr_wal_mib=${BENCH_PITR_WAL_MIB:-512}
-archive_timeout=${BENCH_ARCHIVE_TIMEOUT:-60}
+archive_timeout=${BENCH_ARCHIVE_TIMEOUT:-55} # builders.ArchiveTimeout
 bench_dir=${BENCH_DIR:-/var/tmp/tenant-operator-bench}
 
 (( major >= 17 )) || die "BENCH_PHYSICAL_PG_MAJOR=$major: incremental backups need PostgreSQL 17 or later"

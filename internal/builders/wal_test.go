@@ -186,7 +186,7 @@ func TestDatabaseArchiving(t *testing.T) {
 		tn.Spec.Database.Version = tc.version
 		sts := typed[appsv1.StatefulSet](t, DatabaseStatefulSetArchiving(tn, archive, testOptions()))
 		a := serverArgs(sts)
-		for _, want := range []string{"archive_mode=on", "archive_timeout=60s", "wal_level=replica"} {
+		for _, want := range []string{"archive_mode=on", "archive_timeout=55s", "wal_level=replica"} {
 			if !strings.Contains(a, want) {
 				t.Errorf("PostgreSQL %s: args lack %s: %s", tc.version, want, a)
 			}

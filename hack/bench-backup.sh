@@ -5,6 +5,8 @@
 #   cronjob  pg_dump -Fc > file                     a hand-written CronJob  target: ours/cronjob < 1
 #   ours     tenant-operator backup (dump, zstd, age, upload to versitygw on loopback)
 #   volume   the same into a file:// volume (a directory on the local disk)
+#   data key ours, encrypted to a per-tenant data key (--data-key, as the operator's jobs run it)
+#            instead of the platform's recipient              target: data key/ours unchanged (1.00 within noise)
 #   restore  tenant-operator restore  vs  pg_restore of the CronJob's file (both --single-transaction)
 # Peak RSS is the agent process's own high-water mark (VmHWM), polled from /proc; target: under
 # 128 MiB and the same at both sizes.
@@ -80,6 +82,15 @@ mkdir -p "$work/volume"
 # An age key pair, from age's own age-keygen at the version the agent uses.
 keydir=$work/key
 recipient=$(age_keygen "$keydir") || exit 1
+# A per-tenant data key as the operator makes it (datakey.Generate): an age identity, its public
+# half, and the identity wrapped (armored age) to the platform's recipient.
+datakeydir=$work/datakey
+mkdir -p "$datakeydir"
+age_keygen "$datakeydir" > "$datakeydir/recipient" || exit 1
+grep '^AGE-SECRET-KEY-' "$datakeydir/identity.txt" |
+  (cd "$work" && go run "filippo.io/age/cmd/age@$(cd "$repo" && go list -m -f '{{.Version}}' filippo.io/age)" -a -r "$recipient" -o "$datakeydir/wrapped.age") ||
+  die "wrapping the data key failed"
+rm -f "$datakeydir/identity.txt" "$datakeydir/public.txt"
 # Signed as the operator's jobs sign them: restore refuses unsigned backups.
 signing_public=$(signing_keygen "$keydir/signing.pem") || exit 1
 
@@ -87,7 +98,7 @@ signing_public=$(signing_keygen "$keydir/signing.pem") || exit 1
 declare -A result
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for db in bench_small bench_large; do
-  floor=() cron=() ours=() vol=() rss=()
+  floor=() cron=() ours=() vol=() dk=() rss=()
   for ((i = 1; i <= repeat; i++)); do
     log "$db run $i/$repeat"
     measure /dev/null "$pgbin/pg_dump" -Fc -Z0 -d "$(dsn "$db")"
@@ -100,6 +111,9 @@ for db in bench_small bench_large; do
     measure /dev/null "$agent" backup --dsn "$(dsn "$db")" --storage "file://$work/volume" --tenant bench --schedule "$db" \
       --recipient "$recipient" --signing-key-file "$keydir/signing.pem" --pg-bin-dir "$pgbin"
     vol+=("$wall") rss+=("$hwm")
+    measure /dev/null "$agent" backup --dsn "$(dsn "$db")" --storage "$storage" --tenant bench --schedule "$db-datakey" \
+      --data-key "$datakeydir" --tenant-uid 00000000-0000-4000-8000-000000000001 --signing-key-file "$keydir/signing.pem" --pg-bin-dir "$pgbin"
+    dk+=("$wall") rss+=("$hwm")
     rm -rf "${work:?}/volume/bench"
   done
   result[$db.size]=$(size_of "$db")
@@ -107,6 +121,7 @@ for db in bench_small bench_large; do
   result[$db.cron]=$(median "${cron[@]}")
   result[$db.ours]=$(median "${ours[@]}")
   result[$db.vol]=$(median "${vol[@]}")
+  result[$db.dk]=$(median "${dk[@]}")
   result[$db.rss]=$(printf '%s\n' "${rss[@]}" | sort -n | tail -n1)
   result[$db.cronsize]=$(stat -c %s "$work/$db.dump")
   result[$db.id]=$(tail -n1 "$work/ours.out")
@@ -135,6 +150,9 @@ for db in bench_small bench_large; do
     "${result[$db.floor]}" "${result[$db.cron]}" "${result[$db.ours]}" \
     "$(ratio "${result[$db.ours]}" "${result[$db.floor]}")" "$(ratio "${result[$db.ours]}" "${result[$db.cron]}")" \
     "${result[$db.vol]}" "$(ratio "${result[$db.vol]}" "${result[$db.floor]}")" "$(mib $((result[$db.rss] * 1024)))"
+done
+for db in bench_small bench_large; do
+  printf 'per-tenant data key, %s: %.2f s against %.2f s to the platform recipient, ratio %s\n' "$db" "${result[$db.dk]}" "${result[$db.ours]}" "$(ratio "${result[$db.dk]}" "${result[$db.ours]}")"
 done
 echo "stored size of bench_large: ours $(mib "$stored_large") MiB (zstd + age), cronjob file $(mib "${result[bench_large.cronsize]}") MiB (pg_dump's gzip)"
 printf 'restore of bench_large: ours %.2f s (agent RSS %s MiB), pg_restore of the cronjob file %.2f s, ratio %s\n' \

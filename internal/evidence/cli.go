@@ -69,8 +69,10 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 //
 //	kubectl tenant evidence T [-o json|markdown|html] [--kubeconfig F]
 //	kubectl tenant status [--kubeconfig F]
+//	kubectl tenant restore T --backup ID|latest | --to-time RFC3339 --into NEW [--schedule S] [--in-place] [--wait]
 func RunPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const usage = "usage: kubectl tenant evidence TENANT [-o json|markdown|html] | kubectl tenant status"
+	const usage = "usage: kubectl tenant evidence TENANT [-o json|markdown|html] | kubectl tenant status | " +
+		"kubectl tenant restore TENANT (--backup ID|latest | --to-time RFC3339) --into NEW [--schedule S] [--in-place] [--wait]"
 	if len(args) == 0 {
 		return exit(stderr, usageError(usage))
 	}
@@ -83,6 +85,8 @@ func RunPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exit(stderr, runEvidence(ctx, "kubectl tenant evidence", rest, stdout, stderr))
 	case "status":
 		return exit(stderr, runStatus(ctx, args[1:], stdout, stderr))
+	case "restore":
+		return exit(stderr, runRestore(ctx, args[1:], stdout, stderr))
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK

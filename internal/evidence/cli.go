@@ -59,7 +59,7 @@ func Scheme() *runtime.Scheme {
 // process exit status, after one line on stderr when it is not 0.
 func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "evidence" {
-		return exit(stderr, usageError("want: tenant-operator evidence --tenant T [-o json|markdown]"))
+		return exit(stderr, usageError("want: tenant-operator evidence --tenant T [-o json|markdown|html]"))
 	}
 	return exit(stderr, runEvidence(ctx, "tenant-operator evidence", args[1:], stdout, stderr))
 }
@@ -67,10 +67,12 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // RunPlugin runs the binary as the kubectl plugin kubectl-tenant: args are what follow
 // `kubectl tenant`.
 //
-//	kubectl tenant evidence T [-o json|markdown] [--kubeconfig F]
+//	kubectl tenant evidence T [-o json|markdown|html] [--kubeconfig F]
 //	kubectl tenant status [--kubeconfig F]
+//	kubectl tenant restore T --backup ID|latest | --to-time RFC3339 --into NEW [--schedule S] [--in-place] [--wait]
 func RunPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const usage = "usage: kubectl tenant evidence TENANT [-o json|markdown] | kubectl tenant status"
+	const usage = "usage: kubectl tenant evidence TENANT [-o json|markdown|html] | kubectl tenant status | " +
+		"kubectl tenant restore TENANT (--backup ID|latest | --to-time RFC3339) --into NEW [--schedule S] [--in-place] [--wait]"
 	if len(args) == 0 {
 		return exit(stderr, usageError(usage))
 	}
@@ -83,6 +85,8 @@ func RunPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exit(stderr, runEvidence(ctx, "kubectl tenant evidence", rest, stdout, stderr))
 	case "status":
 		return exit(stderr, runStatus(ctx, args[1:], stdout, stderr))
+	case "restore":
+		return exit(stderr, runRestore(ctx, args[1:], stdout, stderr))
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return exitOK
@@ -160,7 +164,7 @@ func parse(fs *flag.FlagSet, name string, args []string, stderr io.Writer) error
 func runEvidence(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags(name)
 	tenant := fs.String("tenant", "", "the Tenant's name")
-	output := fs.String("o", "markdown", "output format: markdown or json")
+	output := fs.String("o", "markdown", "output format: markdown, json or html (one self-contained page)")
 	operatorNS := fs.String("operator-namespace", envOr("POD_NAMESPACE", "tenant-operator-system"), "namespace the operator runs in, holding the storage credentials and the erasure records")
 	noStorage := fs.Bool("no-storage", false, "do not read backup storage; the backup sections then rest on the Tenant's status")
 	volumeRoot := fs.String("backup-volume-root", "", "where volume storage claims are mounted, one directory per claim, to read their backups (volume storage is not read without it)")
@@ -171,9 +175,9 @@ func runEvidence(ctx context.Context, name string, args []string, stdout, stderr
 	if *tenant == "" {
 		return usageError(name + ": --tenant is required")
 	}
-	render := map[string]func(io.Writer, Report) error{"json": JSON, "markdown": Markdown, "md": Markdown}[*output]
+	render := map[string]func(io.Writer, Report) error{"json": JSON, "markdown": Markdown, "md": Markdown, "html": HTML}[*output]
 	if render == nil {
-		return usageError(fmt.Sprintf("%s: -o %q: want markdown or json (html is not built yet)", name, *output))
+		return usageError(fmt.Sprintf("%s: -o %q: want markdown, json or html", name, *output))
 	}
 	c, err := conn.client()
 	if err != nil {

@@ -60,7 +60,7 @@ func TestPluginUsage(t *testing.T) {
 		{nil, exitUsage, "usage: kubectl tenant"},
 		{[]string{"backups"}, exitUsage, `unknown command "backups"`},
 		{[]string{"evidence"}, exitUsage, "--tenant is required"},
-		{[]string{"evidence", "acme", "-o", "html"}, exitUsage, `-o "html": want markdown or json`},
+		{[]string{"evidence", "acme", "-o", "pdf"}, exitUsage, `-o "pdf": want markdown, json or html`},
 		{[]string{"evidence", "acme", "extra"}, exitUsage, `unexpected argument "extra"`},
 		{[]string{"status", "--bogus"}, exitUsage, "flag provided but not defined"},
 	} {

@@ -363,8 +363,11 @@ func TestGatherReportsEachPromiseAsSetUp(t *testing.T) {
 		t.Errorf("apiVersion = %v", back["apiVersion"])
 	}
 	if dir := os.Getenv("EVIDENCE_SAMPLE_DIR"); dir != "" {
-		// For people reviewing the format: the demo tenant's report in both formats.
+		// For people reviewing the format: the demo tenant's report in every format.
+		var page bytes.Buffer
+		must(t, evidence.HTML(&page, r))
 		must(t, os.WriteFile(dir+"/acme.md", md.Bytes(), 0o644))
+		must(t, os.WriteFile(dir+"/acme.html", page.Bytes(), 0o644))
 		must(t, os.WriteFile(dir+"/acme.json", js.Bytes(), 0o644))
 	}
 	if !strings.Contains(md.String(), "## 7. Backups: NOT MET") {

@@ -1,7 +1,8 @@
 // Package evidence gathers, for one tenant, every promise the operator makes to the customer with
 // its setting (what the Tenant and its policies ask for), its observed state (what the cluster and
 // the backup storage hold) and the proof (which object or storage listing says so), and renders it
-// as JSON for machines and as Markdown for an auditor who does not know Kubernetes.
+// as JSON for machines and as Markdown or one HTML page for an auditor who does not know
+// Kubernetes.
 //
 // The report holds names, IDs, sizes, checksums and key fingerprints, never key material or
 // credentials; a data subject of an erasure request appears as a fingerprint only.

@@ -60,6 +60,8 @@ func conditionOf(ctx context.Context, obj client.Object, conditionType string) (
 		conditions = o.Status.Conditions
 	case *v1alpha1.TenantRestore:
 		conditions = o.Status.Conditions
+	case *v1alpha1.TenantExport:
+		conditions = o.Status.Conditions
 	case *v1alpha1.ErasureRequest:
 		conditions = o.Status.Conditions
 	}

@@ -174,6 +174,9 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&KeptTenantReconciler{tenants}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up kept-tenant controller: %w", err)
 	}
+	if err := (&TenantExportReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tenant-operator"), Options: opts}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("set up TenantExport controller: %w", err)
+	}
 	if err := (&TenantRestoreReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorder("tenant-operator"), Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up TenantRestore controller: %w", err)
 	}

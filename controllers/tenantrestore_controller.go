@@ -227,15 +227,19 @@ func (r *TenantRestoreReconciler) deleteCredentials(ctx context.Context, restore
 	return nil
 }
 
-// setRestorePhase is the TenantRestore's one setter of phase and conditions: Ready True once
-// Succeeded; Reconciling while Pending or Running; Stalled once Failed, or while the spec cannot be
-// carried out.
+// setRestorePhase is the TenantRestore's one setter of phase and conditions (setOneShotPhase).
 func setRestorePhase(restore *v1alpha1.TenantRestore, phase v1alpha1.TenantRestorePhase, reason, message string) {
-	restore.Status.Phase = phase
+	setOneShotPhase(&restore.Status.Phase, &restore.Status.Conditions, restore.Generation, phase, reason, message)
+}
+
+// setOneShotPhase sets the phase and conditions of an object that runs one Job (TenantRestore,
+// TenantExport): Ready True once Succeeded; Reconciling while Pending or Running; Stalled once
+// Failed, or while the spec cannot be carried out. Ready comes first, so that readers (and events)
+// find the summary at index 0.
+func setOneShotPhase(current *v1alpha1.TenantRestorePhase, conditions *[]metav1.Condition, gen int64, phase v1alpha1.TenantRestorePhase, reason, message string) {
+	*current = phase
 	message = tenantstatus.Bound(message, tenantstatus.MaxMessage)
-	gen := restore.Generation
 	ready := metav1.Condition{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse, Reason: reason, Message: message, ObservedGeneration: gen}
-	conditions := &restore.Status.Conditions
 	stalled := phase == v1alpha1.RestoreFailed || reason == v1alpha1.ReasonInvalidSpec
 	switch {
 	case phase == v1alpha1.RestoreSucceeded:
@@ -250,7 +254,6 @@ func setRestorePhase(restore *v1alpha1.TenantRestore, phase v1alpha1.TenantResto
 		meta.SetStatusCondition(conditions, metav1.Condition{Type: v1alpha1.ConditionReconciling, Status: metav1.ConditionTrue, Reason: reason, Message: message, ObservedGeneration: gen})
 	}
 	meta.SetStatusCondition(conditions, ready)
-	// Ready first, so that readers (and the events above) find the summary at index 0.
 	for i, c := range *conditions {
 		if c.Type == v1alpha1.ConditionReady && i != 0 {
 			(*conditions)[0], (*conditions)[i] = (*conditions)[i], (*conditions)[0]
@@ -259,9 +262,14 @@ func setRestorePhase(restore *v1alpha1.TenantRestore, phase v1alpha1.TenantResto
 }
 
 func ownerOf(restore *v1alpha1.TenantRestore) *metav1ac.OwnerReferenceApplyConfiguration {
+	return controllerReference("TenantRestore", restore)
+}
+
+// controllerReference makes a cluster-scoped object of ours the controller of what it runs.
+func controllerReference(kind string, owner client.Object) *metav1ac.OwnerReferenceApplyConfiguration {
 	return metav1ac.OwnerReference().
-		WithAPIVersion(v1alpha1.GroupVersion.String()).WithKind("TenantRestore").
-		WithName(restore.Name).WithUID(restore.UID).
+		WithAPIVersion(v1alpha1.GroupVersion.String()).WithKind(kind).
+		WithName(owner.GetName()).WithUID(owner.GetUID()).
 		WithController(true).WithBlockOwnerDeletion(true)
 }
 

@@ -153,3 +153,31 @@ func outputCredentialsEnv(secret string) []*corev1ac.EnvVarApplyConfiguration {
 	}
 	return env
 }
+
+// TenantExportRequest is the ExportRequest of a TenantExport: its name is the export's id when
+// that is a DNS label, else one made from its UID; the schedule is the one named, or the policy's
+// first logical one.
+func TenantExportRequest(e *v1alpha1.TenantExport, policy *v1alpha1.BackupPolicy) (ExportRequest, error) {
+	id := e.Name
+	if !exportIDRE.MatchString(id) {
+		uid := strings.ReplaceAll(string(e.UID), "-", "")
+		id = "export-" + uid[:min(len(uid), 12)]
+	}
+	req := ExportRequest{ID: id, BackupID: e.Spec.Backup, Recipients: e.Spec.Recipients}
+	for _, s := range policy.Spec.Schedules {
+		if (e.Spec.Schedule == "" && !s.IsPhysical()) || s.Name == e.Spec.Schedule {
+			if s.IsPhysical() {
+				return req, fmt.Errorf("spec.schedule: schedule %s of BackupPolicy %s is physical; an export reads a logical backup (a dump)", s.Name, policy.Name)
+			}
+			req.Schedule = s.Name
+			return req, nil
+		}
+	}
+	if e.Spec.Schedule != "" {
+		return req, fmt.Errorf("spec.schedule: BackupPolicy %s has no schedule %q", policy.Name, e.Spec.Schedule)
+	}
+	return req, fmt.Errorf("BackupPolicy %s has no logical schedule; an export reads a logical backup (a dump)", policy.Name)
+}
+
+// ExportArchiveKey is where an export's archive is, in its schedule's storage.
+func ExportArchiveKey(tenant, id string) string { return tenant + "/exports/" + id + ".age" }

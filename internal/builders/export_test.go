@@ -8,6 +8,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/pod-security-admission/api"
 	"k8s.io/pod-security-admission/policy"
 
@@ -209,4 +210,37 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(data)
+}
+
+// TestTenantExportRequest: a TenantExport's name is its export id when it is a DNS label, else one
+// from its UID; the schedule is the one named or the first logical one; a physical or missing one
+// is refused, naming the field.
+func TestTenantExportRequest(t *testing.T) {
+	policy := exportPolicy()
+	policy.Spec.Schedules = append([]v1alpha1.BackupSchedule{{Name: "pitr", Method: v1alpha1.BackupMethodPhysical, Storage: policy.Spec.Schedules[0].Storage}}, policy.Spec.Schedules...)
+	export := func(name, schedule string) *v1alpha1.TenantExport {
+		return &v1alpha1.TenantExport{ObjectMeta: metav1.ObjectMeta{Name: name, UID: "3f1c0a52-4d5e-4b7a-9c1d-2e3f4a5b6c7d"},
+			Spec: v1alpha1.TenantExportSpec{Tenant: "acme", Schedule: schedule, Recipients: []string{customerKey}}}
+	}
+	for _, tt := range []struct {
+		name, schedule, wantID, wantSchedule, wantErr string
+	}{
+		{name: "contract-end", wantID: "contract-end", wantSchedule: "hot"},
+		{name: "acme.contract.end", schedule: "cold", wantID: "export-3f1c0a524d5e", wantSchedule: "cold"},
+		{name: "x", schedule: "pitr", wantErr: "spec.schedule: schedule pitr of BackupPolicy standard is physical"},
+		{name: "x", schedule: "nope", wantErr: `spec.schedule: BackupPolicy standard has no schedule "nope"`},
+	} {
+		req, err := TenantExportRequest(export(tt.name, tt.schedule), policy)
+		switch {
+		case tt.wantErr != "":
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%s/%s: %v, want %q", tt.name, tt.schedule, err, tt.wantErr)
+			}
+		case err != nil || req.ID != tt.wantID || req.Schedule != tt.wantSchedule || !slices.Equal(req.Recipients, []string{customerKey}):
+			t.Errorf("%s/%s: %+v, %v; want id %s, schedule %s", tt.name, tt.schedule, req, err, tt.wantID, tt.wantSchedule)
+		}
+	}
+	if got := ExportArchiveKey("acme", "contract-end"); got != "acme/exports/contract-end.age" {
+		t.Errorf("archive key %s", got)
+	}
 }

@@ -71,7 +71,7 @@ func RunCommand(ctx context.Context, args []string, stdout, stderr io.Writer) in
 //	kubectl tenant status [--kubeconfig F]
 //	kubectl tenant restore T --backup ID|latest | --to-time RFC3339 --into NEW [--schedule S] [--in-place] [--wait]
 func RunPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	const usage = "usage: kubectl tenant evidence TENANT [-o json|markdown|html] | kubectl tenant status | " +
+	const usage = "usage: kubectl tenant evidence TENANT [-o json|markdown|html] | kubectl tenant status | kubectl tenant backups TENANT | " +
 		"kubectl tenant restore TENANT (--backup ID|latest | --to-time RFC3339) --into NEW [--schedule S] [--in-place] [--wait]"
 	if len(args) == 0 {
 		return exit(stderr, usageError(usage))
@@ -85,6 +85,13 @@ func RunPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return exit(stderr, runEvidence(ctx, "kubectl tenant evidence", rest, stdout, stderr))
 	case "status":
 		return exit(stderr, runStatus(ctx, args[1:], stdout, stderr))
+	case "backups":
+		// The evidence's backup sections, as a terminal table: what an SRE asks daily.
+		rest := args[1:]
+		if len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			rest = append([]string{"--tenant", rest[0]}, rest[1:]...)
+		}
+		return exit(stderr, runEvidence(ctx, "kubectl tenant backups", append(rest, "-o", "backups"), stdout, stderr))
 	case "restore":
 		return exit(stderr, runRestore(ctx, args[1:], stdout, stderr))
 	case "-h", "--help", "help":
@@ -175,7 +182,7 @@ func runEvidence(ctx context.Context, name string, args []string, stdout, stderr
 	if *tenant == "" {
 		return usageError(name + ": --tenant is required")
 	}
-	render := map[string]func(io.Writer, Report) error{"json": JSON, "markdown": Markdown, "md": Markdown, "html": HTML}[*output]
+	render := map[string]func(io.Writer, Report) error{"json": JSON, "markdown": Markdown, "md": Markdown, "html": HTML, "backups": Backups}[*output]
 	if render == nil {
 		return usageError(fmt.Sprintf("%s: -o %q: want markdown, json or html", name, *output))
 	}

@@ -58,7 +58,9 @@ func TestPluginUsage(t *testing.T) {
 		inStderr string
 	}{
 		{nil, exitUsage, "usage: kubectl tenant"},
-		{[]string{"backups"}, exitUsage, `unknown command "backups"`},
+		{[]string{"backups"}, exitUsage, "--tenant is required"},
+		{[]string{"backups", "acme", "extra"}, exitUsage, `unexpected argument "extra"`},
+		{[]string{"nonsense"}, exitUsage, `unknown command "nonsense"`},
 		{[]string{"evidence"}, exitUsage, "--tenant is required"},
 		{[]string{"evidence", "acme", "-o", "pdf"}, exitUsage, `-o "pdf": want markdown, json or html`},
 		{[]string{"evidence", "acme", "extra"}, exitUsage, `unexpected argument "extra"`},
@@ -72,5 +74,21 @@ func TestPluginUsage(t *testing.T) {
 	var stderr bytes.Buffer
 	if code := RunCommand(context.Background(), []string{"evidence", "-o", "json"}, &bytes.Buffer{}, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "--tenant is required") {
 		t.Errorf("tenant-operator evidence without --tenant: exit %d, %q", code, stderr.String())
+	}
+}
+
+// TestBackupsTable: kubectl tenant backups prints the backup sections' status and tables, one line
+// per backup, a value's newline flattened so that a row stays one line.
+func TestBackupsTable(t *testing.T) {
+	var out bytes.Buffer
+	if err := Backups(&out, fixture()); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{"tenant acme\n", "NOT MET. cold's newest backup is 2d 0h old", "Backups found in storage\n",
+		"BACKUP ID             SHA-256 CHECKSUM\n", "20260629T120000Z-abc  a|b c\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("kubectl tenant backups output lacks %q:\n%s", want, got)
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -106,19 +105,16 @@ func (r *TenantExportReconciler) follow(export *v1alpha1.TenantExport, job *batc
 	if job.Status.StartTime != nil && export.Status.StartTime == nil {
 		export.Status.StartTime = job.Status.StartTime
 	}
-	for _, c := range job.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
+	if c := jobOutcome(job); c != nil {
+		export.Status.CompletionTime = completionOf(job, *c)
 		switch c.Type {
 		case batchv1.JobComplete:
-			export.Status.CompletionTime, export.Status.Archive = completionOf(job, c), archive
+			export.Status.Archive = archive
 			r.setPhase(export, v1alpha1.RestoreSucceeded, v1alpha1.ReasonSucceeded,
 				fmt.Sprintf("Exported %s of tenant %s to %s in schedule %s's storage, encrypted to the recipients given", backupOf(export), export.Spec.Tenant, archive, export.Status.Schedule))
 			r.Recorder.Eventf(export, nil, corev1.EventTypeNormal, "ExportSucceeded", "Export", "%s", export.Status.Conditions[0].Message)
 			return
 		case batchv1.JobFailed:
-			export.Status.CompletionTime = completionOf(job, c)
 			// The agent's words stay in the pod's log: they may quote the tenant's own objects.
 			r.setPhase(export, v1alpha1.RestoreFailed, v1alpha1.ReasonExportFailed,
 				fmt.Sprintf("Job %s/%s failed (%s); no archive is visible (its record is written only after a whole archive); its log says why: kubectl logs -n %s job/%s",
@@ -160,23 +156,10 @@ func (r *TenantExportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return reqs
 	}
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.TenantExport{}).
-		Owns(&batchv1.Job{}).
-		Watches(&v1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			return exportsOf(ctx, o.GetName())
-		})).
-		Watches(&v1alpha1.BackupPolicy{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			tenants := &v1alpha1.TenantList{}
-			if err := r.List(ctx, tenants, client.MatchingFields{indexTenantBackupPolicy: o.GetName()}); err != nil {
-				return nil
-			}
-			var reqs []reconcile.Request
-			for _, t := range tenants.Items {
-				reqs = append(reqs, exportsOf(ctx, t.Name)...)
-			}
-			return reqs
-		})).
+		Owns(&batchv1.Job{})
+	return watchTenantsAndPolicies(b, r.Client, exportsOf).
 		Named("tenantexport").
 		Complete(r)
 }

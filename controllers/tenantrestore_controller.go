@@ -183,19 +183,15 @@ func (r *TenantRestoreReconciler) follow(ctx context.Context, restore *v1alpha1.
 	if job.Status.StartTime != nil && restore.Status.StartTime == nil {
 		restore.Status.StartTime = job.Status.StartTime
 	}
-	for _, c := range job.Status.Conditions {
-		if c.Status != corev1.ConditionTrue {
-			continue
-		}
+	if c := jobOutcome(job); c != nil {
+		restore.Status.CompletionTime = completionOf(job, *c)
 		switch c.Type {
 		case batchv1.JobComplete:
-			restore.Status.CompletionTime = completionOf(job, c)
 			setRestorePhase(restore, v1alpha1.RestoreSucceeded, v1alpha1.ReasonSucceeded,
 				fmt.Sprintf("Restored %s of tenant %s into tenant %s, rows checked", whatIsRestored(restore), restore.Spec.Tenant, restore.Spec.TargetTenant))
 			r.Recorder.Eventf(restore, nil, corev1.EventTypeNormal, "RestoreSucceeded", "Restore", "%s", restore.Status.Conditions[0].Message)
 			return r.deleteCredentials(ctx, restore)
 		case batchv1.JobFailed:
-			restore.Status.CompletionTime = completionOf(job, c)
 			// The agent's words stay in the pod's log: they may quote the tenant's own objects.
 			setRestorePhase(restore, v1alpha1.RestoreFailed, v1alpha1.ReasonRestoreFailed,
 				fmt.Sprintf("Job %s/%s failed (%s); the target is as it was (one transaction); its log says why: kubectl logs -n %s job/%s",
@@ -314,25 +310,12 @@ func (r *TenantRestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		return restoresOf(ctx, tenant)
 	})
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.TenantRestore{}).
 		Owns(&batchv1.Job{}).
 		Watches(&corev1.Secret{}, targetCredentials).
-		Watches(&corev1.ConfigMap{}, targetCredentials).
-		Watches(&v1alpha1.Tenant{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			return restoresOf(ctx, o.GetName())
-		})).
-		Watches(&v1alpha1.BackupPolicy{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			tenants := &v1alpha1.TenantList{}
-			if err := r.List(ctx, tenants, client.MatchingFields{indexTenantBackupPolicy: o.GetName()}); err != nil {
-				return nil
-			}
-			var reqs []reconcile.Request
-			for _, t := range tenants.Items {
-				reqs = append(reqs, restoresOf(ctx, t.Name)...)
-			}
-			return reqs
-		})).
+		Watches(&corev1.ConfigMap{}, targetCredentials)
+	return watchTenantsAndPolicies(b, r.Client, restoresOf).
 		Named("tenantrestore").
 		Complete(r)
 }

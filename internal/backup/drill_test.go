@@ -191,7 +191,13 @@ func testDrillOfAHostileBackup(t *testing.T, major string) {
 		r := agent(t, agentEnv, "verify", "--storage", loc, "--tenant", v.name, "--schedule", "daily", "--backup", "latest",
 			"--identity-file", k.identityFile, "--drill-socket", restorer.socket, "--drill-role", "app", "-v")
 		outputs.WriteString(r.stdout + r.stderr)
-		raw := readS3Object(t, s3, "drills/"+v.name+"/daily/"+ids[v.name]+"/"+catalog.VerificationObject)
+		key := "drills/" + v.name + "/daily/" + ids[v.name] + "/" + catalog.VerificationObject
+		if _, err := s3.Client.StatObject(context.Background(), s3.Bucket, key, minio.StatObjectOptions{}); err != nil {
+			// verify records nothing when the drill itself could not run (not a finding about
+			// the backup): say what the agent said.
+			t.Fatalf("%s: verify exited %d and recorded no verification (%v):\n%s%s", v.name, r.code, err, r.stdout, r.stderr)
+		}
+		raw := readS3Object(t, s3, key)
 		outputs.Write(raw)
 		var ver catalog.Verification
 		if err := json.Unmarshal(raw, &ver); err != nil {

@@ -38,6 +38,11 @@ func TestScratchCluster(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT current_setting('listen_addresses'), pg_backend_pid()").Scan(&listen, &pid); err != nil {
 		t.Fatal(err)
 	}
+	// The backend exits with its connection: read what user it runs as while it is there.
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
 	conn.Close(ctx)
 	if listen != "" {
 		t.Fatalf("listen_addresses = %q, want no TCP listener", listen)
@@ -45,10 +50,6 @@ func TestScratchCluster(t *testing.T) {
 	fi, err := os.Stat(c.SocketDir)
 	if err != nil || fi.Mode().Perm() != 0o700 {
 		t.Fatalf("socket directory %s: %v, mode %v; want 0700", c.SocketDir, err, fi.Mode().Perm())
-	}
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		t.Fatal(err)
 	}
 	for _, line := range strings.Split(string(status), "\n") {
 		if strings.HasPrefix(line, "Uid:") && strings.Fields(line)[1] == "0" {

@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	batchv1ac "k8s.io/client-go/applyconfigurations/batch/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
 
@@ -120,25 +120,10 @@ func ErasureJob(t *v1alpha1.Tenant, policy *v1alpha1.BackupPolicy, req *v1alpha1
 		LabelErasureRequestNamespace: req.Namespace, LabelErasureRequestName: req.Name})
 	podLabels := maps.Clone(labels)
 	maps.Copy(podLabels, opts.OperatorPodSelector) // through the tenant's firewall, as backups
-	agent := corev1ac.Container().
-		WithName("agent").
-		WithImage(opts.AgentImage).
-		WithArgs(args...).
-		WithEnv(env...).
-		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError).
-		WithResources(corev1ac.ResourceRequirements().
-			WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi")}).
-			WithLimits(corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")})).
-		WithSecurityContext(RestrictedContainerSecurityContext()).
-		WithVolumeMounts(mounts...)
+	agent := agentContainer(opts, args, env, mounts, "50m", "64Mi", "128Mi").
+		WithTerminationMessagePolicy(corev1.TerminationMessageFallbackToLogsOnError)
 	return batchv1ac.Job(ErasureJobName(t, req), opts.OperatorNamespace).
 		WithLabels(labels).
-		WithSpec(batchv1ac.JobSpec().
-			// A retry runs the function again (it must be idempotent) and appends nothing twice.
-			WithBackoffLimit(2).
-			WithActiveDeadlineSeconds(600).
-			WithTTLSecondsAfterFinished(int32(7 * 24 * 3600)).
-			WithTemplate(corev1ac.PodTemplateSpec().
-				WithLabels(podLabels).
-				WithSpec(agentPodSpec(agent, volumes)))), nil
+		// A retry runs the function again (it must be idempotent) and appends nothing twice.
+		WithSpec(oneShotJobSpec(2, 10*time.Minute, podLabels, agentPodSpec(agent, volumes))), nil
 }

@@ -475,18 +475,29 @@ var (
 )
 
 // lastSQLState is the code of the last error in the scratch server's log (see scratchConfig).
+// A connection exception (class 08, e.g. 08006 "connection to client lost") logged after another
+// error is pg_restore leaving once the restore had failed, not the cause: the earlier code wins.
 func lastSQLState(logFile string) string {
 	data, err := os.ReadFile(logFile)
 	if err != nil {
 		return ""
 	}
 	lines := bytes.Split(data, []byte("\n"))
+	connectionLost := ""
 	for i := len(lines) - 1; i >= 0; i-- {
-		if m := sqlStateLineRE.FindSubmatch(lines[i]); m != nil {
-			return string(m[1])
+		m := sqlStateLineRE.FindSubmatch(lines[i])
+		if m == nil {
+			continue
+		}
+		code := string(m[1])
+		if !strings.HasPrefix(code, "08") {
+			return code
+		}
+		if connectionLost == "" {
+			connectionLost = code
 		}
 	}
-	return ""
+	return connectionLost
 }
 
 // tocTypes are the archive entry types failedObject recognizes, longest first so that "TABLE

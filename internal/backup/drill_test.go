@@ -195,7 +195,7 @@ func testDrillOfAHostileBackup(t *testing.T, major string) {
 		if _, err := s3.Client.StatObject(context.Background(), s3.Bucket, key, minio.StatObjectOptions{}); err != nil {
 			// verify records nothing when the drill itself could not run (not a finding about
 			// the backup): say what the agent said.
-			t.Fatalf("%s: verify exited %d and recorded no verification (%v):\n%s%s", v.name, r.code, err, r.stdout, r.stderr)
+			t.Fatalf("%s: verify exited %d and recorded no verification (%v):\n%s%s\nthe restorer's log:\n%s", v.name, r.code, err, r.stdout, r.stderr, restorer.log.String())
 		}
 		raw := readS3Object(t, s3, key)
 		outputs.Write(raw)

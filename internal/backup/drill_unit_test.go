@@ -148,6 +148,20 @@ func TestLastSQLState(t *testing.T) {
 	if got := lastSQLState(f); got != "P0001" {
 		t.Errorf("lastSQLState = %q", got)
 	}
+	// pg_restore leaving after the failure is logged after it, and is not the cause.
+	if err := os.WriteFile(f, []byte(log+"08006 FATAL:  connection to client lost\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastSQLState(f); got != "P0001" {
+		t.Errorf("lastSQLState with a lost client after the error = %q", got)
+	}
+	// A lost connection and nothing else is still reported.
+	if err := os.WriteFile(f, []byte("00000 LOG:  x\n08006 FATAL:  connection to client lost\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastSQLState(f); got != "08006" {
+		t.Errorf("lastSQLState of a lost connection alone = %q", got)
+	}
 	if !scratchTrouble("53100") || !scratchTrouble("57P01") || scratchTrouble("42501") || scratchTrouble("P0001") || scratchTrouble("") {
 		t.Error("scratchTrouble sorts codes wrong")
 	}

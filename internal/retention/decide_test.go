@@ -421,6 +421,46 @@ func TestDecideRefuses(t *testing.T) {
 	}
 }
 
+// Every pruned backup says why each rule lets it go; a kept one says nothing there.
+func TestDecideSaysWhyEachBackupIsPruned(t *testing.T) {
+	policy := v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](2), KeepDaily: ptr.To[int32](2), KeepMonthly: ptr.To[int32](1),
+		MaxAge: "2d", MinKeep: ptr.To[int32](2)}
+	backups := []retention.Candidate{
+		bk("0510-late", "2026-05-10T20:00:00Z"), bk("0510-early", "2026-05-10T08:00:00Z"),
+		bk("0509", "2026-05-09T10:00:00Z"), bk("0501", "2026-05-01T10:00:00Z"), bk("0420", "2026-04-20T10:00:00Z"),
+	}
+	d, err := retention.Decide(policy, backups, at("2026-05-11T12:00:00Z"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ids(d.Prune), []string{"0420", "0501"}) {
+		t.Fatalf("pruned %v, want 0420 and 0501 (keep %v)", ids(d.Prune), keepLines(d))
+	}
+	want := map[string][]string{
+		"0501": {"keepLast 2: 3 newer backups", "keepDaily 2: 2026-05-01 is not among the 2 most recent days with a backup",
+			"keepMonthly 1: not the newest backup of 2026-05", "maxAge 2d: taken at or before 2026-05-09T12:00:00Z", "minKeep 2: met by newer backups"},
+		"0420": {"keepLast 2: 4 newer backups", "keepDaily 2: 2026-04-20 is not among the 2 most recent days with a backup",
+			"keepMonthly 1: 2026-04 is not among the 1 most recent months with a backup", "maxAge 2d: taken at or before 2026-05-09T12:00:00Z",
+			"minKeep 2: met by newer backups"},
+	}
+	if len(d.Why) != len(want) {
+		t.Errorf("why names %d backups, want the %d pruned: %v", len(d.Why), len(want), d.Why)
+	}
+	for id, w := range want {
+		if !slices.Equal(d.Why[id], w) {
+			t.Errorf("why %s:\n got  %q\n want %q", id, d.Why[id], w)
+		}
+	}
+	// Same-day backups: the earlier one is not its day's newest.
+	d, err = retention.Decide(v1alpha1.RetentionPolicySpec{KeepDaily: ptr.To[int32](5)}, backups, at("2026-05-11T12:00:00Z"), amsterdam(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := d.Why["0510-early"]; !slices.Equal(got, []string{"keepDaily 5: not the newest backup of 2026-05-10"}) {
+		t.Errorf("why 0510-early = %q (pruned %v)", got, ids(d.Prune))
+	}
+}
+
 func TestHoldPrunesNothing(t *testing.T) {
 	backups := []retention.Candidate{bk("old", "2020-01-01T00:00:00Z"), verified("new", "2026-05-01T00:00:00Z")}
 	d := retention.Hold(backups, "manifest of acme/nightly/x could not be read")

@@ -305,6 +305,12 @@ func checkInvariants(t *testing.T, policy v1alpha1.RetentionPolicySpec, backups 
 	}
 	for _, p := range d.Prune {
 		seen[p.ID]++
+		if len(d.Why[p.ID]) == 0 {
+			t.Errorf("%s pruned without a reason", p.ID)
+		}
+	}
+	if len(d.Why) != len(d.Prune) {
+		t.Errorf("reasons for %d backups, %d pruned", len(d.Why), len(d.Prune))
 	}
 	for _, b := range backups {
 		if seen[b.ID] != 1 {

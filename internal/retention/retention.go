@@ -84,6 +84,12 @@ type Decision struct {
 	// to three days earlier, because maxAge counts back from the run's time and a month back from
 	// 31 March is 3 March (time.AddDate's normalization).
 	NextAt time.Time
+	// Why says, for each backup in Prune by id, why each rule of the policy lets it go, e.g.
+	// "keepLast 10: 12 newer backups", "keepDaily 60: not the newest backup of 2026-05-01",
+	// "keepMonthly 12: 2025-03 is not among the 12 most recent months with a backup",
+	// "maxAge 5d: taken at or before 2026-05-05T12:00:00Z". A pruned backup is one no rule
+	// keeps, so this is the whole reason: what the prune records hold for an auditor.
+	Why map[string][]string
 }
 
 // Reasons that are not a rule's label.
@@ -115,6 +121,9 @@ func Decide(policy v1alpha1.RetentionPolicySpec, backups []Candidate, now time.T
 	}
 	d := decide(r, sorted, cutoff, loc)
 	d.Next, d.NextAt = next(r, d.Keep, loc)
+	if len(d.Prune) > 0 {
+		d.Why = whyPruned(r, sorted, cutoff, loc, d.Prune)
+	}
 	return d, nil
 }
 
@@ -218,6 +227,10 @@ type period struct {
 	key   func(t time.Time) int
 	label func(t time.Time) string
 }
+
+// periodRules name the keep rules of periods, in the order of periods, as the policy spells
+// them, with the period's plural for the reasons a backup is pruned.
+var periodRules = [4]struct{ field, plural string }{{"keepDaily", "days"}, {"keepWeekly", "weeks"}, {"keepMonthly", "months"}, {"keepYearly", "years"}}
 
 var periods = [4]period{
 	{"daily", func(t time.Time) int { y, m, d := t.Date(); return y*10000 + int(m)*100 + d }, func(t time.Time) string { return t.Format("2006-01-02") }},
@@ -333,6 +346,72 @@ func next(r rules, survivors []Kept, loc *time.Location) ([]Candidate, time.Time
 	}
 	p := r.maxAge
 	return later.Prune, at.In(loc).Add(p.Exact).AddDate(p.Years, p.Months, p.Days)
+}
+
+// whyPruned explains, for each pruned backup, why every rule of r lets it go. sorted are all the
+// backups, newest first, as decide saw them; cutoff is the maxAge cutoff (zero without one).
+func whyPruned(r rules, sorted []Candidate, cutoff time.Time, loc *time.Location, pruned []Candidate) map[string][]string {
+	index := make(map[string]int, len(sorted))
+	for i, c := range sorted {
+		index[c.ID] = i
+	}
+	// For each rule of periods: the rank of each backup's period among the periods that hold a
+	// backup (1 is the newest), and whether it is the newest backup of its period.
+	type place struct {
+		rank   int
+		newest bool
+	}
+	var places [4][]place
+	for p, n := range r.periodic {
+		if n == 0 {
+			continue
+		}
+		places[p] = make([]place, len(sorted))
+		rank, prev := 0, 0
+		for i, c := range sorted {
+			k := periods[p].key(c.Time.In(loc))
+			if i == 0 || k != prev {
+				rank, prev = rank+1, k
+				places[p][i] = place{rank, true}
+			} else {
+				places[p][i] = place{rank, false}
+			}
+		}
+	}
+	out := make(map[string][]string, len(pruned))
+	for _, c := range pruned {
+		i, ok := index[c.ID]
+		if !ok {
+			continue
+		}
+		var why []string
+		if r.last > 0 {
+			why = append(why, fmt.Sprintf("keepLast %d: %d newer backups", r.last, i))
+		}
+		for p, n := range r.periodic {
+			if n == 0 {
+				continue
+			}
+			rule, label := periodRules[p], periods[p].label(c.Time.In(loc))
+			if pl := places[p][i]; !pl.newest {
+				why = append(why, fmt.Sprintf("%s %d: not the newest backup of %s", rule.field, n, label))
+			} else {
+				why = append(why, fmt.Sprintf("%s %d: %s is not among the %d most recent %s with a backup", rule.field, n, label, n, rule.plural))
+			}
+		}
+		if !cutoff.IsZero() {
+			why = append(why, fmt.Sprintf("maxAge %s: taken at or before %s", r.maxAgeText, cutoff.In(loc).Format(time.RFC3339)))
+		}
+		if r.minKeep > 1 {
+			why = append(why, fmt.Sprintf("minKeep %d: met by newer backups", r.minKeep))
+		}
+		if why == nil {
+			// Only keepLast 0 and zero counts: a policy that keeps nothing but the protections.
+			why = []string{"no rule keeps it"}
+		}
+		out[c.ID] = why
+	}
+	return out
 }
 
 // keepNeeded keeps, for every kept backup, the backups it needs, and theirs.

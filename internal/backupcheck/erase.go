@@ -185,6 +185,7 @@ func mergePlans(a, b catalog.ErasurePlan) catalog.ErasurePlan {
 	out.WALSystems = union(a.WALSystems, b.WALSystems)
 	out.Exports = union(a.Exports, b.Exports)
 	out.LedgerEntries = max(a.LedgerEntries, b.LedgerEntries)
+	out.Records = max(a.Records, b.Records)
 	return out
 }
 

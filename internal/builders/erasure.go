@@ -73,6 +73,9 @@ type ErasedLocation struct {
 	// LedgerEntriesDeleted counts the entries of the tenant's erasure ledger deleted (sealed to
 	// the destroyed keys, so unreadable before they went).
 	LedgerEntriesDeleted int `json:"ledgerEntriesDeleted,omitempty"`
+	// RecordsDeleted counts the tenant's prune and restore records deleted (catalog records.go):
+	// this record is the account that outlives them.
+	RecordsDeleted int `json:"recordsDeleted,omitempty"`
 }
 
 // ErasedLocationOf records a carried-out erasure plan.
@@ -92,7 +95,7 @@ func ErasedLocationOf(location string, schedules []string, plan catalog.ErasureP
 		BackupsUnreadable: bound(plan.Unreadable), BackupsUnreadableCount: len(plan.Unreadable),
 		BackupsDeleted: bound(plan.Plain), BackupsDeletedCount: len(plan.Plain), ManifestsUnreadable: plan.Unowned,
 		PredecessorBackupsLeft: plan.LeftLegacy, WALSystems: plan.WALSystems, ExportsDeleted: plan.Exports,
-		LedgerEntriesDeleted: plan.LedgerEntries}
+		LedgerEntriesDeleted: plan.LedgerEntries, RecordsDeleted: plan.Records}
 }
 
 // ErasureRecordName is the record of erasing one Tenant object.

@@ -378,7 +378,7 @@ func encodeJSON(v any) ([]byte, error) {
 
 // Delete removes one backup. The manifest goes first, so that a deletion interrupted halfway leaves
 // data without a manifest — not a backup, and removed by DeleteOrphans — never a manifest whose
-// data is gone.
+// data is gone. A failure after the manifest went is an *UnfinishedDeleteError.
 func Delete(ctx context.Context, store storage.Store, tenant, schedule, id string) error {
 	for kind, v := range map[string]string{"tenant": tenant, "schedule": schedule, "backup id": id} {
 		if err := ValidateName(kind, v); err != nil {
@@ -391,15 +391,29 @@ func Delete(ctx context.Context, store storage.Store, tenant, schedule, id strin
 	}
 	objs, err := store.List(ctx, dir)
 	if err != nil {
-		return fmt.Errorf("delete backup %s: %w", dir, err)
+		return &UnfinishedDeleteError{Dir: dir, Err: err}
 	}
 	for _, o := range objs {
 		if err := store.Delete(ctx, o.Key); err != nil {
-			return fmt.Errorf("delete backup %s: %w", dir, err)
+			return &UnfinishedDeleteError{Dir: dir, Err: err}
 		}
 	}
 	return nil
 }
+
+// UnfinishedDeleteError means a backup's manifest was deleted and some of its other objects were
+// not. It is no longer a backup (nothing lists or restores it); what is left of it is an orphan,
+// which DeleteOrphans removes.
+type UnfinishedDeleteError struct {
+	Dir string
+	Err error
+}
+
+func (e *UnfinishedDeleteError) Error() string {
+	return fmt.Sprintf("delete backup %s: its manifest is deleted, the rest is left for the cleanup of orphans: %v", e.Dir, e.Err)
+}
+
+func (e *UnfinishedDeleteError) Unwrap() error { return e.Err }
 
 // DeleteOrphans cleans up after backups that never completed, under one tenant and schedule:
 // objects in backup directories without a manifest, and unfinished uploads, when they are older

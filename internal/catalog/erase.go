@@ -44,6 +44,11 @@ type ErasurePlan struct {
 	// LedgerEntries counts the entries of the tenant's erasure ledger (<tenant>/.ledger/<UID>/):
 	// sealed to its data keys, unreadable once they are destroyed, and deleted besides.
 	LedgerEntries int
+	// Records counts the tenant's prune and restore records (<tenant>/.prunes/<UID>/,
+	// <tenant>/.restores/<UID>/; see records.go), deleted with its backups: once they are gone
+	// the records account for nothing left, nothing would ever expire them, and the erasure
+	// record in the cluster is what remains.
+	Records int
 }
 
 // PlanErasure lists what erasing the tenant's UIDs from a location destroys: the backups recorded
@@ -66,6 +71,10 @@ func PlanErasure(ctx context.Context, store storage.Store, tenant string, tenant
 			return plan, err
 		}
 		plan.LedgerEntries += n
+		if n, err = CountRecords(ctx, store, tenant, uid); err != nil {
+			return plan, err
+		}
+		plan.Records += n
 	}
 	err := walk(ctx, store, tenant, "", o, func(dir string, data []byte, _ *Verification, _ SignatureStatus) error {
 		var m Manifest
@@ -238,6 +247,13 @@ func Erase(ctx context.Context, store storage.Store, plan ErasurePlan) error {
 			if err := store.Delete(ctx, key); err != nil {
 				return fmt.Errorf("delete export %s: %w", id, err)
 			}
+		}
+	}
+	// The account of prunings and restores goes last: while backups are left (an erasure that
+	// failed halfway), what was pruned from among them is still worth telling.
+	for _, uid := range plan.TenantUIDs {
+		if _, err := DeleteRecords(ctx, store, plan.Tenant, uid); err != nil {
+			return err
 		}
 	}
 	return nil

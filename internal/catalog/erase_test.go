@@ -79,6 +79,17 @@ func TestEraseDestroysKeysThenBackupsOfTheTenantOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Its prune and restore records go with it; a predecessor's stay.
+	for _, owner := range []string{uid, predecessor} {
+		if _, err := catalog.WritePruneRecord(ctx, store, catalog.PruneRecord{Tenant: "acme", TenantUID: owner, Schedule: "hot", PrunedAt: day,
+			Due: 1, Pruned: []catalog.PrunedBackup{{ID: "gone", StartedAt: day.AddDate(0, -1, 0), Why: []string{"keepLast 1: 1 newer backups"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := catalog.WriteRestoreRecord(ctx, store, catalog.RestoreRecord{Tenant: "acme", TenantUID: owner, RestoredAt: day,
+			Method: catalog.MethodLogical, Schedule: "hot", BackupIDs: []string{"keyed"}, Database: "app"}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// A manifest nobody can read (corrupt, or planted by a writer) does not stop the erasure.
 	if _, err := store.Put(ctx, "acme/hot/garbage/manifest.json", strings.NewReader("{not json")); err != nil {
 		t.Fatal(err)
@@ -92,6 +103,9 @@ func TestEraseDestroysKeysThenBackupsOfTheTenantOnly(t *testing.T) {
 	}
 	if !slices.Equal(plan.WALSystems, []string{"7000000000000000001"}) || !slices.Equal(plan.Exports, []string{"mine-export"}) {
 		t.Errorf("plan WAL systems %v and exports %v, want only the tenant's own", plan.WALSystems, plan.Exports)
+	}
+	if plan.Records != 2 {
+		t.Errorf("plan counts %d prune and restore records, want the tenant's 2", plan.Records)
 	}
 	if plan.LeftLegacy != 1 || plan.Unowned != 1 {
 		t.Errorf("plan left %d legacy backups and %d unreadable manifests, want 1 and 1", plan.LeftLegacy, plan.Unowned)
@@ -148,6 +162,11 @@ func TestEraseDestroysKeysThenBackupsOfTheTenantOnly(t *testing.T) {
 	}
 	if !slices.Equal(ids, []string{"acme/theirs", "acme/predecessors-legacy", "acme2/other-name"}) {
 		t.Errorf("after erasure the store holds %v, want only the predecessors' and the other tenant's backups", ids)
+	}
+	for owner, want := range map[string]int{uid: 0, predecessor: 2} {
+		if n, err := catalog.CountRecords(ctx, store, "acme", owner); err != nil || n != want {
+			t.Errorf("records of %s after the erasure: %d, %v; want %d", owner, n, err, want)
+		}
 	}
 	if kept, err := catalog.ListDataKeys(ctx, store, "acme", predecessor); err != nil || !slices.Equal(kept, []string{predecessorKey.ID}) {
 		t.Errorf("predecessor's keys = %v, %v; want its key kept", kept, err)

@@ -13,6 +13,8 @@
 //	<tenant>/wal/...                               the WAL archive (see WALDir)
 //	<tenant>/.keys/<tenantUID>/<keyID>.age         a tenant data key, wrapped to the platform (escrow)
 //	<tenant>/.ledger/<tenantUID>/<time>-<request UID>.json  an erasure request, sealed to the tenant key, signed (see ledger.go)
+//	<tenant>/.prunes/<tenantUID>/<schedule>/<time>-<random>.json  what one pruning run deleted and why (see records.go)
+//	<tenant>/.restores/<tenantUID>/<time>-<random>.json  one restore and the erasure requests it replayed (see records.go)
 package catalog
 
 import (

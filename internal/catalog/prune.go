@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -28,7 +29,8 @@ func (e *IncompleteListingError) Unwrap() error { return e.Err }
 type PruneResult struct {
 	retention.Decision
 	// Deleted holds the ids removed, oldest first. When the run failed partway, it holds those
-	// removed before the failure; the rest of Decision.Prune is still there.
+	// removed before the failure, and the one whose deletion failed after its manifest went (an
+	// *UnfinishedDeleteError: it is no longer a backup); the rest of Decision.Prune is still there.
 	Deleted []string
 }
 
@@ -63,7 +65,13 @@ func PruneDecided(ctx context.Context, store storage.Store, tenant, schedule str
 	r := PruneResult{Decision: d}
 	for _, c := range d.Prune {
 		if err := Delete(ctx, store, tenant, schedule, c.ID); err != nil {
-			return r, fmt.Errorf("pruned %d of %d backups of tenant %s schedule %s, then: %w", len(r.Deleted), len(d.Prune), tenant, schedule, err)
+			done := len(r.Deleted)
+			var unfinished *UnfinishedDeleteError
+			if errors.As(err, &unfinished) {
+				// Gone as a backup: the record of this run must name it, or nothing ever will.
+				r.Deleted = append(r.Deleted, c.ID)
+			}
+			return r, fmt.Errorf("pruned %d of %d backups of tenant %s schedule %s, then: %w", done, len(d.Prune), tenant, schedule, err)
 		}
 		r.Deleted = append(r.Deleted, c.ID)
 	}

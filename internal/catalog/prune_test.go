@@ -332,6 +332,25 @@ func TestPruneStopsAtTheFirstFailure(t *testing.T) {
 	}
 }
 
+// A deletion that fails after the backup's manifest went has deleted the backup as far as
+// anyone can tell: the run counts it, so that its record names it.
+func TestPruneCountsABackupWhoseManifestWent(t *testing.T) {
+	ctx := context.Background()
+	s := volumeWithBackups(t, "2026-05-01T01:00:00Z", "2026-05-02T01:00:00Z", "2026-05-03T01:00:00Z")
+	s.deleteErr = map[string]error{"acme/nightly/b2/" + catalog.DataObject: errors.New("connection reset")}
+	res, err := catalog.Prune(ctx, s, "acme", "nightly", v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)}, at("2026-05-10T12:00:00Z"), nil)
+	var unfinished *catalog.UnfinishedDeleteError
+	if !errors.As(err, &unfinished) || !strings.Contains(err.Error(), "pruned 1 of 2 backups") {
+		t.Fatalf("Prune error = %v, want an UnfinishedDeleteError after 1 of 2", err)
+	}
+	if !slices.Equal(res.Deleted, []string{"b1", "b2"}) {
+		t.Fatalf("deleted %v, want b1 and b2, whose manifest is gone", res.Deleted)
+	}
+	if left, err := catalog.List(ctx, s, "acme", "nightly"); err != nil || len(left) != 1 || left[0].ID != "b3" {
+		t.Fatalf("left %+v, %v; want b3 alone", left, err)
+	}
+}
+
 // at parses an RFC 3339 time.
 func at(s string) time.Time {
 	t, err := time.Parse(time.RFC3339, s)

@@ -28,6 +28,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/catalog"
+	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
 // Defaults of Options.
@@ -129,6 +130,8 @@ type Inspection map[string]Listing
 type Inspector struct {
 	opts   Options
 	stores storeCache
+	// openStore opens a schedule's storage: open, or a failing store in a test.
+	openStore func(ctx context.Context, s v1alpha1.BackupStorage) (storage.Store, error)
 
 	mu      sync.Mutex
 	tenants map[string]*tenantState
@@ -152,6 +155,9 @@ type tenantState struct {
 	request Request
 	// pruned is what looks deleted since the reconciler last took it.
 	pruned []Pruned
+	// unrecorded are, per schedule, the records of prunings that could not be stored yet; each
+	// look tries again (see record).
+	unrecorded map[string][]catalog.PruneRecord
 }
 
 // locationQueue is one storage location's queue of tenant schedules to look at.
@@ -182,7 +188,9 @@ func New(opts Options) *Inspector {
 	if opts.Notify == nil {
 		opts.Notify = func(string) {}
 	}
-	return &Inspector{opts: opts, tenants: map[string]*tenantState{}, locations: map[string]*locationQueue{}}
+	i := &Inspector{opts: opts, tenants: map[string]*tenantState{}, locations: map[string]*locationQueue{}}
+	i.openStore = i.open
+	return i
 }
 
 // Interval is the time between two looks at a tenant's storage when nothing else asks for one.
@@ -196,7 +204,7 @@ func (i *Inspector) Observe(req Request) Inspection {
 	defer i.mu.Unlock()
 	st := i.tenants[req.stateKey()]
 	if st == nil {
-		st = &tenantState{listings: map[string]Listing{}}
+		st = &tenantState{listings: map[string]Listing{}, unrecorded: map[string][]catalog.PruneRecord{}}
 		i.tenants[req.stateKey()] = st
 	}
 	key := policyKey(req.Policy, req.Retention) + "@" + strings.Join(req.TenantUIDs, ",")
@@ -322,13 +330,24 @@ func (i *Inspector) look(ctx context.Context, k scheduleKey) {
 	}
 	req := st.request
 	previous := st.listings[k.schedule]
+	unrecorded := st.unrecorded[k.schedule]
 	i.mu.Unlock()
 
 	var listing Listing
 	var pruned []string
 	if spec, ok := scheduleOf(req.Policy, k.schedule); ok {
 		ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
-		listing, pruned = i.lookAt(ctx, req, spec)
+		var run lookResult
+		listing, run = i.lookAt(ctx, req, spec)
+		if run.pruned != nil {
+			unrecorded = append(unrecorded, *run.pruned)
+			for _, b := range run.pruned.Pruned {
+				pruned = append(pruned, b.ID)
+			}
+		}
+		if run.store != nil && len(unrecorded) > 0 {
+			unrecorded = i.record(ctx, run.store, req, spec.Name, unrecorded)
+		}
 		cancel()
 	} else {
 		listing = Listing{At: i.opts.Clock.Now(), Err: fmt.Errorf("schedule %s is not in BackupPolicy %s", k.schedule, req.Policy.Name)}
@@ -346,27 +365,40 @@ func (i *Inspector) look(ctx context.Context, k scheduleKey) {
 		if len(pruned) > 0 {
 			st.pruned = append(st.pruned, Pruned{Schedule: k.schedule, Policy: req.Retention.Name, IDs: pruned})
 		}
+		if len(unrecorded) > 0 {
+			st.unrecorded[k.schedule] = unrecorded
+		} else {
+			delete(st.unrecorded, k.schedule)
+		}
 	}
 	i.mu.Unlock()
 	i.opts.Notify(k.tenant)
 }
 
+// lookResult is what a look did besides listing: the storage it opened, and the record of what
+// it pruned, not stored yet.
+type lookResult struct {
+	store  storage.Store
+	pruned *catalog.PruneRecord
+}
+
 // lookAt lists one schedule's storage and, with a RetentionPolicy, prunes it. It reads storage
 // itself rather than trusting job status: a job that succeeded against the wrong bucket, or
 // backups deleted by hand, show here.
-func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule) (listing Listing, pruned []string) {
+func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule) (listing Listing, run lookResult) {
 	now := i.opts.Clock.Now()
 	listing = Listing{At: now}
 	trust, err := builders.SigningTrust(req.Policy)
 	if err != nil {
 		listing.Err = err
-		return listing, nil
+		return listing, run
 	}
-	store, err := i.open(ctx, spec.Storage)
+	store, err := i.openStore(ctx, spec.Storage)
 	if err != nil {
 		listing.Err = err
-		return listing, nil
+		return listing, run
 	}
+	run.store = store
 	opts := []catalog.ListOption{catalog.WithTrust(trust)}
 	if len(req.TenantUIDs) > 0 {
 		opts = append(opts, catalog.WithTenantUIDs(req.TenantUIDs...))
@@ -374,7 +406,7 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 	listed, err := catalog.ListEntries(ctx, store, req.Tenant, spec.Name, opts...)
 	if err != nil {
 		listing.Err = err
-		return listing, nil
+		return listing, run
 	}
 	listing.Entries = listed
 	if spec.IsPhysical() {
@@ -386,23 +418,30 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		}()
 	}
 	if req.Retention == nil {
-		return listing, nil
+		return listing, run
+	}
+	if len(req.TenantUIDs) == 0 {
+		// Every pruning is recorded under the Tenant object's UID (catalog.PruneRecordsDir);
+		// a pruning that cannot be recorded does not happen.
+		listing.PruneErr = fmt.Errorf("nothing pruned: the UID of tenant %s is not known, so a pruning could not be recorded", req.Tenant)
+		return listing, run
 	}
 	d, err := catalog.Decide(req.Tenant, spec.Name, catalog.Candidates(listed), req.Retention.Spec, now, req.Location)
 	if err != nil {
 		listing.PruneErr = err
-		return listing, nil
+		return listing, run
 	}
 	res, err := catalog.PruneDecided(ctx, store, req.Tenant, spec.Name, d)
 	for _, c := range res.Next {
 		listing.NextPrune = append(listing.NextPrune, c.ID)
 	}
+	run.pruned = i.pruneRecord(req, spec.Name, res, now)
 	if err != nil {
 		listing.PruneErr = err
 		ctrl.LoggerFrom(ctx).Error(err, "Prune backups", "tenant", req.Tenant, "schedule", spec.Name)
 		// A delete that failed halfway may have removed a manifest: list again for the truth.
 		listing.Entries, listing.Err = catalog.ListEntries(ctx, store, req.Tenant, spec.Name, opts...)
-		return listing, res.Deleted
+		return listing, run
 	}
 	// Backup jobs with a writer's credential cannot clean up after a killed run; the pruner can.
 	// A day is far longer than any run, so nothing still being written is taken.
@@ -419,7 +458,59 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 			listing.Entries = append(listing.Entries, e)
 		}
 	}
-	return listing, res.Deleted
+	return listing, run
+}
+
+// pruneRecord is the record of a pruning run that deleted something: exactly the backups it
+// deleted, each with why the rules let it go; nil when it deleted nothing.
+func (i *Inspector) pruneRecord(req Request, schedule string, res catalog.PruneResult, decidedAt time.Time) *catalog.PruneRecord {
+	if len(res.Deleted) == 0 {
+		return nil
+	}
+	taken := make(map[string]time.Time, len(res.Prune))
+	for _, c := range res.Prune {
+		taken[c.ID] = c.Time
+	}
+	r := &catalog.PruneRecord{Tenant: req.Tenant, TenantUID: req.TenantUIDs[0], Schedule: schedule,
+		RetentionPolicy: req.Retention.Name, RetentionPolicyGeneration: req.Retention.Generation, Rules: req.Retention.Spec,
+		TimeZone: req.Location.String(), DecidedAt: decidedAt.UTC(), PrunedAt: i.opts.Clock.Now().UTC(), Due: len(res.Prune)}
+	for _, id := range res.Deleted {
+		r.Pruned = append(r.Pruned, catalog.PrunedBackup{ID: id, StartedAt: taken[id].UTC(), Why: res.Why[id]})
+	}
+	return r
+}
+
+// record stores the records of prunings, oldest first, and returns those it could not store,
+// which the next look of the schedule tries again: the backups are gone whether or not their
+// record could be written (the customer is promised they go), so the record is kept until it
+// can be. Only an operator restart before then loses one; the log says what it held. Once a
+// record is stored, the records of the schedule that have outlived catalog.RecordsKeptUntil go.
+func (i *Inspector) record(ctx context.Context, store storage.Store, req Request, schedule string, records []catalog.PruneRecord) []catalog.PruneRecord {
+	log := ctrl.LoggerFrom(ctx).WithValues("tenant", req.Tenant, "schedule", schedule)
+	var left []catalog.PruneRecord
+	stored := false
+	for _, r := range records {
+		key, err := catalog.WritePruneRecord(ctx, store, r)
+		if err != nil {
+			ids := make([]string, len(r.Pruned))
+			for j, b := range r.Pruned {
+				ids[j] = b.ID
+			}
+			log.Error(err, "Record pruned backups; trying again at the next look", "pruned", ids, "prunedAt", r.PrunedAt)
+			left = append(left, r)
+			continue
+		}
+		log.V(1).Info("Recorded pruned backups", "record", key)
+		stored = true
+	}
+	if stored && req.Retention != nil {
+		for _, uid := range req.TenantUIDs {
+			if _, err := catalog.ExpireRecords(ctx, store, req.Tenant, uid, schedule, req.Retention.Spec, i.opts.Clock.Now()); err != nil {
+				log.Error(err, "Remove expired prune and restore records")
+			}
+		}
+	}
+	return left
 }
 
 func scheduleOf(p *v1alpha1.BackupPolicy, name string) (v1alpha1.BackupSchedule, bool) {

@@ -2,10 +2,15 @@ package backupcheck
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +21,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/catalog/catalogtest"
 	"github.com/tenantops/tenant-operator/internal/storage"
 )
@@ -74,8 +80,17 @@ func TestInspectorLooksOutsideThePassAndPrunesOnce(t *testing.T) {
 	defer cancel()
 	go func() { _ = in.Start(ctx) }()
 
-	req := Request{Tenant: "acme", Policy: volumePolicy("standard", "backups"), Location: time.UTC,
-		Retention: &v1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "short", ResourceVersion: "1"},
+	// A record of a pruning two years ago, which the next pruning finds expired.
+	store, err := storage.OpenVolume(claim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := catalog.WritePruneRecord(context.Background(), store, catalog.PruneRecord{Tenant: "acme", TenantUID: "uid-acme", Schedule: "hot",
+		PrunedAt: now.AddDate(-2, 0, 0), Pruned: []catalog.PrunedBackup{{ID: "ancient"}}}); err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Tenant: "acme", Policy: volumePolicy("standard", "backups"), Location: time.UTC, TenantUIDs: []string{"uid-acme"},
+		Retention: &v1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "short", ResourceVersion: "1", Generation: 4},
 			Spec: v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)}}}
 	if got := in.Observe(req); len(got) != 0 {
 		t.Fatalf("the first Observe returned %v; it must not wait for storage", got)
@@ -94,6 +109,21 @@ func TestInspectorLooksOutsideThePassAndPrunesOnce(t *testing.T) {
 	}
 	if again := in.TakePruned("acme"); again != nil {
 		t.Errorf("TakePruned a second time = %+v, want nothing: each deletion is told once", again)
+	}
+	// The pruning is recorded in the storage, with the rules and why each backup went; the
+	// expired record is gone.
+	records, total, err := catalog.ReadPruneRecords(context.Background(), store, "acme", "uid-acme", 0)
+	if err != nil || total != 1 {
+		t.Fatalf("prune records: %d, %v; want this pruning's only", total, err)
+	}
+	want := catalog.PruneRecord{FormatVersion: catalog.PruneRecordFormatVersion, Tenant: "acme", TenantUID: "uid-acme", Schedule: "hot",
+		RetentionPolicy: "short", RetentionPolicyGeneration: 4, Rules: req.Retention.Spec, TimeZone: "UTC", DecidedAt: now, PrunedAt: now, Due: 2,
+		Pruned: []catalog.PrunedBackup{
+			{ID: "b1", StartedAt: now.Add(-3 * time.Hour), Why: []string{"keepLast 1: 2 newer backups"}},
+			{ID: "b2", StartedAt: now.Add(-2 * time.Hour), Why: []string{"keepLast 1: 1 newer backups"}}},
+		Key: records[0].Key}
+	if !reflect.DeepEqual(records[0], want) {
+		t.Errorf("prune record:\n got  %+v\n want %+v", records[0], want)
 	}
 
 	// Nothing is due: no new look, so no notice.
@@ -202,7 +232,7 @@ func TestKeptTenantsAreLookedAtUnderTheirOwnKey(t *testing.T) {
 	if _, ok := KeptRecordOf("acme"); ok {
 		t.Fatal("a tenant's name was taken for a kept record")
 	}
-	req := Request{Key: key, Tenant: "acme", Policy: volumePolicy("standard", "backups"), Location: time.UTC,
+	req := Request{Key: key, Tenant: "acme", Policy: volumePolicy("standard", "backups"), Location: time.UTC, TenantUIDs: []string{"uid-1"},
 		Retention: &v1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "short", ResourceVersion: "1"},
 			Spec: v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)}}}
 	in.Observe(req)
@@ -213,4 +243,147 @@ func TestKeptTenantsAreLookedAtUnderTheirOwnKey(t *testing.T) {
 	if got := in.TakePruned("acme"); got != nil {
 		t.Errorf("the tenant name's state holds %+v, want nothing", got)
 	}
+}
+
+// failingStore is a volume that fails the deletes and writes a test chooses.
+type failingStore struct {
+	storage.Store
+	mu        sync.Mutex
+	deleteErr map[string]error
+	putErr    error
+}
+
+func (s *failingStore) Delete(ctx context.Context, key string) error {
+	s.mu.Lock()
+	err := s.deleteErr[key]
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return s.Store.Delete(ctx, key)
+}
+
+func (s *failingStore) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
+	s.mu.Lock()
+	err := s.putErr
+	s.mu.Unlock()
+	if err != nil && strings.Contains(key, "/.prunes/") {
+		return 0, err
+	}
+	return s.Store.Put(ctx, key, r)
+}
+
+// A pruning is recorded listing exactly the backups it deleted: none when the first deletion
+// fails, those before a failure, and, when the record cannot be written, the same record at a
+// later look.
+func TestPruningRecordsExactlyWhatWasDeleted(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	retain := &v1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "short", ResourceVersion: "1"},
+		Spec: v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)}}
+	denied := errors.New("access denied")
+	setUp := func(t *testing.T) (*Inspector, *failingStore, *clocktesting.FakeClock, <-chan string, Request) {
+		t.Helper()
+		v, err := storage.OpenVolume(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		store := &failingStore{Store: v, deleteErr: map[string]error{}}
+		for i, id := range []string{"b1", "b2", "b3"} {
+			catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", TenantUID: "uid-acme", Schedule: "hot", ID: id, StartedAt: now.Add(time.Duration(i-3) * time.Hour)})
+		}
+		clk := clocktesting.NewFakeClock(now)
+		notify, notices := notified()
+		in := New(Options{Clock: clk, Notify: notify, Interval: time.Minute})
+		in.openStore = func(context.Context, v1alpha1.BackupStorage) (storage.Store, error) { return store, nil }
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go func() { _ = in.Start(ctx) }()
+		req := Request{Tenant: "acme", Policy: volumePolicy("standard", "backups"), Location: time.UTC, TenantUIDs: []string{"uid-acme"}, Retention: retain}
+		return in, store, clk, notices, req
+	}
+	look := func(t *testing.T, in *Inspector, clk *clocktesting.FakeClock, notices <-chan string, req Request) {
+		t.Helper()
+		clk.Step(time.Minute)
+		in.Observe(req)
+		waitFor(t, notices, "acme", 10*time.Second)
+	}
+	recorded := func(t *testing.T, store storage.Store) [][]string {
+		t.Helper()
+		records, _, err := catalog.ReadPruneRecords(context.Background(), store, "acme", "uid-acme", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out [][]string
+		for _, r := range records {
+			var ids []string
+			for _, b := range r.Pruned {
+				ids = append(ids, b.ID)
+			}
+			out = append(out, ids)
+		}
+		return out
+	}
+
+	t.Run("the first deletion fails", func(t *testing.T) {
+		in, store, clk, notices, req := setUp(t)
+		store.deleteErr["acme/hot/b1/"+catalog.ManifestObject] = denied
+		look(t, in, clk, notices, req)
+		if got := in.Observe(req)["hot"]; got.PruneErr == nil || len(got.Entries) != 3 {
+			t.Fatalf("listing = %+v, want the failure and all three backups", got)
+		}
+		if got := recorded(t, store); len(got) != 0 {
+			t.Errorf("records %v, want none: nothing was deleted", got)
+		}
+		if got := in.TakePruned("acme"); got != nil {
+			t.Errorf("TakePruned = %+v, want nothing", got)
+		}
+	})
+	t.Run("the second deletion fails", func(t *testing.T) {
+		in, store, clk, notices, req := setUp(t)
+		store.deleteErr["acme/hot/b2/"+catalog.ManifestObject] = denied
+		look(t, in, clk, notices, req)
+		if got := recorded(t, store); !reflect.DeepEqual(got, [][]string{{"b1"}}) {
+			t.Errorf("records %v, want one of b1 alone", got)
+		}
+		records, _, _ := catalog.ReadPruneRecords(context.Background(), store, "acme", "uid-acme", 0)
+		if len(records) == 1 && records[0].Due != 2 {
+			t.Errorf("record says %d were due, want 2", records[0].Due)
+		}
+	})
+	t.Run("the record cannot be written at first", func(t *testing.T) {
+		in, store, clk, notices, req := setUp(t)
+		store.putErr = denied
+		look(t, in, clk, notices, req)
+		if got := in.Observe(req)["hot"]; len(got.Entries) != 1 {
+			t.Fatalf("listing = %+v, want b3 alone: the backups go whether or not the record can be written", got)
+		}
+		if got := recorded(t, store); len(got) != 0 {
+			t.Fatalf("records %v, want none while writing is refused", got)
+		}
+		store.mu.Lock()
+		store.putErr = nil
+		store.mu.Unlock()
+		look(t, in, clk, notices, req)
+		if got := recorded(t, store); !reflect.DeepEqual(got, [][]string{{"b1", "b2"}}) {
+			t.Errorf("records %v, want the first look's, of b1 and b2", got)
+		}
+		look(t, in, clk, notices, req)
+		if got := recorded(t, store); len(got) != 1 {
+			t.Errorf("records %v, want it written once", got)
+		}
+		if got := in.TakePruned("acme"); len(got) != 1 {
+			t.Errorf("TakePruned = %+v, want the one pruning, told once", got)
+		}
+	})
+	t.Run("no Tenant UID", func(t *testing.T) {
+		in, store, clk, notices, req := setUp(t)
+		req.TenantUIDs = nil
+		look(t, in, clk, notices, req)
+		if got := in.Observe(req)["hot"]; got.PruneErr == nil || len(got.Entries) != 3 {
+			t.Errorf("listing = %+v, want nothing pruned: it could not be recorded", got)
+		}
+		if got := recorded(t, store); len(got) != 0 {
+			t.Errorf("records %v, want none", got)
+		}
+	})
 }

@@ -48,8 +48,8 @@ func (i *Inspector) open(ctx context.Context, s v1alpha1.BackupStorage) (storage
 		if err != nil {
 			return nil, err
 		}
-		// The pruner's credential: it may list and delete, and cannot write, so the operator
-		// cannot be made to forge a backup.
+		// The pruner's credential: it may list and delete, and write nothing but its prune
+		// records (.prunes/), so the operator cannot be made to forge a backup.
 		secret := &corev1.Secret{}
 		name := s.S3.PrunerSecretName()
 		if err := i.opts.Secrets.Get(ctx, types.NamespacedName{Namespace: i.opts.OperatorNamespace, Name: name}, secret); err != nil {

@@ -420,6 +420,9 @@ func runRestore(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err != nil {
 		return explainRefusal(err, trust)
 	}
+	recordRestore(ctx, store, catalog.RestoreRecord{Tenant: b.Tenant, TenantUID: b.TenantUID, RestoredAt: time.Now().UTC(), Method: catalog.MethodLogical,
+		Schedule: b.Schedule, BackupIDs: []string{b.ID}, BackupStartedAt: b.StartedAt.UTC(), Database: databaseName(*dsn),
+		LedgerReplayed: res.LedgerReplayed, IgnoreLedger: *ignoreLedger, LedgerNotReplayed: res.LedgerIgnored}, *sel.uids, progress(*verbose, stderr), stderr)
 	if res.LedgerIgnored != "" {
 		// Said even without -v: this restore may hold data erased on request.
 		fmt.Fprintf(stderr, "warning: restored without replaying the erasure ledger (--ignore-ledger): %s\n", res.LedgerIgnored)

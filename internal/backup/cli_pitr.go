@@ -119,6 +119,8 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 		if err != nil {
 			return explainWALRefusal(explainRefusal(err, trust), trust)
 		}
+		recordRestore(ctx, store, pointInTimeRecord(*tenant, target, res.PointInTimeResult, databaseName(*dsn), false, *ignoreLedger), uids, o.Log, stderr)
+		warnLedgerIgnored(stderr, res.PointInTimeResult)
 		var rows int64
 		for _, t := range res.TargetTables {
 			rows += t.Rows
@@ -136,6 +138,12 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 	if err != nil {
 		return explainWALRefusal(explainRefusal(err, trust), trust)
 	}
+	database := res.Database
+	if database == "" {
+		database = res.Chain[len(res.Chain)-1].Database // not started: the backed-up database
+	}
+	recordRestore(ctx, store, pointInTimeRecord(*tenant, target, res, database, true, *ignoreLedger), uids, o.Log, stderr)
+	warnLedgerIgnored(stderr, res)
 	chain := chainOf(res.Chain)
 	if !res.Recovered {
 		fmt.Fprintf(stdout, "data directory %s holds backup %s of tenant %s, set to recover to %s.\n"+
@@ -158,6 +166,14 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 	}
 	fmt.Fprintf(stdout, "start it with: postgres -D %s (WAL archiving is off in it: ALTER SYSTEM RESET archive_mode when it becomes the tenant's server)\n", dir)
 	return nil
+}
+
+// warnLedgerIgnored says, even without -v, that a point-in-time restore may hold data erased on
+// request.
+func warnLedgerIgnored(stderr io.Writer, res PointInTimeResult) {
+	if res.LedgerIgnored != "" {
+		fmt.Fprintf(stderr, "warning: restored without replaying the erasure ledger (--ignore-ledger): %s\n", res.LedgerIgnored)
+	}
 }
 
 // runWindow is backups window: what restore --to-time and --to-lsn can reach for a tenant.

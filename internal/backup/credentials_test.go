@@ -60,8 +60,8 @@ func bucketPolicy(t *testing.T, bucket, prefix string, tenants map[string][2]sta
 // IAM, each with its own account and the bucket policy of docs/storage-credentials.md, and proves
 // the split: a tenant's writer can put under its own prefix only, and can neither list, read nor
 // delete, its own objects or another tenant's (acme2, whose name starts with acme's); a tenant's
-// reader can list, read and record verifications under its own prefix, nothing else; only the
-// pruner deletes, and it cannot write. A backup forged with the writer's rights (data and
+// reader can list, read and record verifications and restores under its own prefix, nothing
+// else; only the pruner deletes, and it writes nothing but its prune records. A backup forged with the writer's rights (data and
 // manifest replaced, checksum recomputed) is refused by restore and verify.
 func TestCredentialSplitOnS3(t *testing.T) {
 	t.Parallel()
@@ -169,8 +169,19 @@ func TestCredentialSplitOnS3(t *testing.T) {
 	mustAgent(t, agentEnv(reader("acme")), "verify", "--storage", loc, "--tenant", "acme", "--schedule", "daily", "--backup", "latest",
 		"--identity-file", k.identityFile)
 	pg.CreateDatabase(t, "restored")
-	mustAgent(t, agentEnv(reader("acme")), "restore", "--storage", loc, "--tenant", "acme", "--schedule", "daily", "--backup", ids["acme"],
-		"--identity-file", k.identityFile, "--dsn", pg.DSNFor("restored"))
+	r := mustAgent(t, agentEnv(reader("acme")), "restore", "--storage", loc, "--tenant", "acme", "--schedule", "daily", "--backup", ids["acme"],
+		"--identity-file", k.identityFile, "--dsn", pg.DSNFor("restored"), "--tenant-uid", "uid-acme")
+	// ... and records the restore, under its own tenant's .restores only.
+	if strings.Contains(r.stderr, "not recorded") {
+		t.Fatalf("the reader's restore was not recorded: %s", r.stderr)
+	}
+	if restores, _, err := catalog.ReadRestoreRecords(ctx, rd, "acme", "uid-acme", 0); err != nil || len(restores) != 1 || restores[0].BackupIDs[0] != ids["acme"] {
+		t.Fatalf("restore records of acme: %+v, %v", restores, err)
+	}
+	_, err = rd.Put(ctx, "acme2/.restores/uid-acme2/2026-01-01T00:00:00Z-000000.json", strings.NewReader("{}"))
+	denied("reader of acme records a restore of acme2", err)
+	_, err = rd.Put(ctx, "acme/.prunes/uid-acme/daily/2026-01-01T00:00:00Z-000000.json", strings.NewReader("{}"))
+	denied("reader of acme writes a prune record", err)
 
 	// A forgery with the writer's rights, which include overwriting its own tenant's objects:
 	// new data, its size and checksum in the manifest. Restore and verify refuse it.
@@ -211,6 +222,13 @@ func TestCredentialSplitOnS3(t *testing.T) {
 	}
 	_, err = p.Put(ctx, manifest("acme2"), strings.NewReader("{}"))
 	denied("pruner writes", err)
+	_, err = p.Put(ctx, "acme2/.restores/uid-acme2/2026-01-01T00:00:00Z-000000.json", strings.NewReader("{}"))
+	denied("pruner writes a restore record", err)
+	// ... but for its records of what it pruned.
+	if _, err := catalog.WritePruneRecord(ctx, p, catalog.PruneRecord{Tenant: "acme2", TenantUID: "uid-acme2", Schedule: "daily", PrunedAt: time.Now(),
+		Due: 1, Pruned: []catalog.PrunedBackup{{ID: "gone"}}}); err != nil {
+		t.Fatalf("pruner records a pruning: %v", err)
+	}
 	if err := catalog.Delete(ctx, p, "acme", "daily", ids["acme"]); err != nil {
 		t.Fatalf("pruner deletes a backup: %v", err)
 	}

@@ -192,6 +192,17 @@ func (l *ledgerReader) identities(ctx context.Context, h catalog.LedgerHeader) (
 	return []age.Identity{key}, nil
 }
 
+// requestUIDs names replayed entries by their ErasureRequest's UID, the ledger entry's ID: what a
+// restore record holds of them (never the subject, nor the request's name, which its author
+// chose and may have built from the subject).
+func requestUIDs(entries []catalog.LedgerEntry) []string {
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Request[strings.LastIndex(e.Request, "/")+1:])
+	}
+	return out
+}
+
 // replayLedger runs the pending erasure requests in tx, oldest first, each as its function with the
 // subject bound. It is the point-in-time restore's replay: the server was promoted, and the
 // requests commit together before the restore reports success.
@@ -382,6 +393,7 @@ func replayLedgerAfterRecovery(ctx context.Context, o PointInTimeOptions, conn *
 	var le *catalog.LedgerError
 	switch {
 	case errors.As(err, &le) && o.Ledger.Ignore:
+		res.LedgerIgnored = le.Error()
 		logf(o.Log, "restore: WARNING: the erasure ledger is not replayed (--ignore-ledger): %v", le.Err)
 		return nil
 	case err != nil:
@@ -400,7 +412,7 @@ func replayLedgerAfterRecovery(ctx context.Context, o PointInTimeOptions, conn *
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("replay the erasure ledger: %w", err)
 	}
-	res.LedgerReplayed = len(entries)
+	res.LedgerReplayed, res.LedgerEntries = len(entries), requestUIDs(entries)
 	logf(o.Log, "restore: replayed %d erasure requests recorded since %s", len(entries), since.Format(time.RFC3339))
 	return nil
 }

@@ -3,11 +3,14 @@ package backup_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 
+	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/datakey"
 	"github.com/tenantops/tenant-operator/test/stack"
 )
@@ -94,6 +97,40 @@ func TestErasureLedgerSurvivesRestore(t *testing.T) {
 	if n := queryInt(t, pg, "restored", `SELECT count(*) FROM app.orders`); n != 1 {
 		t.Fatalf("restored orders: %d, want bob's 1", n)
 	}
+	// The restore is recorded beside the backups: what it restored, into which database, and the
+	// two requests it replayed by their UIDs, oldest first; no subject, no request name.
+	store := openS3Store(t, s3, loc)
+	restores := func() []catalog.RestoreRecord {
+		t.Helper()
+		records, _, err := catalog.ReadRestoreRecords(ctx, store, "acme", uid, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return records
+	}
+	records := restores()
+	if len(records) != 1 {
+		t.Fatalf("%d restore records, want 1", len(records))
+	}
+	rec := records[0]
+	if rec.Tenant != "acme" || rec.TenantUID != uid || rec.Method != catalog.MethodLogical || rec.Schedule != "daily" ||
+		!slices.Equal(rec.BackupIDs, []string{old}) || rec.Database != "restored" || rec.IgnoreLedger || rec.LedgerNotReplayed != "" ||
+		!slices.Equal(rec.LedgerReplayed, []string{"0e4c2a8b-1111-4d6e-9f00-aa00bb11cc22", "0e4c2a8b-2222-4d6e-9f00-aa00bb11cc22"}) ||
+		time.Since(rec.RestoredAt) > time.Minute {
+		t.Errorf("restore record: %+v", rec)
+	}
+	if data := readS3Object(t, s3, "backups/hot/"+rec.Key); bytes.Contains(data, []byte("alice")) || bytes.Contains(data, []byte("hara")) ||
+		bytes.Contains(data, []byte("forget-")) || bytes.Contains(data, []byte("postgres://")) {
+		t.Errorf("the restore record holds a subject, a request name or a DSN:\n%s", data)
+	}
+	// A restore drill restores into a scratch database that is thrown away: it is not recorded.
+	if out := mustAgent(t, env, "verify", "--storage", loc, "--tenant", "acme", "--schedule", "daily", "--backup", old,
+		"--identity-file", platform.identityFile).stdout; !strings.Contains(out, "restore drill ok") {
+		t.Fatalf("verify drill: %s", out)
+	}
+	if n := len(restores()); n != 1 {
+		t.Fatalf("%d restore records after a drill, want still 1", n)
+	}
 
 	// A ledger that cannot be read: an entry nobody signed (someone with write access to the
 	// bucket). The restore refuses before it touches the target, and says what is at stake.
@@ -108,6 +145,9 @@ func TestErasureLedgerSurvivesRestore(t *testing.T) {
 	if n := tableCount(t, pg, "refused"); n != 0 {
 		t.Fatalf("a refused restore left %d tables", n)
 	}
+	if n := len(restores()); n != 1 {
+		t.Fatalf("%d restore records after a refused restore, want still 1", n)
+	}
 	verify = mustAgent(t, env, "verify", "--storage", loc, "--tenant", "acme", "--schedule", "daily", "--backup", old)
 	if !strings.Contains(verify.stdout, "erasure ledger unreadable") {
 		t.Fatalf("verify of an unreadable ledger: %s", verify.stdout)
@@ -118,6 +158,11 @@ func TestErasureLedgerSurvivesRestore(t *testing.T) {
 	}
 	if n := queryInt(t, pg, "ignored", `SELECT count(*) FROM app.customers`); n != 3 {
 		t.Fatalf("restore --ignore-ledger: %d customers, want the backup's 3", n)
+	}
+	// Recorded with the ledger not replayed, and why: the evidence flags it.
+	if records := restores(); len(records) != 2 || records[0].Database != "ignored" || !records[0].IgnoreLedger ||
+		!strings.Contains(records[0].LedgerNotReplayed, "not signed") || len(records[0].LedgerReplayed) != 0 {
+		t.Fatalf("restore records after --ignore-ledger: %+v", records)
 	}
 	if err := s3.Client.RemoveObject(ctx, s3.Bucket, forged, minio.RemoveObjectOptions{}); err != nil {
 		t.Fatal(err)

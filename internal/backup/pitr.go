@@ -93,8 +93,12 @@ type PointInTimeResult struct {
 	LastTransaction time.Time
 	// StopLine is the server's own words on where recovery stopped.
 	StopLine string
-	// LedgerReplayed counts the erasure requests replayed after promotion.
+	// LedgerReplayed counts the erasure requests replayed after promotion; LedgerEntries names
+	// them by their ErasureRequest's UID. LedgerIgnored is why the ledger was not replayed
+	// (PointInTimeLedger.Ignore), empty when it was.
 	LedgerReplayed int
+	LedgerEntries  []string
+	LedgerIgnored  string
 	// Database, Tables and LargeObjects are the backed-up database as restored.
 	Database     string
 	Tables       []catalog.TableRows

@@ -84,8 +84,11 @@ func TestPointInTimeRecovery(t *testing.T) {
 	u.User = url.User("restorer")
 	target := u.String()
 	intoEnv := append(append([]string{}, env...), "PGPASSWORD=restorer-pw")
+	// The backups recorded no Tenant UID (made as before UIDs were): --tenant-uid names the
+	// Tenant the restore is recorded for.
+	const uid = "7f3c1d2e-0000-4b5a-9c8d-1e2f3a4b5c6d"
 	into := []string{"restore", "--storage", loc, "--tenant", "acme", "--identity-file", k.identityFile, "--to-time", noted,
-		"--dsn", target, "--no-owner", "--scratch-dir", shared(t), "-v"}
+		"--dsn", target, "--no-owner", "--scratch-dir", shared(t), "--tenant-uid", uid, "-v"}
 	r = mustAgent(t, intoEnv, into...)
 	t.Logf("restore --to-time --dsn:\n%s%s", r.stdout, r.stderr)
 	restoreOutput(t, r, "backup "+full+",", "into database ", "the target has 1 tables, 21000 rows, as recovered")
@@ -100,9 +103,21 @@ func TestPointInTimeRecovery(t *testing.T) {
 	if owner != "restorer" {
 		t.Fatalf("with --no-owner the restored table belongs to %q, want the target's role", owner)
 	}
+	// Recorded beside the backups: the point in time, the chain, the database's name only.
+	records, _, err := catalog.ReadRestoreRecords(context.Background(), openS3Store(t, s3, loc), "acme", uid, 0)
+	if err != nil || len(records) != 1 {
+		t.Fatalf("restore records: %+v, %v; want 1", records, err)
+	}
+	if rec := records[0]; rec.Method != catalog.MethodPhysical || rec.PointInTime != noted || rec.Database != "restored" || rec.DataDirectory ||
+		len(rec.BackupIDs) != 1 || rec.BackupIDs[0] != full || rec.LedgerNotReplayed != "" || rec.LedgerReplayed == nil {
+		t.Errorf("restore record: %+v", rec)
+	}
 	// Into the same database again: refused before anything is fetched, unless forced.
 	failAgent(t, intoEnv, "is not empty (1 tables", into...)
 	restoreOutput(t, mustAgent(t, intoEnv, append(into, "--force")...), "the target has 1 tables, 21000 rows, as recovered")
+	if _, total, err := catalog.ReadRestoreRecords(context.Background(), openS3Store(t, s3, loc), "acme", uid, 0); err != nil || total != 2 {
+		t.Errorf("restore records after a refused and a forced restore: %d, %v; want 2", total, err)
+	}
 
 	dataDir = shared(t) + "/to-lsn"
 	r = restore(dataDir, "--to-lsn", notedLSN)

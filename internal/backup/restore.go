@@ -52,8 +52,10 @@ type RestoreOptions struct {
 
 // RestoreResult is what a restore did besides restoring the backup.
 type RestoreResult struct {
-	// Replayed are the erasure requests replayed in the restore's transaction.
-	Replayed int
+	// Replayed are the erasure requests replayed in the restore's transaction; LedgerReplayed
+	// names them by their ErasureRequest's UID (never their subject).
+	Replayed       int
+	LedgerReplayed []string
 	// LedgerIgnored is why the ledger was not replayed (IgnoreLedger), empty when it was.
 	LedgerIgnored string
 }
@@ -176,7 +178,7 @@ func restore(ctx context.Context, o RestoreOptions, res *RestoreResult) (catalog
 		if err := streamRestoreReplaying(ctx, o.Store, b.Manifest, o.Identities, pgRestore, psql, ci, args, replay); err != nil {
 			return b, err
 		}
-		res.Replayed = len(replay)
+		res.Replayed, res.LedgerReplayed = len(replay), requestUIDs(replay)
 	}
 	logf(o.Log, "restore %s: done in %s", b.ID, time.Since(start).Round(time.Millisecond))
 	return b, nil

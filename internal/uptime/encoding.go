@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 )
 
 // encodingVersion is the first byte of MarshalBinary's output. A change of bucket width or layout
@@ -42,6 +43,23 @@ func (h *History) MarshalBinary() ([]byte, error) {
 		buf = append(buf, b.total, b.up)
 	}
 	return buf, nil
+}
+
+// newestBucketOf is the number of the newest bucket of an encoded History, read from its header
+// alone; the smallest number when the data is no History of this encoding.
+func newestBucketOf(data []byte) int64 {
+	if len(data) == 0 || data[0] != encodingVersion {
+		return math.MinInt64
+	}
+	width, n := binary.Uvarint(data[1:])
+	if n <= 0 || width != uint64(bucketSeconds) {
+		return math.MinInt64
+	}
+	newest, m := binary.Varint(data[1+n:])
+	if m <= 0 {
+		return math.MinInt64
+	}
+	return newest
 }
 
 // UnmarshalBinary replaces the History with one that MarshalBinary encoded.

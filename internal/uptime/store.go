@@ -39,12 +39,25 @@ const (
 // changed, so the number of writes an hour is bounded by the number of shards, not of tenants: a
 // steady tenant costs no write of its own. An earlier layout, one ConfigMap per tenant, is read
 // and then removed.
+//
+// A manager that is one shard of several (package shard) keeps its tenants' histories in a set of
+// ConfigMaps of its own (Set), so that the managers never write over each other. It loads every
+// set, of whatever shard count, and keeps the newest history of each tenant it owns (Owns): a
+// tenant that a change of the shard count moved to it keeps its history. The sets of a shard count
+// no longer used are left as they are (their histories age out; they may be deleted once every
+// shard of the new count has saved).
 type ConfigMapStore struct {
 	// Client writes the shards; Reader reads them (the API server directly: they are not cached).
 	Client    client.Client
 	Reader    client.Reader
 	Namespace string
 	Owner     client.FieldOwner
+	// Set names the ConfigMaps this manager writes, uptime-history-<set>-<count>-<index>: its
+	// shard (shard-1-of-3); empty for a manager that is not sharded, whose ConfigMaps are
+	// uptime-history-<count>-<index>.
+	Set string
+	// Owns tells the tenants whose histories this manager keeps; every tenant when nil.
+	Owns func(tenant string) bool
 
 	mu sync.Mutex
 	// shards is how many shards the last save wrote; written their content, by name.
@@ -58,21 +71,34 @@ type ConfigMapStore struct {
 // tenant-<name>-uptime, labelled with its tenant.
 const legacySuffix = "-uptime"
 
-// Load reads every shard, and the per-tenant ConfigMaps of the earlier layout.
+// Load reads every shard, of every set, and the per-tenant ConfigMaps of the earlier layout: of
+// each tenant it owns, the newest history.
 func (s *ConfigMapStore) Load(ctx context.Context) (map[string][]byte, error) {
 	list := &corev1.ConfigMapList{}
 	if err := s.Reader.List(ctx, list, client.InNamespace(s.Namespace), client.MatchingLabels{historyLabelComponent: historyComponent}); err != nil {
 		return nil, fmt.Errorf("list uptime history shards: %w", err)
 	}
 	out := map[string][]byte{}
+	newest := map[string]int64{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.written = map[string][]byte{}
 	for _, cm := range list.Items {
-		maps.Copy(out, cm.BinaryData)
-		s.written[cm.Name] = encodeShard(cm.BinaryData)
-		if n, ok := shardCount(cm.Name); ok && n > s.shards {
-			s.shards = n
+		if set, n, ok := parseShardName(cm.Name); ok && set == s.Set {
+			s.written[cm.Name] = encodeShard(cm.BinaryData)
+			s.shards = max(s.shards, n)
+		}
+		for tenant, data := range cm.BinaryData {
+			if s.Owns != nil && !s.Owns(tenant) {
+				continue
+			}
+			// Within a set a tenant is in one shard; across sets, the newest history is the one
+			// a manager kept on probing.
+			n := newestBucketOf(data)
+			if seen, ok := newest[tenant]; ok && seen >= n {
+				continue
+			}
+			out[tenant], newest[tenant] = data, n
 		}
 	}
 	legacy := &corev1.ConfigMapList{}
@@ -82,7 +108,7 @@ func (s *ConfigMapStore) Load(ctx context.Context) (map[string][]byte, error) {
 	for _, cm := range legacy.Items {
 		tenant := cm.Labels["tenancy.tenantops.io/tenant"]
 		data, ok := cm.BinaryData["history"]
-		if !ok || cm.Name != "tenant-"+tenant+legacySuffix {
+		if !ok || cm.Name != "tenant-"+tenant+legacySuffix || (s.Owns != nil && !s.Owns(tenant)) {
 			continue
 		}
 		if _, newer := out[tenant]; !newer {
@@ -114,7 +140,7 @@ func (s *ConfigMapStore) write(ctx context.Context, shards int, split []map[stri
 	}
 	names := map[string]bool{}
 	for i, data := range split {
-		name := shardName(shards, i)
+		name := shardName(s.Set, shards, i)
 		names[name] = true
 		encoded := encodeShard(data)
 		if old, ok := s.written[name]; ok && bytes.Equal(old, encoded) {
@@ -190,19 +216,29 @@ func sortedKeys(m map[string][]byte) []string {
 	return slices.Sorted(maps.Keys(m))
 }
 
-// shardName is uptime-history-<count>-<index>: the count in the name lets a restart read shards
-// of any count, and a change of count replace them all.
-func shardName(shards, i int) string { return fmt.Sprintf("uptime-history-%d-%d", shards, i) }
+// shardName is uptime-history-<count>-<index>, or uptime-history-<set>-<count>-<index> for a
+// manager that is one shard of several: the count in the name lets a restart read shards of any
+// count, and a change of count replace them all; the set keeps each manager to its own.
+func shardName(set string, shards, i int) string {
+	if set == "" {
+		return fmt.Sprintf("uptime-history-%d-%d", shards, i)
+	}
+	return fmt.Sprintf("uptime-history-%s-%d-%d", set, shards, i)
+}
 
-func shardCount(name string) (int, bool) {
+// parseShardName tells the set and the count of a shard by its name.
+func parseShardName(name string) (set string, count int, ok bool) {
 	rest, ok := strings.CutPrefix(name, "uptime-history-")
 	if !ok {
-		return 0, false
+		return "", 0, false
 	}
-	count, _, ok := strings.Cut(rest, "-")
-	if !ok {
-		return 0, false
+	parts := strings.Split(rest, "-")
+	if len(parts) < 2 {
+		return "", 0, false
 	}
-	n, err := strconv.Atoi(count)
-	return n, err == nil
+	count, err := strconv.Atoi(parts[len(parts)-2])
+	if _, errIndex := strconv.Atoi(parts[len(parts)-1]); err != nil || errIndex != nil {
+		return "", 0, false
+	}
+	return strings.Join(parts[:len(parts)-2], "-"), count, true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/catalog"
 	"github.com/tenantops/tenant-operator/internal/retention"
+	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
 // maxBackupRows bounds the rows of the stored-backups table; counts stay exact.
@@ -32,6 +33,9 @@ type listing struct {
 	// escrow are the IDs of the tenant data keys stored wrapped beside the backups.
 	escrow []string
 	err    error
+	// store is the opened storage, nil when it could not be opened: the prune and restore
+	// records are read from it too.
+	store storage.Store
 }
 
 func (g *gatherer) loadPolicies(ctx context.Context) {
@@ -91,6 +95,7 @@ func (g *gatherer) listStorage(ctx context.Context) {
 		}
 		store, err := g.src.OpenStorage(ctx, sched.Storage)
 		if err == nil {
+			l.store = store
 			l.backups, err = catalog.List(ctx, store, g.t.Name, sched.Name, catalog.WithTenantUIDs(uids...), catalog.WithTrust(trust))
 		}
 		if err == nil {
@@ -481,6 +486,9 @@ func (g *gatherer) retention(ctx context.Context, s *Section) {
 	p := g.retentionPolicy
 	s.set("retentionPolicy", "Retention policy", p.Name)
 	s.Setting = append(s.Setting, retentionRules(p.Spec)...)
+	s.set("recordsKept", "Each deletion is recorded in the backup storage, and the record kept",
+		fmt.Sprintf("a year or the longest period above, whichever is longer, plus 31 days (a record made now: until %s)",
+			catalog.RecordsKeptUntil(p.Spec, g.now).Format("2006-01-02")))
 	s.proof(Source{Kind: "RetentionPolicy", Name: p.Name, Field: "spec"})
 	c, cond := g.condition(v1alpha1.ConditionPoliciesResolved)
 	s.observe("policiesResolved", "Operator's check (PoliciesResolved)", cond)
@@ -524,10 +532,14 @@ func (g *gatherer) retention(ctx context.Context, s *Section) {
 			kept.Rows = append(kept.Rows, map[string]string{"schedule": l.schedule.Name, "id": k.ID, "decision": "keep", "reasons": strings.Join(k.Reasons, ", ")})
 		}
 		for _, pr := range d.Prune {
-			kept.Rows = append(kept.Rows, map[string]string{"schedule": l.schedule.Name, "id": pr.ID, "decision": "delete at the next pruning", "reasons": "no rule keeps it"})
+			kept.Rows = append(kept.Rows, map[string]string{"schedule": l.schedule.Name, "id": pr.ID, "decision": "delete at the next pruning",
+				"reasons": "no rule keeps it: " + strings.Join(d.Why[pr.ID], "; ")})
 		}
 		dueNow += len(d.Prune)
 	}
+	// What was deleted: the records in storage are the account; the events, kept by the
+	// cluster about an hour, add the last hour when storage was not read.
+	g.pruneRecords(ctx, s)
 	g.prunedEvents(ctx, s)
 	switch {
 	case isFalse(c):
@@ -549,7 +561,7 @@ func (g *gatherer) prunedEvents(ctx context.Context, s *Section) {
 		return
 	}
 	s.proof(Source{Kind: "Event", Field: "reason=BackupsPruned"})
-	tbl := s.table("pruned", "Deletions recorded (recent events only: the cluster keeps events about an hour)", col("time", "When"), col("message", "What"))
+	tbl := s.table("pruned", "Deletions announced in the cluster's events (about the last hour only; the records in the backup storage are the lasting account)", col("time", "When"), col("message", "What"))
 	sort.Slice(events.Items, func(i, j int) bool { return eventTime(events.Items[i]).Before(eventTime(events.Items[j])) })
 	for _, e := range events.Items {
 		tbl.Rows = append(tbl.Rows, map[string]string{"time": formatTime(eventTime(e)), "message": e.Message})

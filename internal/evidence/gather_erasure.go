@@ -109,7 +109,51 @@ func (g *gatherer) erasureRequests(ctx context.Context, s *Section) {
 		return a.Name < b.Name
 	})
 	tbl := s.table("requests", "Erasure requests", col("name", "Request"), col("createdAt", "Made"), col("subject", "Person (fingerprint)"),
-		col("function", "Erasure function"), col("phase", "State"), col("completedAt", "Carried out"), col("ledgerEntry", "Recorded for replay after restores"))
+		col("function", "Erasure function"), col("phase", "State"), col("completedAt", "Carried out"), col("ledgerEntry", "Recorded for replay after restores"),
+		col("replays", "Replayed by restores"))
+	// The restores of the tenant's backups, with what each replayed of the ledger; the
+	// requests' rows say how often each was replayed.
+	restores, failed := g.restoreRecords(ctx, s)
+	names := map[string]string{}
+	for _, r := range list.Items {
+		names[string(r.UID)] = r.Name
+	}
+	replays := map[string]int{}
+	restored := s.table("restores", "Restores and the erasure requests each replayed before it committed", col("restoredAt", "Restored"),
+		col("restored", "What was restored"), col("database", "Into database"), col("replayed", "Requests replayed"),
+		col("requests", "Which requests"), col("ledger", "Erasure ledger"), col("storage", "Record in"))
+	var notReplayed []restoreRecord
+	for _, r := range restores {
+		which := make([]string, len(r.LedgerReplayed))
+		for i, uid := range r.LedgerReplayed {
+			replays[uid]++
+			which[i] = uid
+			if name, ok := names[uid]; ok {
+				which[i] = name + " (" + uid + ")"
+			}
+		}
+		database := r.Database
+		if r.DataDirectory {
+			database += " (in a new data directory)"
+		}
+		if r.LedgerNotReplayed != "" {
+			notReplayed = append(notReplayed, r)
+		}
+		restored.Rows = append(restored.Rows, map[string]string{"restoredAt": formatTime(r.RestoredAt), "restored": restoredWhat(r.RestoreRecord),
+			"database": database, "replayed": strconv.Itoa(len(r.LedgerReplayed)), "requests": orNone(which), "ledger": ledgerText(r.RestoreRecord),
+			"storage": r.location})
+	}
+	switch {
+	case g.src.OpenStorage == nil:
+		s.observe("restores", "Restores recorded in the backup storage", "not read: the backup storage was not read")
+	default:
+		s.observe("restores", "Restores recorded in the backup storage", strconv.Itoa(len(restores)))
+		s.observe("restoresWithoutReplay", "Restores that did not replay the erasure ledger", strconv.Itoa(len(notReplayed)))
+	}
+	for i, f := range failed {
+		s.observe("restoreRecordsError."+strconv.Itoa(i), "Restore records", f)
+	}
+
 	counts := map[string]int{}
 	for _, r := range list.Items {
 		phase := r.Status.Phase
@@ -122,21 +166,34 @@ func (g *gatherer) erasureRequests(ctx context.Context, s *Section) {
 			ledger = "yes: " + r.Status.LedgerEntry
 		}
 		tbl.Rows = append(tbl.Rows, map[string]string{"name": r.Name, "createdAt": formatTime(r.CreationTimestamp.Time), "subject": SubjectFingerprint(r.Spec.Subject),
-			"function": r.Spec.Function, "phase": phase, "completedAt": formatMetaTime(r.Status.CompletionTime), "ledgerEntry": ledger})
+			"function": r.Spec.Function, "phase": phase, "completedAt": formatMetaTime(r.Status.CompletionTime), "ledgerEntry": ledger,
+			"replays": strconv.Itoa(replays[string(r.UID)])})
 	}
 	s.observe("requests", "Requests", strconv.Itoa(len(list.Items)))
 	for _, phase := range []string{v1alpha1.ErasurePhaseSucceeded, v1alpha1.ErasurePhaseFailed, v1alpha1.ErasurePhasePending, v1alpha1.ErasurePhaseRunning} {
 		s.observe(strings.ToLower(phase), "Requests "+strings.ToLower(phase), strconv.Itoa(counts[phase]))
 	}
+	unread := ""
+	if g.src.OpenStorage == nil {
+		unread = " The restores recorded in the backup storage were not read."
+	}
 	switch open := counts[v1alpha1.ErasurePhasePending] + counts[v1alpha1.ErasurePhaseRunning]; {
 	case counts[v1alpha1.ErasurePhaseFailed] > 0:
 		s.verdict(StatusNotMet, fmt.Sprintf("%d erasure requests failed.", counts[v1alpha1.ErasurePhaseFailed]))
+	case len(notReplayed) > 0:
+		r := notReplayed[0]
+		s.verdict(StatusNotMet, fmt.Sprintf("%d restores did not replay the erasure ledger, the newest on %s into database %s (%s): data erased on request before it may be back in what it restored.",
+			len(notReplayed), formatTime(r.RestoredAt), r.Database, ledgerText(r.RestoreRecord)))
+	case len(failed) > 0:
+		s.verdict(StatusUnknown, "The record of the restores could not be read: "+strings.Join(failed, "; "))
 	case open > 0:
 		s.verdict(StatusUnknown, fmt.Sprintf("%d erasure requests are not carried out yet.", open))
 	case len(list.Items) == 0:
-		s.verdict(StatusMet, "No erasure request has been made.")
+		s.verdict(StatusMet, "No erasure request has been made."+unread)
+	case len(restores) > 0:
+		s.verdict(StatusMet, fmt.Sprintf("Every one of the %d erasure requests was carried out and recorded, so a restore replays it; none of the %d restores recorded went without replaying the ledger.", len(list.Items), len(restores)))
 	default:
-		s.verdict(StatusMet, fmt.Sprintf("Every one of the %d erasure requests was carried out and recorded, so a restore replays it.", len(list.Items)))
+		s.verdict(StatusMet, fmt.Sprintf("Every one of the %d erasure requests was carried out and recorded, so a restore replays it.", len(list.Items))+unread)
 	}
 }
 

@@ -195,6 +195,34 @@ func setUp(t *testing.T, ctx context.Context, now time.Time) (*v1alpha1.Tenant, 
 	completed := metav1.NewTime(now.Add(-2 * time.Hour))
 	er.Status = v1alpha1.ErasureRequestStatus{Phase: v1alpha1.ErasurePhaseSucceeded, CompletionTime: &completed, LedgerEntry: "acme/.ledger/uid/entry.json"}
 	must(t, k8s.Status().Update(ctx, er))
+	// A restore of hot-2 an hour later, which replayed that request, as the agent records it.
+	_, err := catalog.WriteRestoreRecord(ctx, stores["hot-bucket"], catalog.RestoreRecord{Tenant: "acme", TenantUID: uid, RestoredAt: now.Add(-time.Hour),
+		Method: catalog.MethodLogical, Schedule: "hot", BackupIDs: []string{"hot-2"}, BackupStartedAt: manifests["hot-2"].StartedAt, Database: "app",
+		LedgerReplayed: []string{string(er.UID)}})
+	must(t, err)
+
+	// What the operator's pruning recorded in storage: two runs on hot, one on cold, each
+	// beside the backups of its schedule.
+	keepTwo := v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](2), MinKeep: ptr.To[int32](1)}
+	for _, r := range []catalog.PruneRecord{
+		{Schedule: "hot", PrunedAt: now.Add(-10 * time.Minute), Pruned: []catalog.PrunedBackup{{ID: "hot-old", StartedAt: now.Add(-37 * time.Hour), Why: []string{"keepLast 2: 3 newer backups"}}}},
+		{Schedule: "hot", PrunedAt: now.Add(-40 * 24 * time.Hour), Pruned: []catalog.PrunedBackup{
+			{ID: "hot-older", StartedAt: now.Add(-41 * 24 * time.Hour), Why: []string{"keepLast 2: 4 newer backups"}},
+			{ID: "hot-oldest", StartedAt: now.Add(-42 * 24 * time.Hour), Why: []string{"keepLast 2: 5 newer backups"}}}},
+	} {
+		r.Tenant, r.TenantUID, r.RetentionPolicy, r.RetentionPolicyGeneration, r.Rules, r.TimeZone, r.DecidedAt = "acme", uid, "keep-two", 1, keepTwo, "UTC", r.PrunedAt
+		r.Due = len(r.Pruned)
+		_, err := catalog.WritePruneRecord(ctx, stores["hot-bucket"], r)
+		must(t, err)
+	}
+	_, err = catalog.WritePruneRecord(ctx, stores["cold-bucket"], catalog.PruneRecord{Tenant: "acme", TenantUID: uid, Schedule: "cold", RetentionPolicy: "keep-two",
+		RetentionPolicyGeneration: 1, Rules: keepTwo, TimeZone: "UTC", DecidedAt: now.Add(-5 * 24 * time.Hour), PrunedAt: now.Add(-5 * 24 * time.Hour), Due: 1,
+		Pruned: []catalog.PrunedBackup{{ID: "cold-old", StartedAt: now.Add(-9 * 24 * time.Hour), Why: []string{"keepLast 2: 2 newer backups"}}}})
+	must(t, err)
+	// An earlier customer's record under its own UID is not this customer's.
+	_, err = catalog.WritePruneRecord(ctx, stores["hot-bucket"], catalog.PruneRecord{Tenant: "acme", TenantUID: "old-uid", Schedule: "hot", PrunedAt: now.AddDate(-1, 0, 0),
+		Pruned: []catalog.PrunedBackup{{ID: "someone-elses"}}})
+	must(t, err)
 
 	// An earlier customer of the same name, erased.
 	record, err := builders.ErasureRecordConfigMap(builders.ErasureRecord{Tenant: "acme", TenantUIDs: []string{"old-uid"}, Reason: builders.ErasureTenantDeleted,
@@ -331,6 +359,38 @@ func TestGatherReportsEachPromiseAsSetUp(t *testing.T) {
 	if pruned := r.Section(evidence.SectionRetention).Table("pruned"); pruned == nil || len(pruned.Rows) != 1 || !strings.Contains(pruned.Rows[0]["message"], "hot-old") {
 		t.Errorf("pruned events = %+v", pruned)
 	}
+	if why := rowOf(decisions, "id", "hot-2")["reasons"]; why != "no rule keeps it: keepLast 2: 2 newer backups" {
+		t.Errorf("why hot-2 is deleted next: %q", why)
+	}
+	// What was pruned, read from the records in both buckets, newest first; not the earlier
+	// customer's.
+	records := r.Section(evidence.SectionRetention).Table("pruneRecords")
+	var deletedIDs []string
+	for _, row := range records.Rows {
+		deletedIDs = append(deletedIDs, row["id"])
+	}
+	if strings.Join(deletedIDs, ",") != "hot-old,cold-old,hot-older,hot-oldest" {
+		t.Errorf("deleted backups recorded: %v, want hot-old, cold-old, hot-older, hot-oldest", deletedIDs)
+	}
+	if !hasRow(records, map[string]string{"id": "hot-old", "schedule": "hot", "prunedAt": now.Add(-10 * time.Minute).Format(time.RFC3339),
+		"startedAt": now.Add(-37 * time.Hour).Format(time.RFC3339), "why": "keepLast 2: 3 newer backups",
+		"policy": "RetentionPolicy keep-two, generation 1, days cut in UTC", "storage": "s3://hot-bucket?endpoint=s3.eu-west-1.example.com&region=eu-west-1"}) {
+		t.Errorf("the record of hot-old: %+v", rowOf(records, "id", "hot-old"))
+	}
+	fact(evidence.SectionRetention, "pruneRecords", "3 prunings, 4 backups deleted in those read")
+	if kept, _ := r.Section(evidence.SectionRetention).Fact("recordsKept"); !strings.Contains(kept, now.AddDate(1, 0, 31).Format("2006-01-02")) {
+		t.Errorf("records kept: %q, want until a year and 31 days from now", kept)
+	}
+	// The restore and the request it replayed.
+	restores := r.Section(evidence.SectionErasureRequests).Table("restores")
+	if restores == nil || len(restores.Rows) != 1 {
+		t.Fatalf("restores = %+v, want the one recorded", restores)
+	}
+	if row := restores.Rows[0]; row["database"] != "app" || row["replayed"] != "1" || !strings.HasPrefix(row["requests"], "forget-42 (") ||
+		row["ledger"] != "replayed before the restore committed" || !strings.Contains(row["restored"], "backup hot-2 of schedule hot") {
+		t.Errorf("restore row = %+v", row)
+	}
+	fact(evidence.SectionErasureRequests, "restoresWithoutReplay", "0")
 	if regions := r.Section(evidence.SectionRegions).Table("locations"); !hasRow(regions, map[string]string{"schedule": "cold", "region": "eu-central-1", "allowed": "yes"}) {
 		t.Errorf("regions = %+v", regions.Rows)
 	}
@@ -339,7 +399,7 @@ func TestGatherReportsEachPromiseAsSetUp(t *testing.T) {
 	}
 	// Erasure requests show the subject as a fingerprint, never the subject.
 	requests := r.Section(evidence.SectionErasureRequests).Table("requests")
-	if !hasRow(requests, map[string]string{"name": "forget-42", "phase": "Succeeded", "subject": evidence.SubjectFingerprint("customer-42@example.com")}) {
+	if !hasRow(requests, map[string]string{"name": "forget-42", "phase": "Succeeded", "subject": evidence.SubjectFingerprint("customer-42@example.com"), "replays": "1"}) {
 		t.Errorf("erasure requests = %+v", requests.Rows)
 	}
 	if !hasRow(r.Section(evidence.SectionErasureRecords).Table("erasures"), map[string]string{"tenantUID": "old-uid", "unreadable": "7", "dataKeys": "ffeeddccbbaa99887766554433221100"}) {
@@ -362,16 +422,43 @@ func TestGatherReportsEachPromiseAsSetUp(t *testing.T) {
 	if back["apiVersion"] != evidence.APIVersion {
 		t.Errorf("apiVersion = %v", back["apiVersion"])
 	}
+	var page bytes.Buffer
+	must(t, evidence.HTML(&page, r))
 	if dir := os.Getenv("EVIDENCE_SAMPLE_DIR"); dir != "" {
 		// For people reviewing the format: the demo tenant's report in every format.
-		var page bytes.Buffer
-		must(t, evidence.HTML(&page, r))
 		must(t, os.WriteFile(dir+"/acme.md", md.Bytes(), 0o644))
 		must(t, os.WriteFile(dir+"/acme.html", page.Bytes(), 0o644))
 		must(t, os.WriteFile(dir+"/acme.json", js.Bytes(), 0o644))
 	}
 	if !strings.Contains(md.String(), "## 7. Backups: NOT MET") {
 		t.Errorf("markdown lacks the backups verdict:\n%s", md.String())
+	}
+	for _, want := range []string{"### Backups deleted by the retention rules (records in the backup storage)", "| hot-old |", "keepLast 2: 3 newer backups",
+		"### Restores and the erasure requests each replayed before it committed", "forget-42 ("} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q", want)
+		}
+	}
+
+	// A restore made with --ignore-ledger: the promise that erasure survives a restore is not met,
+	// and the report says which restore and why.
+	_, err = catalog.WriteRestoreRecord(ctx, stores["cold-bucket"], catalog.RestoreRecord{Tenant: "acme", TenantUID: string(tn.UID), RestoredAt: now.Add(-time.Minute),
+		Method: catalog.MethodLogical, Schedule: "cold", BackupIDs: []string{"cold-0"}, BackupStartedAt: now.Add(-72 * time.Hour), Database: "scratch",
+		IgnoreLedger: true, LedgerNotReplayed: "the erasure ledger of tenant acme cannot be read (entry x is refused: it is not signed)"})
+	must(t, err)
+	r, err = evidence.Gather(ctx, src, "acme")
+	must(t, err)
+	erasure := r.Section(evidence.SectionErasureRequests)
+	if erasure.Status != evidence.StatusNotMet || !strings.Contains(erasure.Reason, "1 restores did not replay the erasure ledger") || !strings.Contains(erasure.Reason, "scratch") {
+		t.Errorf("erasure requests after a restore with --ignore-ledger: %s (%s)", erasure.Status, erasure.Reason)
+	}
+	if row := rowOf(erasure.Table("restores"), "database", "scratch"); row == nil || !strings.HasPrefix(row["ledger"], "NOT REPLAYED (--ignore-ledger): ") || row["replayed"] != "0" {
+		t.Errorf("the restore with --ignore-ledger: %+v", row)
+	}
+	page.Reset()
+	must(t, evidence.HTML(&page, r))
+	if !strings.Contains(page.String(), "NOT REPLAYED (--ignore-ledger)") {
+		t.Error("the HTML page does not flag the restore made with --ignore-ledger")
 	}
 
 	// Without storage, the backup sections rest on the status: the stale cold schedule still

@@ -62,7 +62,7 @@ func (g *gatherer) pruneRecords(ctx context.Context, s *Section) {
 				for _, b := range r.Pruned {
 					tbl.Rows = append(tbl.Rows, map[string]string{"prunedAt": formatTime(r.PrunedAt), "schedule": r.Schedule, "id": b.ID,
 						"startedAt": formatTime(b.StartedAt), "why": strings.Join(b.Why, "; "),
-						"policy": fmt.Sprintf("RetentionPolicy %s, generation %d, days cut in %s", r.RetentionPolicy, r.RetentionPolicyGeneration, r.TimeZone),
+						"policy":  fmt.Sprintf("RetentionPolicy %s, generation %d, days cut in %s", r.RetentionPolicy, r.RetentionPolicyGeneration, r.TimeZone),
 						"storage": l.location})
 				}
 			}

@@ -137,6 +137,11 @@ func TestBackupsAreScheduledCheckedAndPruned(t *testing.T) {
 	if cold, _ := catalog.List(ctx, openStore(t, s3, "cold"), tenant.Name, "cold"); len(cold) != 1 {
 		t.Errorf("cold backups %d, want 1", len(cold))
 	}
+	// The pruning is recorded beside the backups, for the evidence a year later.
+	if records, _, err := catalog.ReadPruneRecords(ctx, store, tenant.Name, string(tenant.UID), 0); err != nil || len(records) != 1 ||
+		len(records[0].Pruned) != 1 || records[0].Pruned[0].ID != ids["hot"][0] || records[0].RetentionPolicy != retention.Name {
+		t.Errorf("prune records = %+v, %v; want one of %s by %s", records, err, ids["hot"][0], retention.Name)
+	}
 	eventually(t, 10*time.Second, func() error {
 		if err := k8s.Get(ctx, client.ObjectKeyFromObject(tenant), tenant); err != nil {
 			return err

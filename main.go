@@ -32,6 +32,7 @@ import (
 	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/evidence"
+	"github.com/tenantops/tenant-operator/internal/shard"
 	tenantwebhook "github.com/tenantops/tenant-operator/internal/webhook"
 )
 
@@ -78,7 +79,7 @@ func runManager() error {
 		uptimeProbes, apiCompression                              bool
 		webhookPort                                               int
 		apiQPS                                                    float64
-		apiBurst                                                  int
+		apiBurst, shards, shardIndex                              int
 		leaderElect, enableWebhooks, secureMetrics                bool
 		opts                                                      controllers.Options
 	)
@@ -100,11 +101,18 @@ func runManager() error {
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go's pprof profiles on, for investigating the manager's CPU and memory; empty disables it.")
 	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Queries per second to the API server the client allows itself.")
 	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of queries to the API server the client allows itself.")
+	flag.IntVar(&shards, "shards", 1, "How many managers share the tenants, each reconciling those whose name hashes to its --shard-index, with a leader election of its own; 1 is one manager for all (docs/performance.md, Sharding).")
+	flag.IntVar(&shardIndex, "shard-index", 0, "Which of the --shards this manager is, from 0; shard 0 also runs what is not per tenant (the policies' status).")
 	flag.BoolVar(&apiCompression, "kube-api-compression", false, "Ask the API server to gzip its responses and watch streams. Off by default: the manager runs beside the API server on the cluster network, where compressing every watch event costs both sides more CPU than the bytes it saves.")
 	zapOpts := zap.Options{Development: false, TimeEncoder: zapcore.ISO8601TimeEncoder}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	opts.OperatorNamespace = operatorNamespace
+	part, err := shard.New(shardIndex, shards)
+	if err != nil {
+		return fmt.Errorf("--shards %d --shard-index %d: %w", shards, shardIndex, err)
+	}
+	opts.Shard = part
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
@@ -147,7 +155,7 @@ func runManager() error {
 		HealthProbeBindAddress:        probeAddr,
 		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
-		LeaderElectionID:              "tenant-operator.tenancy.tenantops.io",
+		LeaderElectionID:              opts.Shard.LeaseName("tenant-operator.tenancy.tenantops.io"),
 		LeaderElectionNamespace:       operatorNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 &leaseDuration,
@@ -176,7 +184,8 @@ func runManager() error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
-	log.Info("Starting manager", "operatorNamespace", operatorNamespace, "webhooks", enableWebhooks, "leaderElection", leaderElect)
+	log.Info("Starting manager", "operatorNamespace", operatorNamespace, "webhooks", enableWebhooks, "leaderElection", leaderElect,
+		"shard", opts.Shard.Index, "shards", max(1, opts.Shard.Count))
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -12,8 +12,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
@@ -35,13 +37,16 @@ type ErasureRequestReconciler struct {
 	Options   Options
 }
 
-// SetupWithManager watches ErasureRequests and the Jobs that carry them out.
+// SetupWithManager watches ErasureRequests and the Jobs that carry them out: those in the
+// namespaces of this shard's tenants.
 func (r *ErasureRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.ErasureRequest{}).
+		For(&v1alpha1.ErasureRequest{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return ownsNamespace(r.Options.Shard, o.GetNamespace())
+		}))).
 		Watches(&batchv1.Job{}, handler.EnqueueRequestsFromMapFunc(func(_ context.Context, o client.Object) []reconcile.Request {
 			ns, name := o.GetLabels()[builders.LabelErasureRequestNamespace], o.GetLabels()[builders.LabelErasureRequestName]
-			if ns == "" || name == "" {
+			if ns == "" || name == "" || !ownsNamespace(r.Options.Shard, ns) {
 				return nil
 			}
 			return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}}}
@@ -50,8 +55,13 @@ func (r *ErasureRequestReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// Reconcile runs the request's Job once and records its outcome.
+// Reconcile runs the request's Job once and records its outcome, on the shard of the tenant whose
+// namespace the request is in.
 func (r *ErasureRequestReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	if !ownsNamespace(r.Options.Shard, req.Namespace) {
+		// A request in another shard's tenant's namespace: that shard carries it out.
+		return ctrl.Result{}, nil
+	}
 	er := &v1alpha1.ErasureRequest{}
 	if err := r.Get(ctx, req.NamespacedName, er); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

@@ -36,10 +36,13 @@ type KeptTenantReconciler struct {
 	*TenantReconciler
 }
 
-// SetupWithManager watches the kept-tenant records in the operator's namespace.
+// SetupWithManager watches the kept-tenant records in the operator's namespace, those of this
+// shard's tenants.
 func (r *KeptTenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	isRecord := predicate.NewPredicateFuncs(func(o client.Object) bool {
-		return o.GetNamespace() == r.Options.OperatorNamespace && o.GetLabels()[builders.LabelComponent] == builders.ComponentKeptTenant
+		cm, ok := o.(*corev1.ConfigMap)
+		return ok && cm.Namespace == r.Options.OperatorNamespace && cm.Labels[builders.LabelComponent] == builders.ComponentKeptTenant &&
+			r.Options.Shard.Owns(keptTenantOf(cm))
 	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&corev1.ConfigMap{}, builder.WithPredicates(isRecord)).
@@ -48,11 +51,15 @@ func (r *KeptTenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Complete(r)
 }
 
-// Reconcile prunes or erases one kept tenant's backups.
+// Reconcile prunes or erases one kept tenant's backups, if the tenant is this shard's.
 func (r *KeptTenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	cm := &corev1.ConfigMap{}
 	if err := r.Get(ctx, req.NamespacedName, cm); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Options.Shard.Owns(keptTenantOf(cm)) {
+		// The record of another shard's tenant: that shard prunes and erases its backups.
+		return ctrl.Result{}, nil
 	}
 	inspectorKey := backupcheck.KeptKey(cm.Name)
 	kept, err := builders.KeptTenantOf(cm)

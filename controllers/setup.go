@@ -140,20 +140,23 @@ func ownedTypes(opts Options) []client.Object {
 }
 
 // SetupWithManager registers the field indexes, every reconciler, and the uptime Monitor and
-// backup Inspector that run beside them on the leader.
+// backup Inspector that run beside them on the leader. A shard (Options.Shard) runs the policies'
+// controllers only if it is the first, as they are not per tenant.
 func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	opts = opts.WithDefaults()
 	if err := setupIndexes(context.Background(), mgr); err != nil {
 		return err
 	}
-	if err := (&BackupPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up BackupPolicy controller: %w", err)
+	if opts.Shard.RunsClusterWide() {
+		if err := (&BackupPolicyReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up BackupPolicy controller: %w", err)
+		}
+		if err := (&RetentionPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
+			return fmt.Errorf("set up RetentionPolicy controller: %w", err)
+		}
 	}
 	if err := (&ErasureRequestReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Options: opts}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("set up ErasureRequest controller: %w", err)
-	}
-	if err := (&RetentionPolicyReconciler{Client: mgr.GetClient()}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("set up RetentionPolicy controller: %w", err)
 	}
 	tenants, err := NewTenantReconciler(mgr.GetClient(), mgr.GetAPIReader(), mgr.GetEventRecorder("tenant-operator"), opts)
 	if err != nil {
@@ -207,7 +210,9 @@ func NewTenantReconciler(c client.Client, apiReader client.Reader, recorder reco
 			HTTP:     probes.NewHTTPProber(probes.HTTPOptions{RootCAs: opts.ProbeRootCAs, Clock: opts.Clock}),
 			Database: probes.NewPostgresProber(probes.PostgresOptions{Clock: opts.Clock}),
 			Clock:    opts.Clock, Metrics: opts.Metrics, Notify: r.wake.Wake,
-			Store: &uptime.ConfigMapStore{Client: c, Reader: apiReader, Namespace: opts.OperatorNamespace, Owner: FieldOwner},
+			// Each shard keeps the histories of its own tenants, in ConfigMaps of its own.
+			Store: &uptime.ConfigMapStore{Client: c, Reader: apiReader, Namespace: opts.OperatorNamespace, Owner: FieldOwner,
+				Set: opts.Shard.String(), Owns: opts.Shard.Owns},
 		})
 	}
 	return r, nil

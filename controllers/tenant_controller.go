@@ -69,8 +69,12 @@ type tenantStep func(ctx context.Context, s *tenantScope) (ctrl.Result, error)
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile reads the Tenant, carries out deletion or the steps in order, and writes the status
-// once at the end.
+// once at the end; a tenant of another shard it leaves alone.
 func (r *TenantReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
+	if !r.Options.Shard.Owns(req.Name) {
+		// Another shard's tenant, named by a map function or a wake-up: that shard reconciles it.
+		return ctrl.Result{}, nil
+	}
 	tenant := &v1alpha1.Tenant{}
 	if err := r.Get(ctx, req.NamespacedName, tenant); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)

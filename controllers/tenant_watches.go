@@ -25,17 +25,20 @@ import (
 )
 
 // SetupWithManager watches Tenants, the objects they own (mapped back by label), the policies
-// they reference (through the field indexes), and the news of the Monitor and the Inspector.
+// they reference (through the field indexes), and the news of the Monitor and the Inspector; of
+// each, only what concerns the tenants of this manager's shard.
 func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	own := r.Options.Shard
 	// Watch events held back during an apply that turn out to be someone else's come back here.
 	changedWhileApplying := make(chan event.GenericEvent, 1024)
 	r.applier = &ssa.Applier{Client: r.Client, Owner: FieldOwner, Changed: func(obj client.Object) {
 		changedWhileApplying <- event.GenericEvent{Object: obj}
 	}}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.Tenant{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionPredicate()))).
-		Watches(&v1alpha1.BackupPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantBackupPolicy))).
-		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(r.tenantsForPolicy(indexTenantRetentionPolicy))).
+		For(&v1alpha1.Tenant{}, builder.WithPredicates(ownTenants(own),
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}, deletionPredicate()))).
+		Watches(&v1alpha1.BackupPolicy{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, r.tenantsForPolicy(indexTenantBackupPolicy)))).
+		Watches(&v1alpha1.RetentionPolicy{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, r.tenantsForPolicy(indexTenantRetentionPolicy)))).
 		Watches(&corev1.Secret{}, r.ownedObjectHandler()).
 		WatchesRawSource(source.Channel(changedWhileApplying, r.ownedObjectHandler())).
 		WatchesRawSource(r.wake)
@@ -49,8 +52,8 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		b = b.Watches(obj, r.ownedObjectHandler())
 	}
 	if certManagerInstalled(mgr) {
-		b = b.Watches(&cmapi.ClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(r.allTenants)).
-			Watches(&cmapi.Issuer{}, handler.EnqueueRequestsFromMapFunc(tenantOfNamespace))
+		b = b.Watches(&cmapi.ClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, r.allTenants))).
+			Watches(&cmapi.Issuer{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, tenantOfNamespace)))
 	} else {
 		// Watching kinds the API server does not serve would stop the manager; tenants report
 		// CertManagerMissing instead, and a restart after installing cert-manager picks it up.
@@ -94,10 +97,10 @@ func deletionPredicate() predicate.Funcs {
 // report our own apply: reconciling for them would change nothing, and skipping them keeps
 // convergence cheap (see ssa.Applier.NeedsReconcile). Hand edits and status changes by other
 // controllers carry another resourceVersion; deletions always enqueue, so a deleted object is put
-// back.
+// back. Objects of another shard's tenants are dropped.
 func (r *TenantReconciler) ownedObjectHandler() handler.EventHandler {
 	enqueue := func(q workqueue.TypedRateLimitingInterface[reconcile.Request], o client.Object) {
-		if name := o.GetLabels()[builders.LabelTenant]; name != "" {
+		if name := o.GetLabels()[builders.LabelTenant]; name != "" && r.Options.Shard.Owns(name) {
 			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Name: name}})
 		}
 	}

@@ -9,7 +9,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -33,11 +35,16 @@ type TenantExportReconciler struct {
 // +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=tenantexports,verbs=get;list;watch
 // +kubebuilder:rbac:groups=tenancy.tenantops.io,resources=tenantexports/status,verbs=patch
 
-// Reconcile moves one TenantExport through Pending, Running, and Succeeded or Failed.
+// Reconcile moves one TenantExport through Pending, Running, and Succeeded or Failed, on the shard
+// of its tenant.
 func (r *TenantExportReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	export := &v1alpha1.TenantExport{}
 	if err := r.Get(ctx, req.NamespacedName, export); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Options.Shard.Owns(export.Spec.Tenant) {
+		// An export of another shard's tenant: that shard runs it.
+		return ctrl.Result{}, nil
 	}
 	before := export.DeepCopy()
 	defer func() {
@@ -135,7 +142,7 @@ func (r *TenantExportReconciler) setPhase(export *v1alpha1.TenantExport, phase v
 }
 
 // SetupWithManager watches TenantExports, their Jobs, and the Tenants and BackupPolicies a waiting
-// export needs.
+// export needs: those of exports of this shard's tenants.
 func (r *TenantExportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.applier = &ssa.Applier{Client: r.Client, Owner: FieldOwner}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.TenantExport{}, indexExportTenant, func(o client.Object) []string {
@@ -150,15 +157,18 @@ func (r *TenantExportReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		var reqs []reconcile.Request
 		for _, e := range list.Items {
-			if !done(e.Status.Phase) {
+			if !done(e.Status.Phase) && r.Options.Shard.Owns(e.Spec.Tenant) {
 				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: e.Name}})
 			}
 		}
 		return reqs
 	}
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.TenantExport{}).
-		Owns(&batchv1.Job{})
+		For(&v1alpha1.TenantExport{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return r.Options.Shard.Owns(o.(*v1alpha1.TenantExport).Spec.Tenant)
+		}))).
+		// The Job is labelled with the tenant.
+		Owns(&batchv1.Job{}, builder.WithPredicates(ownLabelled(r.Options.Shard)))
 	return watchTenantsAndPolicies(b, r.Client, exportsOf).
 		Named("tenantexport").
 		Complete(r)

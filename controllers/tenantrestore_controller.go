@@ -13,8 +13,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/recorder"
 
@@ -42,11 +44,16 @@ type TenantRestoreReconciler struct {
 // +kubebuilder:rbac:groups=batch,resources=jobs,verbs=get;list;watch;delete
 // (Creating Jobs is the operator namespace's Role: config/manager/leader_election_role.yaml.)
 
-// Reconcile moves one TenantRestore through Pending, Running, and Succeeded or Failed.
+// Reconcile moves one TenantRestore through Pending, Running, and Succeeded or Failed, on the shard
+// of its target tenant, whose database it writes.
 func (r *TenantRestoreReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, retErr error) {
 	restore := &v1alpha1.TenantRestore{}
 	if err := r.Get(ctx, req.NamespacedName, restore); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !r.Options.Shard.Owns(restore.Spec.TargetTenant) {
+		// A restore into another shard's tenant: that shard runs it.
+		return ctrl.Result{}, nil
 	}
 	before := restore.DeepCopy()
 	defer func() {
@@ -270,7 +277,7 @@ func controllerReference(kind string, owner client.Object) *metav1ac.OwnerRefere
 }
 
 // SetupWithManager watches TenantRestores, their Jobs, and the Tenants and BackupPolicies a
-// waiting restore needs.
+// waiting restore needs: those of restores into this shard's tenants.
 func (r *TenantRestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.applier = &ssa.Applier{Client: r.Client, Owner: FieldOwner}
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.TenantRestore{}, indexRestoreTenants, func(o client.Object) []string {
@@ -286,7 +293,7 @@ func (r *TenantRestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}
 		var reqs []reconcile.Request
 		for _, restore := range list.Items {
-			if !done(restore.Status.Phase) {
+			if !done(restore.Status.Phase) && r.Options.Shard.Owns(restore.Spec.TargetTenant) {
 				reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Name: restore.Name}})
 			}
 		}
@@ -311,8 +318,11 @@ func (r *TenantRestoreReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		return restoresOf(ctx, tenant)
 	})
 	b := ctrl.NewControllerManagedBy(mgr).
-		For(&v1alpha1.TenantRestore{}).
-		Owns(&batchv1.Job{}).
+		For(&v1alpha1.TenantRestore{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+			return r.Options.Shard.Owns(o.(*v1alpha1.TenantRestore).Spec.TargetTenant)
+		}))).
+		// The Job is labelled with the target tenant.
+		Owns(&batchv1.Job{}, builder.WithPredicates(ownLabelled(r.Options.Shard))).
 		Watches(&corev1.Secret{}, targetCredentials).
 		Watches(&corev1.ConfigMap{}, targetCredentials)
 	return watchTenantsAndPolicies(b, r.Client, restoresOf).

@@ -26,6 +26,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
 	"github.com/tenantops/tenant-operator/internal/metrics"
+	"github.com/tenantops/tenant-operator/internal/shard"
 )
 
 // Options are the manager's settings, every one reachable by a flag of main.go and a value of the
@@ -61,6 +62,10 @@ type Options struct {
 	// discovery when the manager starts (GatewayAPIServed): only then are they cached and
 	// watched, since a cache or watch of a kind not served stops the manager.
 	GatewayAPI bool
+	// Shard is the part of the tenants this manager reconciles (--shards, --shard-index): every
+	// per-tenant controller drops the other shards' tenants, and only the first shard runs what is
+	// cluster-wide (the policies' status and signing keys). The zero value is every tenant.
+	Shard shard.Shard
 }
 
 // GatewayAPIServed asks the API server whether it serves the Gateway API kinds the operator writes.

@@ -36,7 +36,7 @@ func New(index, count int) (Shard, error) {
 		return Shard{}, fmt.Errorf("the number of shards must be at least 1, got %d", count)
 	}
 	if index < 0 || index >= count {
-		return Shard{}, fmt.Errorf("the shard index must be in [0, %d) for %d shards, got %d", count, count, index)
+		return Shard{}, fmt.Errorf("the shard index must be at least 0 and below the number of shards, %d; got %d", count, index)
 	}
 	return Shard{Index: index, Count: count}, nil
 }

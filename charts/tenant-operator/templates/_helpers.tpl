@@ -35,6 +35,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: controller
 {{- end }}
 
+{{/* The label of a shard's pods (sharding.shards above 1), called with the shard's index. */}}
+{{- define "tenant-operator.shardLabel" -}}
+tenancy.tenantops.io/shard: {{ . | quote }}
+{{- end }}
+
 {{/* The operator's image reference. */}}
 {{- define "tenant-operator.image" -}}
 {{- if .Values.image.digest }}

@@ -34,7 +34,6 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
@@ -62,7 +61,10 @@ const (
 // BENCH_TENANTS=100,1000 chooses N; BENCH_IDLE=10m the idle window (by default one refresh
 // interval: each tenant's figures are refreshed once in it, and the histories saved once);
 // BENCH_REQUIRED=0 skips the required writes;
-// BENCH_CPU_PROFILE=file saves a 30 s CPU profile of the operator converging.
+// BENCH_CPU_PROFILE=file saves a 30 s CPU profile of the operator converging;
+// BENCH_SHARDS=3 runs the operator as 3 processes, --shards 3 --shard-index 0..2 (each its own
+// API user, ports and lease), reports each shard's peak RSS and reconciles beside the totals, and
+// fails when a tenant is written by any shard but its own (the audit log tells the shards apart).
 func BenchmarkConvergeTenants(b *testing.B) {
 	sizes := []int{100, 1000}
 	if v := os.Getenv("BENCH_TENANTS"); v != "" {
@@ -74,6 +76,14 @@ func BenchmarkConvergeTenants(b *testing.B) {
 			}
 			sizes = append(sizes, n)
 		}
+	}
+	shards := 1
+	if v := os.Getenv("BENCH_SHARDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			b.Fatalf("BENCH_SHARDS=%q: want a number of shards, at least 1", v)
+		}
+		shards = n
 	}
 	idle := refreshInterval
 	if v := os.Getenv("BENCH_IDLE"); v != "" {
@@ -87,7 +97,7 @@ func BenchmarkConvergeTenants(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprintf("tenants=%d", n), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				converge(b, binary, n, idle)
+				converge(b, binary, n, shards, idle)
 			}
 		})
 	}
@@ -107,7 +117,7 @@ func buildOperator(b *testing.B) string {
 	return out
 }
 
-func converge(b *testing.B, binary string, n int, idle time.Duration) {
+func converge(b *testing.B, binary string, n, shards int, idle time.Duration) {
 	ctx := context.Background()
 	dir := b.TempDir()
 	probes := startProbeServer(b, dir)
@@ -145,7 +155,7 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	opts.OperatorNamespace = operatorNamespace
 	opts.DefaultIssuer = v1alpha1.IssuerReference{Name: "selfsigned", Kind: "ClusterIssuer"}
 	var floorWrites atomic.Int64
-	cpuBeforeFloor := cpuByProcess(0)
+	cpuBeforeFloor := cpuByProcess()
 	requestsBeforeFloor := apiServerRequests(b, cfg)
 	if file := os.Getenv("BENCH_APISERVER_PROFILE"); file != "" {
 		// The same for the floor, to compare with go tool pprof -diff_base.
@@ -158,7 +168,7 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 		return err
 	}, b)
 	floorTime := time.Since(floorStart)
-	floorCPU := cpuByProcess(0).since(cpuBeforeFloor)
+	floorCPU := cpuByProcess().since(cpuBeforeFloor)
 	floorRequests := apiServerRequests(b, cfg).since(requestsBeforeFloor)
 	// The operator starts from the cluster the floor started from. Left in place, the floor's
 	// objects make the operator's phase pay for them: the service IP allocator, for one, lists
@@ -171,60 +181,51 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 		requiredWrites(b, cfg, c, n, opts, probes)
 	}
 
-	// The operator, as its own process, so that its memory is its own.
-	admin, err := env.Environment.AddUser(envtest.User{Name: "operator", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		b.Fatal(err)
+	// The operator, as its own process (or one per shard), so that its memory is its own.
+	operators := startOperators(b, env, dir, binary, probes, shards)
+	defer func() {
+		for _, op := range operators {
+			_ = op.proc.Process.Kill()
+			_ = op.proc.Wait()
+		}
+	}()
+	pids := make([]int, len(operators))
+	for i, op := range operators {
+		pids[i] = op.proc.Process.Pid
 	}
-	kubeconfig, err := admin.KubeConfig()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), kubeconfig, 0o600); err != nil {
-		b.Fatal(err)
-	}
-	metricsAddr, probeAddr, pprofAddr := freeAddress(b), freeAddress(b), freeAddress(b)
-	proc := exec.Command(binary, "--kubeconfig", filepath.Join(dir, "kubeconfig"), "--enable-webhooks=false",
-		"--operator-namespace", operatorNamespace, "--default-issuer-name", "selfsigned",
-		"--metrics-bind-address", metricsAddr, "--health-probe-bind-address", probeAddr,
-		"--max-concurrent-reconciles", strconv.Itoa(workers),
-		"--kube-api-qps", strconv.Itoa(qps), "--kube-api-burst", strconv.Itoa(burst), "--zap-log-level", "error",
-		// Uptime probes are on, as shipped; the probe server's CA is the only thing added. Leader
-		// election is on, as the chart and config/default install it (one replica here).
-		"--probe-ca-file", probes.caFile, "--leader-elect=true", "--pprof-bind-address", pprofAddr)
-	logFile, err := os.Create(filepath.Join(dir, "operator.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	proc.Stdout, proc.Stderr = logFile, logFile
-	processStart := time.Now()
-	if err := proc.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = proc.Process.Kill(); _ = proc.Wait() }()
 	// The clock starts once the operator runs as it does in a cluster: started, its caches
-	// filled and a first tenant reconciled. (Its readyz answers before the caches are synced,
-	// and filling them lists every kind it watches: at a hundred tenants that was a third of
-	// the time measured.) The floor has no start-up either. Start-up is reported on its own.
-	waitReady(b, probeAddr, 60*time.Second)
-	classOfTenant := map[string]string{"warm-up": steadyUp}
+	// filled and a first tenant reconciled (by every shard). (Its readyz answers before the
+	// caches are synced, and filling them lists every kind it watches: at a hundred tenants that
+	// was a third of the time measured.) The floor has no start-up either. Start-up is reported
+	// on its own.
+	for _, op := range operators {
+		waitReady(b, op.probeAddr, 60*time.Second)
+	}
+	classOfTenant := map[string]string{}
 	for i := range n {
 		classOfTenant[benchTenantName(i)] = classOf(i)
 	}
-	if err := c.Create(ctx, benchTenant("warm-up", probes.url(steadyUp, "warm-up"))); err != nil {
-		b.Fatal(err)
+	warmUps := warmUpTenants(shards)
+	for _, name := range warmUps {
+		classOfTenant[name] = steadyUp
+		if err := c.Create(ctx, benchTenant(name, probes.url(steadyUp, name))); err != nil {
+			b.Fatal(err)
+		}
 	}
-	waitTenants(b, cfg, scheme, 1, 5*time.Minute, "converged", isConverged)
-	startup := time.Since(processStart)
+	waitTenants(b, cfg, scheme, len(warmUps), 5*time.Minute, "converged", isConverged)
+	startup := time.Since(operators[0].started)
 	requestsBeforeOperator := apiServerRequests(b, cfg)
-	metricsBeforeOperator := scrapeMetrics(b, metricsAddr)
-	writesBeforeOperator := scrapeWrites(b, metricsAddr)
+	metricsBeforeOperator := make([]map[string]float64, len(operators))
+	for i, op := range operators {
+		metricsBeforeOperator[i] = scrapeMetrics(b, op.metricsAddr)
+	}
+	writesBeforeOperator := scrapeAllWrites(b, operators)
 	start := time.Now()
-	memory := sampleMemory(proc.Process.Pid, start)
-	cpuBeforeOperator := cpuByProcess(proc.Process.Pid)
+	memory := sampleMemory(start, pids...)
+	cpuBeforeOperator := cpuByProcess(pids...)
 	if file := os.Getenv("BENCH_CPU_PROFILE"); file != "" {
-		// A CPU profile of the operator's first 30 s of convergence, for go tool pprof.
-		go saveProfile("http://"+pprofAddr+"/debug/pprof/profile?seconds=30", http.DefaultClient, file)
+		// A CPU profile of the operator's (its first shard's) first 30 s of convergence, for go tool pprof.
+		go saveProfile("http://"+operators[0].pprofAddr+"/debug/pprof/profile?seconds=30", http.DefaultClient, file)
 	}
 	if file := os.Getenv("BENCH_APISERVER_PROFILE"); file != "" {
 		// A CPU profile of the API server during the operator's convergence.
@@ -233,9 +234,9 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	parallel(n, func(i int) error {
 		return c.Create(ctx, benchTenant(benchTenantName(i), probes.url(classOf(i), benchTenantName(i))))
 	}, b)
-	waitTenants(b, cfg, scheme, n+1, 30*time.Minute, "converged", isConverged)
+	waitTenants(b, cfg, scheme, n+len(warmUps), 30*time.Minute, "converged", isConverged)
 	operatorTime := time.Since(start)
-	operatorCPU := cpuByProcess(proc.Process.Pid).since(cpuBeforeOperator)
+	operatorCPU := cpuByProcess(pids...).since(cpuBeforeOperator)
 	fmt.Printf("tenants=%d cpu seconds, floor: %s\n", n, floorCPU)
 	fmt.Printf("tenants=%d api server requests per tenant, floor: %s\n", n, floorRequests.perTenant(n))
 	operatorRequests := apiServerRequests(b, cfg).since(requestsBeforeOperator)
@@ -248,31 +249,51 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 		}
 	}
 	fmt.Printf("tenants=%d cpu seconds, operator: %s\n", n, operatorCPU)
-	writes := scrapeWrites(b, metricsAddr)
-	explain(metricsBeforeOperator, scrapeMetrics(b, metricsAddr), n)
+	writes := scrapeAllWrites(b, operators)
+	metricsAfterOperator := make([]map[string]float64, len(operators))
+	for i, op := range operators {
+		metricsAfterOperator[i] = scrapeMetrics(b, op.metricsAddr)
+	}
+	explain(sumMetrics(metricsBeforeOperator), sumMetrics(metricsAfterOperator), n)
+	if shards > 1 {
+		for i, op := range operators {
+			reconciles := sumSeries(metricsAfterOperator[i], "controller_runtime_reconcile_total", `controller="tenant"`) -
+				sumSeries(metricsBeforeOperator[i], "controller_runtime_reconcile_total", `controller="tenant"`)
+			fmt.Printf("tenants=%d shard %d of %d: %d tenants, %.0f reconciles (%.2f a tenant), peak RSS so far %.0f MiB\n",
+				n, i, shards, op.owned(n), reconciles, reconciles/float64(max(1, op.owned(n))), peakRSSMiB(b, op.proc.Process.Pid))
+		}
+		checkShardsKeepToTheirTenants(b, auditLog, operators, classOfTenant, n, start, time.Now())
+	}
 
 	// Idle starts once every tenant has been probed: the steady-up ones Available, the
 	// steady-down ones Down, every one with its first figures in status. The last status writes
 	// and events of that are given a few seconds (the flapping tenants never stop writing).
-	waitTenants(b, cfg, scheme, n+1, 10*time.Minute, "probed", func(t *v1alpha1.Tenant) bool {
+	waitTenants(b, cfg, scheme, n+len(warmUps), 10*time.Minute, "probed", func(t *v1alpha1.Tenant) bool {
 		return isProbed(t, classOfTenant[t.Name])
 	})
 	probedTime := time.Since(start)
 	time.Sleep(5 * time.Second)
-	settled := scrapeWrites(b, metricsAddr)
+	settled := scrapeAllWrites(b, operators)
 	fmt.Printf("tenants=%d probed %.1fs after the first tenant was created; writes after convergence until then: %.2f a tenant\n",
 		n, probedTime.Seconds(), float64(settled-writes)/float64(n))
 	writes = settled
 
 	if file := os.Getenv("BENCH_HEAP_PROFILE"); file != "" {
 		// The operator's heap once converged, for go tool pprof.
-		saveProfile("http://"+pprofAddr+"/debug/pprof/heap", http.DefaultClient, file)
+		saveProfile("http://"+operators[0].pprofAddr+"/debug/pprof/heap", http.DefaultClient, file)
 	}
-	idleFigures := measureIdle(b, idleSetup{n: n, window: idle, operatorPID: proc.Process.Pid, metricsAddr: metricsAddr,
+	idleFigures := measureIdle(b, idleSetup{n: n, window: idle, operators: operators,
 		auditLog: auditLog, probes: probes, classOf: classOfTenant})
-	peakRSS := peakRSSMiB(b, proc.Process.Pid)
+	peakRSS := 0.0
+	for i, op := range operators {
+		shardPeak := peakRSSMiB(b, op.proc.Process.Pid)
+		peakRSS = max(peakRSS, shardPeak)
+		if shards > 1 {
+			b.ReportMetric(shardPeak, fmt.Sprintf("MiB-peak-RSS-shard-%d", i))
+		}
+	}
 	rss, at := memory()
-	fmt.Printf("tenants=%d memory at the highest RSS sampled: RSS %.0f MiB at %.0fs\n", n, rss, at.Seconds())
+	fmt.Printf("tenants=%d memory at the highest RSS sampled (all %d processes together): RSS %.0f MiB at %.0fs\n", n, len(operators), rss, at.Seconds())
 
 	convergeWrites := writes - writesBeforeOperator
 	ratio := operatorTime.Seconds() / floorTime.Seconds()
@@ -283,8 +304,12 @@ func converge(b *testing.B, binary string, n int, idle time.Duration) {
 	b.ReportMetric(float64(floorWrites.Load())/float64(n), "floor-writes/tenant")
 	b.ReportMetric(peakRSS, "MiB-peak-RSS")
 	b.ReportMetric(startup.Seconds(), "s-startup")
-	fmt.Printf("tenants=%d converge=%.1fs floor=%.1fs ratio=%.2f writes/tenant=%.1f (floor %.1f) peak-RSS=%.0fMiB startup=%.1fs\n",
-		n, operatorTime.Seconds(), floorTime.Seconds(), ratio, float64(convergeWrites)/float64(n),
+	if shards > 1 {
+		b.ReportMetric(float64(shards), "shards")
+		b.ReportMetric(rss, "MiB-peak-RSS-all-shards")
+	}
+	fmt.Printf("tenants=%d shards=%d converge=%.1fs floor=%.1fs ratio=%.2f writes/tenant=%.1f (floor %.1f) peak-RSS=%.0fMiB (the largest process) startup=%.1fs\n",
+		n, shards, operatorTime.Seconds(), floorTime.Seconds(), ratio, float64(convergeWrites)/float64(n),
 		float64(floorWrites.Load())/float64(n), peakRSS, startup.Seconds())
 	fmt.Printf("tenants=%d idle %s: %s\n", n, idle, idleFigures)
 }
@@ -358,7 +383,7 @@ func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts
 	if file := os.Getenv("BENCH_APISERVER_PROFILE"); file != "" {
 		go saveAPIServerProfile(cfg, file+".required", apiServerProfileTime())
 	}
-	cpuBefore := cpuByProcess(0)
+	cpuBefore := cpuByProcess()
 	start := time.Now()
 	parallel(n, func(i int) error {
 		t := benchTenant(name(i), probes.url(classOf(i), name(i)))
@@ -387,7 +412,7 @@ func requiredWrites(b *testing.B, cfg *rest.Config, c client.Client, n int, opts
 		})
 	}, b)
 	elapsed := time.Since(start)
-	fmt.Printf("tenants=%d required writes without an operator: %.1fs, cpu seconds: %s\n", n, elapsed.Seconds(), cpuByProcess(0).since(cpuBefore))
+	fmt.Printf("tenants=%d required writes without an operator: %.1fs, cpu seconds: %s\n", n, elapsed.Seconds(), cpuByProcess().since(cpuBefore))
 	b.ReportMetric(elapsed.Seconds(), "s-required-writes")
 	parallel(n, func(i int) error {
 		t := benchTenant(name(i), probes.url(classOf(i), name(i)))
@@ -672,13 +697,13 @@ func explain(before, after map[string]float64, n int) {
 // clients) and the operator.
 type cpuSeconds map[string]float64
 
-// cpuByProcess reads the CPU time so far of the control plane's processes, this process and, when
-// operatorPID is not 0, the operator. The control plane is the etcd and kube-apiserver this
-// process started: others may run on the same machine.
-func cpuByProcess(operatorPID int) cpuSeconds {
+// cpuByProcess reads the CPU time so far of the control plane's processes, this process and the
+// operator's processes (their sum: one, or one per shard). The control plane is the etcd and
+// kube-apiserver this process started: others may run on the same machine.
+func cpuByProcess(operatorPIDs ...int) cpuSeconds {
 	out := cpuSeconds{"bench": processCPU(os.Getpid())}
-	if operatorPID != 0 {
-		out["operator"] = processCPU(operatorPID)
+	for _, pid := range operatorPIDs {
+		out["operator"] += processCPU(pid)
 	}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -746,10 +771,10 @@ func processCPU(pid int) float64 {
 	return (utime + stime) / 100
 }
 
-// sampleMemory samples the operator's resident set every 250 ms from start on (reading /proc
-// only, so as not to load the operator), and returns a function that stops sampling and tells
-// the highest sample and when it was taken.
-func sampleMemory(pid int, start time.Time) func() (float64, time.Duration) {
+// sampleMemory samples the operator's resident set (of all its processes together) every 250 ms
+// from start on (reading /proc only, so as not to load the operator), and returns a function that
+// stops sampling and tells the highest sample and when it was taken.
+func sampleMemory(start time.Time, pids ...int) func() (float64, time.Duration) {
 	var peak float64
 	var peakAt time.Duration
 	stop := make(chan struct{})
@@ -764,7 +789,7 @@ func sampleMemory(pid int, start time.Time) func() (float64, time.Duration) {
 				return
 			case <-ticker.C:
 			}
-			if rss, err := statusMiB(pid, "VmRSS:"); err == nil && rss > peak {
+			if rss := rssMiB(pids...); rss > peak {
 				peak, peakAt = rss, time.Since(start)
 			}
 		}
@@ -774,6 +799,17 @@ func sampleMemory(pid int, start time.Time) func() (float64, time.Duration) {
 		<-done
 		return peak, peakAt
 	}
+}
+
+// rssMiB is the resident set of the processes together; those that cannot be read count nothing.
+func rssMiB(pids ...int) float64 {
+	total := 0.0
+	for _, pid := range pids {
+		if rss, err := statusMiB(pid, "VmRSS:"); err == nil {
+			total += rss
+		}
+	}
+	return total
 }
 
 // statusMiB reads a size field (in kB) of /proc/<pid>/status, in MiB.

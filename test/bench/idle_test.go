@@ -15,12 +15,12 @@ const refreshInterval = 10 * time.Minute
 
 // idleSetup is what measureIdle needs of the run.
 type idleSetup struct {
-	n           int
-	window      time.Duration
-	operatorPID int
-	metricsAddr string
-	auditLog    string
-	probes      *probeServer
+	n      int
+	window time.Duration
+	// operators are the operator's processes: one, or one per shard.
+	operators []*operatorProcess
+	auditLog  string
+	probes    *probeServer
 	// classOf is the class of every tenant, the warm-up one included.
 	classOf map[string]string
 }
@@ -37,29 +37,45 @@ type idleSetup struct {
 //     per transition (as the probe server judges its own answers), besides the refresh;
 //   - the uptime history shards: each written at most once per save interval (10 minutes).
 //
-// It returns a one-line summary.
+// With several processes (shards), their requests, writes, reconciles, CPU and memory are added
+// up. It returns a one-line summary.
 func measureIdle(b *testing.B, s idleSetup) string {
+	var pids []int
+	for _, op := range s.operators {
+		pids = append(pids, op.proc.Process.Pid)
+	}
+	scrape := func() map[string]float64 {
+		var all []map[string]float64
+		for _, op := range s.operators {
+			all = append(all, scrapeMetrics(b, op.metricsAddr))
+		}
+		return sumMetrics(all)
+	}
 	statsBefore := s.probes.stats(b)
-	metricsBefore := scrapeMetrics(b, s.metricsAddr)
-	writesBefore := scrapeWrites(b, s.metricsAddr)
-	cpuBefore := cpuByProcess(s.operatorPID)
+	metricsBefore := scrape()
+	writesBefore := scrapeAllWrites(b, s.operators)
+	cpuBefore := cpuByProcess(pids...)
 	probeServerCPUBefore := processCPU(s.probes.pid)
-	rssStart, _ := statusMiB(s.operatorPID, "VmRSS:")
+	rssStart := rssMiB(pids...)
 	from := time.Now()
-	memory := sampleMemory(s.operatorPID, from)
+	memory := sampleMemory(from, pids...)
 	time.Sleep(s.window)
 	to := time.Now()
 	window := to.Sub(from)
-	cpu := cpuByProcess(s.operatorPID).since(cpuBefore)
+	cpu := cpuByProcess(pids...).since(cpuBefore)
 	probeServerCPU := processCPU(s.probes.pid) - probeServerCPUBefore
 	rssPeak, _ := memory()
-	rssEnd, _ := statusMiB(s.operatorPID, "VmRSS:")
-	metricsAfter := scrapeMetrics(b, s.metricsAddr)
-	writesCounted := scrapeWrites(b, s.metricsAddr) - writesBefore
+	rssEnd := rssMiB(pids...)
+	metricsAfter := scrape()
+	writesCounted := scrapeAllWrites(b, s.operators) - writesBefore
 	statsAfter := s.probes.stats(b)
 	// A request is in the audit log once answered; give the last ones time to be.
 	time.Sleep(2 * time.Second)
-	r := newIdleRequests(operatorRequests(b, s.auditLog, "operator", from, to), s.classOf, window)
+	var requests []operatorRequest
+	for _, op := range s.operators {
+		requests = append(requests, operatorRequests(b, s.auditLog, op.user, from, to)...)
+	}
+	r := newIdleRequests(requests, s.classOf, window)
 
 	hours := window.Hours()
 	tenants := len(s.classOf)

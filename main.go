@@ -21,6 +21,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -32,6 +33,7 @@ import (
 	"github.com/tenantops/tenant-operator/internal/backup"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/evidence"
+	"github.com/tenantops/tenant-operator/internal/leadership"
 	"github.com/tenantops/tenant-operator/internal/shard"
 	tenantwebhook "github.com/tenantops/tenant-operator/internal/webhook"
 )
@@ -81,12 +83,14 @@ func runManager() error {
 		apiQPS                                                    float64
 		apiBurst, shards, shardIndex                              int
 		leaderElect, enableWebhooks, secureMetrics                bool
+		leaseDuration                                             time.Duration
 		opts                                                      controllers.Options
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8080", "Address the Prometheus metrics endpoint binds to; 0 disables it.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", false, "Serve metrics over HTTPS with authentication and authorization by the API server.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address the health and readiness probes bind to.")
 	flag.BoolVar(&leaderElect, "leader-elect", false, "Elect a leader so that only one replica reconciles at a time.")
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 30*time.Second, "How long a leader's lease lasts: a replica takes over this long after the leader stopped renewing it, and a leader that could not renew it for nine tenths of it refuses to write.")
 	flag.BoolVar(&enableWebhooks, "enable-webhooks", true, "Serve the validating admission webhook.")
 	flag.IntVar(&webhookPort, "webhook-port", 9443, "Port the admission webhook listens on.")
 	flag.StringVar(&webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook; the default is controller-runtime's.")
@@ -123,7 +127,12 @@ func runManager() error {
 	if secureMetrics {
 		metricsOpts.FilterProvider = filtersForSecureMetrics
 	}
-	leaseDuration := 30 * time.Second
+	if leaseDuration < 6*time.Second {
+		return fmt.Errorf("--leader-elect-lease-duration %s: at least 6s", leaseDuration)
+	}
+	// client-go's proportions of its 15s default lease: renew within two thirds of it, try
+	// every fifteenth.
+	renewDeadline, retryPeriod := leaseDuration*2/3, leaseDuration/15
 	restConfig, err := ctrl.GetConfig()
 	if err != nil {
 		return fmt.Errorf("load kubeconfig: %w", err)
@@ -148,22 +157,39 @@ func runManager() error {
 	if opts.GatewayAPI, err = controllers.GatewayAPIServed(restConfig); err != nil {
 		return fmt.Errorf("discover Gateway API: %w", err)
 	}
-	mgr, err := ctrl.NewManager(restConfig, ctrl.Options{
-		Cache:                         controllers.CacheOptions(opts),
-		Scheme:                        newScheme(),
-		Metrics:                       metricsOpts,
-		HealthProbeBindAddress:        probeAddr,
-		PprofBindAddress:              pprofAddr,
-		LeaderElection:                leaderElect,
-		LeaderElectionID:              opts.Shard.LeaseName("tenant-operator.tenancy.tenantops.io"),
-		LeaderElectionNamespace:       operatorNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &leaseDuration,
-		GracefulShutdownTimeout:       ptr.To(30 * time.Second),
+	leaseName := opts.Shard.LeaseName("tenant-operator.tenancy.tenantops.io")
+	var fence *leadership.Fence
+	var leaseLock resourcelock.Interface
+	if leaderElect {
+		// Fenced: a leader that was paused past its lease refuses to write when it wakes, rather
+		// than racing the replica that took over (internal/leadership).
+		if fence, leaseLock, err = leadership.NewLease(restConfig, operatorNamespace, leaseName, leaseDuration); err != nil {
+			return err
+		}
+	}
+	mgrOptions := ctrl.Options{
+		Cache:                               controllers.CacheOptions(opts),
+		Scheme:                              newScheme(),
+		Metrics:                             metricsOpts,
+		HealthProbeBindAddress:              probeAddr,
+		PprofBindAddress:                    pprofAddr,
+		LeaderElection:                      leaderElect,
+		LeaderElectionID:                    leaseName,
+		LeaderElectionNamespace:             operatorNamespace,
+		LeaderElectionResourceLockInterface: leaseLock,
+		LeaderElectionReleaseOnCancel:       true,
+		LeaseDuration:                       &leaseDuration,
+		RenewDeadline:                       &renewDeadline,
+		RetryPeriod:                         &retryPeriod,
+		GracefulShutdownTimeout:             ptr.To(30 * time.Second),
 		WebhookServer: webhook.NewServer(webhook.Options{
 			Port: webhookPort, CertDir: webhookCertDir, TLSOpts: []func(*tls.Config){disableHTTP2},
 		}),
-	})
+	}
+	if fence != nil {
+		mgrOptions.NewClient = fence.NewClient
+	}
+	mgr, err := ctrl.NewManager(restConfig, mgrOptions)
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}

@@ -68,6 +68,10 @@ test: control-plane test-tools chart-tools stack-tools ## Run all tests: unit, i
 	TENANTOPS_E2E=1 KUBEBUILDER_ASSETS=$(LOCALBIN)/control-plane go test ./... -timeout $(TEST_TIMEOUT) -count=1
 	cd test/rules && go test ./... -count=1
 
+.PHONY: test-faults
+test-faults: control-plane stack-tools ## Run the fault-injection suite alone (part of make test; FAULTS_SEED replays, FAULTS_TENANTS and FAULTS_KILLS scale it; docs/reliability.md).
+	TENANTOPS_FAULTS=1 go test ./test/faults/ -timeout 40m -count=1 -v -run "$(or $(FAULTS_RUN),.)" 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
+
 .PHONY: test-rules
 test-rules: ## Evaluate every alert of config/prometheus on synthetic series with Prometheus' rule engine (its own module, test/rules).
 	cd test/rules && go test ./... -count=1

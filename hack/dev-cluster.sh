@@ -10,7 +10,9 @@
 #   - cert-manager's certificate, approver, self-signed and CA controllers (hack/cert-manager).
 #
 # Environment: TENANTOPS_DEV_DIR (bin/dev) holds the kubeconfig, logs, pid files and kwokctl's
-# work directory; TENANTOPS_CLUSTER (tenantops-dev) names the cluster; TENANTOPS_WEBHOOK_PORT (9443).
+# work directory; TENANTOPS_CLUSTER (tenantops-dev) names the cluster; TENANTOPS_WEBHOOK_PORT (9443);
+# TENANTOPS_AUDIT_POLICY, an audit policy file, makes the API server write an audit log
+# (kwok/clusters/NAME/logs/audit.log).
 # `up` is idempotent: a cluster already running is left as it is. `down` stops what `up` started.
 # `tools` only builds (or finds cached) the binaries.
 set -euo pipefail
@@ -131,6 +133,7 @@ up() {
       --etcd-binary "$cp/etcd" --kube-apiserver-binary "$cp/kube-apiserver" \
       --kube-controller-manager-binary "$cp/kube-controller-manager" \
       --kube-scheduler-binary "$cp/kube-scheduler" --kwok-controller-binary "$root/bin/kwok-$kwok_version" \
+      ${TENANTOPS_AUDIT_POLICY:+--kube-audit-policy "$TENANTOPS_AUDIT_POLICY"} \
       --wait 2m >"$dev/kwokctl.log" 2>&1; then
     echo "kwokctl create cluster failed; its output ($dev/kwokctl.log):" >&2
     tail -30 "$dev/kwokctl.log" >&2

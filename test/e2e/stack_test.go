@@ -94,7 +94,7 @@ func requireStack(t *testing.T) *Stack {
 
 func startStack() (*Stack, error) {
 	began := time.Now()
-	cluster, err := localstack.Start("tenantops-e2e")
+	cluster, err := localstack.Start("tenantops-e2e", localstack.Options{})
 	if cluster == nil {
 		return nil, err
 	}

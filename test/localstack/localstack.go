@@ -24,6 +24,7 @@ import (
 	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -47,18 +48,25 @@ type Cluster struct {
 	Kubeconfig string
 	Config     *rest.Config
 	Client     client.Client
-	// WebhookPort is where the webhook configuration sends admission requests: the operator
-	// started with StartOperator serves it there.
+	// WebhookPort is where the webhook configuration sends admission requests: the operators
+	// started with StartOperator serve it there, through a forwarder (webhookService).
 	WebhookPort int
 
 	env      []string
 	stopOnce sync.Once
+	webhooks *webhookService
+}
+
+// Options are the stack's settings beyond the defaults.
+type Options struct {
+	// AuditPolicy is an audit policy file: the API server logs what it selects to AuditLog.
+	AuditPolicy string
 }
 
 // Start builds the operator into dir (as binary "tenant-operator") while it brings the cluster
 // up, then applies the demo prerequisites (operator namespace, storage Secrets, the selfsigned
 // ClusterIssuer). The caller must call Down, also when Start returns an error with a cluster.
-func Start(name string) (*Cluster, error) {
+func Start(name string, opts Options) (*Cluster, error) {
 	root, err := RepoRoot()
 	if err != nil {
 		return nil, err
@@ -77,6 +85,9 @@ func Start(name string) (*Cluster, error) {
 		"TENANTOPS_CLUSTER="+name,
 		fmt.Sprintf("TENANTOPS_WEBHOOK_PORT=%d", port[0]),
 	)
+	if opts.AuditPolicy != "" {
+		c.env = append(c.env, "TENANTOPS_AUDIT_POLICY="+opts.AuditPolicy)
+	}
 	// The operator builds while the cluster starts.
 	build := exec.Command("go", "build", "-o", c.OperatorBinary(), ".")
 	build.Dir = root
@@ -110,7 +121,7 @@ func Start(name string) (*Cluster, error) {
 // Scheme knows the kinds the tests read and write.
 func Scheme() *runtime.Scheme {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme, cmapi.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, apiextensionsv1.AddToScheme, v1alpha1.AddToScheme, cmapi.AddToScheme} {
 		if err := add(scheme); err != nil {
 			panic(err)
 		}
@@ -185,6 +196,26 @@ func (c *Cluster) ApplyFile(ctx context.Context, path string, owner client.Field
 	}
 }
 
+// AuditLog is the API server's audit log (with Options.AuditPolicy).
+func (c *Cluster) AuditLog() string {
+	return filepath.Join(c.Dir, "kwok", "clusters", c.Name, "logs", "audit.log")
+}
+
+// KubeconfigAs writes a kubeconfig that acts as user (in group system:masters) by impersonation,
+// so that the audit log tells apart the processes that use it, and returns its path.
+func (c *Cluster) KubeconfigAs(user string) (string, error) {
+	cfg, err := clientcmd.LoadFromFile(c.Kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	for _, auth := range cfg.AuthInfos {
+		auth.Impersonate = user
+		auth.ImpersonateGroups = []string{"system:masters"}
+	}
+	path := filepath.Join(c.Dir, "kubeconfig-"+user)
+	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
 // kwokctl runs kwokctl on this cluster.
 func (c *Cluster) kwokctl(args ...string) error {
 	cmd := exec.Command(filepath.Join(c.Root, "bin", "kwokctl-v0.8.0"), append(args, "--name", c.Name)...)
@@ -231,6 +262,16 @@ func (c *Cluster) KillComponent(component string) error {
 // cluster leaves running ones alone) and waits until the API server serves.
 func (c *Cluster) StartComponents() error {
 	return c.kwokctl("start", "cluster", "--timeout", "2m", "--wait", "1m")
+}
+
+// CertManagerRunning tells whether cert-manager's controllers run.
+func (c *Cluster) CertManagerRunning() bool {
+	data, err := os.ReadFile(filepath.Join(c.Dir, "cert-manager.pid"))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+	return err == nil && syscall.Kill(pid, 0) == nil
 }
 
 // StopCertManager stops cert-manager's controllers.
@@ -283,10 +324,79 @@ type Operator struct {
 	err     error
 }
 
+// webhookService is what a Service is to the operator's pods: it listens where the webhook
+// configuration sends admission requests and forwards each connection to a running operator's
+// webhook server, so that several operators (replicas) serve it on ports of their own.
+type webhookService struct {
+	mu       sync.Mutex
+	backends map[int]bool
+	next     int
+}
+
+func (c *Cluster) serveWebhooks() error {
+	if c.webhooks != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", c.WebhookPort))
+	if err != nil {
+		return fmt.Errorf("webhook service: %w", err)
+	}
+	w := &webhookService{backends: map[int]bool{}}
+	c.webhooks = w
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go w.forward(conn)
+		}
+	}()
+	return nil
+}
+
+// forward relays a connection to the first backend that accepts it, starting at the next in turn.
+func (w *webhookService) forward(conn net.Conn) {
+	defer conn.Close()
+	w.mu.Lock()
+	var ports []int
+	for p := range w.backends {
+		ports = append(ports, p)
+	}
+	w.next++
+	start := w.next
+	w.mu.Unlock()
+	for i := range ports {
+		port := ports[(start+i)%len(ports)]
+		backend, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
+		if err != nil {
+			continue
+		}
+		defer backend.Close()
+		go func() { _, _ = io.Copy(backend, conn) }()
+		_, _ = io.Copy(conn, backend)
+		return
+	}
+}
+
+func (w *webhookService) set(port int, serving bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if serving {
+		w.backends[port] = true
+	} else {
+		delete(w.backends, port)
+	}
+}
+
 // StartOperator starts the operator with the stack's settings and extra flags, logging to
-// NAME.log, and waits until its readiness check passes (wait false: until it runs).
+// NAME.log, and waits until its readiness check passes (wait false: until it runs). Its webhook
+// server listens on a port of its own, behind the cluster's webhook service.
 func (c *Cluster) StartOperator(name string, wait bool, extra ...string) (*Operator, error) {
-	ports, err := FreePorts(2)
+	if err := c.serveWebhooks(); err != nil {
+		return nil, err
+	}
+	ports, err := FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +409,7 @@ func (c *Cluster) StartOperator(name string, wait bool, extra ...string) (*Opera
 	args := append([]string{
 		"--operator-namespace", OperatorNamespace,
 		"--webhook-cert-dir", filepath.Join(c.Dir, "webhook-certs"),
-		"--webhook-port", fmt.Sprint(c.WebhookPort),
+		"--webhook-port", fmt.Sprint(ports[2]),
 		"--metrics-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[0]),
 		"--health-probe-bind-address", fmt.Sprintf("127.0.0.1:%d", ports[1]),
 		"--default-issuer-name", "selfsigned",
@@ -311,7 +421,13 @@ func (c *Cluster) StartOperator(name string, wait bool, extra ...string) (*Opera
 	if err := o.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start the operator: %w", err)
 	}
-	go func() { o.err = o.cmd.Wait(); _ = logFile.Close(); close(o.exited) }()
+	c.webhooks.set(ports[2], true)
+	go func() {
+		o.err = o.cmd.Wait()
+		c.webhooks.set(ports[2], false)
+		_ = logFile.Close()
+		close(o.exited)
+	}()
 	if !wait {
 		return o, nil
 	}

@@ -157,6 +157,11 @@ func runManager() error {
 	if opts.GatewayAPI, err = controllers.GatewayAPIServed(restConfig); err != nil {
 		return fmt.Errorf("discover Gateway API: %w", err)
 	}
+	certManager, err := controllers.CertManagerServed(restConfig)
+	if err != nil {
+		return fmt.Errorf("discover cert-manager: %w", err)
+	}
+	opts.CertManagerMissing = !certManager
 	leaseName := opts.Shard.LeaseName("tenant-operator.tenancy.tenantops.io")
 	var fence *leadership.Fence
 	var leaseLock resourcelock.Interface
@@ -166,6 +171,7 @@ func runManager() error {
 		if fence, leaseLock, err = leadership.NewLease(restConfig, operatorNamespace, leaseName, leaseDuration); err != nil {
 			return err
 		}
+		log.Info("Leader election", "lease", operatorNamespace+"/"+leaseName, "identity", leaseLock.Identity(), "leaseDuration", leaseDuration)
 	}
 	mgrOptions := ctrl.Options{
 		Cache:                               controllers.CacheOptions(opts),

@@ -52,6 +52,9 @@ var AddToScheme = manager.AddToScheme
 // GatewayAPIServed asks the API server whether it serves the Gateway API kinds the operator writes.
 var GatewayAPIServed = manager.GatewayAPIServed
 
+// CertManagerServed asks the API server whether it serves cert-manager's Certificate.
+var CertManagerServed = manager.CertManagerServed
+
 // CacheOptions limits what the manager caches. Objects the operator owns carry its managed-by
 // label, so only those are cached; Secrets are cached in the operator's namespace (policy Secrets)
 // and, elsewhere, only the database credentials we created, so other tenants' Secrets never sit in
@@ -130,8 +133,11 @@ func ownedTypes(opts Options) []client.Object {
 		&corev1.Namespace{}, &corev1.ResourceQuota{}, &corev1.LimitRange{}, &corev1.ConfigMap{},
 		&corev1.Service{}, &corev1.PersistentVolumeClaim{}, &appsv1.StatefulSet{},
 		&rbacv1.RoleBinding{}, &rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{},
-		&networkingv1.NetworkPolicy{}, &networkingv1.Ingress{}, &cmapi.Certificate{},
+		&networkingv1.NetworkPolicy{}, &networkingv1.Ingress{},
 		&batchv1.CronJob{}, &batchv1.Job{}, &appsv1.Deployment{},
+	}
+	if !opts.CertManagerMissing {
+		types = append(types, &cmapi.Certificate{})
 	}
 	if opts.GatewayAPI {
 		types = append(types, &gwv1.HTTPRoute{}, &gwv1beta1.ReferenceGrant{})

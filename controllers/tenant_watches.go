@@ -2,7 +2,9 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"time"
 	"sync/atomic"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
@@ -44,24 +46,75 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		WatchesRawSource(r.wake)
 	// Owned objects are not owner-referenced (a retained namespace outlives its Tenant); they are
 	// mapped back to their Tenant by label, so a hand edit or deletion is reverted at once.
+	// Without cert-manager, ownedTypes leaves Certificate out: watching a kind the API server
+	// does not serve would stop the manager.
 	for _, obj := range ownedTypes(r.Options) {
-		// Watching a kind the API server does not serve would stop the manager.
-		if _, isCertificate := obj.(*cmapi.Certificate); isCertificate && !certManagerInstalled(mgr) {
-			continue
-		}
 		b = b.Watches(obj, r.ownedObjectHandler())
 	}
-	if certManagerInstalled(mgr) {
+	installed := !r.Options.CertManagerMissing
+	if installed {
 		b = b.Watches(&cmapi.ClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, r.allTenants))).
 			Watches(&cmapi.Issuer{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, tenantOfNamespace)))
-	} else {
-		// Watching kinds the API server does not serve would stop the manager; tenants report
-		// CertManagerMissing instead, and a restart after installing cert-manager picks it up.
-		mgr.GetLogger().Info("cert-manager CRDs not found; certificates will be reported as CertManagerMissing")
 	}
-	return b.Named("tenant").
+	c, err := b.Named("tenant").
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Options.MaxConcurrentReconciles)}).
-		Complete(r)
+		Build(r)
+	if err != nil || installed {
+		return err
+	}
+	// Watching kinds the API server does not serve would stop the manager: until cert-manager is
+	// installed tenants report CertManagerMissing, and its watches start when it is.
+	mgr.GetLogger().Info("cert-manager CRDs not found; certificates will be reported as CertManagerMissing until it is installed")
+	return mgr.Add(&certManagerWatches{mgr: mgr, controller: c, r: r, interval: certManagerPoll})
+}
+
+// certManagerPoll is how often a manager started without cert-manager looks for it.
+const certManagerPoll = 15 * time.Second
+
+// certManagerWatches adds the watches of cert-manager's kinds to the tenant controller once the
+// API server serves them, and brings every tenant back, so that installing cert-manager after the
+// operator needs no restart.
+type certManagerWatches struct {
+	mgr        ctrl.Manager
+	controller controller.Controller
+	r          *TenantReconciler
+	interval   time.Duration
+}
+
+func (w *certManagerWatches) NeedLeaderElection() bool { return true }
+
+func (w *certManagerWatches) Start(ctx context.Context) error {
+	own := w.r.Options.Shard
+	for {
+		// Discovery, not the RESTMapper, which may keep its answer.
+		served, err := CertManagerServed(w.mgr.GetConfig())
+		if served {
+			break
+		}
+		if err != nil {
+			w.mgr.GetLogger().Error(err, "Look for cert-manager")
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(w.interval):
+		}
+	}
+	cache := w.mgr.GetCache()
+	for _, src := range []source.Source{
+		source.Kind(cache, client.Object(&cmapi.Certificate{}), w.r.ownedObjectHandler()),
+		source.Kind(cache, client.Object(&cmapi.ClusterIssuer{}), handler.EnqueueRequestsFromMapFunc(ownRequests(own, w.r.allTenants))),
+		source.Kind(cache, client.Object(&cmapi.Issuer{}), handler.EnqueueRequestsFromMapFunc(ownRequests(own, tenantOfNamespace))),
+	} {
+		if err := w.controller.Watch(src); err != nil {
+			return fmt.Errorf("watch cert-manager's kinds: %w", err)
+		}
+	}
+	w.mgr.GetLogger().Info("cert-manager CRDs found; watching its kinds and reconciling every tenant")
+	for _, req := range ownRequests(own, w.r.allTenants)(ctx, nil) {
+		w.r.wake.Wake(req.Name)
+	}
+	return nil
 }
 
 // wakeSource enqueues tenants by name for the Monitor and the Inspector, which tell from their own
@@ -161,10 +214,4 @@ func tenantOfNamespace(_ context.Context, o client.Object) []ctrl.Request {
 		return []ctrl.Request{{NamespacedName: types.NamespacedName{Name: name}}}
 	}
 	return nil
-}
-
-// certManagerInstalled tells whether the API server serves cert-manager's Certificate kind.
-func certManagerInstalled(mgr ctrl.Manager) bool {
-	_, err := mgr.GetRESTMapper().RESTMapping(cmapi.SchemeGroupVersion.WithKind("Certificate").GroupKind(), cmapi.SchemeGroupVersion.Version)
-	return err == nil
 }

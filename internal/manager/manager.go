@@ -62,6 +62,11 @@ type Options struct {
 	// discovery when the manager starts (GatewayAPIServed): only then are they cached and
 	// watched, since a cache or watch of a kind not served stops the manager.
 	GatewayAPI bool
+	// CertManagerMissing says the API server did not serve cert-manager's Certificate when the
+	// manager started (CertManagerServed): the cache then has no entry for it, since one for a
+	// kind not served stops the manager, and the tenant controller adds its watches once
+	// cert-manager is installed (unfiltered by label until the next restart).
+	CertManagerMissing bool
 	// Shard is the part of the tenants this manager reconciles (--shards, --shard-index): every
 	// per-tenant controller drops the other shards' tenants, and only the first shard runs what is
 	// cluster-wide (the policies' status and signing keys). The zero value is every tenant.
@@ -88,6 +93,22 @@ func GatewayAPIServed(cfg *rest.Config) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// CertManagerServed asks the API server whether it serves cert-manager's Certificate kind.
+func CertManagerServed(cfg *rest.Config) (bool, error) {
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return false, err
+	}
+	resources, err := dc.ServerResourcesForGroupVersion(cmapi.SchemeGroupVersion.String())
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("discover %s: %w", cmapi.SchemeGroupVersion, err)
+	}
+	return slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Kind == "Certificate" }), nil
 }
 
 // withDefaults fills what is empty.

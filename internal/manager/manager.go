@@ -111,7 +111,6 @@ func CertManagerServed(cfg *rest.Config) (bool, error) {
 	return slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Kind == "Certificate" }), nil
 }
 
-// withDefaults fills what is empty.
 // WithDefaults fills what is empty: the real clock, the metrics registered with
 // controller-runtime's registry, and the builders' defaults.
 func (o Options) WithDefaults() Options {

@@ -70,7 +70,7 @@ test: control-plane test-tools chart-tools stack-tools ## Run all tests: unit, i
 
 .PHONY: test-faults
 test-faults: control-plane stack-tools ## Run the fault-injection suite alone (part of make test; FAULTS_SEED replays, FAULTS_TENANTS and FAULTS_KILLS scale it; docs/reliability.md).
-	TENANTOPS_FAULTS=1 go test ./test/faults/ -timeout 40m -count=1 -v -run "$(or $(FAULTS_RUN),.)" 2>&1 | grep -v '^=== \(RUN\|PAUSE\|CONT\)'
+	TENANTOPS_FAULTS=1 go test ./test/faults/ -timeout 40m -count=1 -v -run "$(or $(FAULTS_RUN),.)"
 
 .PHONY: test-rules
 test-rules: ## Evaluate every alert of config/prometheus on synthetic series with Prometheus' rule engine (its own module, test/rules).

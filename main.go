@@ -103,8 +103,10 @@ func runManager() error {
 	flag.BoolVar(&opts.DisableDatabaseProbes, "no-database-probes", false, "Probe tenants' URLs only, not their databases: for a manager that runs outside the cluster's network, where the databases' in-cluster names do not resolve.")
 	flag.StringVar(&probeCAFile, "probe-ca-file", "", "PEM file of extra certificate authorities trusted for tenants' URLs, besides the system's.")
 	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "Address to serve Go's pprof profiles on, for investigating the manager's CPU and memory; empty disables it.")
-	flag.Float64Var(&apiQPS, "kube-api-qps", 50, "Queries per second to the API server the client allows itself.")
-	flag.IntVar(&apiBurst, "kube-api-burst", 100, "Burst of queries to the API server the client allows itself.")
+	// 50 QPS held a burst of new tenants to about 2 a second (a tenant's first pass makes some 30
+	// requests); the API server's priority and fairness, not the client, is what protects it.
+	flag.Float64Var(&apiQPS, "kube-api-qps", 200, "Queries per second to the API server the client allows itself.")
+	flag.IntVar(&apiBurst, "kube-api-burst", 400, "Burst of queries to the API server the client allows itself.")
 	flag.IntVar(&shards, "shards", 1, "How many managers share the tenants, each reconciling those whose name hashes to its --shard-index, with a leader election of its own; 1 is one manager for all (docs/performance.md, Sharding).")
 	flag.IntVar(&shardIndex, "shard-index", 0, "Which of the --shards this manager is, from 0; shard 0 also runs what is not per tenant (the policies' status).")
 	flag.BoolVar(&apiCompression, "kube-api-compression", false, "Ask the API server to gzip its responses and watch streams. Off by default: the manager runs beside the API server on the cluster network, where compressing every watch event costs both sides more CPU than the bytes it saves.")
@@ -213,7 +215,10 @@ func runManager() error {
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("add health check: %w", err)
 	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+	if err := controllers.WarmCaches(context.Background(), mgr, opts); err != nil {
+		return fmt.Errorf("warm caches: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("caches", controllers.CachesSynced(mgr)); err != nil {
 		return fmt.Errorf("add readiness check: %w", err)
 	}
 	log.Info("Starting manager", "operatorNamespace", operatorNamespace, "webhooks", enableWebhooks, "leaderElection", leaderElect,

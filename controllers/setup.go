@@ -3,7 +3,11 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
+	"sync/atomic"
+	"time"
 
 	cmapi "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -143,6 +147,39 @@ func ownedTypes(opts Options) []client.Object {
 		types = append(types, &gwv1.HTTPRoute{}, &gwv1beta1.ReferenceGrant{})
 	}
 	return types
+}
+
+// WarmCaches creates the informers of every kind the controllers watch before the manager starts,
+// so that they fill on every replica, the standbys too (a standby that takes over starts
+// reconciling at once instead of first listing every kind), and CachesSynced can tell when they
+// are full.
+func WarmCaches(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	kinds := append([]client.Object{&v1alpha1.Tenant{}, &v1alpha1.BackupPolicy{}, &v1alpha1.RetentionPolicy{},
+		&v1alpha1.TenantRestore{}, &v1alpha1.TenantExport{}, &v1alpha1.ErasureRequest{}, &corev1.Secret{}}, ownedTypes(opts)...)
+	for _, obj := range kinds {
+		if _, err := mgr.GetCache().GetInformer(ctx, obj, cache.BlockUntilSynced(false)); err != nil {
+			return fmt.Errorf("informer for %T: %w", obj, err)
+		}
+	}
+	return nil
+}
+
+// CachesSynced is a readiness check that passes once every informer created so far has synced:
+// with WarmCaches, once the manager holds the whole cluster's state it needs.
+func CachesSynced(mgr ctrl.Manager) func(*http.Request) error {
+	var synced atomic.Bool
+	return func(req *http.Request) error {
+		if synced.Load() {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(req.Context(), 100*time.Millisecond)
+		defer cancel()
+		if !mgr.GetCache().WaitForCacheSync(ctx) {
+			return errors.New("the caches have not synced yet")
+		}
+		synced.Store(true)
+		return nil
+	}
 }
 
 // SetupWithManager registers the field indexes, every reconciler, and the uptime Monitor and

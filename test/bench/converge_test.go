@@ -42,8 +42,8 @@ import (
 
 const (
 	operatorNamespace = "tenant-operator-system"
-	workers           = 4 // the operator's --max-concurrent-reconciles, and the floor's workers
-	qps, burst        = 200, 400
+	workers           = 4        // the operator's --max-concurrent-reconciles, and the floor's workers
+	qps, burst        = 200, 400 // the floor's client: the operator's defaults (--kube-api-qps, --kube-api-burst)
 )
 
 // BenchmarkConvergeTenants converges N tenants and compares with the floor: a plain client that
@@ -60,7 +60,8 @@ const (
 //
 // BENCH_TENANTS=100,1000 chooses N; BENCH_IDLE=10m the idle window (by default one refresh
 // interval: each tenant's figures are refreshed once in it, and the histories saved once);
-// BENCH_REQUIRED=0 skips the required writes;
+// BENCH_REQUIRED=0 skips the required writes; BENCH_RESTART=0 the restart of the converged
+// operator (measureRestart) at the end;
 // BENCH_CPU_PROFILE=file saves a 30 s CPU profile of the operator converging;
 // BENCH_SHARDS=3 runs the operator as 3 processes, --shards 3 --shard-index 0..2 (each its own
 // API user, ports and lease), reports each shard's peak RSS and reconciles beside the totals, and
@@ -294,6 +295,13 @@ func converge(b *testing.B, binary string, n, shards int, idle time.Duration) {
 	}
 	rss, at := memory()
 	fmt.Printf("tenants=%d memory at the highest RSS sampled (all %d processes together): RSS %.0f MiB at %.0fs\n", n, len(operators), rss, at.Seconds())
+	var restart restartFigures
+	if os.Getenv("BENCH_RESTART") != "0" {
+		operators, restart = measureRestart(b, env, dir, binary, probes, shards, operators, n+len(warmUps), auditLog)
+		fmt.Printf("tenants=%d restart: %s\n", n, restart)
+		b.ReportMetric(restart.firstPass.Seconds(), "s-restart-first-pass")
+		b.ReportMetric(float64(len(restart.writes)), "restart-writes")
+	}
 
 	convergeWrites := writes - writesBeforeOperator
 	ratio := operatorTime.Seconds() / floorTime.Seconds()

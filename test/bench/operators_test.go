@@ -68,7 +68,7 @@ func startOperators(b *testing.B, env *controlplane.Env, dir, binary string, pro
 			"--operator-namespace", operatorNamespace, "--default-issuer-name", "selfsigned",
 			"--metrics-bind-address", op.metricsAddr, "--health-probe-bind-address", op.probeAddr,
 			"--max-concurrent-reconciles", strconv.Itoa(workers),
-			"--kube-api-qps", strconv.Itoa(qps), "--kube-api-burst", strconv.Itoa(burst), "--zap-log-level", "error",
+			"--zap-log-level", "error", // the API client limits are the defaults, as shipped
 			// Uptime probes are on, as shipped; the probe server's CA is the only thing added.
 			// Leader election is on, as the chart and config/default install it (one replica
 			// here, of each shard).

@@ -404,6 +404,11 @@ func (s *scratch) restore(ctx context.Context, frames *frameReader, o DrillServe
 		// Nothing the scratch server lacks: the source's owners and grants, tablespaces,
 		// subscriptions (which would connect out) and security labels (which need a provider).
 		"--no-owner", "--no-privileges", "--no-tablespaces", "--no-subscriptions", "--no-security-labels"}
+	// What the server logs from here on is this restore's.
+	var logOffset int64
+	if info, err := os.Stat(s.cluster.LogFile()); err == nil {
+		logOffset = info.Size()
+	}
 	run := runPgRestore(ctx, s.pgRestore, args, scratchEnv(), &holdLastByte{br: bufio.NewReaderSize(frames, 64<<10)})
 	switch {
 	case errors.Is(run.readErr, errStreamAborted):
@@ -412,7 +417,7 @@ func (s *scratch) restore(ctx context.Context, frames *frameReader, o DrillServe
 	case run.readErr != nil:
 		return drillReport{}, fmt.Errorf("the agent's stream broke: %w; nothing was restored", run.readErr)
 	case run.waitErr != nil:
-		return s.restoreFailed(run, o), nil
+		return s.restoreFailed(run, logOffset, o), nil
 	case run.writeErr != nil:
 		// pg_restore succeeded without reading its whole input: it cannot have, since it needs
 		// the archive's last byte to finish.
@@ -430,9 +435,9 @@ func (s *scratch) restore(ctx context.Context, frames *frameReader, o DrillServe
 // restoreFailed describes a failed pg_restore by the SQLSTATE the server logged for it and the
 // archive entry pg_restore names, and logs pg_restore's own words, bounded and escaped, for the
 // operator's eyes only.
-func (s *scratch) restoreFailed(run pgRestoreRun, o DrillServerOptions) drillReport {
+func (s *scratch) restoreFailed(run pgRestoreRun, logOffset int64, o DrillServerOptions) drillReport {
 	out := run.stderr.String()
-	r := drillReport{Outcome: outcomeRestoreFailed, SQLState: lastSQLState(s.cluster.LogFile())}
+	r := drillReport{Outcome: outcomeRestoreFailed, SQLState: restoreSQLState(s.cluster.LogFile(), logOffset)}
 	r.ObjectType, r.ObjectName = failedObject(out)
 	logf(o.Log, "drill restorer: pg_restore failed (%v, SQLSTATE %q); the end of its output:\n%s",
 		run.waitErr, r.SQLState, escapeForLog(tail(out, maxLoggedOutput)))
@@ -474,18 +479,22 @@ var (
 	tocEntryRE = regexp.MustCompile(`from TOC entry \d+; \d+ \d+ (.*)$`)
 )
 
-// lastSQLState is the code of the last error in the scratch server's log (see scratchConfig).
-// A connection exception (class 08, e.g. 08006 "connection to client lost") logged after another
-// error is pg_restore leaving once the restore had failed, not the cause: the earlier code wins.
-func lastSQLState(logFile string) string {
+// restoreSQLState is the code of the error that stopped the restore: the first error the scratch
+// server logged (see scratchConfig) from offset on, where the restore began. What follows it is
+// pg_restore leaving once the restore had failed: the cancel of its COPY (57014) or the lost
+// connection (class 08, e.g. 08006 "connection to client lost"). A connection exception is
+// reported only when nothing else was logged.
+func restoreSQLState(logFile string, offset int64) string {
 	data, err := os.ReadFile(logFile)
 	if err != nil {
 		return ""
 	}
-	lines := bytes.Split(data, []byte("\n"))
+	if offset > 0 && offset <= int64(len(data)) {
+		data = data[offset:]
+	}
 	connectionLost := ""
-	for i := len(lines) - 1; i >= 0; i-- {
-		m := sqlStateLineRE.FindSubmatch(lines[i])
+	for _, line := range bytes.Split(data, []byte("\n")) {
+		m := sqlStateLineRE.FindSubmatch(line)
 		if m == nil {
 			continue
 		}

@@ -139,28 +139,29 @@ pg_restore: from TOC entry 3345; 0 16390 TABLE DATA victim postgres
 	}
 }
 
-func TestLastSQLState(t *testing.T) {
+func TestRestoreSQLState(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "server.log")
-	log := "00000 LOG:  checkpoint\n42501 ERROR:  permission denied for language c\nP0001 ERROR:  LOOT\n00000 LOG:  x\n"
-	if err := os.WriteFile(f, []byte(log), 0o600); err != nil {
-		t.Fatal(err)
+	before := "00000 LOG:  checkpoint\n53100 ERROR:  an earlier restore's trouble\n"
+	log := before + "42501 ERROR:  permission denied for language c\nP0001 ERROR:  LOOT\n00000 LOG:  x\n"
+	write := func(s string) {
+		if err := os.WriteFile(f, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if got := lastSQLState(f); got != "P0001" {
-		t.Errorf("lastSQLState = %q", got)
+	offset := int64(len(before))
+	write(log)
+	if got := restoreSQLState(f, offset); got != "42501" {
+		t.Errorf("restoreSQLState = %q, want the restore's first error", got)
 	}
-	// pg_restore leaving after the failure is logged after it, and is not the cause.
-	if err := os.WriteFile(f, []byte(log+"08006 FATAL:  connection to client lost\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if got := lastSQLState(f); got != "P0001" {
-		t.Errorf("lastSQLState with a lost client after the error = %q", got)
+	// pg_restore leaving after the failure: its COPY cancelled, its connection lost.
+	write(before + "P0001 ERROR:  LOOT\n57014 ERROR:  canceling statement due to user request\n08006 FATAL:  connection to client lost\n")
+	if got := restoreSQLState(f, offset); got != "P0001" {
+		t.Errorf("restoreSQLState with a cancel and a lost client after the error = %q", got)
 	}
 	// A lost connection and nothing else is still reported.
-	if err := os.WriteFile(f, []byte("00000 LOG:  x\n08006 FATAL:  connection to client lost\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if got := lastSQLState(f); got != "08006" {
-		t.Errorf("lastSQLState of a lost connection alone = %q", got)
+	write(before + "00000 LOG:  x\n08006 FATAL:  connection to client lost\n")
+	if got := restoreSQLState(f, offset); got != "08006" {
+		t.Errorf("restoreSQLState of a lost connection alone = %q", got)
 	}
 	if !scratchTrouble("53100") || !scratchTrouble("57P01") || scratchTrouble("42501") || scratchTrouble("P0001") || scratchTrouble("") {
 		t.Error("scratchTrouble sorts codes wrong")

@@ -15,7 +15,10 @@ package backupcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"path"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -158,6 +161,10 @@ type tenantState struct {
 	// unrecorded are, per schedule, the records of prunings that could not be stored yet; each
 	// look tries again (see record).
 	unrecorded map[string][]catalog.PruneRecord
+	// listed are, per schedule, the keys of the backups' manifests, verifications and
+	// signatures that looks found (catalog.ListedKeys) and did not delete: what the next
+	// listing is checked against (see checkListing).
+	listed map[string]map[string]bool
 }
 
 // locationQueue is one storage location's queue of tenant schedules to look at.
@@ -204,7 +211,7 @@ func (i *Inspector) Observe(req Request) Inspection {
 	defer i.mu.Unlock()
 	st := i.tenants[req.stateKey()]
 	if st == nil {
-		st = &tenantState{listings: map[string]Listing{}, unrecorded: map[string][]catalog.PruneRecord{}}
+		st = &tenantState{listings: map[string]Listing{}, unrecorded: map[string][]catalog.PruneRecord{}, listed: map[string]map[string]bool{}}
 		i.tenants[req.stateKey()] = st
 	}
 	key := policyKey(req.Policy, req.Retention) + "@" + strings.Join(req.TenantUIDs, ",")
@@ -331,14 +338,15 @@ func (i *Inspector) look(ctx context.Context, k scheduleKey) {
 	req := st.request
 	previous := st.listings[k.schedule]
 	unrecorded := st.unrecorded[k.schedule]
+	known := st.listed[k.schedule]
 	i.mu.Unlock()
 
 	var listing Listing
 	var pruned []string
+	var run lookResult
 	if spec, ok := scheduleOf(req.Policy, k.schedule); ok {
 		ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
-		var run lookResult
-		listing, run = i.lookAt(ctx, req, spec)
+		listing, run = i.lookAt(ctx, req, spec, known)
 		if run.pruned != nil {
 			unrecorded = append(unrecorded, *run.pruned)
 			for _, b := range run.pruned.Pruned {
@@ -370,6 +378,9 @@ func (i *Inspector) look(ctx context.Context, k scheduleKey) {
 		} else {
 			delete(st.unrecorded, k.schedule)
 		}
+		if run.listed != nil {
+			st.listed[k.schedule] = run.listed
+		}
 	}
 	i.mu.Unlock()
 	i.opts.Notify(k.tenant)
@@ -380,12 +391,15 @@ func (i *Inspector) look(ctx context.Context, k scheduleKey) {
 type lookResult struct {
 	store  storage.Store
 	pruned *catalog.PruneRecord
+	// listed is what the next look's listing is checked against; nil keeps the last.
+	listed map[string]bool
 }
 
 // lookAt lists one schedule's storage and, with a RetentionPolicy, prunes it. It reads storage
 // itself rather than trusting job status: a job that succeeded against the wrong bucket, or
-// backups deleted by hand, show here.
-func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule) (listing Listing, run lookResult) {
+// backups deleted by hand, show here. known is what earlier looks listed (nil before the first),
+// which the listing is checked against before anything is judged or pruned by it.
+func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule, known map[string]bool) (listing Listing, run lookResult) {
 	now := i.opts.Clock.Now()
 	listing = Listing{At: now}
 	trust, err := builders.SigningTrust(req.Policy)
@@ -403,11 +417,38 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 	if len(req.TenantUIDs) > 0 {
 		opts = append(opts, catalog.WithTenantUIDs(req.TenantUIDs...))
 	}
-	listed, err := catalog.ListEntries(ctx, store, req.Tenant, spec.Name, opts...)
+	prunes := req.Retention != nil && len(req.TenantUIDs) > 0
+	if known == nil && prunes {
+		// Nothing to check the first listing against: a listing of its own, made first, so that
+		// a backup stored in between is in the one that is judged.
+		objs, err := store.List(ctx, catalog.Dir(req.Tenant, spec.Name, ""))
+		if err != nil {
+			listing.Err = &catalog.IncompleteListingError{Tenant: req.Tenant, Schedule: spec.Name, Err: err}
+			return listing, run
+		}
+		known = setOf(catalog.ListedKeys(objs))
+	}
+	var keys []string
+	listed, err := catalog.ListEntries(ctx, store, req.Tenant, spec.Name, append(opts, catalog.WithListedKeys(&keys))...)
 	if err != nil {
 		listing.Err = err
 		return listing, run
 	}
+	gone, err := checkListing(ctx, store, req.Tenant, spec.Name, known, keys)
+	if err != nil {
+		// Judged, this listing could call a backup missing or stale that is there; pruned by,
+		// it could delete what retention keeps. It is an error, and what it lacks is still
+		// expected of the next.
+		listing.Err = err
+		run.listed = setOf(keys)
+		for k := range known {
+			if !gone[k] {
+				run.listed[k] = true
+			}
+		}
+		return listing, run
+	}
+	run.listed = setOf(keys)
 	listing.Entries = listed
 	if spec.IsPhysical() {
 		// The WAL is looked at after the backups, with the backups that survived pruning: the
@@ -435,6 +476,14 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 	for _, c := range res.Next {
 		listing.NextPrune = append(listing.NextPrune, c.ID)
 	}
+	for _, id := range res.Deleted {
+		dir := catalog.Dir(req.Tenant, spec.Name, id) + "/"
+		for k := range run.listed {
+			if strings.HasPrefix(k, dir) {
+				delete(run.listed, k)
+			}
+		}
+	}
 	run.pruned = i.pruneRecord(req, spec.Name, res, now)
 	if err != nil {
 		listing.PruneErr = err
@@ -445,8 +494,12 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 	}
 	// Backup jobs with a writer's credential cannot clean up after a killed run; the pruner can.
 	// A day is far longer than any run, so nothing still being written is taken.
-	if _, err := catalog.DeleteOrphans(ctx, store, req.Tenant, spec.Name, now.Add(-orphanAge)); err != nil {
+	removed, err := catalog.DeleteOrphans(ctx, store, req.Tenant, spec.Name, now.Add(-orphanAge))
+	if err != nil {
 		ctrl.LoggerFrom(ctx).Error(err, "Remove unfinished backups", "tenant", req.Tenant, "schedule", spec.Name)
+	}
+	if len(removed) > 0 {
+		ctrl.LoggerFrom(ctx).Info("Removed unfinished backups", "tenant", req.Tenant, "schedule", spec.Name, "objects", removed)
 	}
 	deleted := map[string]bool{}
 	for _, id := range res.Deleted {
@@ -459,6 +512,63 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		}
 	}
 	return listing, run
+}
+
+// checkListing checks a listing's keys (catalog.ListedKeys) against those earlier listings found
+// and this look has not deleted (known). A storage may answer a listing with part of what it holds
+// and say it is complete; retention over part of the backups can prune one it keeps over all of
+// them (the newest hidden, older ones count towards minKeep), and a hidden manifest makes its
+// backup look missing. So each key missing from the listing is asked about by key: gone (deleted
+// by hand, or by another pruner) is fine and returned in gone; still stored, or not answered, makes
+// the listing incomplete, an *catalog.IncompleteListingError. A key the storage never listed to
+// this manager cannot be checked: a storage that hides a backup from the first listing onwards
+// goes unnoticed.
+func checkListing(ctx context.Context, store storage.Store, tenant, schedule string, known map[string]bool, keys []string) (gone map[string]bool, err error) {
+	have := setOf(keys)
+	var missing []string
+	for k := range known {
+		if !have[k] {
+			missing = append(missing, k)
+		}
+	}
+	// Manifests first: a backup deleted by hand takes its verification and signature with it.
+	slices.SortFunc(missing, func(a, b string) int {
+		am, bm := path.Base(a) == catalog.ManifestObject, path.Base(b) == catalog.ManifestObject
+		if am != bm {
+			if am {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	gone = map[string]bool{}
+	for _, k := range missing {
+		if gone[path.Join(path.Dir(k), catalog.ManifestObject)] {
+			gone[k] = true
+			continue
+		}
+		_, err := store.Stat(ctx, k)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			gone[k] = true
+		case err != nil:
+			return gone, &catalog.IncompleteListingError{Tenant: tenant, Schedule: schedule,
+				Err: fmt.Errorf("%s, listed before, is missing from the listing, and asking for it failed: %w", k, err)}
+		default:
+			return gone, &catalog.IncompleteListingError{Tenant: tenant, Schedule: schedule,
+				Err: fmt.Errorf("the storage left %s out of its listing, though it holds it", k)}
+		}
+	}
+	return gone, nil
+}
+
+func setOf(keys []string) map[string]bool {
+	out := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		out[k] = true
+	}
+	return out
 }
 
 // pruneRecord is the record of a pruning run that deleted something: exactly the backups it

@@ -54,6 +54,38 @@ type listOptions struct {
 	// tolerant visits a manifest that cannot be read with no data instead of failing the walk
 	// (erasure: a corrupt or oversized manifest must not keep a tenant's data from being erased).
 	tolerant bool
+	// listed, when set, receives the keys the walk's listing found (WithListedKeys).
+	listed *[]string
+}
+
+// WithListedKeys stores in *keys the keys of the manifests, verifications and signatures of the
+// backups the listing found (ListedKeys of it), whoever's backups they are. A storage that lists
+// only part of what it holds and says the listing is complete cannot be caught by one listing;
+// the operator compares these keys with those of its next listing (see backupcheck).
+func WithListedKeys(keys *[]string) ListOption {
+	return func(o *listOptions) { o.listed = keys }
+}
+
+// ListedKeys picks, from a listing of a tenant's schedule, what a backup is judged by: the keys
+// of every manifest, and of the verifications and signatures beside a listed manifest. Data
+// objects and the leftovers of unfinished backups are left out.
+func ListedKeys(objs []storage.Object) []string {
+	hasManifest := map[string]bool{}
+	for _, o := range objs {
+		if path.Base(o.Key) == ManifestObject && strings.Count(o.Key, "/") == 3 {
+			hasManifest[path.Dir(o.Key)] = true
+		}
+	}
+	var keys []string
+	for _, o := range objs {
+		switch path.Base(o.Key) {
+		case ManifestObject, VerificationObject, SignatureObject:
+			if strings.Count(o.Key, "/") == 3 && hasManifest[path.Dir(o.Key)] {
+				keys = append(keys, o.Key)
+			}
+		}
+	}
+	return keys
 }
 
 // WithTenantUIDs lists only the backups made for these Tenant objects (Manifest.TenantUID): the
@@ -191,6 +223,9 @@ func walk(ctx context.Context, store storage.Store, tenant, schedule string, o l
 	objs, err := store.List(ctx, dir)
 	if err != nil {
 		return fmt.Errorf("list backups: %w", err)
+	}
+	if o.listed != nil {
+		*o.listed = ListedKeys(objs)
 	}
 	verified, signed := map[string]bool{}, map[string]bool{}
 	for _, obj := range objs {
@@ -440,10 +475,29 @@ func DeleteOrphans(ctx context.Context, store storage.Store, tenant, schedule st
 			hasManifest[path.Dir(o.Key)] = true
 		}
 	}
+	// A directory whose manifest the listing lacks is asked about its manifest once more, by key:
+	// a storage that lists only part of what it holds (a faulty gateway, a listing that lags the
+	// writes) must not have a complete backup's data deleted as a leftover.
+	noManifest := map[string]bool{}
 	for _, o := range objs {
 		// Only what lies in a backup's directory: a schedule named like ExportsDir's last part
 		// shares its directory with the tenant's exports, which are not backups.
 		if strings.Count(o.Key, "/") != 3 || hasManifest[path.Dir(o.Key)] || !o.ModTime.Before(olderThan) {
+			continue
+		}
+		d := path.Dir(o.Key)
+		orphan, checked := noManifest[d]
+		if !checked {
+			_, err := store.Stat(ctx, storage.Join(d, ManifestObject))
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				orphan = true
+			case err != nil:
+				return removed, fmt.Errorf("check the manifest of %s: %w", d, err)
+			}
+			noManifest[d] = orphan
+		}
+		if !orphan {
 			continue
 		}
 		if err := store.Delete(ctx, o.Key); err != nil {

@@ -201,9 +201,11 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	fault Fault
-	log   []Request
-	ln    net.Listener
-	conns map[net.Conn]bool
+	// dateSkew moves the Date of every answer: the server's clock as clients see it.
+	dateSkew time.Duration
+	log      []Request
+	ln       net.Listener
+	conns    map[net.Conn]bool
 }
 
 // Start listens on a free loopback port and forwards to target (host:port of an S3 server over
@@ -293,6 +295,21 @@ func (p *Proxy) Set(f Fault) {
 	}
 }
 
+// SkewDate moves the Date header of every answer by d from now on, as if the server's clock were
+// d ahead (behind, when negative) of the clients'. Objects' times (Last-Modified, listings) are
+// left as the server wrote them.
+func (p *Proxy) SkewDate(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.dateSkew = d
+}
+
+func (p *Proxy) skew() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.dateSkew
+}
+
 // Fault is the behaviour set last.
 func (p *Proxy) Fault() Fault {
 	p.mu.Lock()
@@ -351,6 +368,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		status, code := f.answer()
 		entry.Status = status
 		p.record(entry)
+		w.Header().Set("Date", time.Now().Add(p.skew()).UTC().Format(http.TimeFormat))
 		writeS3Error(w, r, status, code, "faultproxy: injected "+code)
 	case PartialList:
 		if op != OpListObjects {
@@ -450,6 +468,13 @@ var (
 
 // modifyResponse removes the entries Drop chooses from a listing's answer and says it is complete.
 func (p *Proxy) modifyResponse(resp *http.Response) error {
+	if d := p.skew(); d != 0 {
+		date, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			date = time.Now()
+		}
+		resp.Header.Set("Date", date.Add(d).UTC().Format(http.TimeFormat))
+	}
 	rec, _ := resp.Request.Context().Value(faultKey{}).(*recorded)
 	if rec == nil || resp.StatusCode != http.StatusOK {
 		return nil

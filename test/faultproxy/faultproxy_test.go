@@ -129,6 +129,23 @@ func TestProxyOnVersitygw(t *testing.T) {
 		}
 	})
 
+	t.Run("date skew", func(t *testing.T) {
+		p.SkewDate(-3 * time.Hour)
+		defer p.SkewDate(0)
+		resp, err := http.Head("http://" + p.Addr() + "/" + s3.Bucket)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		date, err := http.ParseTime(resp.Header.Get("Date"))
+		if err != nil {
+			t.Fatalf("answer's Date %q: %v", resp.Header.Get("Date"), err)
+		}
+		if off := time.Until(date); off > -3*time.Hour+5*time.Second || off < -3*time.Hour-5*time.Second {
+			t.Errorf("the answer's Date is %v from now, want -3h", off.Round(time.Second))
+		}
+	})
+
 	t.Run("reset", func(t *testing.T) {
 		p.Set(faultproxy.Fault{Kind: faultproxy.Reset})
 		defer p.Set(faultproxy.Fault{})

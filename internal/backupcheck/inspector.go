@@ -450,6 +450,8 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 	}
 	run.listed = setOf(keys)
 	listing.Entries = listed
+	// Retention and the leftovers' age go by the storage's clock when ours is ahead of it.
+	now = judgeAt(ctx, now, store)
 	if spec.IsPhysical() {
 		// The WAL is looked at after the backups, with the backups that survived pruning: the
 		// archive keeps what they need. Only a complete, successful pruning lets WAL go.
@@ -512,6 +514,35 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		}
 	}
 	return listing, run
+}
+
+// clockTolerance is how far the manager's clock may run ahead of the storage's before retention
+// goes by the storage's: more than the second of a Date header and a slow answer's latency.
+const clockTolerance = time.Minute
+
+// storageClock is a store that can tell how far its clock is from the manager's (S3, by the Date
+// of its answers).
+type storageClock interface {
+	ClockOffset() (time.Duration, bool)
+}
+
+// judgeAt is the time a look prunes at: now by the manager's clock, or the storage's time when the
+// storage's clock is behind by more than clockTolerance. The backups' times are the agent's and
+// the storage's; a manager whose clock runs hours ahead would otherwise see every backup hours
+// older than it is, and maxAge would prune it hours early (and a leftover go before it is a day
+// old). A manager whose clock is behind prunes late, which loses nothing, so the earlier of the
+// two clocks is taken: neither one running ahead prunes early.
+func judgeAt(ctx context.Context, now time.Time, store storage.Store) time.Time {
+	c, ok := store.(storageClock)
+	if !ok {
+		return now
+	}
+	offset, ok := c.ClockOffset()
+	if !ok || offset >= -clockTolerance {
+		return now
+	}
+	ctrl.LoggerFrom(ctx).V(1).Info("Storage clock behind ours; pruning by the storage's", "storage", store.String(), "behind", -offset)
+	return now.Add(offset)
 }
 
 // checkListing checks a listing's keys (catalog.ListedKeys) against those earlier listings found

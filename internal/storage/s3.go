@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -34,6 +36,7 @@ type S3 struct {
 	client   *minio.Client
 	core     minio.Core
 	partSize int
+	clock    *serverClock
 }
 
 // S3Option tunes an S3 store.
@@ -53,8 +56,14 @@ func OpenS3(ctx context.Context, loc Location, creds Credentials, opts ...S3Opti
 	if creds.AccessKeyID == "" || creds.SecretAccessKey == "" {
 		return nil, errors.New("S3 credentials missing: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 	}
+	transport, err := minio.DefaultTransport(!loc.Insecure)
+	if err != nil {
+		return nil, fmt.Errorf("S3 client for %s: %w", loc, err)
+	}
+	clock := &serverClock{}
 	client, err := minio.New(loc.Endpoint, &minio.Options{
 		Creds:        credentials.NewStaticV4(creds.AccessKeyID, creds.SecretAccessKey, creds.SessionToken),
+		Transport:    &dateRecorder{base: transport, clock: clock},
 		Secure:       !loc.Insecure,
 		Region:       loc.Region,
 		BucketLookup: minio.BucketLookupPath,
@@ -65,7 +74,7 @@ func OpenS3(ctx context.Context, loc Location, creds Credentials, opts ...S3Opti
 	if err != nil {
 		return nil, fmt.Errorf("S3 client for %s: %w", loc, err)
 	}
-	s := &S3{loc: loc, client: client, core: minio.Core{Client: client}, partSize: DefaultPartSize}
+	s := &S3{loc: loc, client: client, core: minio.Core{Client: client}, partSize: DefaultPartSize, clock: clock}
 	for _, o := range opts {
 		o(s)
 	}
@@ -111,6 +120,48 @@ func (s *S3) probe(ctx context.Context) error {
 }
 
 func (s *S3) String() string { return s.loc.String() }
+
+// ClockOffset is how far the server's clock was ahead of this process's (negative: behind) at its
+// last answer, from the answer's Date header (whole seconds, so within about a second); false
+// before any answer with a Date. The operator judges retention by the earlier of its clock and the
+// storage's, so that its own clock running ahead does not prune early.
+func (s *S3) ClockOffset() (time.Duration, bool) { return s.clock.get() }
+
+// serverClock remembers the offset of the server's clock from the answers' Date headers.
+type serverClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+	known  bool
+}
+
+func (c *serverClock) get() (time.Duration, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.offset, c.known
+}
+
+// dateRecorder is the S3 client's transport, noting each answer's Date.
+type dateRecorder struct {
+	base  http.RoundTripper
+	clock *serverClock
+}
+
+func (d *dateRecorder) RoundTrip(r *http.Request) (*http.Response, error) {
+	sent := time.Now()
+	resp, err := d.base.RoundTrip(r)
+	if err != nil {
+		return resp, err
+	}
+	if date, perr := http.ParseTime(resp.Header.Get("Date")); perr == nil {
+		// Date is truncated to the second: its middle is the best guess of the server's time.
+		received := time.Now()
+		mid := sent.Add(received.Sub(sent) / 2)
+		d.clock.mu.Lock()
+		d.clock.offset, d.clock.known = date.Add(500*time.Millisecond).Sub(mid), true
+		d.clock.mu.Unlock()
+	}
+	return resp, nil
+}
 
 func (s *S3) objectName(key string) string {
 	if s.loc.Prefix == "" {

@@ -17,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"strings"
@@ -418,6 +419,8 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		opts = append(opts, catalog.WithTenantUIDs(req.TenantUIDs...))
 	}
 	prunes := req.Retention != nil && len(req.TenantUIDs) > 0
+	previous := known
+	var before map[string]bool
 	if known == nil && prunes {
 		// Nothing to check the first listing against: a listing of its own, made first, so that
 		// a backup stored in between is in the one that is judged.
@@ -426,13 +429,30 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 			listing.Err = &catalog.IncompleteListingError{Tenant: req.Tenant, Schedule: spec.Name, Err: err}
 			return listing, run
 		}
-		known = setOf(catalog.ListedKeys(objs))
+		before = setOf(catalog.ListedKeys(objs))
+		known = before
+	}
+	known = maps.Clone(known)
+	if known == nil {
+		known = map[string]bool{}
 	}
 	var keys []string
 	listed, err := catalog.ListEntries(ctx, store, req.Tenant, spec.Name, append(opts, catalog.WithListedKeys(&keys))...)
 	if err != nil {
 		listing.Err = err
 		return listing, run
+	}
+	// A backup seen for the first time may have its verification (or, under a policy that signs,
+	// its signature) left out of every listing so far: judged unverified (unsigned), retention
+	// could let it go. Those are asked for by key too, once per backup.
+	for _, k := range slices.Concat(keys, slices.Collect(maps.Keys(known))) {
+		if path.Base(k) != catalog.ManifestObject || previous[k] {
+			continue
+		}
+		known[path.Join(path.Dir(k), catalog.VerificationObject)] = true
+		if len(trust.Keys) > 0 {
+			known[path.Join(path.Dir(k), catalog.SignatureObject)] = true
+		}
 	}
 	gone, err := checkListing(ctx, store, req.Tenant, spec.Name, known, keys)
 	if err != nil {
@@ -450,6 +470,17 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 	}
 	run.listed = setOf(keys)
 	listing.Entries = listed
+	// The first look prunes only when its two listings agree: one that lacked what the other
+	// shows says the storage answers listings inconsistently (or a backup was stored in between),
+	// and then both may lack the same backup. The next look has this one to go by.
+	var disagree error
+	for _, k := range keys {
+		if before != nil && !before[k] {
+			disagree = &catalog.IncompleteListingError{Tenant: req.Tenant, Schedule: spec.Name,
+				Err: fmt.Errorf("a listing made just before left out %s; pruning waits for the next look", k)}
+			break
+		}
+	}
 	// Retention and the leftovers' age go by the storage's clock when ours is ahead of it.
 	now = judgeAt(ctx, now, store)
 	if spec.IsPhysical() {
@@ -467,6 +498,10 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		// Every pruning is recorded under the Tenant object's UID (catalog.PruneRecordsDir);
 		// a pruning that cannot be recorded does not happen.
 		listing.PruneErr = fmt.Errorf("nothing pruned: the UID of tenant %s is not known, so a pruning could not be recorded", req.Tenant)
+		return listing, run
+	}
+	if disagree != nil {
+		listing.PruneErr = disagree
 		return listing, run
 	}
 	d, err := catalog.Decide(req.Tenant, spec.Name, catalog.Candidates(listed), req.Retention.Spec, now, req.Location)

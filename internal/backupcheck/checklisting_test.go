@@ -156,3 +156,80 @@ func TestListingsAreCheckedAgainstTheLast(t *testing.T) {
 		t.Fatalf("a new manager's first look at a listing without b5: %v (entries %s); want it held", l.Err, ids(l))
 	}
 }
+
+// A backup's verification left out of every listing from the start is asked for by key when the
+// backup is first seen: judged unverified, the oldest backup would lose the "newest verified"
+// protection and go. And a first look whose two listings disagree prunes nothing.
+func TestAFirstLookAsksForWhatItCannotSee(t *testing.T) {
+	now := time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+	v, err := storage.OpenVolume(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := &hidingStore{Store: v}
+	for i, id := range []string{"b1", "b2", "b3"} {
+		catalogtest.Write(t, store, catalogtest.Backup{Tenant: "acme", TenantUID: "uid-acme", Schedule: "hot", ID: id, StartedAt: now.Add(time.Duration(i-3) * 24 * time.Hour)})
+	}
+	if err := catalog.WriteVerification(context.Background(), store, "acme", "hot", catalog.Verification{BackupID: "b1", CheckedAt: now, OK: true}); err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Tenant: "acme", Policy: volumePolicy("standard", "backups"), Location: time.UTC, TenantUIDs: []string{"uid-acme"},
+		Retention: &v1alpha1.RetentionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "one", ResourceVersion: "1"},
+			Spec: v1alpha1.RetentionPolicySpec{KeepLast: ptr.To[int32](1)}}}
+	firstLook := func() Listing {
+		t.Helper()
+		notify, notices := notified()
+		in := New(Options{Clock: clocktesting.NewFakeClock(now), Notify: notify, Interval: time.Minute})
+		in.openStore = func(context.Context, v1alpha1.BackupStorage) (storage.Store, error) { return store, nil }
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go func() { _ = in.Start(ctx) }()
+		in.Observe(req)
+		waitFor(t, notices, "acme", 10*time.Second)
+		return in.Observe(req)["hot"]
+	}
+	stored := func() int {
+		n := 0
+		for _, id := range []string{"b1", "b2", "b3"} {
+			if _, err := v.Stat(context.Background(), "acme/hot/"+id+"/manifest.json"); err == nil {
+				n++
+			}
+		}
+		return n
+	}
+
+	store.set([]string{"acme/hot/b1/verification.json"}, nil)
+	if l := firstLook(); l.Err == nil || !strings.Contains(l.Err.Error(), "b1/verification.json out of its listing") || stored() != 3 {
+		t.Fatalf("first look, b1's verification hidden from every listing: %v, %d stored; want it held and all three kept", l.Err, stored())
+	}
+	// The listing made first lacks b3; the judged one has it.
+	store.mu.Lock()
+	store.hidden, store.passing, store.statErr = map[string]bool{"acme/hot/b3/manifest.json": true}, 0, nil
+	store.mu.Unlock()
+	notify, notices := notified()
+	in := New(Options{Clock: clocktesting.NewFakeClock(now), Notify: notify, Interval: time.Minute})
+	once := &sync.Once{}
+	in.openStore = func(context.Context, v1alpha1.BackupStorage) (storage.Store, error) {
+		return &unhideAfterFirstList{hidingStore: store, once: once}, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = in.Start(ctx) }()
+	in.Observe(req)
+	waitFor(t, notices, "acme", 10*time.Second)
+	if l := in.Observe(req)["hot"]; l.Err != nil || l.PruneErr == nil || !strings.Contains(l.PruneErr.Error(), "pruning waits for the next look") || stored() != 3 {
+		t.Fatalf("first look whose listings disagree: %v, %v, %d stored; want the backups listed and nothing pruned", l.Err, l.PruneErr, stored())
+	}
+}
+
+// unhideAfterFirstList shows everything from its second listing on.
+type unhideAfterFirstList struct {
+	*hidingStore
+	once *sync.Once
+}
+
+func (s *unhideAfterFirstList) List(ctx context.Context, dir string) ([]storage.Object, error) {
+	objs, err := s.hidingStore.List(ctx, dir)
+	s.once.Do(func() { s.set(nil, nil) })
+	return objs, err
+}

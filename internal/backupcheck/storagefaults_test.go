@@ -456,7 +456,7 @@ func TestPartialListingsNeverPruneWhatTheFullListingKeeps(t *testing.T) {
 	if s := seedFromEnv(t); s != 0 {
 		base = s
 	}
-	rounds := 12
+	rounds := 20
 	const looksPerRound = 4
 	var sum summary
 	defer sum.print(t, "partial listings")

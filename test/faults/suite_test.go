@@ -130,6 +130,13 @@ func requireCluster(t *testing.T) *rand.Rand {
 	if cluster == nil {
 		t.Skipf("fault-injection test: set %s=1 (make test-faults) to run it on the local stack", enableEnv)
 	}
+	// Each case starts on a whole control plane, whatever the one before did to it.
+	if dead, err := cluster.DeadComponents(); err == nil && len(dead) > 0 {
+		t.Logf("%s had exited; starting it again", strings.Join(dead, ", "))
+		if err := cluster.StartComponents(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var h uint64 = 1469598103934665603
 	for _, b := range []byte(t.Name()) {
 		h = (h ^ uint64(b)) * 1099511628211

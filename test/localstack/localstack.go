@@ -274,6 +274,27 @@ func (c *Cluster) CertManagerRunning() bool {
 	return err == nil && syscall.Kill(pid, 0) == nil
 }
 
+// DeadComponents lists the control plane components (kwokctl's: etcd, kube-apiserver,
+// kube-controller-manager, kube-scheduler, kwok-controller) whose process has ended.
+func (c *Cluster) DeadComponents() ([]string, error) {
+	dir := filepath.Join(c.Dir, "kwok", "clusters", c.Name, "pids")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var dead []string
+	for _, e := range entries {
+		component, ok := strings.CutSuffix(e.Name(), ".pid")
+		if !ok {
+			continue
+		}
+		if pid, err := c.componentPID(component); err != nil || syscall.Kill(pid, 0) != nil {
+			dead = append(dead, component)
+		}
+	}
+	return dead, nil
+}
+
 // StopCertManager stops cert-manager's controllers.
 func (c *Cluster) StopCertManager() error {
 	data, err := os.ReadFile(filepath.Join(c.Dir, "cert-manager.pid"))

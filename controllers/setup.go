@@ -69,7 +69,7 @@ func CacheOptions(opts Options) cache.Options {
 		&corev1.Secret{}: {Namespaces: map[string]cache.Config{
 			opts.OperatorNamespace: {},
 			cache.AllNamespaces:    {LabelSelector: owned.Label},
-		}},
+		}, Transform: keepWriters},
 	}
 	// Kinds the operator applies whole and reads back only for names, labels and
 	// resourceVersions (and a StatefulSet's status) are cached without their contents: for a
@@ -77,14 +77,24 @@ func CacheOptions(opts Options) cache.Options {
 	// gets its one entry here: a second key of the same kind would replace the label selector.)
 	for _, obj := range ownedTypes(opts) {
 		entry := owned
+		entry.Transform = keepWriters
 		if readsOnlyMetadata(obj) {
 			entry.Transform = keepWhatIsRead
 		}
 		byObject[obj] = entry
 	}
-	// Managed fields are most of a server-side-applied object's size and nothing here reads
-	// them; dropping them from the cache keeps a thousand tenants' objects small.
+	// Managed fields are most of a server-side-applied object's size; owned objects keep only who
+	// wrote them (keepWriters), the rest none, which keeps a thousand tenants' objects small.
 	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
+}
+
+// keepWriters drops the field sets of an owned object's managed fields and keeps who wrote it,
+// which the applier reads after a restart (ssa.KeepWriters).
+func keepWriters(obj any) (any, error) {
+	if o, ok := obj.(client.Object); ok {
+		ssa.KeepWriters(o)
+	}
+	return obj, nil
 }
 
 // readsOnlyMetadata tells the owned kinds keepWhatIsRead reduces.
@@ -102,7 +112,7 @@ func readsOnlyMetadata(obj client.Object) bool {
 // one patch of a cached object (stopping a retained database) is a merge patch of spec.replicas.
 func keepWhatIsRead(obj any) (any, error) {
 	if o, ok := obj.(client.Object); ok {
-		o.SetManagedFields(nil)
+		ssa.KeepWriters(o)
 	}
 	switch o := obj.(type) {
 	case *appsv1.StatefulSet:

@@ -1,13 +1,21 @@
 // Package ssa applies objects with server-side apply and remembers what it applied, so that an
 // unchanged object is not sent again: Cluster API's approach (internal/util/ssa/cache.go). An
 // apply is skipped only when the same request was applied before and the object in the informer
-// cache still has the resourceVersion that apply returned; any change by anyone, or a restart,
-// sends the request again.
+// cache still has the resourceVersion that apply returned; any change by anyone sends the request
+// again.
+//
+// A restart forgets what was applied. So that a restarted manager does not send every object
+// again, each apply also marks the object with a hash of its request (AnnotationApplied); after a
+// restart an apply is skipped when the cached object carries the same hash and no field manager
+// but this one's apply has written the object itself since (KeepWriters keeps that in the cache).
+// Someone's change while the manager was down shows as their own field manager entry, and is
+// undone.
 package ssa
 
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -27,6 +35,40 @@ type applyConfiguration interface {
 	GetNamespace() *string
 	GetKind() *string
 	GetAPIVersion() *string
+}
+
+// AnnotationApplied holds the hash of the last apply request the object was given.
+const AnnotationApplied = "tenancy.tenantops.io/applied"
+
+// KeepWriters is for a cache transform: it drops the field sets of an object's managed fields,
+// most of a server-side-applied object's size, and keeps who wrote it, how and to which
+// subresource, which Apply reads after a restart.
+func KeepWriters(obj client.Object) {
+	fields := obj.GetManagedFields()
+	for i := range fields {
+		fields[i].FieldsV1 = nil
+	}
+	obj.SetManagedFields(fields)
+}
+
+// writtenOnlyBy tells whether owner's apply is the only writer of obj itself (subresources such as
+// status aside) that its managed fields name; false when they name none (not kept in the cache).
+func writtenOnlyBy(obj client.Object, owner string) bool {
+	fields := obj.GetManagedFields()
+	if len(fields) == 0 {
+		return false
+	}
+	ours := false
+	for _, f := range fields {
+		switch {
+		case f.Subresource != "":
+		case f.Manager == owner && f.Operation == metav1.ManagedFieldsOperationApply:
+			ours = true
+		default:
+			return false
+		}
+	}
+	return ours
 }
 
 // Applier applies objects under one field owner, with force, skipping repeats.
@@ -70,18 +112,30 @@ func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, cur
 		return false, fmt.Errorf("encode %s: %w", key, err)
 	}
 	hash := sha256.Sum256(request)
+	mark := hex.EncodeToString(hash[:16])
 
-	if prev, ok := a.lookup(key); ok && prev.requestHash == hash {
+	prev, known := a.lookup(key)
+	if !known || prev.requestHash == hash {
 		cached, err := a.cached(ctx, gvk, ac)
-		if err == nil && cached.GetResourceVersion() == prev.resourceVersion {
+		unchanged := err == nil && (known && cached.GetResourceVersion() == prev.resourceVersion ||
+			// Not applied by this process: applied by an earlier one, and nobody else wrote since.
+			!known && cached.GetAnnotations()[AnnotationApplied] == mark && writtenOnlyBy(cached, string(a.Owner)))
+		if unchanged {
+			if !known {
+				a.remember(key, appliedRequest{requestHash: hash, resourceVersion: cached.GetResourceVersion()})
+			}
 			if current != nil {
 				return false, convert(cached, current)
 			}
 			return false, nil
 		}
 	}
+	marked, err := withAnnotation(request, AnnotationApplied, mark)
+	if err != nil {
+		return false, fmt.Errorf("encode %s: %w", key, err)
+	}
 	a.begin(key)
-	resourceVersion, err := a.send(ctx, gvk, ac, request, current)
+	resourceVersion, err := a.send(ctx, gvk, ac, marked, current)
 	if err != nil {
 		a.finish(key, nil)
 		return true, err
@@ -95,11 +149,11 @@ func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, cur
 // send and decode than the whole object, and needs no conversion to read.
 func (a *Applier) send(ctx context.Context, gvk schema.GroupVersionKind, ac applyConfiguration, request []byte, current client.Object) (string, error) {
 	if current != nil {
-		if err := a.Client.Apply(ctx, ac, a.Owner, client.ForceOwnership); err != nil {
-			return "", err
-		}
-		// The apply configuration now holds the API server's response.
-		if err := convert(ac, current); err != nil {
+		// The response, the whole object, is decoded into current.
+		current.GetObjectKind().SetGroupVersionKind(gvk)
+		current.SetNamespace(deref(ac.GetNamespace()))
+		current.SetName(deref(ac.GetName()))
+		if err := a.Client.Patch(ctx, current, client.RawPatch(types.ApplyPatchType, request), a.Owner, client.ForceOwnership); err != nil {
 			return "", err
 		}
 		return current.GetResourceVersion(), nil
@@ -169,6 +223,16 @@ func (a *Applier) lookup(key string) (appliedRequest, bool) {
 	return r, ok
 }
 
+// remember records that the object key is as the request left it, found so rather than applied.
+func (a *Applier) remember(key string, applied appliedRequest) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.applied == nil {
+		a.applied = map[string]appliedRequest{}
+	}
+	a.applied[key] = applied
+}
+
 // begin marks key as being applied, so its watch events wait for the outcome.
 func (a *Applier) begin(key string) {
 	a.mu.Lock()
@@ -224,4 +288,24 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// withAnnotation adds an annotation to an apply request.
+func withAnnotation(request []byte, key, value string) ([]byte, error) {
+	var obj map[string]any
+	if err := json.Unmarshal(request, &obj); err != nil {
+		return nil, err
+	}
+	metadata, _ := obj["metadata"].(map[string]any)
+	if metadata == nil {
+		metadata = map[string]any{}
+		obj["metadata"] = metadata
+	}
+	annotations, _ := metadata["annotations"].(map[string]any)
+	if annotations == nil {
+		annotations = map[string]any{}
+		metadata["annotations"] = annotations
+	}
+	annotations[key] = value
+	return json.Marshal(obj)
 }

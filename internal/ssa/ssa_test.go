@@ -33,7 +33,13 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	informers, err := cache.New(env.Config, cache.Options{Scheme: scheme})
+	// The cache keeps who wrote each object and not what, as the operator's does.
+	informers, err := cache.New(env.Config, cache.Options{Scheme: scheme, DefaultTransform: func(obj any) (any, error) {
+		if o, ok := obj.(client.Object); ok {
+			ssa.KeepWriters(o)
+		}
+		return obj, nil
+	}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +147,34 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 		}
 		waitForCache(step.value)
 	}
+
+	// A restart: a new applier remembers nothing, and finds the object as an earlier one left it
+	// (the hash of its request in AnnotationApplied, no other writer): nothing is sent.
+	applier = &ssa.Applier{Client: c, Owner: client.FieldOwner("test")}
+	restarted := apply("after a restart, same request", "d", false)
+	if restarted.Annotations[ssa.AnnotationApplied] == "" {
+		t.Fatal("the applied object carries no hash of its request")
+	}
+	apply("after a restart, the same request again", "d", false)
+	// Someone edits it while the manager is down: after the restart the same request goes again
+	// and puts it back.
+	edited = &corev1.ConfigMap{}
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "default", Name: "cm"}, edited); err != nil {
+		t.Fatal(err)
+	}
+	edited.Data["key"] = "while down"
+	if err := c.Update(ctx, edited, client.FieldOwner("kubectl-edit")); err != nil {
+		t.Fatal(err)
+	}
+	waitForCache("while down")
+	applier = &ssa.Applier{Client: c, Owner: client.FieldOwner("test")}
+	if back := apply("after a restart, edited while down", "d", true); back.Data["key"] != "d" {
+		t.Fatal("the edit made while the manager was down was not reverted")
+	}
+	waitForCache("d")
+	// A changed request after a restart is sent.
+	applier = &ssa.Applier{Client: c, Owner: client.FieldOwner("test")}
+	apply("after a restart, another request", "e", true)
 }
 
 // The watch event of a create can reach the informer before the apply's response reaches the

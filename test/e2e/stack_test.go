@@ -5,9 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,26 +48,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	stack = s
-	// go test's -timeout panics without running deferred code, and an interrupt kills the test
-	// binary: either would leave the cluster running. Stop it shortly before the timeout, and on
-	// an interrupt.
-	interrupted := make(chan os.Signal, 1)
-	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-interrupted
-		fmt.Fprintf(os.Stderr, "e2e: interrupted; stopping the local stack (logs kept in %s)\n", s.Dir)
-		s.stop()
-		os.Exit(1)
-	}()
-	if f := flag.Lookup("test.timeout"); f != nil {
-		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > time.Minute {
-			time.AfterFunc(d-30*time.Second, func() {
-				fmt.Fprintln(os.Stderr, "e2e: about to time out; stopping the local stack")
-				s.dumpLogs()
-				s.stop()
-			})
-		}
-	}
+	s.StopBeforeTheEnd("e2e", s.stop)
 	code := m.Run()
 	if code != 0 {
 		s.dumpLogs()

@@ -7,11 +7,9 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -91,22 +89,7 @@ func TestMain(m *testing.M) {
 	}
 	cluster = c
 	fmt.Fprintf(os.Stderr, "faults: cluster up in %s (logs in %s)\n", time.Since(began).Round(time.Second), c.Dir)
-	interrupted := make(chan os.Signal, 1)
-	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-interrupted
-		c.Down()
-		os.Exit(1)
-	}()
-	if f := flag.Lookup("test.timeout"); f != nil {
-		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > time.Minute {
-			time.AfterFunc(d-30*time.Second, func() {
-				fmt.Fprintln(os.Stderr, "faults: about to time out; stopping the local stack")
-				c.DumpLogs(os.Stderr)
-				c.Down()
-			})
-		}
-	}
+	c.StopBeforeTheEnd("faults", c.Down)
 	code := m.Run()
 	report.Lock()
 	fmt.Fprintf(os.Stderr, "faults: seed %d; what was injected and how long recovery took:\n  %s\n", seed, strings.Join(report.lines, "\n  "))

@@ -10,12 +10,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -502,6 +504,29 @@ func (o *Operator) Stop() error {
 
 // Signal sends sig (SIGSTOP and SIGCONT pause and resume it).
 func (o *Operator) Signal(sig syscall.Signal) error { return o.cmd.Process.Signal(sig) }
+
+// StopBeforeTheEnd runs stop on an interrupt (then exits) and shortly before go test's -timeout
+// (after dumping the logs): either would otherwise end the test binary without deferred code and
+// leave the cluster running. who prefixes what it prints.
+func (c *Cluster) StopBeforeTheEnd(who string, stop func()) {
+	interrupted := make(chan os.Signal, 1)
+	signal.Notify(interrupted, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-interrupted
+		fmt.Fprintf(os.Stderr, "%s: interrupted; stopping the local stack (logs kept in %s)\n", who, c.Dir)
+		stop()
+		os.Exit(1)
+	}()
+	if f := flag.Lookup("test.timeout"); f != nil {
+		if d, ok := f.Value.(flag.Getter).Get().(time.Duration); ok && d > time.Minute {
+			time.AfterFunc(d-30*time.Second, func() {
+				fmt.Fprintf(os.Stderr, "%s: about to time out; stopping the local stack\n", who)
+				c.DumpLogs(os.Stderr)
+				stop()
+			})
+		}
+	}
+}
 
 // RepoRoot is the directory of hack/dev-cluster.sh above the working directory.
 func RepoRoot() (string, error) {

@@ -53,8 +53,9 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	installed := !r.Options.CertManagerMissing
 	if installed {
-		b = b.Watches(&cmapi.ClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, r.allTenants))).
-			Watches(&cmapi.Issuer{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, tenantOfNamespace)))
+		for _, w := range r.issuerWatches() {
+			b = b.Watches(w.obj, w.handler)
+		}
 	}
 	c, err := b.Named("tenant").
 		WithOptions(controller.Options{MaxConcurrentReconciles: max(1, r.Options.MaxConcurrentReconciles)}).
@@ -66,6 +67,22 @@ func (r *TenantReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	// installed tenants report CertManagerMissing, and its watches start when it is.
 	mgr.GetLogger().Info("cert-manager CRDs not found; certificates will be reported as CertManagerMissing until it is installed")
 	return mgr.Add(&certManagerWatches{mgr: mgr, controller: c, r: r, interval: certManagerPoll})
+}
+
+// kindWatch is a kind and what its events enqueue.
+type kindWatch struct {
+	obj     client.Object
+	handler handler.EventHandler
+}
+
+// issuerWatches map cert-manager's issuers to the tenants of this shard that may use them: a
+// ClusterIssuer to every tenant, an Issuer to its namespace's.
+func (r *TenantReconciler) issuerWatches() []kindWatch {
+	own := r.Options.Shard
+	return []kindWatch{
+		{&cmapi.ClusterIssuer{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, r.allTenants))},
+		{&cmapi.Issuer{}, handler.EnqueueRequestsFromMapFunc(ownRequests(own, tenantOfNamespace))},
+	}
 }
 
 // certManagerPoll is how often a manager started without cert-manager looks for it.
@@ -100,13 +117,9 @@ func (w *certManagerWatches) Start(ctx context.Context) error {
 		case <-time.After(w.interval):
 		}
 	}
-	cache := w.mgr.GetCache()
-	for _, src := range []source.Source{
-		source.Kind(cache, client.Object(&cmapi.Certificate{}), w.r.ownedObjectHandler()),
-		source.Kind(cache, client.Object(&cmapi.ClusterIssuer{}), handler.EnqueueRequestsFromMapFunc(ownRequests(own, w.r.allTenants))),
-		source.Kind(cache, client.Object(&cmapi.Issuer{}), handler.EnqueueRequestsFromMapFunc(ownRequests(own, tenantOfNamespace))),
-	} {
-		if err := w.controller.Watch(src); err != nil {
+	watches := append([]kindWatch{{&cmapi.Certificate{}, w.r.ownedObjectHandler()}}, w.r.issuerWatches()...)
+	for _, kw := range watches {
+		if err := w.controller.Watch(source.Kind(w.mgr.GetCache(), kw.obj, kw.handler)); err != nil {
 			return fmt.Errorf("watch cert-manager's kinds: %w", err)
 		}
 	}

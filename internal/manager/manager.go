@@ -75,21 +75,9 @@ type Options struct {
 
 // GatewayAPIServed asks the API server whether it serves the Gateway API kinds the operator writes.
 func GatewayAPIServed(cfg *rest.Config) (bool, error) {
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		return false, err
-	}
-	for _, gv := range []schema.GroupVersion{gwv1.SchemeGroupVersion, gwv1beta1.SchemeGroupVersion} {
-		kind := map[string]string{"v1": "HTTPRoute", "v1beta1": "ReferenceGrant"}[gv.Version]
-		resources, err := dc.ServerResourcesForGroupVersion(gv.String())
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("discover %s: %w", gv, err)
-		}
-		if !slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Kind == kind }) {
-			return false, nil
+	for gv, kind := range map[schema.GroupVersion]string{gwv1.SchemeGroupVersion: "HTTPRoute", gwv1beta1.SchemeGroupVersion: "ReferenceGrant"} {
+		if served, err := kindServed(cfg, gv, kind); err != nil || !served {
+			return false, err
 		}
 	}
 	return true, nil
@@ -97,18 +85,23 @@ func GatewayAPIServed(cfg *rest.Config) (bool, error) {
 
 // CertManagerServed asks the API server whether it serves cert-manager's Certificate kind.
 func CertManagerServed(cfg *rest.Config) (bool, error) {
+	return kindServed(cfg, cmapi.SchemeGroupVersion, "Certificate")
+}
+
+// kindServed asks discovery whether the API server serves kind in gv.
+func kindServed(cfg *rest.Config, gv schema.GroupVersion, kind string) (bool, error) {
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
 		return false, err
 	}
-	resources, err := dc.ServerResourcesForGroupVersion(cmapi.SchemeGroupVersion.String())
+	resources, err := dc.ServerResourcesForGroupVersion(gv.String())
 	if apierrors.IsNotFound(err) {
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("discover %s: %w", cmapi.SchemeGroupVersion, err)
+		return false, fmt.Errorf("discover %s: %w", gv, err)
 	}
-	return slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Kind == "Certificate" }), nil
+	return slices.ContainsFunc(resources.APIResources, func(r metav1.APIResource) bool { return r.Kind == kind }), nil
 }
 
 // WithDefaults fills what is empty: the real clock, the metrics registered with

@@ -50,6 +50,7 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 	noOwner := fs.Bool("no-owner", false, "with --dsn: do not restore ownership and grants; the objects belong to the --dsn role")
 	scratchDir := fs.String("scratch-dir", "", "with --dsn: where the scratch data directory lives while the copy runs (default: the temporary directory); it needs the room of the whole cluster")
 	noStart := fs.Bool("no-start", false, "lay out the data directory and its recovery settings, and print how to start it, instead of recovering and checking here")
+	prefetchMiB := fs.Int64("wal-prefetch-mib", DefaultWALPrefetchBytes>>20, "while recovering: fetch and check about this many MiB of WAL segments (at least one) ahead of the server, in pg_wal/tenantops-prefetch of the data directory, removed once recovered; 0 fetches each segment only when the server asks for it")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding postgres and pg_combinebackup (default $PG_BIN_DIR, then /usr/lib/postgresql/<major>/bin, then PATH)")
 	runAs := fs.String("run-as", "", "when running as root: the user the server runs as and who owns the data directory (default postgres)")
 	tf := fs.trustBackups()
@@ -109,8 +110,11 @@ func runPointInTimeRestore(ctx context.Context, args []string, stdout, stderr io
 		return err
 	}
 	o := PointInTimeOptions{Store: store, Location: *loc, Tenant: *tenant, Schedule: *schedule, Identities: ids, IdentityFile: idFile,
-		Trust: trust, Target: target, PgBinDir: *pgBin, RunAs: *runAs, NoStart: *noStart, Log: progress(*verbose, stderr),
+		Trust: trust, Target: target, PgBinDir: *pgBin, RunAs: *runAs, NoStart: *noStart, WALPrefetchBytes: *prefetchMiB << 20, Log: progress(*verbose, stderr),
 		Ledger: PointInTimeLedger{TenantUIDs: uids, Ignore: *ignoreLedger}}
+	if *prefetchMiB <= 0 {
+		o.WALPrefetchBytes = -1
+	}
 	if len(uids) > 0 {
 		o.Owners = []catalog.ListOption{catalog.WithTenantUIDs(uids...)}
 	}

@@ -160,6 +160,7 @@ func runWALRestore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	systemID := fs.String("system-id", "", "database system identifier of the cluster whose WAL to read; default: the one in the data directory's control file")
 	identityFile := fs.String("identity-file", os.Getenv(envIdentityFile), "age identity file; default $"+envIdentityFile)
 	pgdata := fs.String("pgdata", os.Getenv("PGDATA"), "the data directory being recovered; default $PGDATA, else the working directory (where PostgreSQL runs restore_command)")
+	spool := fs.String("spool", "", "directory (relative to the data directory) where the restore running the server prefetches segments, checked: a segment found there is moved into place instead of fetched (restore --to-time sets it)")
 	tf := fs.trustBackups()
 	timeout := fs.Duration("timeout", walCommandTimeout, "give up on a file after this long: recovery stops with the error rather than waiting on a storage that stalls")
 	verbose := fs.Bool("v", false, "print what was done on stderr")
@@ -192,7 +193,7 @@ func runWALRestore(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return fail(err)
 	}
 	_, err = RestoreWAL(ctx, WALRestoreOptions{Store: store, Tenant: *tenant, SystemID: *systemID, Name: name, Path: path, DataDir: *pgdata,
-		Identities: ids, Trust: trust, Log: progress(*verbose, stderr)})
+		Identities: ids, Trust: trust, Spool: *spool, Log: progress(*verbose, stderr)})
 	switch {
 	case err == nil:
 		return exitOK

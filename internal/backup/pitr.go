@@ -63,6 +63,12 @@ type PointInTimeOptions struct {
 	// NoStart lays out the data directory and its recovery settings and stops there: the caller
 	// starts the server (with the storage credentials in its environment), which recovers.
 	NoStart bool
+	// WALPrefetchBytes bounds the WAL fetched ahead of recovery while this restore runs the
+	// server (see walprefetch.go): about this many bytes of segments, at least one, in
+	// pg_wal/tenantops-prefetch of the data directory until recovery ends. Zero is
+	// DefaultWALPrefetchBytes; negative turns prefetch off (wal-restore fetches each segment as
+	// recovery asks for it).
+	WALPrefetchBytes int64
 	// AfterRecovery, when set, runs while the recovered server is up, after the checks and
 	// before the clean shutdown (RestorePointInTimeInto copies the database out here). Its error
 	// fails the restore.
@@ -120,7 +126,7 @@ func RestorePointInTime(ctx context.Context, o PointInTimeOptions) (PointInTimeR
 	if len(o.Identities) == 0 || o.IdentityFile == "" {
 		return res, errors.New("no identity: pass --identity-file")
 	}
-	chain, reach, err := choosePointInTimeBase(ctx, o)
+	chain, reach, plan, err := choosePointInTimeBase(ctx, o)
 	if err != nil {
 		return res, err
 	}
@@ -157,7 +163,7 @@ func RestorePointInTime(ctx context.Context, o PointInTimeOptions) (PointInTimeR
 		}
 	}
 	if o.NoStart {
-		res.RestoreCommand = restoreCommand(agent, o, last.Physical.SystemID, o.IdentityFile)
+		res.RestoreCommand = restoreCommand(agent, o, last.Physical.SystemID, o.IdentityFile, "")
 		if err := writeRecoverySettings(o.DataDir, res.RestoreCommand, o.Target, last.ID); err != nil {
 			return res, err
 		}
@@ -167,7 +173,7 @@ func RestorePointInTime(ctx context.Context, o PointInTimeOptions) (PointInTimeR
 		done = true
 		return res, nil
 	}
-	if err := recoverAndCheck(ctx, o, agent, last, &res); err != nil {
+	if err := recoverAndCheck(ctx, o, agent, last, plan, &res); err != nil {
 		return res, err
 	}
 	done = true
@@ -175,11 +181,12 @@ func RestorePointInTime(ctx context.Context, o PointInTimeOptions) (PointInTimeR
 }
 
 // choosePointInTimeBase lists the tenant's physical backups and WAL, and picks the newest base
-// backup from which the archive reaches the target.
-func choosePointInTimeBase(ctx context.Context, o PointInTimeOptions) ([]catalog.Backup, catalog.Reach, error) {
+// backup from which the archive reaches the target; plan is the segments recovery from it will
+// ask for (catalog.RecoverySegments).
+func choosePointInTimeBase(ctx context.Context, o PointInTimeOptions) (chain []catalog.Backup, reach catalog.Reach, plan []catalog.WALName, err error) {
 	listed, err := catalog.List(ctx, o.Store, o.Tenant, o.Schedule, append(o.Owners, catalog.WithTrust(o.Trust))...)
 	if err != nil {
-		return nil, catalog.Reach{}, err
+		return nil, catalog.Reach{}, nil, err
 	}
 	var physical []catalog.Backup
 	var entries []catalog.Entry
@@ -196,15 +203,15 @@ func choosePointInTimeBase(ctx context.Context, o PointInTimeOptions) ([]catalog
 		where += " schedule " + o.Schedule
 	}
 	if len(physical) == 0 {
-		return nil, catalog.Reach{}, fmt.Errorf("no physical backups of %s whose signature checks (take one with backup --method physical)", where)
+		return nil, catalog.Reach{}, nil, fmt.Errorf("no physical backups of %s whose signature checks (take one with backup --method physical)", where)
 	}
 	wal, err := catalog.ListWAL(ctx, o.Store, o.Tenant, catalog.WithTrust(o.Trust))
 	if err != nil {
-		return nil, catalog.Reach{}, err
+		return nil, catalog.Reach{}, nil, err
 	}
 	reaches := catalog.Reaches(entries, wal)
 	if len(reaches) == 0 {
-		return nil, catalog.Reach{}, fmt.Errorf("no physical backup of %s can be restored: the WAL archive does not hold the WAL up to any backup's end (is wal-archive the server's archive_command?)", where)
+		return nil, catalog.Reach{}, nil, fmt.Errorf("no physical backup of %s can be restored: the WAL archive does not hold the WAL up to any backup's end (is wal-archive the server's archive_command?)", where)
 	}
 	var chosen *catalog.Reach
 	for i, r := range reaches {
@@ -216,31 +223,33 @@ func choosePointInTimeBase(ctx context.Context, o PointInTimeOptions) ([]catalog
 		case !t.Time.IsZero():
 			written, err := lastWrittenAt(ctx, o, r)
 			if err != nil {
-				return nil, catalog.Reach{}, err
+				return nil, catalog.Reach{}, nil, err
 			}
 			// A commit's time is taken just before its record is written, so a commit of a
 			// moment before the last segment was written may still be in the next segment,
 			// which is not archived: keep a margin.
 			if t.Time.After(written.Add(-commitTimeMargin)) {
-				return nil, catalog.Reach{}, fmt.Errorf("the WAL archive of %s holds what was written until %s (segment %s); %s is later: restore --to-latest for all of it, or wait for the next segment to be archived",
+				return nil, catalog.Reach{}, nil, fmt.Errorf("the WAL archive of %s holds what was written until %s (segment %s); %s is later: restore --to-latest for all of it, or wait for the next segment to be archived",
 					where, written.Format(time.RFC3339Nano), r.LastSegment.Name, t)
 			}
 		case t.LSN > r.ToLSN:
-			return nil, catalog.Reach{}, fmt.Errorf("the WAL archive of %s ends at %s (segment %s); %s is later", where, r.ToLSN, r.LastSegment.Name, t)
+			return nil, catalog.Reach{}, nil, fmt.Errorf("the WAL archive of %s ends at %s (segment %s); %s is later", where, r.ToLSN, r.LastSegment.Name, t)
 		}
 		chosen = &reaches[i]
 		break
 	}
 	if chosen == nil {
 		oldest := reaches[len(reaches)-1]
-		return nil, catalog.Reach{}, fmt.Errorf("%s is before the earliest point the backups of %s reach: backup %s is consistent at %s (%s)",
+		return nil, catalog.Reach{}, nil, fmt.Errorf("%s is before the earliest point the backups of %s reach: backup %s is consistent at %s (%s)",
 			o.Target, where, oldest.Backup, oldest.FromTime.Format(time.RFC3339Nano), oldest.FromLSN)
 	}
-	chain, err := catalog.Chain(physical, chosen.Schedule, chosen.Backup)
-	if err != nil {
-		return nil, catalog.Reach{}, err
+	if chain, err = catalog.Chain(physical, chosen.Schedule, chosen.Backup); err != nil {
+		return nil, catalog.Reach{}, nil, err
 	}
-	return chain, *chosen, nil
+	for _, f := range catalog.RecoverySegments(chain[len(chain)-1].Physical, wal) {
+		plan = append(plan, f.WALName)
+	}
+	return chain, *chosen, plan, nil
 }
 
 // commitTimeMargin is how far before the last archived segment was written a time target must be

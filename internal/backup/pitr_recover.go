@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -22,10 +23,13 @@ const recoveryMarker = "# tenant-operator restore:"
 var recoverySettings = []string{"restore_command", "recovery_target_time", "recovery_target_lsn", "recovery_target_inclusive", "recovery_target_action", "recovery_target_timeline"}
 
 // restoreCommand is the restore_command line: this agent's wal-restore with the storage, tenant,
-// cluster, identity and trust of the restore. Storage credentials are not in it; they come from
-// the server's environment.
-func restoreCommand(agent string, o PointInTimeOptions, systemID, identityFile string) string {
+// cluster, identity and trust of the restore, and the prefetch spool when there is one. Storage
+// credentials are not in it; they come from the server's environment.
+func restoreCommand(agent string, o PointInTimeOptions, systemID, identityFile, spool string) string {
 	args := []string{agent, "wal-restore", "--storage", o.Location, "--tenant", o.Tenant, "--system-id", systemID, "--identity-file", identityFile}
+	if spool != "" {
+		args = append(args, "--spool", spool)
+	}
 	for _, k := range o.Trust.Keys {
 		args = append(args, "--signing-public-key", catalog.FormatPublicKey(k))
 	}
@@ -88,7 +92,7 @@ func writeRecoverySettings(dataDir, command string, t Target, backupID string) e
 
 // recoverAndCheck runs the server on the restored data directory until it has recovered to the
 // target, checks the result and shuts it down cleanly.
-func recoverAndCheck(ctx context.Context, o PointInTimeOptions, agent string, last catalog.Backup, res *PointInTimeResult) error {
+func recoverAndCheck(ctx context.Context, o PointInTimeOptions, agent string, last catalog.Backup, plan []catalog.WALName, res *PointInTimeResult) error {
 	runDir, err := os.MkdirTemp("", "pitr-") // short: the socket lives here
 	if err != nil {
 		return fmt.Errorf("run directory: %w", err)
@@ -112,7 +116,11 @@ func recoverAndCheck(ctx context.Context, o PointInTimeOptions, agent string, la
 			return fmt.Errorf("identity for the server: %w", err)
 		}
 	}
-	res.RestoreCommand = restoreCommand(agent, o, last.Physical.SystemID, identity)
+	spool := ""
+	if o.WALPrefetchBytes >= 0 && len(plan) > 0 {
+		spool = walSpoolDir
+	}
+	res.RestoreCommand = restoreCommand(agent, o, last.Physical.SystemID, identity, spool)
 	target := o.Target
 	for attempt := 0; ; attempt++ {
 		if err := writeRecoverySettings(o.DataDir, res.RestoreCommand, target, last.ID); err != nil {
@@ -121,7 +129,7 @@ func recoverAndCheck(ctx context.Context, o PointInTimeOptions, agent string, la
 		if err := pgcluster.Chown(o.DataDir, o.RunAs); err != nil {
 			return fmt.Errorf("hand the data directory to the server's user: %w", err)
 		}
-		err := runRecovery(ctx, o, runDir, last, target, res)
+		err := runRecovery(ctx, o, runDir, last, target, spool, plan, res)
 		var short *targetNotReachedError
 		if errors.As(err, &short) && attempt == 0 && !target.Latest {
 			// Nothing after the target is archived (no later commit for a time, no later record
@@ -144,7 +152,8 @@ func (e *targetNotReachedError) Error() string {
 }
 
 // runRecovery starts the server, waits until it has recovered and promoted, checks and cleans up.
-func runRecovery(ctx context.Context, o PointInTimeOptions, runDir string, last catalog.Backup, target Target, res *PointInTimeResult) error {
+// With a spool, segments of plan are prefetched into it while the server recovers.
+func runRecovery(ctx context.Context, o PointInTimeOptions, runDir string, last catalog.Backup, target Target, spool string, plan []catalog.WALName, res *PointInTimeResult) error {
 	binDir := o.PgBinDir
 	if binDir == "" {
 		postgres, err := pgcluster.Find("", last.PostgresMajor, "postgres")
@@ -154,6 +163,15 @@ func runRecovery(ctx context.Context, o PointInTimeOptions, runDir string, last 
 		binDir = filepath.Dir(postgres)
 	}
 	start := time.Now()
+	stopPrefetch := func() {}
+	if spool != "" {
+		var err error
+		if stopPrefetch, err = startWALPrefetch(ctx, o, last, plan, spool); err != nil {
+			return err
+		}
+		// Also on every early return: no fetch outlives the recovery, and the spool goes.
+		defer stopPrefetch()
+	}
 	srv, err := pgcluster.StartDataDir(ctx, pgcluster.DataDirOptions{BinDir: binDir, DataDir: o.DataDir, RunDir: runDir, RunAs: o.RunAs, Env: serverEnv()})
 	if err != nil {
 		return err
@@ -168,6 +186,9 @@ func runRecovery(ctx context.Context, o PointInTimeOptions, runDir string, last 
 	if err == nil {
 		err = waitPromoted(ctx, srv, last, 30*time.Second, progress)
 	}
+	// Promoted, the server asks for no more WAL: what is left in the spool was fetched past
+	// the target.
+	stopPrefetch()
 	if errors.Is(err, pgcluster.ErrServerExited) {
 		tail := srv.LogTail(5)
 		if logHas(srv.LogFile(), "recovery ended before configured recovery target was reached") {
@@ -330,4 +351,53 @@ func reachedArchiveEnd(ctx context.Context, o PointInTimeOptions, res *PointInTi
 		return fmt.Errorf("recovery ended at %s, before the archive's last segment %s (from %s): a segment went missing from the archive during the restore, and the result would be short of data; restore again", res.ReplayLSN, last.Name, start)
 	}
 	return nil
+}
+
+// startWALPrefetch creates the spool in the data directory (the server's user's, as the data
+// directory is) and prefetches plan into it (walPrefetcher) until the returned stop is called,
+// which waits for the fetches to end and removes the spool; stop may be called more than once.
+func startWALPrefetch(ctx context.Context, o PointInTimeOptions, last catalog.Backup, plan []catalog.WALName, spool string) (stop func(), err error) {
+	dir := filepath.Join(o.DataDir, spool)
+	// A spool left by an earlier attempt on this data directory holds checked segments, but
+	// its .requested is stale: start afresh.
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("WAL prefetch spool: %w", err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("WAL prefetch spool: %w", err)
+	}
+	uid, gid, root, err := pgcluster.UserOf(o.RunAs)
+	if err != nil {
+		return nil, err
+	}
+	var prepare func(*os.File) error
+	if root {
+		// wal-restore, run by the server as its user, writes .requested here and moves the
+		// segments, which the server then reads.
+		if err := os.Chown(dir, uid, gid); err != nil {
+			return nil, fmt.Errorf("WAL prefetch spool: %w", err)
+		}
+		prepare = func(f *os.File) error { return f.Chown(uid, gid) }
+	}
+	bytes := o.WALPrefetchBytes
+	if bytes == 0 {
+		bytes = DefaultWALPrefetchBytes
+	}
+	p := &walPrefetcher{
+		src:  walSource{Store: o.Store, Tenant: o.Tenant, SystemID: last.Physical.SystemID, Identities: o.Identities, Trust: o.Trust, keys: &keyCache{}},
+		plan: plan, dir: dir, ahead: int(max(1, bytes/last.Physical.WALSegmentSize)), workers: walPrefetchWorkers,
+		prepare: prepare, poll: 20 * time.Millisecond, log: o.Log,
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan prefetchStats, 1)
+	go func() { done <- p.run(pctx) }()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			st := <-done
+			_ = os.RemoveAll(dir)
+			logf(o.Log, "restore: WAL prefetch (%d segments ahead): %d fetched, %d taken by recovery, %d dropped, %d failed", p.ahead, st.Fetched, st.Taken, st.Dropped, st.Failed)
+		})
+	}, nil
 }

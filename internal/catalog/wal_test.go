@@ -423,3 +423,40 @@ func TestWALSidecarSignature(t *testing.T) {
 		t.Fatal(`schedule "wal" is accepted, but it is the WAL archive's place`)
 	}
 }
+
+func TestRecoverySegments(t *testing.T) {
+	sw := func(parent uint32, segNo uint64) catalog.TimelineSwitch {
+		return catalog.TimelineSwitch{Parent: parent, Switch: lsnAt(segNo, 0x500)}
+	}
+	tests := []struct {
+		name string
+		wal  []catalog.WALFile
+		want []string
+	}{
+		{
+			name: "one timeline, from the backup's first segment to the end of the run",
+			wal:  concat(segs(1, 1, 6), segs(1, 8, 9)),
+			want: []string{segName(1, 2), segName(1, 3), segName(1, 4), segName(1, 5), segName(1, 6)},
+		},
+		{
+			name: "a switch to timeline 2: the switch's segment and after come from it",
+			wal:  concat(segs(1, 2, 6), []catalog.WALFile{history(2, sw(1, 4))}, segs(2, 4, 5)),
+			want: []string{segName(1, 2), segName(1, 3), segName(2, 4), segName(2, 5)},
+		},
+		{
+			name: "not archived from the start: nothing",
+			wal:  segs(1, 3, 6),
+			want: nil,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := names(catalog.RecoverySegments(base("b1", 1, 2, 3, "").Physical, tt.wal))
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func segName(tli uint32, n uint64) string { return catalog.SegmentName(tli, n, seg) }

@@ -165,19 +165,9 @@ func newArchive(system string, segSize int64, wal []WALFile) *archive {
 
 // reach follows the archive from a backup's first segment for as long as it is unbroken.
 func (a *archive) reach(p *PhysicalInfo) (Reach, bool) {
-	path := a.path(p)
-	n := p.StartSegment()
 	var last WALFile
 	found := false
-	for {
-		tli := path.timelineAt(n, a.segSize)
-		f, ok := a.segments[segKey{tli, n}]
-		if !ok {
-			break
-		}
-		last, found = f, true
-		n++
-	}
+	n := a.follow(p, func(f WALFile) { last, found = f, true })
 	if !found || n <= p.StopSegment() {
 		return Reach{}, false // the archive does not reach the backup's consistency
 	}
@@ -185,6 +175,33 @@ func (a *archive) reach(p *PhysicalInfo) (Reach, bool) {
 		SystemID: p.SystemID, FromLSN: p.StopLSN, FromTime: p.StopTime,
 		ToLSN: LSN(n * uint64(a.segSize)), ToTime: last.ArchivedAt, Timeline: last.Timeline, LastSegment: last,
 	}, true
+}
+
+// follow calls f on each segment of the unbroken run of archived WAL from a backup's first
+// segment, in order, following timeline switches as recovery does; it returns the number of the
+// first segment missing.
+func (a *archive) follow(p *PhysicalInfo, f func(WALFile)) uint64 {
+	path := a.path(p)
+	n := p.StartSegment()
+	for {
+		seg, ok := a.segments[segKey{path.timelineAt(n, a.segSize), n}]
+		if !ok {
+			return n
+		}
+		f(seg)
+		n++
+	}
+}
+
+// RecoverySegments lists the archived segments that recovery from a physical backup reads, in the
+// order it asks for them: from the backup's first segment, on the timelines that
+// recovery_target_timeline=latest follows, to the end of the unbroken run (the backup's
+// Reach.LastSegment). Only segments whose description and data object were both listed count.
+// A restore fetches them ahead of recovery (see the agent's WAL prefetch).
+func RecoverySegments(p *PhysicalInfo, wal []WALFile) []WALFile {
+	var out []WALFile
+	newArchive(p.SystemID, p.WALSegmentSize, wal).follow(p, func(f WALFile) { out = append(out, f) })
+	return out
 }
 
 // timelinePath is the timelines recovery goes through from a backup's: each leg's timeline and

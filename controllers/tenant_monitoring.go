@@ -56,14 +56,22 @@ func (r *TenantReconciler) reconcileMonitoring(ctx context.Context, s *tenantSco
 		return ctrl.Result{}, err
 	}
 	o.Report = r.monitor.Report(t.Name)
+	previous := t.Status.Uptime
 	st := &v1alpha1.UptimeStatus{DetectionSeconds: int32(uptime.DetectionTime(targets.Interval).Seconds())}
-	if o.Report.State == uptime.Down {
+	switch {
+	case previous != nil && tenantstatus.KeepsAvailable(t, o):
+		// What an earlier process saw stands (see KeepsAvailable), and with it since when.
+		st.DownSince = previous.DownSince
+	case o.Report.State == uptime.Down:
 		// At the second, as the API server stores it: a finer time would differ from the stored
 		// one on every pass and be written again.
 		st.DownSince = &metav1.Time{Time: o.Report.Since.Truncate(time.Second)}
 	}
-	if f := o.Report.Figures; f != nil {
+	switch f := o.Report.Figures; {
+	case f != nil:
 		f.ApplyTo(st)
+	case tenantstatus.KeepsUptimeFigures(t, o):
+		st.Ratio24h, st.Ratio7d, st.Ratio30d, st.ErrorBudgetRemaining = previous.Ratio24h, previous.Ratio7d, previous.Ratio30d, previous.ErrorBudgetRemaining
 	}
 	t.Status.Uptime = st
 	return ctrl.Result{}, nil

@@ -8,6 +8,7 @@ package tenantstatus
 import (
 	"cmp"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -315,6 +316,9 @@ type MonitoringObservation struct {
 // they do not make the environment's Ready False: a tenant that has not deployed its application
 // yet is not a broken environment. Alerts watch them instead.
 func SetAvailable(t *v1alpha1.Tenant, o MonitoringObservation) {
+	if KeepsAvailable(t, o) {
+		return
+	}
 	c := o.Report.AvailableCondition(o.URL)
 	if o.NotMonitored != "" {
 		c = metav1.Condition{Type: v1alpha1.ConditionAvailable, Status: metav1.ConditionUnknown, Reason: v1alpha1.ReasonNotMonitored, Message: o.NotMonitored}
@@ -324,6 +328,9 @@ func SetAvailable(t *v1alpha1.Tenant, o MonitoringObservation) {
 
 // SetUptimeObjectiveMet sets UptimeObjectiveMet from what its step observed.
 func SetUptimeObjectiveMet(t *v1alpha1.Tenant, o MonitoringObservation) {
+	if KeepsUptimeFigures(t, o) {
+		return
+	}
 	c := metav1.Condition{Type: v1alpha1.ConditionUptimeObjectiveMet, Status: metav1.ConditionUnknown}
 	switch {
 	case o.InvalidObjective != nil:
@@ -337,6 +344,54 @@ func SetUptimeObjectiveMet(t *v1alpha1.Tenant, o MonitoringObservation) {
 		c = o.Report.Figures.Objective
 	}
 	Set(t, c)
+}
+
+// A restarted manager, or a new leader, knows nothing of a tenant's service until its own probes
+// have judged it, while the tenant's status holds what the previous one observed of the same
+// spec. That observation stands until this process learns better: a restart must not turn
+// Available to Unknown and back (two status writes and two events per tenant, and a false
+// "waiting" on a tenant that was up), nor shorten an outage it did not see begin.
+
+// KeepsAvailable reports whether the Available condition an earlier process set for this
+// generation still says all this process knows: the Monitor has no verdict yet; or it finds the
+// tenant up, having seen no outage, where the condition (up) may tell of one; or it finds the
+// tenant down where the condition already says down, since a time before this process probed.
+func KeepsAvailable(t *v1alpha1.Tenant, o MonitoringObservation) bool {
+	if o.NotMonitored != "" || o.InvalidObjective != nil {
+		return false
+	}
+	prev := earlierVerdict(t, v1alpha1.ConditionAvailable, v1alpha1.ReasonProbeSucceeded, v1alpha1.ReasonDown)
+	if prev == nil {
+		return false
+	}
+	switch o.Report.State {
+	case uptime.Up:
+		return o.Report.LastOutage == 0 && prev.Reason == v1alpha1.ReasonProbeSucceeded
+	case uptime.Down:
+		return prev.Reason == v1alpha1.ReasonDown
+	default:
+		return true
+	}
+}
+
+// KeepsUptimeFigures reports whether the uptime figures and UptimeObjectiveMet an earlier process
+// published for this generation stand, because this one has published none yet. They come from
+// the same saved history, so its first figures will read the same unless time moved them.
+func KeepsUptimeFigures(t *v1alpha1.Tenant, o MonitoringObservation) bool {
+	if o.NotMonitored != "" || o.InvalidObjective != nil || o.Report.Figures != nil || t.Status.Uptime == nil {
+		return false
+	}
+	return earlierVerdict(t, v1alpha1.ConditionUptimeObjectiveMet, v1alpha1.ReasonObjectiveMet, v1alpha1.ReasonObjectiveMissed) != nil
+}
+
+// earlierVerdict is the tenant's condition of conditionType when it was set for the current
+// generation with one of reasons; nil otherwise.
+func earlierVerdict(t *v1alpha1.Tenant, conditionType string, reasons ...string) *metav1.Condition {
+	c := meta.FindStatusCondition(t.Status.Conditions, conditionType)
+	if c == nil || c.ObservedGeneration != t.Generation || !slices.Contains(reasons, c.Reason) {
+		return nil
+	}
+	return c
 }
 
 // SetDeletionBlocked says what keeps a deletion from finishing.

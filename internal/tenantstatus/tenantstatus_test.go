@@ -245,6 +245,79 @@ func TestSetMonitoringConditions(t *testing.T) {
 	})
 }
 
+// A restarted manager's Monitor has no verdict of its own at first; what the previous process
+// observed of the same generation stands until this one learns better, and nothing older or of
+// another generation does.
+func TestMonitoringObservationsOutliveARestart(t *testing.T) {
+	url := "https://acme.example.com/"
+	downSince := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	up := metav1.Condition{Type: v1alpha1.ConditionAvailable, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonProbeSucceeded,
+		Message: url + " answers again since 2026-12-02T10:05:00Z, after 5m0s down"}
+	down := metav1.Condition{Type: v1alpha1.ConditionAvailable, Status: metav1.ConditionFalse, Reason: v1alpha1.ReasonDown,
+		Message: url + " has not answered since 2026-12-02T10:00:00Z"}
+	waiting := metav1.Condition{Type: v1alpha1.ConditionAvailable, Status: metav1.ConditionUnknown, Reason: v1alpha1.ReasonProgressing,
+		Message: "Waiting for the first probes of " + url}
+	met := metav1.Condition{Type: v1alpha1.ConditionUptimeObjectiveMet, Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonObjectiveMet, Message: "Availability 99.9 %"}
+	figures := &uptime.Figures{Ratio24h: "100", Objective: metav1.Condition{Type: v1alpha1.ConditionUptimeObjectiveMet,
+		Status: metav1.ConditionTrue, Reason: v1alpha1.ReasonObjectiveMet, Message: "Availability 100 %"}}
+	cases := []struct {
+		name string
+		// earlier is what the previous process left, at generation seenAt; the tenant is at 3.
+		earlier     []metav1.Condition
+		seenAt      int64
+		o           MonitoringObservation
+		available   want
+		keptFigures bool
+	}{
+		{"no verdict yet, was up", []metav1.Condition{up, met}, 3, MonitoringObservation{URL: url},
+			want{metav1.ConditionTrue, v1alpha1.ReasonProbeSucceeded, "after 5m0s down"}, true},
+		{"no verdict yet, was down", []metav1.Condition{down, met}, 3, MonitoringObservation{URL: url},
+			want{metav1.ConditionFalse, v1alpha1.ReasonDown, "since 2026-12-02T10:00:00Z"}, true},
+		{"up without an outage seen, was up after one", []metav1.Condition{up, met}, 3,
+			MonitoringObservation{URL: url, Report: uptime.Report{State: uptime.Up}},
+			want{metav1.ConditionTrue, v1alpha1.ReasonProbeSucceeded, "after 5m0s down"}, true},
+		{"down now, was down since earlier", []metav1.Condition{down, met}, 3,
+			MonitoringObservation{URL: url, Report: uptime.Report{State: uptime.Down, Since: downSince.Add(time.Hour)}},
+			want{metav1.ConditionFalse, v1alpha1.ReasonDown, "since 2026-12-02T10:00:00Z"}, true},
+		{"down now, was up", []metav1.Condition{up, met}, 3,
+			MonitoringObservation{URL: url, Report: uptime.Report{State: uptime.Down, Since: downSince.Add(time.Hour)}},
+			want{metav1.ConditionFalse, v1alpha1.ReasonDown, "since 2026-12-02T11:00:00Z"}, true},
+		{"up now, was down", []metav1.Condition{down, met}, 3,
+			MonitoringObservation{URL: url, Report: uptime.Report{State: uptime.Up, Figures: figures}},
+			want{metav1.ConditionTrue, v1alpha1.ReasonProbeSucceeded, "answers"}, false},
+		{"another generation", []metav1.Condition{up, met}, 2, MonitoringObservation{URL: url},
+			want{metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "Waiting for the first probes"}, false},
+		{"never judged", []metav1.Condition{waiting}, 3, MonitoringObservation{URL: url},
+			want{metav1.ConditionUnknown, v1alpha1.ReasonProgressing, "Waiting for the first probes"}, false},
+		{"probes turned off since", []metav1.Condition{up, met}, 3, MonitoringObservation{NotMonitored: "Uptime probes are turned off"},
+			want{metav1.ConditionUnknown, v1alpha1.ReasonNotMonitored, "turned off"}, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
+			tenant.Status.Uptime = &v1alpha1.UptimeStatus{Ratio24h: "99.9"}
+			for _, c := range tc.earlier {
+				c.ObservedGeneration = tc.seenAt
+				tenant.Status.Conditions = append(tenant.Status.Conditions, c)
+			}
+			if got := KeepsUptimeFigures(tenant, tc.o); got != tc.keptFigures {
+				t.Errorf("KeepsUptimeFigures = %v, want %v", got, tc.keptFigures)
+			}
+			SetAvailable(tenant, tc.o)
+			SetUptimeObjectiveMet(tenant, tc.o)
+			c := meta.FindStatusCondition(tenant.Status.Conditions, v1alpha1.ConditionAvailable)
+			if c.Status != tc.available.status || c.Reason != tc.available.reason || !strings.Contains(c.Message, tc.available.message) || c.ObservedGeneration != 3 {
+				t.Errorf("Available = %s/%s %q at generation %d, want %s/%s containing %q at 3",
+					c.Status, c.Reason, c.Message, c.ObservedGeneration, tc.available.status, tc.available.reason, tc.available.message)
+			}
+			objective := meta.FindStatusCondition(tenant.Status.Conditions, v1alpha1.ConditionUptimeObjectiveMet)
+			if kept := objective.Message == met.Message; kept != tc.keptFigures {
+				t.Errorf("UptimeObjectiveMet %s %q: kept %v, want %v", objective.Reason, objective.Message, kept, tc.keptFigures)
+			}
+		})
+	}
+}
+
 // A message longer than the API allows in a status would freeze the Tenant's status: every
 // message is cut to a bound, at a character boundary.
 func TestConditionMessagesAreBounded(t *testing.T) {

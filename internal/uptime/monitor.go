@@ -80,7 +80,8 @@ type Report struct {
 	LastOutage time.Duration
 	// Reason and Message are those of the probe that found the tenant down.
 	Reason, Message string
-	// Figures are the uptime figures as last published; nil before the first refresh.
+	// Figures are the uptime figures as last published; nil before the first refresh, which for
+	// a tenant whose history an earlier process saved waits for the tenant's slot.
 	Figures *Figures
 }
 
@@ -142,6 +143,10 @@ type monitored struct {
 	// nextMetrics and nextPublish are when the ratio series and the published figures are next
 	// recomputed.
 	nextMetrics, nextPublish time.Time
+	// resumed is true for a history an earlier process saved: that process published the
+	// tenant's figures at the tenant's slots, so this one publishes its first at a slot too,
+	// not at once, or a restart would add a change between two slots.
+	resumed bool
 	http                     targetState
 	db                       targetState
 	report                   Report
@@ -384,7 +389,8 @@ func (m *Monitor) load(ctx context.Context) {
 			continue
 		}
 		// No probe has been recorded yet: the scheduler starts after this.
-		m.tenant(name).history = h
+		mt := m.tenant(name)
+		mt.history, mt.resumed = h, true
 	}
 }
 
@@ -426,8 +432,11 @@ func (m *Monitor) refresh(now time.Time) {
 		if !mt.tracked || !mt.http.probed {
 			continue
 		}
+		if mt.resumed && mt.nextPublish.IsZero() {
+			mt.nextPublish = nextSlot(name, m.opts.RefreshInterval, now)
+		}
 		metricsDue := !now.Before(mt.nextMetrics)
-		publishDue := mt.report.Figures == nil || !now.Before(mt.nextPublish)
+		publishDue := (mt.report.Figures == nil && !mt.resumed) || !now.Before(mt.nextPublish)
 		if !metricsDue && !publishDue {
 			continue
 		}

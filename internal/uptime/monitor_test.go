@@ -264,6 +264,54 @@ func TestHistoriesSurviveARestart(t *testing.T) {
 	}
 }
 
+// A restarted Monitor publishes a resumed tenant's first figures at the tenant's slot, as the
+// previous process did, not at once: a restart adds no change of status between two slots.
+func TestARestartPublishesAtTheTenantsSlot(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	store := &memoryStore{}
+	clk := clocktesting.NewFakeClock(t0)
+	targets := Targets{URL: "https://acme.example.com/", Objective: mustObjective(t, "99.5")}
+	first := NewMonitor(MonitorOptions{Clock: clk, Store: store, Notify: func(string) {}})
+	if err := first.Track("acme", targets); err != nil {
+		t.Fatal(err)
+	}
+	first.deliver("http/acme", ok(t0))
+	first.refresh(t0)
+	if first.Report("acme").Figures == nil {
+		t.Fatal("a new tenant's first figures were not published at its first probe")
+	}
+	if err := first.save(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	restart := t0.Add(time.Minute)
+	seen := &notices{}
+	second := NewMonitor(MonitorOptions{Clock: clk, Store: store, Notify: seen.notify})
+	second.load(context.Background())
+	if err := second.Track("acme", targets); err != nil {
+		t.Fatal(err)
+	}
+	slot := nextSlot("acme", DefaultRefreshInterval, restart)
+	for now := restart; now.Before(slot); now = now.Add(time.Second) {
+		if now.Sub(restart)%(15*time.Second) == 0 {
+			second.deliver("http/acme", ok(now))
+		}
+		second.refresh(now)
+		if f := second.Report("acme").Figures; f != nil {
+			t.Fatalf("figures published %s after the restart, %s before the tenant's slot", now.Sub(restart), slot.Sub(now))
+		}
+	}
+	second.refresh(slot)
+	f := second.Report("acme").Figures
+	if f == nil || f.Ratio24h != "100" {
+		t.Fatalf("figures at the tenant's slot = %+v, want 100 %% from the saved history and the new probes", f)
+	}
+	// Told once when the first probe found it up, once for the figures.
+	if n := seen.take("acme"); n != 2 {
+		t.Errorf("told %d times from the restart to the slot, want 2", n)
+	}
+}
+
 type memoryStore struct{ saved map[string][]byte }
 
 func (s *memoryStore) Load(context.Context) (map[string][]byte, error) { return s.saved, nil }

@@ -297,10 +297,12 @@ func converge(b *testing.B, binary string, n, shards int, idle time.Duration) {
 	fmt.Printf("tenants=%d memory at the highest RSS sampled (all %d processes together): RSS %.0f MiB at %.0fs\n", n, len(operators), rss, at.Seconds())
 	var restart restartFigures
 	if os.Getenv("BENCH_RESTART") != "0" {
-		operators, restart = measureRestart(b, env, dir, binary, probes, shards, operators, n+len(warmUps), auditLog)
+		operators, restart = measureRestart(b, env, dir, binary, probes, shards, operators, n+len(warmUps), auditLog, classOfTenant)
 		fmt.Printf("tenants=%d restart: %s\n", n, restart)
 		b.ReportMetric(restart.firstPass.Seconds(), "s-restart-first-pass")
 		b.ReportMetric(float64(len(restart.writes)), "restart-writes")
+		b.ReportMetric(float64(len(restart.settleWrites[steadyUp])), "restart-settle-writes-up")
+		b.ReportMetric(float64(len(restart.settleWrites[steadyDown])), "restart-settle-writes-down")
 	}
 
 	convergeWrites := writes - writesBeforeOperator

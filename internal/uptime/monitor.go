@@ -147,9 +147,9 @@ type monitored struct {
 	// tenant's figures at the tenant's slots, so this one publishes its first at a slot too,
 	// not at once, or a restart would add a change between two slots.
 	resumed bool
-	http                     targetState
-	db                       targetState
-	report                   Report
+	http    targetState
+	db      targetState
+	report  Report
 }
 
 // targetState is the run of results of one probe target.

@@ -75,6 +75,67 @@ EOF
     cat "$dir/kustomize/stage/$f" >>"$out"
     printf '\n' >>"$out"
   done
+  # A pod labelled faults.tenantops.io/fail=true fails once running instead of completing (its
+  # weight wins over pod-complete's): its containers end with the exit code, reason and message of
+  # its faults.tenantops.io/ annotations (1, Error, "failed (injected by a test)" by default), as a
+  # crashed or killed container would. The fault-injection suite (test/faults) puts the label on a
+  # backup CronJob's pod template to make its Jobs fail.
+  cat >>"$out" <<'EOF'
+---
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-fail-for-tests
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.labels["faults.tenantops.io/fail"]'
+      operator: 'In'
+      values:
+      - 'true'
+    - key: '.metadata.deletionTimestamp'
+      operator: 'DoesNotExist'
+    - key: '.status.phase'
+      operator: 'In'
+      values:
+      - 'Running'
+  weight: 1
+  delay:
+    durationMilliseconds: 500
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      {{ $annotations := or .metadata.annotations dict }}
+      {{ $exitCode := or ( index $annotations "faults.tenantops.io/exit-code" ) 1 }}
+      {{ $reason := or ( index $annotations "faults.tenantops.io/reason" ) "Error" }}
+      {{ $message := or ( index $annotations "faults.tenantops.io/message" ) "failed (injected by a test)" }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: Ready
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: ContainersReady
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: {{ $exitCode }}
+            finishedAt: {{ $now | Quote }}
+            reason: {{ $reason | Quote }}
+            message: {{ $message | Quote }}
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: Failed
+EOF
   install -m 0644 "$dir/kustomize/stage/volume/fast/storage-class.yaml" "$dev/kwok-storage-class.yaml"
 }
 

@@ -69,7 +69,7 @@ test: control-plane test-tools chart-tools stack-tools ## Run all tests: unit, i
 	cd test/rules && go test ./... -count=1
 
 .PHONY: test-faults
-test-faults: control-plane stack-tools ## Run the fault-injection suite alone (part of make test; FAULTS_SEED replays, FAULTS_TENANTS and FAULTS_KILLS scale it; docs/reliability.md).
+test-faults: control-plane stack-tools $(LOCALBIN)/versitygw ## Run the fault-injection suite alone (part of make test; FAULTS_SEED replays, FAULTS_TENANTS and FAULTS_KILLS scale it; docs/reliability.md).
 	TENANTOPS_FAULTS=1 go test ./test/faults/ -timeout 40m -count=1 -v -run "$(or $(FAULTS_RUN),.)"
 
 .PHONY: test-rules

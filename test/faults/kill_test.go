@@ -35,6 +35,8 @@ type killer struct {
 	name  string
 	op    *localstack.Operator
 	kills int
+	// args are the operator's extra flags, the same at every restart.
+	args []string
 }
 
 // killSoon kills the operator n times, each after a random 0.3 to 4 s of work, restarting it in
@@ -43,17 +45,23 @@ func (k *killer) killSoon(n int, phase string) {
 	k.t.Helper()
 	for range n {
 		time.Sleep(time.Duration(300+k.rng.IntN(3700)) * time.Millisecond)
-		k.op.Kill()
-		k.kills++
-		started := time.Now()
-		op, err := cluster.StartOperator(k.name, true)
-		if err != nil {
-			cluster.DumpLogs(k.t.Output(), k.name+".log")
-			k.t.Fatalf("restart after kill %d (%s): %v", k.kills, phase, err)
-		}
-		k.op = op
-		k.t.Logf("kill %d during %s; ready again in %s", k.kills, phase, time.Since(started).Round(10*time.Millisecond))
+		k.killNow(phase)
 	}
+}
+
+// killNow kills the operator and starts it again at once.
+func (k *killer) killNow(phase string) {
+	k.t.Helper()
+	k.op.Kill()
+	k.kills++
+	started := time.Now()
+	op, err := cluster.StartOperator(k.name, true, k.args...)
+	if err != nil {
+		cluster.DumpLogs(k.t.Output(), k.name+".log")
+		k.t.Fatalf("restart after kill %d (%s): %v", k.kills, phase, err)
+	}
+	k.op = op
+	k.t.Logf("kill %d during %s; ready again in %s", k.kills, phase, time.Since(started).Round(10*time.Millisecond))
 }
 
 // The manager killed with SIGKILL at random moments while it creates, updates and deletes

@@ -170,7 +170,9 @@ func (r *TenantReconciler) ensureDatabaseSecrets(ctx context.Context, t *v1alpha
 }
 
 // ensureGeneratedSecret creates a Secret in the tenant namespace holding a new password, unless
-// it exists, and says whether it created one.
+// it exists, and says whether it created one. The write is a create, never an apply: another
+// process (a replica or shard, while shards are added or removed) may have created the Secret
+// since we looked, and its password is the one the database was, or will be, initialized with.
 func (r *TenantReconciler) ensureGeneratedSecret(ctx context.Context, t *v1alpha1.Tenant, name string, namespaceNew bool, build func(password string) runtime.ApplyConfiguration) (bool, error) {
 	if !namespaceNew {
 		exists, err := r.secretExists(ctx, types.NamespacedName{Namespace: builders.NamespaceName(t), Name: name})
@@ -182,10 +184,11 @@ func (r *TenantReconciler) ensureGeneratedSecret(ctx context.Context, t *v1alpha
 	if err != nil {
 		return false, err
 	}
-	if err := r.apply(ctx, ownedObject{"secret", name, build(password)}); err != nil {
-		return false, err
+	created, err := r.applier.Create(ctx, build(password))
+	if err != nil {
+		return false, fmt.Errorf("create secret %s: %w", name, err)
 	}
-	return true, nil
+	return created, nil
 }
 
 // secretExists looks in the cache, which holds the Secrets we created, and confirms a miss with the

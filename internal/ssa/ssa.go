@@ -20,7 +20,9 @@ import (
 	"fmt"
 	"sync"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -141,6 +143,32 @@ func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, cur
 		return true, err
 	}
 	a.finish(key, &appliedRequest{requestHash: hash, resourceVersion: resourceVersion})
+	return true, nil
+}
+
+// Create creates obj, as its apply configuration describes it, only when it does not exist yet,
+// and reports whether it did. It is for what is written once and never again, such as a generated
+// password: an apply would overwrite the one another process (a replica or shard racing this one)
+// created after this one looked, and the database initialized with it.
+func (a *Applier) Create(ctx context.Context, obj runtime.ApplyConfiguration) (bool, error) {
+	ac, ok := obj.(applyConfiguration)
+	if !ok {
+		return false, fmt.Errorf("%T is not a generated apply configuration", obj)
+	}
+	request, err := json.Marshal(obj)
+	if err != nil {
+		return false, fmt.Errorf("encode %s %s: %w", deref(ac.GetKind()), deref(ac.GetName()), err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := u.UnmarshalJSON(request); err != nil {
+		return false, fmt.Errorf("decode %s %s: %w", deref(ac.GetKind()), deref(ac.GetName()), err)
+	}
+	if err := a.Client.Create(ctx, u, a.Owner); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			return false, nil
+		}
+		return false, err
+	}
 	return true, nil
 }
 

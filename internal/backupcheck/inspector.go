@@ -347,7 +347,13 @@ func (i *Inspector) look(ctx context.Context, k scheduleKey) {
 	var run lookResult
 	if spec, ok := scheduleOf(req.Policy, k.schedule); ok {
 		ctx, cancel := context.WithTimeout(ctx, i.opts.Timeout)
-		listing, run = i.lookAt(ctx, req, spec, known)
+		held := map[string]bool{}
+		for _, r := range unrecorded {
+			if r.Intent != "" {
+				held[r.Intent] = true
+			}
+		}
+		listing, run = i.lookAt(ctx, req, spec, known, held)
 		if run.pruned != nil {
 			unrecorded = append(unrecorded, *run.pruned)
 			for _, b := range run.pruned.Pruned {
@@ -399,8 +405,9 @@ type lookResult struct {
 // lookAt lists one schedule's storage and, with a RetentionPolicy, prunes it. It reads storage
 // itself rather than trusting job status: a job that succeeded against the wrong bucket, or
 // backups deleted by hand, show here. known is what earlier looks listed (nil before the first),
-// which the listing is checked against before anything is judged or pruned by it.
-func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule, known map[string]bool) (listing Listing, run lookResult) {
+// which the listing is checked against before anything is judged or pruned by it. held are the
+// intents of prunings whose record this Inspector holds, not stored yet.
+func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.BackupSchedule, known, held map[string]bool) (listing Listing, run lookResult) {
 	now := i.opts.Clock.Now()
 	listing = Listing{At: now}
 	trust, err := builders.SigningTrust(req.Policy)
@@ -504,10 +511,34 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		listing.PruneErr = disagree
 		return listing, run
 	}
+	// A pruner stopped between its deletions and its record (a manager killed) left the
+	// pruning's intent: its record comes first, before this pruning deletes what it names.
+	completed, err := catalog.CompletePruneIntents(ctx, store, req.Tenant, req.TenantUIDs[0], spec.Name, held, i.opts.Clock.Now())
+	if len(completed) > 0 {
+		ctrl.LoggerFrom(ctx).Info("Recorded the backups an interrupted pruning deleted", "tenant", req.Tenant, "schedule", spec.Name, "records", completed)
+	}
+	if err != nil {
+		listing.PruneErr = fmt.Errorf("nothing pruned: the record of an interrupted pruning could not be completed: %w", err)
+		return listing, run
+	}
 	d, err := catalog.Decide(req.Tenant, spec.Name, catalog.Candidates(listed), req.Retention.Spec, now, req.Location)
 	if err != nil {
 		listing.PruneErr = err
 		return listing, run
+	}
+	// The intent, written before the first deletion, is what tells a later look what this
+	// pruning deleted should the manager stop before its record is stored. Without it (the
+	// storage refuses the write) the pruning goes ahead: the backups are promised to go, and the
+	// record is held until it can be stored.
+	intent := ""
+	if len(d.Prune) > 0 {
+		all := catalog.PruneResult{Decision: d}
+		for _, c := range d.Prune {
+			all.Deleted = append(all.Deleted, c.ID)
+		}
+		if intent, err = catalog.WritePruneIntent(ctx, store, *i.pruneRecord(req, spec.Name, all, now)); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Record the intent of a pruning; pruning without it", "tenant", req.Tenant, "schedule", spec.Name)
+		}
 	}
 	res, err := catalog.PruneDecided(ctx, store, req.Tenant, spec.Name, d)
 	for _, c := range res.Next {
@@ -522,6 +553,15 @@ func (i *Inspector) lookAt(ctx context.Context, req Request, spec v1alpha1.Backu
 		}
 	}
 	run.pruned = i.pruneRecord(req, spec.Name, res, now)
+	switch {
+	case run.pruned != nil:
+		run.pruned.Intent = intent
+	case intent != "":
+		// Nothing deleted: nothing to record. An intent left behind is removed by the next look.
+		if derr := store.Delete(ctx, intent); derr != nil {
+			ctrl.LoggerFrom(ctx).Error(derr, "Remove the intent of a pruning that deleted nothing", "tenant", req.Tenant, "schedule", spec.Name)
+		}
+	}
 	if err != nil {
 		listing.PruneErr = err
 		ctrl.LoggerFrom(ctx).Error(err, "Prune backups", "tenant", req.Tenant, "schedule", spec.Name)

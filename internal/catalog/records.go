@@ -37,6 +37,10 @@ const (
 	pruneRecordsDir   = ".prunes"
 	restoreRecordsDir = ".restores"
 	recordSuffix      = ".json"
+	// intentPrefix starts the name of a pruning's intent, beside the records of its schedule
+	// (WritePruneIntent). A record's name starts with its time, so nothing reads an intent as a
+	// record, and erasure, which deletes everything under the records' directories, takes it too.
+	intentPrefix = "intent-"
 	// recordTimeLayout names a record by its time: fixed width in UTC, so names sort as times do.
 	recordTimeLayout = "2006-01-02T15:04:05Z"
 	// maxRecordObject bounds what is read of one record: a pruning of a few thousand backups at
@@ -92,8 +96,16 @@ type PruneRecord struct {
 	// names them.
 	Due    int            `json:"due"`
 	Pruned []PrunedBackup `json:"pruned"`
+	// Interrupted says the pruner was stopped (killed) after it deleted these backups and before
+	// it stored this record: the next look completed the record from the pruning's intent
+	// (CompletePruneIntents). PrunedAt is then when that look found them gone.
+	Interrupted bool `json:"interrupted,omitempty"`
 	// Key is where the record was found (not stored).
 	Key string `json:"-"`
+	// Intent is the key of the pruning's intent (WritePruneIntent) this record completes (not
+	// stored): WritePruneRecord stores the record under the name the intent announced, then
+	// removes the intent.
+	Intent string `json:"-"`
 }
 
 // PrunedBackup is one deleted backup in a PruneRecord.
@@ -191,7 +203,8 @@ func recordTime(key string) (time.Time, bool) {
 
 // WritePruneRecord stores a pruning run's record and returns its key. Write it once the deletions
 // it lists are done, listing only those: a record that says a backup was pruned must never exist
-// for a backup that was not.
+// for a backup that was not. With r.Intent, the record goes under the name the intent announced
+// (writing it again writes the same object), and the intent is removed after it.
 func WritePruneRecord(ctx context.Context, store storage.Store, r PruneRecord) (string, error) {
 	dir, err := PruneRecordsDir(r.Tenant, r.TenantUID, r.Schedule)
 	if err != nil {
@@ -202,10 +215,123 @@ func WritePruneRecord(ctx context.Context, store storage.Store, r PruneRecord) (
 	}
 	r.FormatVersion = PruneRecordFormatVersion
 	key := recordName(dir, r.PrunedAt)
+	if r.Intent != "" {
+		if path.Dir(r.Intent) != dir || !strings.HasPrefix(path.Base(r.Intent), intentPrefix) {
+			return "", fmt.Errorf("%s is not the intent of a pruning of tenant %s schedule %s", r.Intent, r.Tenant, r.Schedule)
+		}
+		key = recordOfIntent(r.Intent)
+	}
 	if err := putJSON(ctx, store, key, r); err != nil {
 		return "", fmt.Errorf("record pruning of tenant %s schedule %s: %w", r.Tenant, r.Schedule, err)
 	}
+	if r.Intent != "" {
+		if err := store.Delete(ctx, r.Intent); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return key, fmt.Errorf("remove the intent %s of a recorded pruning: %w", r.Intent, err)
+		}
+	}
 	return key, nil
+}
+
+// WritePruneIntent stores the intent of a pruning about to run, before its first deletion, and
+// returns its key: the record the pruning will store, naming every backup the decision prunes,
+// under a name of its own beside the records. The pruning's record, written with Intent set to
+// that key (WritePruneRecord), takes the name the intent announced and removes the intent. A
+// pruner stopped in between (killed, its node gone) leaves the intent, and the next look turns it
+// into the record of the backups it names that are gone (CompletePruneIntents): without it, the
+// backups such a pruner deleted would be in no record.
+func WritePruneIntent(ctx context.Context, store storage.Store, r PruneRecord) (string, error) {
+	dir, err := PruneRecordsDir(r.Tenant, r.TenantUID, r.Schedule)
+	if err != nil {
+		return "", err
+	}
+	if len(r.Pruned) == 0 {
+		return "", errors.New("a pruning's intent lists the backups to delete; there are none")
+	}
+	r.FormatVersion = PruneRecordFormatVersion
+	r.Key, r.Intent, r.Interrupted = "", "", false
+	key := storage.Join(dir, intentPrefix+path.Base(recordName(dir, r.DecidedAt)))
+	if err := putJSON(ctx, store, key, r); err != nil {
+		return "", fmt.Errorf("record the intent of a pruning of tenant %s schedule %s: %w", r.Tenant, r.Schedule, err)
+	}
+	return key, nil
+}
+
+// recordOfIntent is the key of the record of the pruning an intent announced.
+func recordOfIntent(intent string) string {
+	return storage.Join(path.Dir(intent), strings.TrimPrefix(path.Base(intent), intentPrefix))
+}
+
+// CompletePruneIntents stores the records of the prunings of one Tenant object's schedule that
+// were stopped after their intent was written (WritePruneIntent) and before their record was,
+// and returns the keys of the records it stored. Intents in held are skipped: prunings whose
+// record the caller still holds, to be written with WritePruneRecord. A completed record names the
+// backups of the intent whose manifest is gone, and says it was Interrupted; an intent whose
+// backups are all still there (the pruning stopped before its first deletion), or whose record
+// exists (only the intent's removal was lost), is removed. A backup deleted by hand in the
+// meantime is recorded as pruned too: it was due, and it is gone.
+//
+// Run it before the schedule's next pruning: a later pruning deletes what an intent names, and
+// the intent would then claim those deletions as its own.
+func CompletePruneIntents(ctx context.Context, store storage.Store, tenant, tenantUID, schedule string, held map[string]bool, now time.Time) ([]string, error) {
+	dir, err := PruneRecordsDir(tenant, tenantUID, schedule)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := store.List(ctx, dir)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return nil, fmt.Errorf("list the intents of prunings under %s: %w", dir, err)
+	}
+	var recorded []string
+	for _, o := range objs {
+		if path.Dir(o.Key) != dir || !strings.HasPrefix(path.Base(o.Key), intentPrefix) || held[o.Key] {
+			continue
+		}
+		data, err := readSmall(ctx, store, o.Key, maxRecordObject)
+		if err != nil {
+			return recorded, fmt.Errorf("read the intent %s: %w", o.Key, err)
+		}
+		var r PruneRecord
+		if err := json.Unmarshal(data, &r); err != nil {
+			return recorded, fmt.Errorf("the intent %s is not valid JSON: %w", o.Key, err)
+		}
+		if r.Tenant != tenant || r.TenantUID != tenantUID || r.Schedule != schedule {
+			return recorded, fmt.Errorf("the intent %s names tenant %s (%s) schedule %s: it was moved", o.Key, r.Tenant, r.TenantUID, r.Schedule)
+		}
+		_, err = store.Stat(ctx, recordOfIntent(o.Key))
+		switch {
+		case err == nil:
+			// Recorded; only the intent's removal was lost.
+			if err := store.Delete(ctx, o.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return recorded, fmt.Errorf("remove the intent %s: %w", o.Key, err)
+			}
+			continue
+		case !errors.Is(err, storage.ErrNotFound):
+			return recorded, fmt.Errorf("look for the record of the intent %s: %w", o.Key, err)
+		}
+		var gone []PrunedBackup
+		for _, b := range r.Pruned {
+			_, err := store.Stat(ctx, storage.Join(Dir(tenant, schedule, b.ID), ManifestObject))
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				gone = append(gone, b)
+			case err != nil:
+				return recorded, fmt.Errorf("look for backup %s of the intent %s: %w", b.ID, o.Key, err)
+			}
+		}
+		if len(gone) == 0 {
+			if err := store.Delete(ctx, o.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+				return recorded, fmt.Errorf("remove the intent %s: %w", o.Key, err)
+			}
+			continue
+		}
+		r.Pruned, r.Interrupted, r.PrunedAt, r.Intent = gone, true, now.UTC(), o.Key
+		key, err := WritePruneRecord(ctx, store, r)
+		if err != nil {
+			return recorded, err
+		}
+		recorded = append(recorded, key)
+	}
+	return recorded, nil
 }
 
 // WriteRestoreRecord stores a restore's record and returns its key. Write it once the restore

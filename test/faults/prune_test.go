@@ -17,9 +17,11 @@ import (
 // more arrive between kills, and each kill comes either a random moment after the pruning of a
 // batch was seen to begin or at a random moment. At every kill and afterwards: no backup
 // retention keeps is pruned; once the manager runs again, pruning completes; no half-deleted
-// backup counts; every prune record names only backups that retention prunes and that are gone,
-// none twice. The backups are manifest-complete and signed with the policy's key, written as the
-// agent writes them (kwok runs no agent); retention does not read their data.
+// backup counts; every backup pruned is in exactly one prune record, and records name only
+// backups that retention prunes and that are gone (a pruning killed before its record is recorded
+// by the next manager, from the intent it wrote first). The backups are manifest-complete and
+// signed with the policy's key, written as the agent writes them (kwok runs no agent); retention
+// does not read their data.
 func TestPruningManagerKilled(t *testing.T) {
 	rng := requireCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -191,7 +193,7 @@ func TestPruningManagerKilled(t *testing.T) {
 	}
 
 	// The prune records: only backups retention prunes and that are gone, none twice.
-	recorded, due := 0, 0
+	recorded, due, interrupted := 0, 0, 0
 	for _, name := range names {
 		records, _, err := catalog.ReadPruneRecords(ctx, b.store, name, uids[name], 0)
 		if err != nil {
@@ -234,11 +236,16 @@ func TestPruningManagerKilled(t *testing.T) {
 				}
 			}
 			slices.Sort(ids)
-			t.Logf("tenant %s: %d pruned backups in no record: %s", name, missing, strings.Join(ids, ", "))
+			t.Errorf("tenant %s: %d pruned backups in no prune record: %s", name, missing, strings.Join(ids, ", "))
+		}
+		for _, r := range records {
+			if r.Interrupted {
+				interrupted++
+			}
 		}
 	}
-	record("manager SIGKILLed %d times while it pruned %d tenants' backups (%d pruned, %d kept; %d kills with a pruning under way, %d a moment after a deletion was seen): nothing retention keeps lost; pruning complete %s after the last restart (%s in all); %d half-deleted backups left uncounted; %d of %d pruned backups in prune records",
+	record("manager SIGKILLed %d times while it pruned %d tenants' backups (%d pruned, %d kept; %d kills with a pruning under way, %d a moment after a deletion was seen): nothing retention keeps lost; pruning complete %s after the last restart (%s in all); %d half-deleted backups left uncounted; %d of %d pruned backups in prune records, each once (%d records completed after a kill)",
 		kills, n, due, len(keep)*n, midPruning, seenDeleting, recovery.Round(100*time.Millisecond), time.Since(began).Round(time.Second),
-		halfDeleted, recorded, due)
+		halfDeleted, recorded, due, interrupted)
 	cleanup(ctx, t, names)
 }

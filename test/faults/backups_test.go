@@ -148,7 +148,8 @@ func tenantUID(ctx context.Context, t *testing.T, name string) string {
 
 // storeBackup stores a complete backup as the agent does (catalogtest's layout, signed): its data
 // object, its signature, then its manifest, which makes it a backup. kwok runs no container, so
-// the cases store what a backup Job's agent would have.
+// the cases store what a backup Job's agent would have. It finished 30 seconds after it started,
+// or now if that is sooner.
 func (b *backupStorage) storeBackup(ctx context.Context, t *testing.T, key ed25519.PrivateKey, tenant, uid, id string, started time.Time) {
 	t.Helper()
 	data := []byte("encrypted dump of " + tenant + "/" + id)
@@ -157,8 +158,12 @@ func (b *backupStorage) storeBackup(ctx context.Context, t *testing.T, key ed255
 		t.Fatalf("store the data of %s: %v", dir, err)
 	}
 	sum := sha256.Sum256(data)
+	finished := started.Add(30 * time.Second)
+	if now := time.Now().UTC().Truncate(time.Second); now.Before(finished) {
+		finished = now
+	}
 	m := catalog.Manifest{FormatVersion: catalog.FormatVersion, ID: id, Tenant: tenant, TenantUID: uid, Schedule: backupSchedule,
-		StartedAt: started, FinishedAt: started.Add(30 * time.Second), Database: "app",
+		StartedAt: started, FinishedAt: finished, Database: "app",
 		Object: catalog.ObjectInfo{Name: catalog.DataObject, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]),
 			Format: "pg_dump-custom", Compression: "zstd", Encryption: "age"}}
 	if err := catalog.WriteSignedManifest(ctx, b.store, m, key); err != nil {
@@ -495,6 +500,10 @@ func TestBackupJobsFailing(t *testing.T) {
 		}
 		for _, p := range pods.Items {
 			if byHand[p.Labels["job-name"]] && p.Status.Phase == corev1.PodFailed && !leftovers[p.Name] {
+				if len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Terminated == nil ||
+					p.Status.ContainerStatuses[0].State.Terminated.ExitCode != 137 {
+					t.Errorf("pod %s failed, but not as the fault says (exit 137): %+v", p.Name, p.Status.ContainerStatuses)
+				}
 				started := p.CreationTimestamp.Time
 				b.abandonUpload(ctx, t, name, catalog.NewID(started))
 				leftovers[p.Name] = true
@@ -553,9 +562,36 @@ func TestBackupJobsFailing(t *testing.T) {
 	}
 
 	// Idle while nothing changes: no write, no failed reconcile, a reconcile per look at most.
+	// The window ends before the next scheduled run (a run starting and failing changes the
+	// condition: writes that are due); when too little is left, after that run failed too.
+	const quiet = 12 * time.Second
+	for time.Until(time.Now().Truncate(time.Minute).Add(time.Minute)) < quiet+2*time.Second {
+		next := time.Now().Truncate(time.Minute).Add(time.Minute)
+		t.Logf("the next run starts at %s, before a quiet window could end: waiting until it failed", next.Format(time.TimeOnly))
+		for deadline := next.Add(2 * time.Minute); ; {
+			if time.Now().After(deadline) {
+				t.Fatalf("the run of %s did not fail within 2 minutes", next.Format(time.TimeOnly))
+			}
+			done := false
+			jobs, err := jobsOf(ctx, cronJobName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, j := range jobs {
+				if !j.CreationTimestamp.Before(&metav1.Time{Time: next.Add(-time.Second)}) && jobState(&j) == string(batchv1.JobFailed) {
+					failedJobs[j.Name] = true
+					done = true
+				}
+			}
+			if done {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		converge(ctx, t, expectation{live: []string{name}, ready: backupsSay(v1alpha1.ReasonJobFailing, newest, 3)}, 2*time.Minute)
+	}
 	quietFrom := time.Now()
 	before, beforeFailed := reconciles(t, op)
-	const quiet = 12 * time.Second
 	time.Sleep(quiet)
 	after, afterFailed := reconciles(t, op)
 	quietTo := time.Now()
@@ -614,6 +650,18 @@ func TestBackupJobsFailing(t *testing.T) {
 				b.storeBackup(ctx, t, key, name, uid, runID, ran.UTC())
 				break
 			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	for deadline := time.Now().Add(time.Minute); ; {
+		job := &batchv1.Job{}
+		if err := cluster.Client.Get(ctx, types.NamespacedName{Namespace: localstack.OperatorNamespace, Name: recovered}, job); err != nil {
+			t.Fatal(err)
+		}
+		if state := jobState(job); state == string(batchv1.JobComplete) {
+			break
+		} else if state != "" || time.Now().After(deadline) {
+			t.Fatalf("Job %s, run after the fault was taken off: %q, want Complete", recovered, state)
 		}
 		time.Sleep(300 * time.Millisecond)
 	}

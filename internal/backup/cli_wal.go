@@ -178,6 +178,12 @@ func runWALRestore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.required("storage", "tenant", "identity-file"); err != nil {
 		return fail(err)
 	}
+	o := WALRestoreOptions{Tenant: *tenant, SystemID: *systemID, Name: name, Path: path, DataDir: *pgdata, Spool: *spool, Log: progress(*verbose, stderr)}
+	// Before anything else, which the spool does not need: opening the storage costs a request.
+	if RestoreSpooled(o) {
+		return exitOK
+	}
+	o.Spool = "" // looked at already
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	trust, err := tf.trust()
@@ -192,8 +198,8 @@ func runWALRestore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fail(err)
 	}
-	_, err = RestoreWAL(ctx, WALRestoreOptions{Store: store, Tenant: *tenant, SystemID: *systemID, Name: name, Path: path, DataDir: *pgdata,
-		Identities: ids, Trust: trust, Spool: *spool, Log: progress(*verbose, stderr)})
+	o.Store, o.Identities, o.Trust = store, ids, trust
+	_, err = RestoreWAL(ctx, o)
 	switch {
 	case err == nil:
 		return exitOK

@@ -68,28 +68,42 @@ func RestoreWAL(ctx context.Context, o WALRestoreOptions) (catalog.WALInfo, erro
 	if len(o.Identities) == 0 {
 		return catalog.WALInfo{}, fmt.Errorf("no identity: pass --identity-file")
 	}
+	if o.Spool != "" && RestoreSpooled(o) {
+		return catalog.WALInfo{Name: o.Name}, nil
+	}
 	start := time.Now()
-	dest := o.Path
-	if !filepath.IsAbs(dest) {
-		dest = filepath.Join(dataDir, dest)
-	}
-	if o.Spool != "" {
-		served, err := takeSpooled(resolve(dataDir, o.Spool), n, dest)
-		if err != nil {
-			// The spool is only a shortcut: fetch it as if there were none.
-			logf(o.Log, "wal-restore: %s: prefetched copy not used: %v", o.Name, err)
-		}
-		if served {
-			logf(o.Log, "wal-restore: %s restored from the prefetch spool in %s", o.Name, time.Since(start).Round(time.Millisecond))
-			return catalog.WALInfo{Name: o.Name}, nil
-		}
-	}
+	dest := resolve(dataDir, o.Path)
 	info, err := fetchWAL(ctx, walSource{Store: o.Store, Tenant: o.Tenant, SystemID: systemID, Identities: o.Identities, Trust: o.Trust}, n, dest, nil)
 	if err != nil {
 		return info, err
 	}
 	logf(o.Log, "wal-restore: %s restored in %s", o.Name, time.Since(start).Round(time.Millisecond))
 	return info, nil
+}
+
+// RestoreSpooled is RestoreWAL's first step when o.Spool is set, which needs neither storage nor
+// keys (what is spooled was checked with them): it writes o.Name to o.Path from the prefetch spool
+// and returns true, or returns false when the spool does not hold it (not prefetched, not yet,
+// or the prefetch failed), and RestoreWAL must fetch it.
+func RestoreSpooled(o WALRestoreOptions) bool {
+	n, err := catalog.ParseWALName(o.Name)
+	if err != nil || o.Spool == "" {
+		return false
+	}
+	dataDir := o.DataDir
+	if dataDir == "" {
+		dataDir = "."
+	}
+	start := time.Now()
+	served, err := takeSpooled(resolve(dataDir, o.Spool), n, resolve(dataDir, o.Path))
+	if err != nil {
+		// The spool is only a shortcut: fetch the file as if there were none.
+		logf(o.Log, "wal-restore: %s: prefetched copy not used: %v", o.Name, err)
+	}
+	if served {
+		logf(o.Log, "wal-restore: %s restored from the prefetch spool in %s", o.Name, time.Since(start).Round(time.Millisecond))
+	}
+	return served
 }
 
 // walSource is where archived WAL files come from and what they are checked against.

@@ -274,26 +274,29 @@ func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 }
 
 // dumpPipeline is pg_dump's output on its way to storage: counted, zstd-compressed, counted,
-// age-encrypted, counted and hashed.
+// age-encrypted, counted and hashed. A physical base backup's is S2-compressed by default.
 type dumpPipeline struct {
 	dumped     *countingReader
-	enc        *zstd.Encoder
+	enc        io.WriteCloser
 	compressed *countingWriter
 	encrypted  io.WriteCloser
 	stored     *countingWriter
 }
 
 func newDumpPipeline(src io.Reader, dst io.Writer, recipients []age.Recipient, level zstd.EncoderLevel) (*dumpPipeline, error) {
+	return newSealPipeline(src, dst, recipients, CompressionZstd, level)
+}
+
+// newSealPipeline is newDumpPipeline with another codec (codec.go); level is zstd's.
+func newSealPipeline(src io.Reader, dst io.Writer, recipients []age.Recipient, codec string, level zstd.EncoderLevel) (*dumpPipeline, error) {
 	p := &dumpPipeline{dumped: &countingReader{r: src}, stored: &countingWriter{w: dst, h: sha256.New()}}
 	var err error
 	if p.encrypted, err = age.Encrypt(p.stored, recipients...); err != nil {
 		return nil, fmt.Errorf("age: %w", err)
 	}
 	p.compressed = &countingWriter{w: p.encrypted}
-	// Lower concurrency than GOMAXPROCS: pg_dump and the server need the other cores, and every
-	// concurrent block costs memory.
-	if p.enc, err = zstd.NewWriter(p.compressed, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(2)); err != nil {
-		return nil, fmt.Errorf("zstd: %w", err)
+	if p.enc, err = newCompressor(codec, p.compressed, level); err != nil {
+		return nil, err
 	}
 	return p, nil
 }
@@ -301,7 +304,7 @@ func newDumpPipeline(src io.Reader, dst io.Writer, recipients []age.Recipient, l
 // finish flushes zstd's last frame and age's last chunk.
 func (p *dumpPipeline) finish() error {
 	if err := p.enc.Close(); err != nil {
-		return fmt.Errorf("zstd: %w", err)
+		return fmt.Errorf("compress: %w", err)
 	}
 	if err := p.encrypted.Close(); err != nil {
 		return fmt.Errorf("age: %w", err)

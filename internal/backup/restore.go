@@ -235,14 +235,15 @@ func (e *DataObjectMissingError) Error() string {
 	return fmt.Sprintf("backup %q is damaged: its manifest exists but its data object %s is missing", e.ID, e.Object)
 }
 
-// archive is a backup's pg_dump archive as one stream: storage → checksum gate → age → zstd. It
-// ends with io.EOF only once the whole stored object has matched the manifest (see
-// verifyingReader): a consumer that needs the complete archive cannot finish on a damaged one.
+// archive is a backup's pg_dump archive as one stream: storage → checksum gate → age → zstd (or
+// the codec the manifest names: codec.go). It ends with io.EOF only once the whole stored object
+// has matched the manifest (see verifyingReader): a consumer that needs the complete archive
+// cannot finish on a damaged one.
 type archive struct {
 	io.Reader
 	gate *verifyingReader
 	rc   io.Closer
-	zr   *zstd.Decoder
+	zr   *zstd.Decoder // nil when the codec is not zstd
 }
 
 // openArchive starts the stream of a backup's archive.
@@ -271,16 +272,21 @@ func openSealed(ctx context.Context, store storage.Store, id, key string, obj ca
 		}
 		return nil, a.explain("decrypt", err)
 	}
-	if a.zr, err = zstd.NewReader(plain, zstd.WithDecoderConcurrency(2)); err != nil {
+	// The codec is the manifest's: zstd, or S2 for physical base backups taken since it became
+	// their default.
+	dec, err := newDecompressor(obj.Compression, plain)
+	if err != nil {
 		rc.Close()
-		return nil, fmt.Errorf("zstd: %w", err)
+		return nil, err
 	}
-	a.Reader = a.zr
+	a.zr, a.Reader = dec.zstd, dec.Reader
 	return a, nil
 }
 
 func (a *archive) Close() {
-	a.zr.Close()
+	if a.zr != nil {
+		a.zr.Close()
+	}
 	_ = a.rc.Close()
 }
 

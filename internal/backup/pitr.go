@@ -323,7 +323,7 @@ func restoreChain(ctx context.Context, o PointInTimeOptions, chain []catalog.Bac
 func unpackBackup(ctx context.Context, o PointInTimeOptions, b catalog.Backup, ids []age.Identity, dir string) error {
 	start := time.Now()
 	key := storage.Join(catalog.Dir(b.Tenant, b.Schedule, b.ID), b.Object.Name)
-	a, err := openSealed(ctx, o.Store, b.ID, key, b.Object, b.Recipients, ids)
+	a, err := openSealedAhead(ctx, o.Store, b.ID, key, b.Object, b.Recipients, ids)
 	if err != nil {
 		return err
 	}

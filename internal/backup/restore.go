@@ -15,6 +15,7 @@ import (
 	"filippo.io/age"
 	"github.com/jackc/pgx/v5"
 	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/readahead"
 
 	"github.com/tenantops/tenant-operator/internal/backup/pgcluster"
 	"github.com/tenantops/tenant-operator/internal/catalog"
@@ -244,6 +245,10 @@ type archive struct {
 	gate *verifyingReader
 	rc   io.Closer
 	zr   *zstd.Decoder // nil when the codec is not zstd
+	// in and out are openSealedAhead's read-ahead stages, before and after decompression; nil
+	// otherwise.
+	in, out io.Closer
+	stopped bool
 }
 
 // openArchive starts the stream of a backup's archive.
@@ -255,6 +260,22 @@ func openArchive(ctx context.Context, store storage.Store, m catalog.Manifest, i
 // backup's data, a physical backup's backup_manifest, an archived WAL file (whose name is then
 // the id); recipients are the fingerprints it was encrypted to.
 func openSealed(ctx context.Context, store storage.Store, id, key string, obj catalog.ObjectInfo, recipients []string, ids []age.Identity) (*archive, error) {
+	return openSealedStages(ctx, store, id, key, obj, recipients, ids, false)
+}
+
+// openSealedAhead is openSealed for a stream large enough to pay for more goroutines (a base
+// backup): fetching, hashing and decrypting run in one goroutine, zstd in its own, and the
+// consumer in its, with a few MiB of read-ahead between them, so that each stage works while the
+// next one does (the consumer writing files, say) instead of waiting for it. The stream is the
+// same, checks included: it still ends only once the whole object has matched.
+func openSealedAhead(ctx context.Context, store storage.Store, id, key string, obj catalog.ObjectInfo, recipients []string, ids []age.Identity) (*archive, error) {
+	return openSealedStages(ctx, store, id, key, obj, recipients, ids, true)
+}
+
+// readAheadBuffers is each read-ahead stage's room: 4 buffers of 1 MiB.
+const readAheadBuffers, readAheadBufferSize = 4, 1 << 20
+
+func openSealedStages(ctx context.Context, store storage.Store, id, key string, obj catalog.ObjectInfo, recipients []string, ids []age.Identity, ahead bool) (*archive, error) {
 	rc, err := store.Get(ctx, key)
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, &DataObjectMissingError{ID: id, Object: obj.Name}
@@ -272,22 +293,58 @@ func openSealed(ctx context.Context, store storage.Store, id, key string, obj ca
 		}
 		return nil, a.explain("decrypt", err)
 	}
+	if ahead {
+		in, err := readahead.NewReaderSize(plain, readAheadBuffers, readAheadBufferSize)
+		if err != nil {
+			rc.Close()
+			return nil, fmt.Errorf("read-ahead: %w", err)
+		}
+		a.in, plain = in, in
+	}
 	// The codec is the manifest's: zstd, or S2 for physical base backups taken since it became
 	// their default.
 	dec, err := newDecompressor(obj.Compression, plain)
 	if err != nil {
+		a.stop()
 		rc.Close()
 		return nil, err
 	}
 	a.zr, a.Reader = dec.zstd, dec.Reader
+	if ahead {
+		out, err := readahead.NewReaderSize(a.Reader, readAheadBuffers, readAheadBufferSize)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("read-ahead: %w", err)
+		}
+		a.out, a.Reader = out, out
+	}
 	return a, nil
 }
 
 func (a *archive) Close() {
+	a.stop()
 	if a.zr != nil {
 		a.zr.Close()
 	}
 	_ = a.rc.Close()
+}
+
+// stop ends the read-ahead stages, each before what it reads from, and waits for their
+// goroutines: then nothing reads the gate but the caller.
+func (a *archive) stop() {
+	if a.stopped || (a.in == nil && a.out == nil) {
+		return
+	}
+	a.stopped = true
+	if a.out != nil {
+		_ = a.out.Close()
+	}
+	if a.zr != nil {
+		a.zr.Close()
+	}
+	if a.in != nil {
+		_ = a.in.Close()
+	}
 }
 
 // explain turns a failure inside the stream into the most useful error: a checksum mismatch when
@@ -299,6 +356,7 @@ func (a *archive) explain(what string, err error) error {
 	if errors.As(err, &mismatch) || errors.As(err, &unreachable) {
 		return err
 	}
+	a.stop() // a read-ahead stage may be reading the gate
 	if derr := a.gate.drain(); derr != nil {
 		if errors.As(derr, &mismatch) || errors.As(derr, &unreachable) {
 			return derr

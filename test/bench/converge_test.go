@@ -60,7 +60,7 @@ const (
 //
 // BENCH_TENANTS=100,1000 chooses N; BENCH_IDLE=10m the idle window (by default one refresh
 // interval: each tenant's figures are refreshed once in it, and the histories saved once);
-// BENCH_REQUIRED=0 skips the required writes; BENCH_RESTART=0 the restart of the converged
+// BENCH_REQUIRED=0 skips the required writes, BENCH_FLOOR=0 the floor; BENCH_RESTART=0 the restart of the converged
 // operator (measureRestart) at the end;
 // BENCH_CPU_PROFILE=file saves a 30 s CPU profile of the operator converging;
 // BENCH_SHARDS=3 runs the operator as 3 processes, --shards 3 --shard-index 0..2 (each its own
@@ -162,21 +162,29 @@ func converge(b *testing.B, binary string, n, shards int, idle time.Duration) {
 		// The same for the floor, to compare with go tool pprof -diff_base.
 		go saveAPIServerProfile(cfg, file+".floor", apiServerProfileTime())
 	}
-	floorStart := time.Now()
-	parallel(n, func(i int) error {
-		applied, err := applyAsFloor(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i), ""), opts)
-		floorWrites.Add(int64(applied))
-		return err
-	}, b)
-	floorTime := time.Since(floorStart)
-	floorCPU := cpuByProcess().since(cpuBeforeFloor)
-	floorRequests := apiServerRequests(b, cfg).since(requestsBeforeFloor)
-	// The operator starts from the cluster the floor started from. Left in place, the floor's
-	// objects make the operator's phase pay for them: the service IP allocator, for one, lists
-	// every allocated address on each allocation.
-	parallel(n, func(i int) error {
-		return deleteOwned(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i), ""), opts)
-	}, b)
+	var floorTime time.Duration
+	var floorCPU cpuSeconds
+	var floorRequests requestCounts
+	// BENCH_FLOOR=0 skips the floor: at 10,000 tenants it and the removal of its objects take
+	// half an hour, bound by the client's rate limit as every phase is.
+	withFloor := os.Getenv("BENCH_FLOOR") != "0"
+	if withFloor {
+		floorStart := time.Now()
+		parallel(n, func(i int) error {
+			applied, err := applyAsFloor(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i), ""), opts)
+			floorWrites.Add(int64(applied))
+			return err
+		}, b)
+		floorTime = time.Since(floorStart)
+		floorCPU = cpuByProcess().since(cpuBeforeFloor)
+		floorRequests = apiServerRequests(b, cfg).since(requestsBeforeFloor)
+		// The operator starts from the cluster the floor started from. Left in place, the floor's
+		// objects make the operator's phase pay for them: the service IP allocator, for one, lists
+		// every allocated address on each allocation.
+		parallel(n, func(i int) error {
+			return deleteOwned(ctx, c, benchTenant(fmt.Sprintf("floor-%04d", i), ""), opts)
+		}, b)
+	}
 
 	if os.Getenv("BENCH_REQUIRED") != "0" {
 		requiredWrites(b, cfg, c, n, opts, probes)
@@ -238,12 +246,17 @@ func converge(b *testing.B, binary string, n, shards int, idle time.Duration) {
 	waitTenants(b, cfg, scheme, n+len(warmUps), 30*time.Minute, "converged", isConverged)
 	operatorTime := time.Since(start)
 	operatorCPU := cpuByProcess(pids...).since(cpuBeforeOperator)
-	fmt.Printf("tenants=%d cpu seconds, floor: %s\n", n, floorCPU)
-	fmt.Printf("tenants=%d api server requests per tenant, floor: %s\n", n, floorRequests.perTenant(n))
+	if withFloor {
+		fmt.Printf("tenants=%d cpu seconds, floor: %s\n", n, floorCPU)
+		fmt.Printf("tenants=%d api server requests per tenant, floor: %s\n", n, floorRequests.perTenant(n))
+	}
 	operatorRequests := apiServerRequests(b, cfg).since(requestsBeforeOperator)
 	fmt.Printf("tenants=%d api server requests per tenant, operator: %s\n", n, operatorRequests.perTenant(n))
 	// The floor stands for the operator's objects only if it writes every one of them.
 	for key, count := range operatorRequests {
+		if !withFloor {
+			break
+		}
 		// Half a tenant's slack, for an apply the operator retried.
 		if strings.HasPrefix(key, "APPLY ") && floorRequests[key] < count-float64(n)/2 {
 			b.Errorf("the floor applies %s %.1f times a tenant, the operator %.1f: the floor misses objects", strings.TrimPrefix(key, "APPLY "), floorRequests[key]/float64(n), count/float64(n))
@@ -308,8 +321,10 @@ func converge(b *testing.B, binary string, n, shards int, idle time.Duration) {
 	convergeWrites := writes - writesBeforeOperator
 	ratio := operatorTime.Seconds() / floorTime.Seconds()
 	b.ReportMetric(operatorTime.Seconds(), "s-to-converge")
-	b.ReportMetric(floorTime.Seconds(), "s-floor")
-	b.ReportMetric(ratio, "ratio-to-floor")
+	if withFloor {
+		b.ReportMetric(floorTime.Seconds(), "s-floor")
+		b.ReportMetric(ratio, "ratio-to-floor")
+	}
 	b.ReportMetric(float64(convergeWrites)/float64(n), "writes/tenant")
 	b.ReportMetric(float64(floorWrites.Load())/float64(n), "floor-writes/tenant")
 	b.ReportMetric(peakRSS, "MiB-peak-RSS")
@@ -318,8 +333,12 @@ func converge(b *testing.B, binary string, n, shards int, idle time.Duration) {
 		b.ReportMetric(float64(shards), "shards")
 		b.ReportMetric(rss, "MiB-peak-RSS-all-shards")
 	}
-	fmt.Printf("tenants=%d shards=%d converge=%.1fs floor=%.1fs ratio=%.2f writes/tenant=%.1f (floor %.1f) peak-RSS=%.0fMiB (the largest process) startup=%.1fs\n",
-		n, shards, operatorTime.Seconds(), floorTime.Seconds(), ratio, float64(convergeWrites)/float64(n),
+	floorFigures := "floor skipped (BENCH_FLOOR=0)"
+	if withFloor {
+		floorFigures = fmt.Sprintf("floor=%.1fs ratio=%.2f", floorTime.Seconds(), ratio)
+	}
+	fmt.Printf("tenants=%d shards=%d converge=%.1fs %s writes/tenant=%.1f (floor %.1f) peak-RSS=%.0fMiB (the largest process) startup=%.1fs\n",
+		n, shards, operatorTime.Seconds(), floorFigures, float64(convergeWrites)/float64(n),
 		float64(floorWrites.Load())/float64(n), peakRSS, startup.Seconds())
 	fmt.Printf("tenants=%d idle %s: %s\n", n, idle, idleFigures)
 }

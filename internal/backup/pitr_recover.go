@@ -23,8 +23,14 @@ const recoveryMarker = "# tenant-operator restore:"
 var recoverySettings = []string{"restore_command", "recovery_target_time", "recovery_target_lsn", "recovery_target_inclusive", "recovery_target_action", "recovery_target_timeline"}
 
 // restoreCommand is the restore_command line: this agent's wal-restore with the storage, tenant,
-// cluster, identity and trust of the restore, and the prefetch spool when there is one. Storage
-// credentials are not in it; they come from the server's environment.
+// cluster, identity and trust of the restore. Storage credentials are not in it; they come from
+// the server's environment.
+//
+// With a prefetch spool, a segment found there is moved into place by mv, a rename within pg_wal,
+// before the agent is run at all: starting the agent's large binary costs tens of milliseconds
+// a segment (measured 70 ms on a busy 2-core machine, against about 10 ms for sh and mv), which
+// recovery waits for every time. Only a file that is not spooled runs wal-restore, which looks in
+// the spool again, tells the prefetcher where recovery is, and fetches the file.
 func restoreCommand(agent string, o PointInTimeOptions, systemID, identityFile, spool string) string {
 	args := []string{agent, "wal-restore", "--storage", o.Location, "--tenant", o.Tenant, "--system-id", systemID, "--identity-file", identityFile}
 	if spool != "" {
@@ -41,7 +47,13 @@ func restoreCommand(agent string, o PointInTimeOptions, systemID, identityFile, 
 		// PostgreSQL replaces %f and %p in the command; a literal % is %%. The shell then reads it.
 		quoted[i] = shellQuote(strings.ReplaceAll(a, "%", "%%"))
 	}
-	return strings.Join(quoted, " ") + " %f %p"
+	command := strings.Join(quoted, " ") + " %f %p"
+	if spool != "" {
+		// %f is a WAL file name (PostgreSQL's own, letters and digits) and %p pg_wal/RECOVERYXLOG;
+		// the spool path is relative to the data directory, where restore_command runs.
+		command = "mv -f " + shellQuote(strings.ReplaceAll(spool, "%", "%%")+"/") + "%f %p 2>/dev/null || " + command
+	}
+	return command
 }
 
 func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

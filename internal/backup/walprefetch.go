@@ -21,8 +21,9 @@ import (
 // description, fetching, checking, decrypting, decompressing) is added to the recovery. The
 // restore that runs the server (runRecovery) therefore fetches the segments recovery is about to
 // ask for ahead of it, in the background, into a spool directory, as pgBackRest's asynchronous
-// archive-get does; wal-restore, a new process for each segment, moves a segment found there into
-// place and fetches anything else itself, as before.
+// archive-get does; restore_command, a new process for each segment, moves a segment found there
+// into place (mv, then wal-restore, see restoreCommand) and fetches anything else itself, as
+// before.
 //
 // The spool is a directory, so that nothing has to outlive a process but files:
 //   - <segment name>: a segment fetched and checked exactly as wal-restore checks it (fetchWAL),
@@ -30,9 +31,10 @@ import (
 //     whole and checked, and nothing else in the directory is ever served. A prefetch that
 //     fails, or is killed halfway, leaves no such file, and wal-restore fetches the segment
 //     itself, with its own checks and its own error.
-//   - .requested: the name of the last segment recovery asked for, which wal-restore writes
-//     (whole, by rename) before it looks: it tells the prefetcher where recovery is, which
-//     segments to fetch next and which it has passed.
+//   - .requested: the name of the last segment recovery asked for that was not spooled, which
+//     wal-restore writes (whole, by rename) before it looks: with the segments taken from the
+//     spool, it tells the prefetcher where recovery is, which segments to fetch next and which
+//     it has passed.
 //
 // The prefetcher keeps at most ahead segments in the spool and in flight together, the ones
 // following the last one asked for, so the spool takes at most ahead segments of disk. Segments
@@ -111,8 +113,11 @@ func (p *walPrefetcher) run(ctx context.Context) prefetchStats {
 		for i := range spooled {
 			switch _, err := os.Lstat(filepath.Join(p.dir, p.plan[i].Name)); {
 			case errors.Is(err, fs.ErrNotExist):
+				// Taken: recovery has asked for it (restore_command's mv takes a spooled
+				// segment without a word to .requested).
 				delete(spooled, i)
 				stats.Taken++
+				pos = max(pos, i)
 			case i < pos:
 				// Recovery is past it: it asked for it before it was here, and fetched it itself.
 				_ = os.Remove(filepath.Join(p.dir, p.plan[i].Name))

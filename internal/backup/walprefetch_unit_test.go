@@ -9,6 +9,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -198,9 +199,11 @@ func (l testLog) Write(p []byte) (int, error) {
 }
 
 // TestWALPrefetchServesInOrderWithinItsBound plays recovery against a prefetcher: each segment,
-// asked for in order, is found in the spool and moved into place byte for byte; the spool never
-// holds more than ahead segments (in flight included), and only the ones after the last asked for;
-// once recovery has taken every segment the prefetcher ends with nothing left.
+// asked for in order, is found in the spool and moved into place byte for byte, by a bare rename
+// as restore_command's mv does (nothing written to .requested: the prefetcher follows what is
+// taken); the spool never holds more than ahead segments (in flight included), and only the ones
+// after the last asked for; once recovery has taken every segment the prefetcher ends with nothing
+// left.
 func TestWALPrefetchServesInOrderWithinItsBound(t *testing.T) {
 	t.Parallel()
 	const segments, ahead = 12, 3
@@ -208,9 +211,8 @@ func TestWALPrefetchServesInOrderWithinItsBound(t *testing.T) {
 	_, finished := f.start(t, ahead)
 	for n := 1; n <= segments; n++ {
 		f.waitSpooled(t, n, n-1, ahead)
-		served, err := takeSpooled(f.spool, f.plan[n-1], filepath.Join(f.dataDir, "pg_wal", "RECOVERYXLOG"))
-		if err != nil || !served {
-			t.Fatalf("segment %d: served %v, %v; want it from the spool", n, served, err)
+		if err := os.Rename(filepath.Join(f.spool, f.plan[n-1].Name), filepath.Join(f.dataDir, "pg_wal", "RECOVERYXLOG")); err != nil {
+			t.Fatalf("segment %d: %v; want it from the spool", n, err)
 		}
 		got, err := os.ReadFile(filepath.Join(f.dataDir, "pg_wal", "RECOVERYXLOG"))
 		if err != nil || !bytes.Equal(got, f.segments[n]) {
@@ -417,5 +419,55 @@ func TestStartWALPrefetchCleansUp(t *testing.T) {
 	stop()
 	if _, err := os.Stat(f.spool); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the spool outlived the prefetch: %v", err)
+	}
+}
+
+// TestRestoreCommandTakesSpooledSegmentsWithoutTheAgent runs the restore_command of a restore with
+// a spool through sh, as PostgreSQL does (its %f and %p replaced), in a data directory: a spooled
+// segment is moved into place without starting the agent; anything else runs the agent with the
+// file's name and destination.
+func TestRestoreCommandTakesSpooledSegmentsWithoutTheAgent(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	spool := filepath.Join(dataDir, walSpoolDir)
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	calls := filepath.Join(t.TempDir(), "calls")
+	agent := filepath.Join(t.TempDir(), "agent")
+	if err := os.WriteFile(agent, []byte("#!/bin/sh\necho \"$@\" >>"+calls+"\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	command := restoreCommand(agent, PointInTimeOptions{Location: "s3://bucket/p?x=%1", Tenant: "acme"}, "7", "/keys/id.txt", walSpoolDir)
+	run := func(name string) {
+		t.Helper()
+		line := strings.NewReplacer("%f", name, "%p", "pg_wal/RECOVERYXLOG", "%%", "%").Replace(command)
+		cmd := exec.Command("/bin/sh", "-c", line)
+		cmd.Dir = dataDir
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v: %s", line, err, out)
+		}
+	}
+	const seg = "000000010000000000000005"
+	if err := os.WriteFile(filepath.Join(spool, seg), []byte("checked"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run(seg)
+	if got, err := os.ReadFile(filepath.Join(dataDir, "pg_wal", "RECOVERYXLOG")); err != nil || string(got) != "checked" {
+		t.Fatalf("spooled segment: RECOVERYXLOG %q, %v", got, err)
+	}
+	if _, err := os.Stat(calls); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the agent ran for a spooled segment (%v)", err)
+	}
+	run("000000010000000000000006")
+	run("00000002.history")
+	got, err := os.ReadFile(calls)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "wal-restore --storage s3://bucket/p?x=%1 --tenant acme --system-id 7 --identity-file /keys/id.txt --spool " + walSpoolDir + " 000000010000000000000006 pg_wal/RECOVERYXLOG\n" +
+		"wal-restore --storage s3://bucket/p?x=%1 --tenant acme --system-id 7 --identity-file /keys/id.txt --spool " + walSpoolDir + " 00000002.history pg_wal/RECOVERYXLOG\n"
+	if string(got) != want {
+		t.Errorf("the agent ran with\n%s\nwant\n%s", got, want)
 	}
 }

@@ -77,6 +77,10 @@ func startOperators(b *testing.B, env *controlplane.Env, dir, binary string, pro
 			args = append(args, "--shards", strconv.Itoa(shards), "--shard-index", strconv.Itoa(i))
 		}
 		op.proc = exec.Command(binary, args...)
+		if limit := os.Getenv("BENCH_MEMORY_LIMIT"); limit != "" {
+			// As the chart and config/manager run it: GOMEMLIMIT is the container's memory limit.
+			op.proc.Env = append(os.Environ(), "GOMEMLIMIT="+limit)
+		}
 		logFile, err := os.Create(filepath.Join(dir, logName))
 		if err != nil {
 			b.Fatal(err)

@@ -59,8 +59,13 @@ func (g *gatherer) pruneRecords(ctx context.Context, s *Section) {
 			runs, notRead = runs+total, notRead+total-len(records)
 			for _, r := range records {
 				deleted += len(r.Pruned)
+				prunedAt := formatTime(r.PrunedAt)
+				if r.Interrupted {
+					// Completed by a later look from the pruning's intent: when it found them gone.
+					prunedAt += " at the latest (the pruner was stopped before it recorded them)"
+				}
 				for _, b := range r.Pruned {
-					tbl.Rows = append(tbl.Rows, map[string]string{"prunedAt": formatTime(r.PrunedAt), "schedule": r.Schedule, "id": b.ID,
+					tbl.Rows = append(tbl.Rows, map[string]string{"prunedAt": prunedAt, "schedule": r.Schedule, "id": b.ID,
 						"startedAt": formatTime(b.StartedAt), "why": strings.Join(b.Why, "; "),
 						"policy":  fmt.Sprintf("RetentionPolicy %s, generation %d, days cut in %s", r.RetentionPolicy, r.RetentionPolicyGeneration, r.TimeZone),
 						"storage": l.location})

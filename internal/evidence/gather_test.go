@@ -212,6 +212,8 @@ func setUp(t *testing.T, ctx context.Context, now time.Time) (*v1alpha1.Tenant, 
 	} {
 		r.Tenant, r.TenantUID, r.RetentionPolicy, r.RetentionPolicyGeneration, r.Rules, r.TimeZone, r.DecidedAt = "acme", uid, "keep-two", 1, keepTwo, "UTC", r.PrunedAt
 		r.Due = len(r.Pruned)
+		// The older pruning's manager was killed before its record: a later look completed it.
+		r.Interrupted = len(r.Pruned) == 2
 		_, err := catalog.WritePruneRecord(ctx, stores["hot-bucket"], r)
 		must(t, err)
 	}
@@ -376,6 +378,9 @@ func TestGatherReportsEachPromiseAsSetUp(t *testing.T) {
 		"startedAt": now.Add(-37 * time.Hour).Format(time.RFC3339), "why": "keepLast 2: 3 newer backups",
 		"policy": "RetentionPolicy keep-two, generation 1, days cut in UTC", "storage": "s3://hot-bucket?endpoint=s3.eu-west-1.example.com&region=eu-west-1"}) {
 		t.Errorf("the record of hot-old: %+v", rowOf(records, "id", "hot-old"))
+	}
+	if got := rowOf(records, "id", "hot-oldest")["prunedAt"]; got != now.Add(-40*24*time.Hour).Format(time.RFC3339)+" at the latest (the pruner was stopped before it recorded them)" {
+		t.Errorf("an interrupted pruning's time: %q, want it said to be when a later look found them gone", got)
 	}
 	fact(evidence.SectionRetention, "pruneRecords", "3 prunings, 4 backups deleted in those read")
 	if kept, _ := r.Section(evidence.SectionRetention).Fact("recordsKept"); !strings.Contains(kept, now.AddDate(1, 0, 31).Format("2006-01-02")) {

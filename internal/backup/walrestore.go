@@ -44,7 +44,9 @@ type WALRestoreOptions struct {
 // RestoreWAL fetches one archived file, checks it against its signed description (the stored
 // object's size and sha256, then the plain file's), decrypts it and writes it to Path, which
 // appears only once it is whole and checked. A file that is not archived (the normal end of
-// recovery) is an error for which catalog.IsNotArchived is true.
+// recovery) is an error for which catalog.IsNotArchived is true. With o.Spool, a segment the
+// restore prefetched there is taken instead (RestoreSpooled); the WALInfo returned then holds only
+// its name.
 func RestoreWAL(ctx context.Context, o WALRestoreOptions) (catalog.WALInfo, error) {
 	if err := catalog.ValidateName("tenant", o.Tenant); err != nil {
 		return catalog.WALInfo{}, err

@@ -33,7 +33,9 @@
 # (runs per measurement of 2 and 4, median kept; default 3), BENCH_PHASES (default "1 2 3 4 5"),
 # BENCH_WRITE_RATE (rows a second, default 20) and BENCH_WRITE_SECONDS (default 180) for 1,
 # BENCH_WAL_MIB (default 1100) for 3, BENCH_PITR_WAL_MIB (default 512) for 5, BENCH_ARCHIVE_TIMEOUT
-# (seconds, default the operator's 60), AGENT_BIN (a built tenant-operator; default: build it).
+# (seconds, default the operator's 60), BENCH_COMPRESSION (the agent's --compression for its base
+# backups, s2 or zstd; default: the agent's default, s2), AGENT_BIN (a built tenant-operator;
+# default: build it).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -164,6 +166,7 @@ SQL
 physical() {
   bp=("$agent" backup --method physical --dsn "$(dsn "$1" bench_large)" --storage "$storage" --tenant bench --schedule "$2"
     --recipient "$recipient" --signing-key-file "$work/signing.pem" --pg-bin-dir "$pgbin" "${@:3}")
+  [[ -z ${BENCH_COMPRESSION:-} ]] || bp+=(--compression "$BENCH_COMPRESSION")
 }
 
 verdict() { if (( $(echo "$1" | bc) )); then echo PASS; else echo MISS; fi; } # a bc condition
@@ -437,7 +440,7 @@ fi
 # --- report ----------------------------------------------------------------------------------------------
 kib_mib() { echo "scale=1; $1 / 1024" | bc; }
 echo
-echo "physical backup benchmark: PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), $(nproc) cores shared by the servers, the agent, pg_basebackup and versitygw; archive_timeout ${archive_timeout}s; median of $repeat runs"
+echo "physical backup benchmark: PostgreSQL $("$pgbin/postgres" --version | awk '{print $3}'), $(nproc) cores shared by the servers, the agent, pg_basebackup and versitygw; archive_timeout ${archive_timeout}s; base backups compressed with ${BENCH_COMPRESSION:-the default codec}; median of $repeat runs"
 [[ -n ${fig[size]:-} ]] && echo "cluster: $(mib "${fig[size]}") MiB (bench_large, $rows rows)"
 report_row figure measured target result
 for ph in $phases; do

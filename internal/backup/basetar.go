@@ -49,6 +49,10 @@ const (
 func inspectBaseTar(r io.Reader, manifest io.Writer) (baseTar, error) {
 	var bt baseTar
 	tr := tar.NewReader(r)
+	// Files pass in pieces of up to 1 MiB (a pipe's depth: growPipe), not io.Discard's 8 KiB:
+	// each piece is a read from pg_basebackup's pipe and a write into the compressor, which the
+	// caller tees the stream to.
+	buf := make([]byte, 1<<20)
 	var label []byte
 	for {
 		h, err := tr.Next()
@@ -82,12 +86,12 @@ func inspectBaseTar(r io.Reader, manifest io.Writer) (baseTar, error) {
 				return bt, err
 			}
 		}
-		if _, err := io.Copy(io.Discard, tr); err != nil {
+		if _, err := io.CopyBuffer(discard{}, tr, buf); err != nil {
 			return bt, fmt.Errorf("read pg_basebackup's tar: %w", err)
 		}
 	}
 	// The two blocks of zeros that end a tar, and pg_basebackup's padding after them.
-	if _, err := io.Copy(io.Discard, r); err != nil {
+	if _, err := io.CopyBuffer(discard{}, r, buf); err != nil {
 		return bt, fmt.Errorf("read pg_basebackup's tar: %w", err)
 	}
 	if label == nil || bt.systemID == 0 || bt.manifestSize == 0 {
@@ -151,3 +155,8 @@ func (bt baseTar) stop() (catalog.LSN, uint32, error) {
 	}
 	return lsn, last.Timeline, nil
 }
+
+// discard is io.Discard without its ReadFrom, so that io.CopyBuffer reads with the buffer given.
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -11,8 +11,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"filippo.io/age"
@@ -44,6 +46,9 @@ type PhysicalOptions struct {
 	// SpreadCheckpoint lets the server spread the checkpoint that starts the backup over
 	// checkpoint_completion_target, instead of taking it at once (slower to start, gentler).
 	SpreadCheckpoint bool
+	// Compression is the base backup's codec, CompressionS2 when empty (codec.go); recorded in
+	// the manifest, which restores read it from. The backup_manifest object is always zstd.
+	Compression string
 }
 
 // server is what a physical backup learns of the server before it starts.
@@ -92,12 +97,48 @@ func serverNow(ctx context.Context, ci connInfo) (time.Time, error) {
 	return now.UTC(), nil
 }
 
-// RunPhysical takes a physical base backup: pg_basebackup's tar of the whole cluster (-D - -Ft
-// -X none), streamed through zstd and age into storage without touching the local disk, its
-// backup_manifest stored beside it for the next incremental backup, then the signed manifest.
-// The WAL it needs comes from the archive (wal-archive): pg_basebackup returns only once the
-// server has archived the backup's last segment, so a backup that exists can be restored.
+// RunPhysical takes a physical base backup: pg_basebackup's tar of the whole cluster (-D - -Ft),
+// streamed through S2 (or zstd: Compression) and age into storage without touching the local
+// disk, its backup_manifest stored beside it for the next incremental backup, then the signed
+// manifest.
+//
+// A full backup is taken with -X none: the WAL it needs comes from the archive, and pg_basebackup
+// returns once the server's archiver has marked the backup's last segment done. An incremental
+// backup is taken with -X fetch: the server then sends the few segments from the backup's start
+// to its end inside the tar (pg_wal/), and does not wait for its archiver, which polls once a
+// second, a second of an incremental backup that is otherwise over in one or two. Such a backup
+// holds all the WAL it needs to be consistent, whatever the archive holds yet. The server must
+// still have those segments when the backup ends: a checkpoint during a long backup may have
+// recycled them (nothing keeps them for a backup but wal_keep_size and the receivers' slots);
+// pg_basebackup then fails, and the backup is taken again with -X none.
 func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, error) {
+	m, err := runPhysical(ctx, o, true)
+	if errors.Is(err, errWALRecycled) {
+		logf(o.Log, "%v; taking it again with the WAL from the archive (-X none)", err)
+		m, err = runPhysical(ctx, o, false)
+	}
+	return m, err
+}
+
+// errWALRecycled is pg_basebackup -X fetch failing because the server no longer had the WAL of
+// the backup's start when it ended.
+var errWALRecycled = errors.New("the server recycled WAL of the backup's start before its end")
+
+// walRecycled says whether pg_basebackup -X fetch failed for want of the backup's WAL, as the
+// server words it (basebackup.c: the segment missing when the server lists pg_wal, or removed
+// between listing and sending).
+func walRecycled(stderr string) bool {
+	for _, s := range []string{"could not find WAL file", "could not find any WAL files", "has already been removed"} {
+		if strings.Contains(stderr, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// runPhysical is RunPhysical's one attempt; fetchIncrementalWAL takes an incremental backup's WAL
+// in its tar (-X fetch).
+func runPhysical(ctx context.Context, o PhysicalOptions, fetchIncrementalWAL bool) (catalog.Manifest, error) {
 	for kind, v := range map[string]string{"tenant": o.Tenant, "schedule": o.Schedule} {
 		if err := catalog.ValidateName(kind, v); err != nil {
 			return catalog.Manifest{}, err
@@ -123,6 +164,13 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 	if level == 0 {
 		level = zstd.SpeedFastest
 	}
+	codec := o.Compression
+	if codec == "" {
+		codec = CompressionS2
+	}
+	if !slices.Contains(physicalCompressions, codec) {
+		return catalog.Manifest{}, fmt.Errorf("compression %q: want one of %s", codec, strings.Join(physicalCompressions, ", "))
+	}
 	started := o.now().UTC()
 	srv, err := inspectServer(ctx, ci)
 	if err != nil {
@@ -131,9 +179,19 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 	if srv.archiveMode == "off" {
 		return catalog.Manifest{}, errors.New("the server does not archive WAL (archive_mode is off), and a physical backup without its WAL cannot be restored; set archive_mode = on and archive_command = 'tenant-operator wal-archive %p %f'")
 	}
+	// What does not depend on the parent runs beside finding it, each a round trip or a process:
+	// leftovers of killed runs (older than AbandonedAfter, so never this run's) and the version
+	// of pg_basebackup.
+	var side sync.WaitGroup
+	defer side.Wait()
 	if o.AbandonedAfter > 0 {
-		removeLeftovers(ctx, o.Options, started)
+		side.Go(func() { removeLeftovers(ctx, o.Options, started) })
 	}
+	var pgBasebackup, toolVersion string
+	var toolErr error
+	side.Go(func() {
+		pgBasebackup, toolVersion, toolErr = findClientTool(ctx, o.PgBinDir, "pg_basebackup", srv.major, srv.version)
+	})
 	parent, err := chooseParent(ctx, o, srv, started)
 	if err != nil {
 		return catalog.Manifest{}, err
@@ -151,21 +209,29 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 			return catalog.Manifest{}, err
 		}
 	}
-	pgBasebackup, toolVersion, err := findClientTool(ctx, o.PgBinDir, "pg_basebackup", srv.major, srv.version)
-	if err != nil {
-		return catalog.Manifest{}, err
+	side.Wait()
+	if toolErr != nil {
+		return catalog.Manifest{}, toolErr
 	}
 
 	id := catalog.NewID(started)
 	dir := catalog.Dir(o.Tenant, o.Schedule, id)
-	dataKey := storage.Join(dir, catalog.BaseObject)
+	objectName := catalog.BaseObject
+	if codec == CompressionS2 {
+		objectName = catalog.BaseObjectS2
+	}
+	dataKey := storage.Join(dir, objectName)
 	kind := "full"
 	if parent != nil {
 		kind = "incremental to " + parent.ID
 	}
 	logf(o.Log, "backup %s: %s physical backup of PostgreSQL %s (system %s) to %s", id, kind, srv.version, srv.systemID, o.Store)
 
-	args := []string{"--dbname=" + ci.noSecret, "--no-password", "--pgdata=-", "--format=tar", "--wal-method=none",
+	walMethod := "none"
+	if parent != nil && fetchIncrementalWAL {
+		walMethod = "fetch"
+	}
+	args := []string{"--dbname=" + ci.noSecret, "--no-password", "--pgdata=-", "--format=tar", "--wal-method=" + walMethod,
 		"--label=tenant-operator " + id, "--checkpoint=fast"}
 	if o.SpreadCheckpoint {
 		args[len(args)-1] = "--checkpoint=spread"
@@ -214,7 +280,7 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 	produced := make(chan error, 1)
 	go func() {
 		var err error
-		if pl, err = newDumpPipeline(stdout, pw, recipients, level); err == nil {
+		if pl, err = newSealPipeline(stdout, pw, recipients, codec, level); err == nil {
 			bt, err = inspectBaseTar(io.TeeReader(pl.dumped, pl.enc), mp.enc)
 		}
 		if err != nil {
@@ -225,12 +291,19 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 		if parentManifest != nil {
 			feedErr = <-parentManifest
 		}
+		if waitErr != nil && ctx.Err() == nil && errors.Is(feedErr, context.Canceled) {
+			// The feed was stopped here because pg_basebackup had failed: its error says why.
+			feedErr = nil
+		}
 		switch {
 		case feedErr != nil:
 			err = feedErr
 		case waitErr != nil && (err == nil || reportsError(stderr)):
 			// pg_basebackup failed first; what it says beats the broken stream it left.
 			err = fmt.Errorf("pg_basebackup failed: %s", ci.scrub(stderrOr(stderr, waitErr)))
+			if walMethod == "fetch" && walRecycled(stderr.String()) {
+				err = fmt.Errorf("%w: %w", errWALRecycled, err)
+			}
 		case err != nil:
 			err = fmt.Errorf("compress and upload: %w", err)
 		default:
@@ -271,25 +344,34 @@ func RunPhysical(ctx context.Context, o PhysicalOptions) (catalog.Manifest, erro
 		discard()
 		return catalog.Manifest{}, fmt.Errorf("backup %s: %w", id, err)
 	}
-	if m.Physical.StopTime, err = serverNow(ctx, ci); err != nil {
+	// The backup_manifest is stored while the server's clock is read: two round trips at once.
+	manifestKey := storage.Join(dir, catalog.BackupManifestObject)
+	var manifestErr error
+	var manifestStored sync.WaitGroup
+	manifestStored.Go(func() { _, manifestErr = o.Store.Put(ctx, manifestKey, &manifestSealed) })
+	m.Physical.StopTime, err = serverNow(ctx, ci)
+	manifestStored.Wait()
+	switch {
+	case err != nil:
 		discard()
+		if manifestErr == nil {
+			_ = o.Store.Delete(context.WithoutCancel(ctx), manifestKey)
+		}
 		return catalog.Manifest{}, fmt.Errorf("backup %s: %w", id, err)
+	case manifestErr != nil:
+		discard()
+		return catalog.Manifest{}, fmt.Errorf("backup %s: store backup_manifest: %w", id, manifestErr)
 	}
 	m.Physical.PgBasebackupVersion = toolVersion
 	if o.DataKey != nil {
 		m.DataKeyID = o.DataKey.ID
 	}
 	m.Recipients, m.Physical.BackupManifestRecipients = fingerprints, manifestFingerprints
-	m.Object = catalog.ObjectInfo{Name: catalog.BaseObject, Size: size, SHA256: hex.EncodeToString(pl.stored.h.Sum(nil)),
-		Format: "pg_basebackup-tar", Compression: "zstd", Encryption: "age"}
+	m.Object = catalog.ObjectInfo{Name: objectName, Size: size, SHA256: hex.EncodeToString(pl.stored.h.Sum(nil)),
+		Format: "pg_basebackup-tar", Compression: codec, Encryption: "age"}
 	m.DumpSize, m.CompressedSize = pl.dumped.n, pl.compressed.n
 	m.Physical.BackupManifest = catalog.ObjectInfo{Name: catalog.BackupManifestObject, Size: mp.stored.n, SHA256: hex.EncodeToString(mp.stored.h.Sum(nil)),
-		Format: "backup_manifest", Compression: "zstd", Encryption: "age"}
-	manifestKey := storage.Join(dir, catalog.BackupManifestObject)
-	if _, err := o.Store.Put(ctx, manifestKey, &manifestSealed); err != nil {
-		discard()
-		return catalog.Manifest{}, fmt.Errorf("backup %s: store backup_manifest: %w", id, err)
-	}
+		Format: "backup_manifest", Compression: CompressionZstd, Encryption: "age"}
 	m.FinishedAt = o.now().UTC()
 	if err := writeManifest(ctx, o.Options, m); err != nil {
 		discard()

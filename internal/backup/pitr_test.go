@@ -146,7 +146,9 @@ func TestPointInTimeRecovery(t *testing.T) {
 	pg.Exec(t, "app", `UPDATE items SET v = 'changed' WHERE id % 100 = 0`)
 	incr := backup("--incremental", "--identity-file", k.identityFile).lastLine()
 	mi := readManifest(t, s3, "backups/acme/nightly/"+incr+"/manifest.json")
-	if mi.Physical == nil || mi.Physical.Parent != full || mi.Object.Size >= m.Object.Size/2 {
+	// Smaller than the full backup, not much: it carries the WAL from its start to its end (-X
+	// fetch), a 16 MiB segment that is most of it on a database this small.
+	if mi.Physical == nil || mi.Physical.Parent != full || mi.Object.Size >= m.Object.Size {
 		t.Fatalf("incremental backup: parent %q, %d bytes stored against the full backup's %d", mi.Physical.Parent, mi.Object.Size, m.Object.Size)
 	}
 	pg.Exec(t, "app", `INSERT INTO items SELECT g, 'latest' FROM generate_series(22001, 22500) g`)

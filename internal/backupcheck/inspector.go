@@ -699,8 +699,10 @@ func (i *Inspector) pruneRecord(req Request, schedule string, res catalog.PruneR
 // record stores the records of prunings, oldest first, and returns those it could not store,
 // which the next look of the schedule tries again: the backups are gone whether or not their
 // record could be written (the customer is promised they go), so the record is kept until it
-// can be. Only an operator restart before then loses one; the log says what it held. Once a
-// record is stored, the records of the schedule that have outlived catalog.RecordsKeptUntil go.
+// can be. A restart before then leaves the pruning's intent, from which the next look completes
+// the record (catalog.CompletePruneIntents); only a pruning whose intent could not be stored
+// either loses its record, and the log says what it held. Once a record is stored, the records
+// of the schedule that have outlived catalog.RecordsKeptUntil go.
 func (i *Inspector) record(ctx context.Context, store storage.Store, req Request, schedule string, records []catalog.PruneRecord) []catalog.PruneRecord {
 	log := ctrl.LoggerFrom(ctx).WithValues("tenant", req.Tenant, "schedule", schedule)
 	var left []catalog.PruneRecord

@@ -106,7 +106,7 @@ func serverNow(ctx context.Context, ci connInfo) (time.Time, error) {
 // returns once the server's archiver has marked the backup's last segment done. An incremental
 // backup is taken with -X fetch: the server then sends the few segments from the backup's start
 // to its end inside the tar (pg_wal/), and does not wait for its archiver, which polls once a
-// second, a second of an incremental backup that is otherwise over in one or two. Such a backup
+// second: most of an incremental backup that otherwise takes half a second. Such a backup
 // holds all the WAL it needs to be consistent, whatever the archive holds yet. The server must
 // still have those segments when the backup ends: a checkpoint during a long backup may have
 // recycled them (nothing keeps them for a backup but wal_keep_size and the receivers' slots);

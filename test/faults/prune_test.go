@@ -14,9 +14,10 @@ import (
 )
 
 // The manager SIGKILLed while it prunes: tenants' storage holds backups that retention prunes,
-// more arrive between kills, and each kill comes either a random moment after the pruning of a
-// batch was seen to begin or at a random moment. At every kill and afterwards: no backup
-// retention keeps is pruned; once the manager runs again, pruning completes; no half-deleted
+// more arrive between kills, and each kill comes either 0 to 150 ms after the pruning of a batch
+// was seen to begin or at a random moment, and at least one must land with deletions under way.
+// At every kill and afterwards: no backup retention keeps is pruned; once the manager runs
+// again, pruning completes; no half-deleted
 // backup counts; every backup pruned is in exactly one prune record, and records name only
 // backups that retention prunes and that are gone (a pruning killed before its record is recorded
 // by the next manager, from the intent it wrote first). The backups are manifest-complete and
@@ -145,7 +146,7 @@ func TestPruningManagerKilled(t *testing.T) {
 				}
 				time.Sleep(20 * time.Millisecond)
 			}
-			time.Sleep(time.Duration(rng.IntN(400)) * time.Millisecond)
+			time.Sleep(time.Duration(rng.IntN(150)) * time.Millisecond)
 		} else {
 			time.Sleep(time.Duration(200+rng.IntN(2800)) * time.Millisecond)
 		}
@@ -168,6 +169,9 @@ func TestPruningManagerKilled(t *testing.T) {
 	stopWatch()
 	if err := <-watched; err != nil {
 		t.Error(err)
+	}
+	if midPruning == 0 {
+		t.Errorf("none of %d kills landed with deletions under way: the case showed nothing of a kill mid-pruning", kills)
 	}
 
 	// Pruning completes: each tenant stores exactly what retention keeps and says so.

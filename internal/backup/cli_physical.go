@@ -61,7 +61,7 @@ func runPhysicalBackup(ctx context.Context, args []string, stdout, stderr io.Wri
 	dataKeyDir := fs.String("data-key", "", "directory holding the tenant's data key as the operator keeps it: the backup is encrypted to that key only, and the wrapped key is stored beside it; needs --tenant-uid")
 	fs.Var(&manifestRecipients, "manifest-recipient", "age public key that may also read the backup_manifest, not the data (repeatable): the key of the job that takes the next incremental backup")
 	pgBin := fs.String("pg-bin-dir", "", "directory holding pg_basebackup (default $PG_BIN_DIR, then /usr/lib/postgresql/<server major>/bin, then PATH)")
-	compression := fs.String("compression", CompressionS2, "codec of the base backup: s2 (fast, about 1.7 times smaller than the cluster's files) or zstd (about 3 times smaller, three to four times the CPU); restores read it from the manifest")
+	compression := fs.String("compression", CompressionZstd, "codec of the base backup: zstd (about 3 times smaller than the cluster's files) or s2 (about 1.7 times smaller, a third of the CPU); restores read it from the manifest")
 	level := fs.String("zstd-level", "fastest", "zstd level with --compression zstd: fastest, default, better or best (slower, smaller)")
 	abandoned := fs.Duration("abandoned-after", 24*time.Hour, "remove unfinished uploads of this tenant and schedule older than this (0 keeps them)")
 	partSize := byteSize(storage.DefaultPartSize)

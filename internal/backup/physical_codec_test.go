@@ -12,9 +12,8 @@ import (
 	"github.com/tenantops/tenant-operator/test/stack"
 )
 
-// TestPhysicalBackupCodecs takes a full physical backup with --compression zstd, as every physical
-// backup was taken before S2 became their default, then an incremental one with the default (S2,
-// its WAL in its tar: -X fetch) against it, and one more whose -X fetch fails as when the server
+// TestPhysicalBackupCodecs takes a full physical backup with the default codec (zstd), then an
+// incremental one with --compression s2 (its WAL in its tar: -X fetch) against it, and one more whose -X fetch fails as when the server
 // recycled the WAL (taken again with -X none), and restores: to a moment between the first two
 // (the zstd backup alone) and to the end of the archive through the mixed chain. Each manifest
 // names its codec, and each restore reads the codec from it.
@@ -39,21 +38,21 @@ func TestPhysicalBackupCodecs(t *testing.T) {
 
 	pg.Exec(t, "app", `CREATE TABLE items (id int PRIMARY KEY, v text);
 		INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 20000) g`)
-	full := backup("--compression", "zstd")
+	full := backup()
 	m := readManifest(t, s3, "backups/acme/nightly/"+full+"/manifest.json")
 	if m.Object.Compression != agentlib.CompressionZstd || m.Object.Name != catalog.BaseObject || m.Physical.BackupManifest.Compression != agentlib.CompressionZstd {
-		t.Fatalf("full backup with --compression zstd: object %+v, backup_manifest %+v", m.Object, m.Physical.BackupManifest)
+		t.Fatalf("full backup with the default codec: object %+v, backup_manifest %+v", m.Object, m.Physical.BackupManifest)
 	}
 	atNoted := contentOf(t, app, "items")
 	noted := serverClock(t, pg)
 	time.Sleep(2500 * time.Millisecond) // commitTimeMargin, as in TestPointInTimeRecovery
 
 	pg.Exec(t, "app", `UPDATE items SET v = 'changed' WHERE id % 100 = 0`)
-	incr := backup("--full-every", "720h")
+	incr := backup("--full-every", "720h", "--compression", "s2")
 	mi := readManifest(t, s3, "backups/acme/nightly/"+incr+"/manifest.json")
 	if mi.Physical == nil || mi.Physical.Parent != full || mi.Object.Compression != agentlib.CompressionS2 || mi.Object.Name != catalog.BaseObjectS2 ||
 		mi.Physical.BackupManifest.Compression != agentlib.CompressionZstd {
-		t.Fatalf("incremental backup with the default codec: parent %q, object %+v, backup_manifest %+v", mi.Physical.Parent, mi.Object, mi.Physical.BackupManifest)
+		t.Fatalf("incremental backup with --compression s2: parent %q, object %+v, backup_manifest %+v", mi.Physical.Parent, mi.Object, mi.Physical.BackupManifest)
 	}
 	// The server no longer has the WAL of the backup's start when it ends (a checkpoint recycled
 	// it during a long backup): -X fetch fails, and the backup is taken again with -X none.

@@ -24,21 +24,10 @@ import (
 func TestSealCodecsRoundTrip(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store, err := storage.OpenVolume(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, id := volumeAndIdentity(t)
 	// Random (incompressible) and repeated parts, as a cluster's files are; more than S2's and
 	// zstd's blocks.
-	plain := make([]byte, 9<<20)
-	_, _ = rand.Read(plain[:3<<20])
-	for i := 3 << 20; i < len(plain); i++ {
-		plain[i] = byte(i / 8192)
-	}
+	plain := partlyRandom(9<<20, 3<<20, 8192)
 	seal := func(codec string) catalog.ObjectInfo {
 		t.Helper()
 		var sealed bytes.Buffer
@@ -102,4 +91,30 @@ func TestSealCodecsRoundTrip(t *testing.T) {
 	if _, err := newCompressor("lz4", io.Discard, zstd.SpeedFastest); err == nil {
 		t.Error("newCompressor accepted an unknown codec")
 	}
+}
+
+// volumeAndIdentity is a scratch storage volume and an age identity to seal to, for tests that
+// store sealed objects.
+func volumeAndIdentity(t *testing.T) (storage.Store, *age.X25519Identity) {
+	t.Helper()
+	store, err := storage.OpenVolume(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, id
+}
+
+// partlyRandom is size bytes: the first random ones random (incompressible), the rest a byte that
+// changes every period bytes (compressible), so that a codec meets blocks of both kinds.
+func partlyRandom(size, random, period int) []byte {
+	plain := make([]byte, size)
+	_, _ = rand.Read(plain[:random])
+	for i := random; i < size; i++ {
+		plain[i] = byte(i / period)
+	}
+	return plain
 }

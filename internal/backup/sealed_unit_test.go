@@ -3,7 +3,6 @@ package backup
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/tenantops/tenant-operator/internal/catalog"
-	"github.com/tenantops/tenant-operator/internal/storage"
 )
 
 // TestSealedStreamAhead reads a sealed object (compressed with each codec, then age) of several
@@ -33,20 +31,9 @@ func TestSealedStreamAhead(t *testing.T) {
 
 func testSealedStreamAhead(t *testing.T, codec string) {
 	ctx := context.Background()
-	store, err := storage.OpenVolume(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, id := volumeAndIdentity(t)
 	// Half random (incompressible), half repeated: zstd's blocks of both kinds.
-	plain := make([]byte, 12<<20)
-	_, _ = rand.Read(plain[:6<<20])
-	for i := 6 << 20; i < len(plain); i++ {
-		plain[i] = byte(i / 4096)
-	}
+	plain := partlyRandom(12<<20, 6<<20, 4096)
 	var sealed bytes.Buffer
 	enc, err := age.Encrypt(&sealed, id.Recipient())
 	if err != nil {

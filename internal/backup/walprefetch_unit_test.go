@@ -44,14 +44,7 @@ const (
 func newPrefetchFixture(t *testing.T, archived, planned int) *prefetchFixture {
 	t.Helper()
 	ctx := context.Background()
-	store, err := storage.OpenVolume(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, err := age.GenerateX25519Identity()
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, id := volumeAndIdentity(t)
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package faults
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
@@ -12,7 +11,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -350,48 +348,18 @@ func jobState(j *batchv1.Job) string {
 	return ""
 }
 
-// auditWrite is what the suite reads of a write in the audit log.
-type auditWrite struct {
-	Verb             string    `json:"verb"`
-	RequestReceived  time.Time `json:"requestReceivedTimestamp"`
-	ImpersonatedUser *struct {
-		Username string `json:"username"`
-	} `json:"impersonatedUser"`
-	ObjectRef *struct {
-		Resource, Subresource, Namespace, Name string
-	} `json:"objectRef"`
-	ResponseStatus *struct {
-		Code int `json:"code"`
-	} `json:"responseStatus"`
-}
-
 // writesBy lists the writes user made that the API server accepted in [from, to), leases
 // excepted, as "verb resource[/subresource] namespace/name".
 func writesBy(t *testing.T, user string, from, to time.Time) []string {
 	t.Helper()
-	f, err := os.Open(cluster.AuditLog())
-	if err != nil {
-		t.Fatalf("audit log: %v", err)
-	}
-	defer f.Close()
-	var writes []string
-	scanner := bufio.NewScanner(f)
-	scanner.Buffer(make([]byte, 1<<20), 16<<20)
-	for scanner.Scan() {
-		var e auditWrite
-		if json.Unmarshal(scanner.Bytes(), &e) != nil || e.ImpersonatedUser == nil || e.ImpersonatedUser.Username != user ||
-			e.ObjectRef == nil || e.ObjectRef.Resource == "leases" || e.ResponseStatus == nil || e.ResponseStatus.Code >= 300 ||
-			e.RequestReceived.Before(from) || !e.RequestReceived.Before(to) {
-			continue
-		}
+	_, accepted := auditedWrites(t, user, from, to)
+	writes := make([]string, 0, len(accepted))
+	for _, e := range accepted {
 		resource := e.ObjectRef.Resource
 		if e.ObjectRef.Subresource != "" {
 			resource += "/" + e.ObjectRef.Subresource
 		}
 		writes = append(writes, fmt.Sprintf("%s %s %s/%s", e.Verb, resource, e.ObjectRef.Namespace, e.ObjectRef.Name))
-	}
-	if err := scanner.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return writes
 }

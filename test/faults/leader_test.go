@@ -1,9 +1,7 @@
 package faults
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -159,51 +157,17 @@ func TestTwoManagers(t *testing.T) {
 	cleanup(ctx, t, append([]string{"leader-ref"}, names...))
 }
 
-// auditEvent is what the suite reads of an audit log line.
-type auditEvent struct {
-	Verb             string    `json:"verb"`
-	RequestReceived  time.Time `json:"requestReceivedTimestamp"`
-	ImpersonatedUser *struct {
-		Username string `json:"username"`
-	} `json:"impersonatedUser"`
-	ObjectRef *struct {
-		Resource, Namespace, Name string
-	} `json:"objectRef"`
-	ResponseStatus *struct {
-		Code int `json:"code"`
-	} `json:"responseStatus"`
-}
-
 // staleWrites lists the writes user made that the API server accepted after since (leases
 // excepted: giving the lease up is allowed).
 func staleWrites(t *testing.T, user string, since time.Time) []string {
 	t.Helper()
-	f, err := os.Open(cluster.AuditLog())
-	if err != nil {
-		t.Fatalf("audit log: %v", err)
-	}
-	defer f.Close()
-	var writes []string
-	scanner := bufio.NewScanner(f)
-	scanner.Buffer(make([]byte, 1<<20), 16<<20)
-	seen := 0
-	for scanner.Scan() {
-		var e auditEvent
-		if json.Unmarshal(scanner.Bytes(), &e) != nil || e.ImpersonatedUser == nil || e.ImpersonatedUser.Username != user {
-			continue
-		}
-		seen++
-		if e.RequestReceived.Before(since) || e.ObjectRef == nil || e.ObjectRef.Resource == "leases" ||
-			e.ResponseStatus == nil || e.ResponseStatus.Code >= 300 {
-			continue
-		}
-		writes = append(writes, fmt.Sprintf("%s %s %s/%s at %s", e.Verb, e.ObjectRef.Resource, e.ObjectRef.Namespace, e.ObjectRef.Name, e.RequestReceived.Format(time.RFC3339Nano)))
-	}
-	if err := scanner.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if seen == 0 {
+	requests, accepted := auditedWrites(t, user, since, time.Now().Add(time.Hour))
+	if requests == 0 {
 		t.Fatalf("the audit log holds no write of %s: it cannot show what the paused leader did", user)
+	}
+	writes := make([]string, 0, len(accepted))
+	for _, e := range accepted {
+		writes = append(writes, fmt.Sprintf("%s %s %s/%s at %s", e.Verb, e.ObjectRef.Resource, e.ObjectRef.Namespace, e.ObjectRef.Name, e.RequestReceived.Format(time.RFC3339Nano)))
 	}
 	return writes
 }

@@ -274,7 +274,7 @@ func Run(ctx context.Context, o Options) (catalog.Manifest, error) {
 }
 
 // dumpPipeline is pg_dump's output on its way to storage: counted, zstd-compressed, counted,
-// age-encrypted, counted and hashed. A physical base backup's is S2-compressed by default.
+// age-encrypted, counted and hashed. A physical base backup's may be S2-compressed instead.
 type dumpPipeline struct {
 	dumped     *countingReader
 	enc        io.WriteCloser

@@ -13,11 +13,11 @@ import (
 // is when they are read.
 const (
 	// CompressionZstd is zstd (klauspost/compress): dumps, WAL segments, backup_manifests, and
-	// physical base backups with --compression zstd. About 3 times smaller than a cluster's files,
+	// physical base backups by default. About 3 times smaller than a cluster's files,
 	// at about 150 to 190 MiB a second of one core of the machine in docs/performance.md.
 	CompressionZstd = "zstd"
-	// CompressionS2 is S2 (klauspost/compress/s2, Snappy's framing with its extensions): the
-	// default of physical base backups, whose size makes compression the agent's largest cost.
+	// CompressionS2 is S2 (klauspost/compress/s2, Snappy's framing with its extensions): physical
+	// base backups with --compression s2, whose size makes compression the agent's largest cost.
 	// About 1.7 times smaller than a cluster's files, at three to four times zstd's speed.
 	CompressionS2 = "s2"
 )

@@ -101,7 +101,7 @@ func serverNow(ctx context.Context, ci connInfo) (time.Time, error) {
 }
 
 // RunPhysical takes a physical base backup: pg_basebackup's tar of the whole cluster (-D - -Ft),
-// streamed through S2 (or zstd: Compression) and age into storage without touching the local
+// streamed through zstd (or S2: Compression) and age into storage without touching the local
 // disk, its backup_manifest stored beside it for the next incremental backup, then the signed
 // manifest.
 //

@@ -301,8 +301,8 @@ func openSealedStages(ctx context.Context, store storage.Store, id, key string, 
 		}
 		a.in, plain = in, in
 	}
-	// The codec is the manifest's: zstd, or S2 for physical base backups taken since it became
-	// their default.
+	// The codec is the manifest's: zstd, or S2 for physical base backups taken with
+	// --compression s2.
 	dec, err := newDecompressor(obj.Compression, plain)
 	if err != nil {
 		a.stop()

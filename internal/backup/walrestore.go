@@ -70,7 +70,7 @@ func RestoreWAL(ctx context.Context, o WALRestoreOptions) (catalog.WALInfo, erro
 	if len(o.Identities) == 0 {
 		return catalog.WALInfo{}, fmt.Errorf("no identity: pass --identity-file")
 	}
-	if o.Spool != "" && RestoreSpooled(o) {
+	if RestoreSpooled(o) {
 		return catalog.WALInfo{Name: o.Name}, nil
 	}
 	start := time.Now()

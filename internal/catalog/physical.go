@@ -10,7 +10,7 @@ const (
 	// BaseObject is pg_basebackup's tar of the data directory (-D - -Ft), backup_manifest included
 	// as its last member, zstd-compressed and age-encrypted.
 	BaseObject = "base.tar.zst.age"
-	// BaseObjectS2 is the same tar S2-compressed (the default since 2026-12-03). Readers take the
+	// BaseObjectS2 is the same tar S2-compressed (--compression s2). Readers take the
 	// object's name and codec from the manifest (ObjectInfo), never from these names.
 	BaseObjectS2 = "base.tar.s2.age"
 	// BackupManifestObject is the same backup_manifest on its own, zstd-compressed and

@@ -225,7 +225,7 @@ func WritePruneRecord(ctx context.Context, store storage.Store, r PruneRecord) (
 		return "", fmt.Errorf("record pruning of tenant %s schedule %s: %w", r.Tenant, r.Schedule, err)
 	}
 	if r.Intent != "" {
-		if err := store.Delete(ctx, r.Intent); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		if err := removeIntent(ctx, store, r.Intent); err != nil {
 			return key, fmt.Errorf("remove the intent %s of a recorded pruning: %w", r.Intent, err)
 		}
 	}
@@ -254,6 +254,14 @@ func WritePruneIntent(ctx context.Context, store storage.Store, r PruneRecord) (
 		return "", fmt.Errorf("record the intent of a pruning of tenant %s schedule %s: %w", r.Tenant, r.Schedule, err)
 	}
 	return key, nil
+}
+
+// removeIntent deletes an intent; one already gone (removed by another look) is no error.
+func removeIntent(ctx context.Context, store storage.Store, key string) error {
+	if err := store.Delete(ctx, key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+		return err
+	}
+	return nil
 }
 
 // recordOfIntent is the key of the record of the pruning an intent announced.
@@ -301,7 +309,7 @@ func CompletePruneIntents(ctx context.Context, store storage.Store, tenant, tena
 		switch {
 		case err == nil:
 			// Recorded; only the intent's removal was lost.
-			if err := store.Delete(ctx, o.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			if err := removeIntent(ctx, store, o.Key); err != nil {
 				return recorded, fmt.Errorf("remove the intent %s: %w", o.Key, err)
 			}
 			continue
@@ -319,7 +327,7 @@ func CompletePruneIntents(ctx context.Context, store storage.Store, tenant, tena
 			}
 		}
 		if len(gone) == 0 {
-			if err := store.Delete(ctx, o.Key); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			if err := removeIntent(ctx, store, o.Key); err != nil {
 				return recorded, fmt.Errorf("remove the intent %s: %w", o.Key, err)
 			}
 			continue

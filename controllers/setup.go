@@ -31,6 +31,7 @@ import (
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/builders"
+	"github.com/tenantops/tenant-operator/internal/cachemeta"
 	"github.com/tenantops/tenant-operator/internal/manager"
 	"github.com/tenantops/tenant-operator/internal/probes"
 	"github.com/tenantops/tenant-operator/internal/ssa"
@@ -85,22 +86,36 @@ func CacheOptions(opts Options) cache.Options {
 	}
 	// Managed fields are most of a server-side-applied object's size; owned objects keep only who
 	// wrote them (keepWriters), the rest none, which keeps a thousand tenants' objects small.
-	return cache.Options{ByObject: byObject, DefaultTransform: cache.TransformStripManagedFields()}
+	return cache.Options{ByObject: byObject, DefaultTransform: compactUnowned}
 }
 
 // keepWriters drops the field sets of an owned object's managed fields and keeps who wrote it,
-// which the applier reads after a restart (ssa.KeepWriters).
+// which the applier reads after a restart, and shares the strings every tenant's objects repeat
+// (cachemeta.Compact).
 func keepWriters(obj any) (any, error) {
 	if o, ok := obj.(client.Object); ok {
-		ssa.KeepWriters(o)
+		cachemeta.Compact(o)
 	}
 	return obj, nil
+}
+
+// stripManagedFields is client-go's transform that drops every object's managed fields.
+var stripManagedFields = cache.TransformStripManagedFields()
+
+// compactUnowned is the transform of kinds the operator does not apply (Tenants, policies):
+// nothing reads who wrote them, so their managed fields go whole.
+func compactUnowned(obj any) (any, error) {
+	obj, err := stripManagedFields(obj)
+	if o, ok := obj.(client.Object); ok && err == nil {
+		cachemeta.Compact(o)
+	}
+	return obj, err
 }
 
 // readsOnlyMetadata tells the owned kinds keepWhatIsRead reduces.
 func readsOnlyMetadata(obj client.Object) bool {
 	switch obj.(type) {
-	case *corev1.LimitRange, *corev1.Service, *appsv1.StatefulSet, *rbacv1.RoleBinding, *rbacv1.ClusterRole,
+	case *corev1.ResourceQuota, *corev1.LimitRange, *corev1.Service, *appsv1.StatefulSet, *rbacv1.RoleBinding, *rbacv1.ClusterRole,
 		*rbacv1.ClusterRoleBinding, *networkingv1.NetworkPolicy, *networkingv1.Ingress, *batchv1.CronJob, *appsv1.Deployment:
 		return true
 	}
@@ -112,7 +127,7 @@ func readsOnlyMetadata(obj client.Object) bool {
 // one patch of a cached object (stopping a retained database) is a merge patch of spec.replicas.
 func keepWhatIsRead(obj any) (any, error) {
 	if o, ok := obj.(client.Object); ok {
-		ssa.KeepWriters(o)
+		cachemeta.Compact(o)
 	}
 	switch o := obj.(type) {
 	case *appsv1.StatefulSet:
@@ -120,6 +135,9 @@ func keepWhatIsRead(obj any) (any, error) {
 			Spec: appsv1.StatefulSetSpec{Replicas: o.Spec.Replicas}, Status: o.Status}, nil
 	case *appsv1.Deployment:
 		return &appsv1.Deployment{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta, Status: o.Status}, nil
+	case *corev1.ResourceQuota:
+		// Its status says what is used up; the spec is what the builder applies.
+		return &corev1.ResourceQuota{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta, Status: o.Status}, nil
 	case *corev1.LimitRange:
 		return &corev1.LimitRange{TypeMeta: o.TypeMeta, ObjectMeta: o.ObjectMeta}, nil
 	case *corev1.Service:

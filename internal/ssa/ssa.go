@@ -82,12 +82,23 @@ type Applier struct {
 	// NeedsReconcile. Nil drops them.
 	Changed func(client.Object)
 
+	// applied and inFlight are keyed by a hash of the object's kind, namespace and name: at
+	// ten thousand tenants the records number hundreds of thousands, and the names in full would
+	// take three times the memory of the rest of the record.
 	mu      sync.Mutex
-	applied map[string]appliedRequest
+	applied map[recordKey]appliedRequest
 	// inFlight holds, per object being applied, the watch events that arrived meanwhile: the
 	// event of a create can come before the API server's response does.
-	inFlight map[string]*inFlightApply
+	inFlight map[recordKey]*inFlightApply
 }
+
+// recordKey names an object in the applier's records: 128 bits of the SHA-256 of its kind,
+// namespace and name, so that two objects share a record with a chance of one in 2^64 even at
+// billions of objects.
+type recordKey [16]byte
+
+// requestHash is 128 bits of the SHA-256 of an apply request: as unlikely to repeat by chance.
+type requestHash [16]byte
 
 type inFlightApply struct {
 	applies int
@@ -95,7 +106,7 @@ type inFlightApply struct {
 }
 
 type appliedRequest struct {
-	requestHash     [sha256.Size]byte
+	requestHash     requestHash
 	resourceVersion string
 }
 
@@ -109,12 +120,14 @@ func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, cur
 	}
 	gvk := schema.FromAPIVersionAndKind(deref(ac.GetAPIVersion()), deref(ac.GetKind()))
 	key := objectKey(gvk, deref(ac.GetNamespace()), deref(ac.GetName()))
+	name := fmt.Sprintf("%s %s/%s", gvk.Kind, deref(ac.GetNamespace()), deref(ac.GetName()))
 	request, err := json.Marshal(obj)
 	if err != nil {
-		return false, fmt.Errorf("encode %s: %w", key, err)
+		return false, fmt.Errorf("encode %s: %w", name, err)
 	}
-	hash := sha256.Sum256(request)
-	mark := hex.EncodeToString(hash[:16])
+	sum := sha256.Sum256(request)
+	hash := requestHash(sum[:16])
+	mark := hex.EncodeToString(hash[:])
 
 	prev, known := a.lookup(key)
 	if !known || prev.requestHash == hash {
@@ -134,7 +147,7 @@ func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, cur
 	}
 	marked, err := withAnnotation(request, AnnotationApplied, mark)
 	if err != nil {
-		return false, fmt.Errorf("encode %s: %w", key, err)
+		return false, fmt.Errorf("encode %s: %w", name, err)
 	}
 	a.begin(key)
 	resourceVersion, err := a.send(ctx, gvk, ac, marked, current)
@@ -244,7 +257,27 @@ func (a *Applier) NeedsReconcile(obj client.Object) bool {
 	return !ok || prev.resourceVersion != obj.GetResourceVersion()
 }
 
-func (a *Applier) lookup(key string) (appliedRequest, bool) {
+// Forget drops what the applier remembers of a deleted object: a manager that outlives many
+// tenants would otherwise keep a record of every object it ever applied.
+func (a *Applier) Forget(obj client.Object) {
+	gvk, err := apiutil.GVKForObject(obj, a.Client.Scheme())
+	if err != nil {
+		return
+	}
+	key := objectKey(gvk, obj.GetNamespace(), obj.GetName())
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	delete(a.applied, key)
+}
+
+// Remembered is how many objects the applier holds a record of.
+func (a *Applier) Remembered() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.applied)
+}
+
+func (a *Applier) lookup(key recordKey) (appliedRequest, bool) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r, ok := a.applied[key]
@@ -252,21 +285,21 @@ func (a *Applier) lookup(key string) (appliedRequest, bool) {
 }
 
 // remember records that the object key is as the request left it, found so rather than applied.
-func (a *Applier) remember(key string, applied appliedRequest) {
+func (a *Applier) remember(key recordKey, applied appliedRequest) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.applied == nil {
-		a.applied = map[string]appliedRequest{}
+		a.applied = map[recordKey]appliedRequest{}
 	}
 	a.applied[key] = applied
 }
 
 // begin marks key as being applied, so its watch events wait for the outcome.
-func (a *Applier) begin(key string) {
+func (a *Applier) begin(key recordKey) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.inFlight == nil {
-		a.inFlight = map[string]*inFlightApply{}
+		a.inFlight = map[recordKey]*inFlightApply{}
 	}
 	f, ok := a.inFlight[key]
 	if !ok {
@@ -278,11 +311,11 @@ func (a *Applier) begin(key string) {
 
 // finish records an apply's outcome (nil when it failed) and passes on the events held meanwhile
 // that it does not explain.
-func (a *Applier) finish(key string, applied *appliedRequest) {
+func (a *Applier) finish(key recordKey, applied *appliedRequest) {
 	a.mu.Lock()
 	if applied != nil {
 		if a.applied == nil {
-			a.applied = map[string]appliedRequest{}
+			a.applied = map[recordKey]appliedRequest{}
 		}
 		a.applied[key] = *applied
 	} else {
@@ -307,8 +340,9 @@ func (a *Applier) finish(key string, applied *appliedRequest) {
 }
 
 // objectKey names an object in the applier's records; applies and watch events must agree on it.
-func objectKey(gvk schema.GroupVersionKind, namespace, name string) string {
-	return fmt.Sprintf("%s/%s/%s", gvk.String(), namespace, name)
+func objectKey(gvk schema.GroupVersionKind, namespace, name string) recordKey {
+	sum := sha256.Sum256([]byte(gvk.String() + "/" + namespace + "/" + name))
+	return recordKey(sum[:16])
 }
 
 func deref(s *string) string {

@@ -130,6 +130,15 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The deletion's watch event makes the applier forget the object, so a manager that
+	// outlives many tenants does not keep a record of each object it ever applied.
+	if n := applier.Remembered(); n != 1 {
+		t.Fatalf("the applier remembers %d objects before the deletion event, want 1", n)
+	}
+	applier.Forget(back)
+	if n := applier.Remembered(); n != 0 {
+		t.Fatalf("the applier remembers %d objects after forgetting the deleted one, want 0", n)
+	}
 	apply("after deletion", "b", true)
 
 	// Without a current object to fill, the API server answers with metadata only; the

@@ -70,7 +70,7 @@ func CacheOptions(opts Options) cache.Options {
 		&corev1.Secret{}: {Namespaces: map[string]cache.Config{
 			opts.OperatorNamespace: {},
 			cache.AllNamespaces:    {LabelSelector: owned.Label},
-		}, Transform: keepWriters},
+		}, Transform: keepSecretWhatIsRead},
 	}
 	// Kinds the operator applies whole and reads back only for names, labels and
 	// resourceVersions (and a StatefulSet's status) are cached without their contents: for a
@@ -97,6 +97,17 @@ func keepWriters(obj any) (any, error) {
 		cachemeta.Compact(o)
 	}
 	return obj, nil
+}
+
+// keepSecretWhatIsRead is keepWriters, and for a TLS Secret (cert-manager's, for a tenant's
+// URL or database) it drops the certificate and the private key: the operator reads only the CA
+// from them, and a thousand tenants' private keys have no business in its memory.
+func keepSecretWhatIsRead(obj any) (any, error) {
+	if s, ok := obj.(*corev1.Secret); ok && s.Type == corev1.SecretTypeTLS {
+		delete(s.Data, corev1.TLSPrivateKeyKey)
+		delete(s.Data, corev1.TLSCertKey)
+	}
+	return keepWriters(obj)
 }
 
 // stripManagedFields is client-go's transform that drops every object's managed fields.

@@ -1,8 +1,11 @@
 package controllers_test
 
 import (
+	"maps"
+	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
@@ -48,5 +51,40 @@ func TestCacheHoldsOnlyLabelledObjectsOfEachKind(t *testing.T) {
 	}
 	if len(entries) < 10 {
 		t.Errorf("only %d kinds configured: %v", len(entries), entries)
+	}
+}
+
+// TestCachedTLSSecretsHoldNoPrivateKey checks the cache's transform of Secrets: a TLS Secret keeps
+// the CA the reconcilers read, and loses the certificate and its private key; other Secrets keep
+// their data.
+func TestCachedTLSSecretsHoldNoPrivateKey(t *testing.T) {
+	opts := controllers.CacheOptions(controllers.Options{Options: builders.Options{OperatorNamespace: "tenant-operator-system"}})
+	var transform func(any) (any, error)
+	for obj, entry := range opts.ByObject {
+		if _, ok := obj.(*corev1.Secret); ok {
+			transform = entry.Transform
+		}
+	}
+	if transform == nil {
+		t.Fatal("Secrets have no transform in the cache options")
+	}
+	data := func() map[string][]byte {
+		return map[string][]byte{corev1.TLSPrivateKeyKey: []byte("key"), corev1.TLSCertKey: []byte("cert"), builders.DatabaseCAKey: []byte("ca")}
+	}
+	for _, tc := range []struct {
+		secretType corev1.SecretType
+		wantKeys   []string
+	}{
+		{corev1.SecretTypeTLS, []string{builders.DatabaseCAKey}},
+		{corev1.SecretTypeOpaque, []string{builders.DatabaseCAKey, corev1.TLSCertKey, corev1.TLSPrivateKeyKey}},
+	} {
+		kept, err := transform(&corev1.Secret{Type: tc.secretType, Data: data()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Sorted(maps.Keys(kept.(*corev1.Secret).Data))
+		if !slices.Equal(got, tc.wantKeys) {
+			t.Errorf("%s Secret cached with keys %v, want %v", tc.secretType, got, tc.wantKeys)
+		}
 	}
 }

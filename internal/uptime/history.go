@@ -17,14 +17,26 @@ import (
 )
 
 const (
-	// BucketWidth is the resolution of a History. Five minutes keeps 30 days in 8640 buckets
-	// (17 KiB in memory per tenant) while business hours and windows stay exact to five minutes.
+	// BucketWidth is the resolution of a History. Five minutes keeps 30 days in 8640 buckets while
+	// business hours and windows stay exact to five minutes. A History stores them compactly: a
+	// tenant probed steadily for a month takes about 3 KiB, a new one about 100 bytes, and the
+	// most eventful month about 18 KiB.
 	BucketWidth = 5 * time.Minute
 	// Retention is how far back a History remembers, the longest window it answers for.
 	Retention = 30 * 24 * time.Hour
 
 	bucketSeconds = int64(BucketWidth / time.Second)
 	numBuckets    = int64(Retention / BucketWidth)
+
+	// blockLen buckets, an hour, are kept as they are while the newest probe falls in them, so
+	// that recording a probe costs no encoding; the History seals them into their day when a
+	// probe of the next hour comes.
+	blockLen = int64(time.Hour / BucketWidth)
+	// dayLen buckets, a day, are the unit the History stores compactly (see encodeDay).
+	dayLen = int64(24 * time.Hour / BucketWidth)
+	// numDays is the number of days a Retention can touch: 30 whole ones, or 29 and the ends of
+	// two more.
+	numDays = numBuckets/dayLen + 1
 )
 
 // bucket counts the probes that started within one BucketWidth. Probes run at most every 5 s, so
@@ -36,12 +48,24 @@ type bucket struct {
 // History is one tenant's probe results over the last 30 days, in buckets of BucketWidth that are
 // aligned to the Unix epoch (so to whole minutes in every time zone of today). The zero value is
 // an empty History ready for use. It is not safe for concurrent use.
+//
+// Its memory follows what it holds rather than the length of the Retention: the hour of the
+// newest probe is kept as it is, every other day of the month compactly in one string. The form
+// is canonical (a bucket outside the Retention before newest is never kept, a day without probes
+// takes no byte), so two Histories holding the same probes are ==, and a copy shares the
+// immutable string safely.
 type History struct {
-	// buckets is a ring: bucket number n (Unix seconds / bucketSeconds) lives at n mod numBuckets.
-	buckets [numBuckets]bucket
-	// newest is the number of the newest bucket the ring holds; the ring covers
+	// newest is the number of the newest bucket the History holds; it covers
 	// (newest-numBuckets, newest]. Buckets after newest have had no probe yet.
 	newest int64
+	// recent is the block holding newest, bucket blockStart(newest)+i at i. The day that holds
+	// it has zero buckets in its place.
+	recent [blockLen]bucket
+	// days holds day d (buckets d*dayLen to d*dayLen+dayLen-1), encoded by encodeDay, at slot
+	// d mod numDays, the slots one after another: slot i is days[ends[i-1]:ends[i]]. Slots of
+	// days outside the Retention before newest are empty.
+	days string
+	ends [numDays]uint16
 }
 
 // Counts are probes counted over some span of time.
@@ -68,24 +92,115 @@ func (h *History) Record(t time.Time, up bool) {
 	n := bucketOf(t)
 	switch {
 	case n > h.newest:
-		// Everything between the old newest bucket and this one had no probes, and the slots
-		// still hold counts from 30 days ago: empty them.
-		for i := h.newest + 1; i <= n && i <= h.newest+numBuckets; i++ {
-			h.buckets[slot(i)] = bucket{}
-		}
-		h.newest = n
+		h.advance(n)
 	case n <= h.newest-numBuckets:
 		return
 	}
-	b := &h.buckets[slot(n)]
+	if start := blockStart(h.newest); n >= start {
+		count(&h.recent[n-start], up)
+		return
+	}
+	// A late result for an hour already sealed: rare enough to decode and encode its day.
+	d := floorDiv(n, dayLen)
+	var buf [dayLen]bucket
+	decodeDay(h.day(d), &buf)
+	if count(&buf[n-d*dayLen], up) {
+		h.putDay(d, &buf)
+	}
+}
+
+// count adds a probe to b, reporting whether b changed.
+func count(b *bucket, up bool) bool {
 	if b.total == math.MaxUint8 {
 		// 255 probes in five minutes is one every 1.2 s, five times more often than the API
 		// allows. Dropping the rest keeps the counts honest rather than wrapping them.
-		return
+		return false
 	}
 	b.total++
 	if up {
 		b.up++
+	}
+	return true
+}
+
+// advance makes n, after newest, the newest bucket: it seals the hour of the old newest bucket
+// if n is in another, and forgets what falls out of the Retention before n.
+func (h *History) advance(n int64) {
+	if blockStart(n) != blockStart(h.newest) {
+		h.sealRecent()
+	}
+	oldFirst, first := h.newest-numBuckets+1, n-numBuckets+1
+	h.newest = n
+	// Days wholly before the Retention give their slots to the days to come; after a gap of
+	// numDays days or more, every slot is such a day.
+	for d := floorDiv(oldFirst, dayLen); d < floorDiv(first, dayLen) && d < floorDiv(oldFirst, dayLen)+numDays; d++ {
+		h.setDay(d, nil)
+	}
+	// The day the Retention now starts in loses its buckets before the start, which also keeps
+	// the form canonical.
+	d := floorDiv(first, dayLen)
+	if s := h.day(d); s != "" {
+		var buf [dayLen]bucket
+		decodeDay(s, &buf)
+		stale := buf[:first-d*dayLen]
+		for _, b := range stale {
+			if b != (bucket{}) {
+				clear(stale)
+				h.putDay(d, &buf)
+				break
+			}
+		}
+	}
+}
+
+// sealRecent moves the block of newest into its day, leaving recent empty.
+func (h *History) sealRecent() {
+	if h.recent == ([blockLen]bucket{}) {
+		return
+	}
+	start := blockStart(h.newest)
+	d := floorDiv(start, dayLen)
+	var buf [dayLen]bucket
+	decodeDay(h.day(d), &buf)
+	copy(buf[start-d*dayLen:], h.recent[:])
+	h.putDay(d, &buf)
+	h.recent = [blockLen]bucket{}
+}
+
+// day is the encoded day d, which must be within numDays of newest's.
+func (h *History) day(d int64) string {
+	i := floorMod(d, numDays)
+	start := uint16(0)
+	if i > 0 {
+		start = h.ends[i-1]
+	}
+	return h.days[start:h.ends[i]]
+}
+
+// putDay replaces day d with the buckets of day.
+func (h *History) putDay(d int64, day *[dayLen]bucket) {
+	var buf [maxDayLen]byte
+	h.setDay(d, encodeDay(buf[:0], day))
+}
+
+// setDay replaces the encoded day d. Keeping all days in one string costs a copy of the month on
+// every change (about 13 an hour once the month is full: the hour sealed, the oldest buckets
+// dropped), and saves the 16-byte headers of 31 strings and their rounding up to a size class,
+// most of the memory of a History that is new or steady.
+func (h *History) setDay(d int64, enc []byte) {
+	i := floorMod(d, numDays)
+	start := 0
+	if i > 0 {
+		start = int(h.ends[i-1])
+	}
+	end := int(h.ends[i])
+	if h.days[start:end] == string(enc) {
+		return
+	}
+	h.days = h.days[:start] + string(enc) + h.days[end:]
+	grow := len(enc) - (end - start)
+	for j := i; j < numDays; j++ {
+		h.ends[j] = uint16(int(h.ends[j]) + grow)
 	}
 }
 
@@ -94,12 +209,7 @@ func (h *History) Record(t time.Time, up bool) {
 // buckets from 23h55m–24h ago up to now, the current one partly filled. The History holds only
 // the Retention before its newest probe, so a window ending long before that is cut short.
 func (h *History) Counts(window time.Duration, now time.Time) Counts {
-	var c Counts
-	first, last := h.span(window, now)
-	for n := first; n <= last; n++ {
-		c.add(h.buckets[slot(n)])
-	}
-	return c
+	return h.sum(h.span(window, now))
 }
 
 // Ratio is Counts(window, now).Ratio(): the share of probes in the window that succeeded.
@@ -107,26 +217,89 @@ func (h *History) Ratio(window time.Duration, now time.Time) (ratio float64, ok 
 	return h.Counts(window, now).Ratio()
 }
 
-// span returns the numbers of the first and last bucket of the window that the ring still holds;
-// first > last when there are none.
+// span returns the numbers of the first and last bucket of the window that the History still
+// holds; first > last when there are none.
 func (h *History) span(window time.Duration, now time.Time) (first, last int64) {
 	last = bucketOf(now)
 	width := int64((window + BucketWidth - 1) / BucketWidth)
 	width = max(1, min(width, numBuckets))
 	first = last - width + 1
-	// Buckets after newest have no probes yet; the slots would hold month-old counts.
+	// Buckets after newest have no probes yet, and the days they would be in are not held.
 	last = min(last, h.newest)
 	first = max(first, h.newest-numBuckets+1)
 	return first, last
 }
 
+// sum adds up the buckets first to last, which span returned. A whole day is read from its
+// encoding's totals without decoding it.
+func (h *History) sum(first, last int64) Counts {
+	var c Counts
+	if first > last {
+		return c
+	}
+	start := blockStart(h.newest)
+	for n := max(first, start); n <= last; n++ {
+		c.add(h.recent[n-start])
+	}
+	last = min(last, start-1)
+	var buf [dayLen]bucket
+	for d := floorDiv(first, dayLen); first <= last && d <= floorDiv(last, dayLen); d++ {
+		lo, hi := max(first, d*dayLen), min(last, d*dayLen+dayLen-1)
+		s := h.day(d)
+		switch {
+		case s == "":
+		case lo == d*dayLen && hi == d*dayLen+dayLen-1:
+			up, total := daySums(s)
+			c.Up += up
+			c.Total += total
+		default:
+			decodeDay(s, &buf)
+			for n := lo; n <= hi; n++ {
+				c.add(buf[n-d*dayLen])
+			}
+		}
+	}
+	return c
+}
+
+// reader reads a History's buckets one by one, decoding each day it reads from once, for walks
+// that skip buckets (business hours). It is meant to live on the stack of one walk.
+type reader struct {
+	h       *History
+	day     int64
+	decoded bool
+	buf     [dayLen]bucket
+}
+
+func (h *History) reader() reader { return reader{h: h} }
+
+// at is bucket n; buckets outside the Retention before newest, or after it, are empty.
+func (r *reader) at(n int64) bucket {
+	h := r.h
+	if n > h.newest || n <= h.newest-numBuckets {
+		return bucket{}
+	}
+	if start := blockStart(h.newest); n >= start {
+		return h.recent[n-start]
+	}
+	d := floorDiv(n, dayLen)
+	if !r.decoded || r.day != d {
+		decodeDay(h.day(d), &r.buf)
+		r.day, r.decoded = d, true
+	}
+	return r.buf[n-d*dayLen]
+}
+
+// at is bucket n. It decodes n's day on every call: a walk over many buckets uses a reader.
+func (h *History) at(n int64) bucket {
+	r := h.reader()
+	return r.at(n)
+}
+
 // bucketOf is the number of the bucket holding t, rounding down also before 1970.
 func bucketOf(t time.Time) int64 { return floorDiv(t.Unix(), bucketSeconds) }
 
-func slot(n int64) int64 {
-	s := n % numBuckets
-	if s < 0 {
-		s += numBuckets
-	}
-	return s
-}
+// blockStart is the number of the first bucket of n's block.
+func blockStart(n int64) int64 { return floorDiv(n, blockLen) * blockLen }
+
+func floorMod(a, b int64) int64 { return a - floorDiv(a, b)*b }

@@ -91,11 +91,10 @@ func (o Objective) Evaluate(h *History, now time.Time) Evaluation {
 	var e Evaluation
 	first, last := h.span(ObjectiveWindow, now)
 	if o.Hours == nil {
-		for n := first; n <= last; n++ {
-			e.add(h.buckets[slot(n)])
-		}
+		e.Counts = h.sum(first, last)
 	} else {
-		o.Hours.eachBucket(first, last, func(n int64) { e.add(h.buckets[slot(n)]) })
+		r := h.reader()
+		o.Hours.eachBucket(first, last, func(n int64) { e.add(r.at(n)) })
 	}
 	up, total := int64(e.Up), int64(e.Total)
 	e.Met = total > 0 && up*fullTarget >= o.target*total

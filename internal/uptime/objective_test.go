@@ -312,7 +312,7 @@ func TestEvaluateOverBusinessHours(t *testing.T) {
 			first, last := h.span(ObjectiveWindow, tt.week.Add(7*day))
 			for n := first; n <= last; n++ {
 				if tt.hours.Contains(time.Unix(n*bucketSeconds, 0)) {
-					slow.add(h.buckets[slot(n)])
+					slow.add(h.at(n))
 				}
 			}
 			if slow != e.Counts {

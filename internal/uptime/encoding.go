@@ -244,31 +244,54 @@ func decodeDay(s string, day *[dayLen]bucket) {
 	p += int((k*uint64(width) + 7) / 8)
 	var acc uint32
 	var held uint
+	mask := uint32(1)<<width - 1
 	for i := 0; i < len(day); {
-		v, next := uvarintAt(s, p)
-		p = next
-		kind := v & 3
-		for end := i + int(v>>2); i < end; i++ {
-			if kind == kindEmpty {
-				day[i] = bucket{}
-				continue
+		v, after := uvarintAt(s, p)
+		p = after
+		kind, end := v&3, i+int(v>>2)
+		// Runs without a per-bucket byte or bit, most of a steady day, are filled at once.
+		switch {
+		case kind == kindEmpty:
+			clear(day[i:end])
+			i = end
+			continue
+		case width == 0 && kind != kindMixed:
+			b := bucket{total: lo}
+			if kind == kindUp {
+				b.up = lo
 			}
-			for held < width {
+			for ; i < end; i++ {
+				day[i] = b
+			}
+			continue
+		}
+		// A total takes at most 8 bits, so one byte more always suffices.
+		next := func() uint8 {
+			if held < width {
 				acc |= uint32(s[packed]) << held
 				packed++
 				held += 8
 			}
-			b := bucket{total: lo + uint8(acc&(1<<width-1))}
+			t := lo + uint8(acc&mask)
 			acc >>= width
 			held -= width
-			switch kind {
-			case kindUp:
-				b.up = b.total
-			case kindMixed:
-				b.up = s[p]
+			return t
+		}
+		switch kind {
+		case kindUp:
+			for ; i < end; i++ {
+				t := next()
+				day[i] = bucket{total: t, up: t}
+			}
+		case kindDown:
+			for ; i < end; i++ {
+				day[i] = bucket{total: next()}
+			}
+		default:
+			for ; i < end; i++ {
+				day[i] = bucket{total: next(), up: s[p]}
 				p++
 			}
-			day[i] = b
 		}
 	}
 }

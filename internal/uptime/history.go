@@ -265,29 +265,37 @@ func (h *History) sum(first, last int64) Counts {
 // reader reads a History's buckets one by one, decoding each day it reads from once, for walks
 // that skip buckets (business hours). It is meant to live on the stack of one walk.
 type reader struct {
-	h       *History
-	day     int64
-	decoded bool
-	buf     [dayLen]bucket
+	h *History
+	// oldest and recent are the first buckets of the Retention and of the raw block.
+	oldest, recent int64
+	// buf holds the day from dayStart on, when decoded.
+	decoded  bool
+	dayStart int64
+	buf      [dayLen]bucket
 }
 
-func (h *History) reader() reader { return reader{h: h} }
+func (h *History) reader() reader {
+	return reader{h: h, oldest: h.newest - numBuckets + 1, recent: blockStart(h.newest)}
+}
 
-// at is bucket n; buckets outside the Retention before newest, or after it, are empty.
+// at is bucket n; buckets outside the Retention before newest, or after it, are empty. The
+// business hours of a month call it some 4000 times, hence the cheap checks first.
 func (r *reader) at(n int64) bucket {
-	h := r.h
-	if n > h.newest || n <= h.newest-numBuckets {
+	switch {
+	case n >= r.recent:
+		if n > r.h.newest {
+			return bucket{}
+		}
+		return r.h.recent[n-r.recent]
+	case n < r.oldest:
 		return bucket{}
-	}
-	if start := blockStart(h.newest); n >= start {
-		return h.recent[n-start]
+	case r.decoded && n >= r.dayStart && n < r.dayStart+dayLen:
+		return r.buf[n-r.dayStart]
 	}
 	d := floorDiv(n, dayLen)
-	if !r.decoded || r.day != d {
-		decodeDay(h.day(d), &r.buf)
-		r.day, r.decoded = d, true
-	}
-	return r.buf[n-d*dayLen]
+	decodeDay(r.h.day(d), &r.buf)
+	r.decoded, r.dayStart = true, d*dayLen
+	return r.buf[n-r.dayStart]
 }
 
 // at is bucket n. It decodes n's day on every call: a walk over many buckets uses a reader.

@@ -112,3 +112,22 @@ func BenchmarkCounts(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEvaluateHistories is the cost of an objective over business hours, which walks the
+// buckets one by one, over each case's history.
+func BenchmarkEvaluateHistories(b *testing.B) {
+	o, _ := ParseObjective("99.5")
+	o.Hours = mustHours(&testing.T{}, "Europe/Amsterdam", "09:00", "17:00")
+	for _, c := range historyCases() {
+		h := &History{}
+		for _, p := range c.probes {
+			h.Record(p.at, p.up)
+		}
+		now := c.probes[len(c.probes)-1].at
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				o.Evaluate(h, now)
+			}
+		})
+	}
+}

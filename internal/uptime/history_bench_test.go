@@ -24,9 +24,18 @@ func jittered(rng *rand.Rand, start time.Time, span time.Duration, down func(tim
 	return ps
 }
 
+// every is a probe every interval from start for span, all up.
+func every(start time.Time, span, interval time.Duration) []probe {
+	var ps []probe
+	for at := time.Duration(0); at < span; at += interval {
+		ps = append(ps, probe{at: start.Add(at), up: true})
+	}
+	return ps
+}
+
 // historyCases are the histories the benchmarks measure: a tenant just created, a month of steady
-// probing, a month with an outage of a few hours every few days, and the worst case, no two
-// buckets alike.
+// probing (on the scheduler's grid, and with jitter), a month with an outage of a few hours every
+// few days, and the worst case, no two buckets alike.
 func historyCases() []struct {
 	name   string
 	probes []probe
@@ -51,6 +60,9 @@ func historyCases() []struct {
 		probes []probe
 	}{
 		{name: "10 minutes", probes: jittered(rng, base, 10*time.Minute, nil)},
+		// The scheduler stamps a result with its turn, so at the default 15 s every bucket
+		// holds 20 probes exactly.
+		{name: "steady month on the 15 s grid", probes: every(base, month, 15*time.Second)},
 		{name: "steady month", probes: jittered(rng, base, month, nil)},
 		{name: "month with outages", probes: jittered(rng, base, month, outages)},
 		{name: "every bucket different", probes: worst},

@@ -127,17 +127,19 @@ func (h *History) UnmarshalBinary(data []byte) error {
 	return nil
 }
 
-// A day of a History is held in memory in the shortest of three forms, all strings so that they
-// are immutable and compare by value. A day without probes is the empty string. The raw form is
-// dayLen times byte total, byte up: 576 bytes. The packed form, used when shorter than raw, is
+// A day of a History is held in memory, as a piece of History.days, in the shortest of three
+// forms. A day without probes takes no byte. The raw form is dayLen times byte total, byte up: 576
+// bytes. The packed form, used when shorter than raw, is
 //
 //	uvarint total of the day | uvarint up of the day | byte min total | byte width | uvarint k |
 //	(k*width+7)/8 bytes: total-min of each of the k buckets with probes, width bits each, LSB first |
 //	runs until dayLen buckets: uvarint length<<2|kind, then for kindMixed length bytes of up
 //
-// A steady day has one run of kindUp and totals that differ by two or three probes (the
-// scheduler's jitter), 2 bits each: about 85 bytes. An outage adds a run or two; a day when
-// nothing repeats falls back to raw. The day's totals make a whole day cost nothing to count.
+// A steady day on the scheduler's grid is one run of kindUp and one total, width 0: 10 bytes.
+// Totals that vary by up to three probes (an interval that does not divide five minutes, turns
+// skipped while a probe ran long) take 2 bits each: about 85 bytes. An outage adds a run or two; a
+// day when nothing repeats falls back to raw. The day's totals make a whole day cost nothing to
+// count.
 const (
 	rawDayLen = int(2 * dayLen)
 	// maxDayLen bounds the packed form: the header, a byte of total and of up and two of run for

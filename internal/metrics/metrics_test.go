@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,40 +38,238 @@ tenantops_backup_size_bytes{schedule="hot",tenant="acme"} 4096
 	// A schedule never backed up has no last-success series (not 1970), and a removed schedule's
 	// series disappear.
 	m.SetBackups("acme", []ScheduleBackups{{Schedule: "cold", AllowedAge: time.Hour}})
-	if n := testutil.CollectAndCount(m.backupLastSuccess); n != 0 {
+	if n := seriesCount(t, reg, "tenantops_backup_last_success_timestamp_seconds"); n != 0 {
 		t.Errorf("%d last-success series after the hot schedule went, want 0", n)
 	}
 	m.DeleteTenant("acme")
-	if n := testutil.CollectAndCount(m.backupInterval); n != 0 {
+	if n := seriesCount(t, reg, "tenantops_backup_expected_interval_seconds"); n != 0 {
 		t.Errorf("%d series left after the tenant was deleted", n)
 	}
+}
+
+func seriesCount(t *testing.T, reg prometheus.Gatherer, names ...string) int {
+	t.Helper()
+	n, err := testutil.GatherAndCount(reg, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 func TestConditionSeries(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	m := New(reg)
 	m.SetConditions("acme", []metav1.Condition{{Type: "Ready", Status: metav1.ConditionFalse}, {Type: "BackupsFresh", Status: metav1.ConditionTrue}})
-	if got := testutil.ToFloat64(m.tenantCondition.WithLabelValues("acme", "Ready", "False")); got != 1 {
-		t.Errorf("Ready False = %v, want 1", got)
-	}
-	if n := testutil.CollectAndCount(m.tenantCondition); n != 2 {
-		t.Errorf("%d series, want one for each of the 2 conditions", n)
+	want := `
+# HELP tenantops_tenant_condition 1 for each condition of a tenant, labelled with its current status.
+# TYPE tenantops_tenant_condition gauge
+tenantops_tenant_condition{status="False",tenant="acme",type="Ready"} 1
+tenantops_tenant_condition{status="True",tenant="acme",type="BackupsFresh"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tenantops_tenant_condition"); err != nil {
+		t.Error(err)
 	}
 	// A status change replaces its series; a condition that went (Reconciling once provisioned)
 	// takes its series with it; another tenant's stay.
 	m.SetConditions("globex", []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue}})
 	m.SetConditions("acme", []metav1.Condition{{Type: "Ready", Status: metav1.ConditionTrue}})
-	want := `
+	want = `
 # HELP tenantops_tenant_condition 1 for each condition of a tenant, labelled with its current status.
 # TYPE tenantops_tenant_condition gauge
 tenantops_tenant_condition{status="True",tenant="acme",type="Ready"} 1
 tenantops_tenant_condition{status="True",tenant="globex",type="Ready"} 1
 `
-	if err := testutil.CollectAndCompare(m.tenantCondition, strings.NewReader(want)); err != nil {
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tenantops_tenant_condition"); err != nil {
 		t.Error(err)
 	}
 	m.DeleteTenant("acme")
-	if n := testutil.CollectAndCount(m.tenantCondition); n != 1 {
+	if n := seriesCount(t, reg, "tenantops_tenant_condition"); n != 1 {
 		t.Errorf("%d series after acme was deleted, want globex's 1", n)
+	}
+}
+
+func TestProbeHistogram(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	// 10 ms lands in the 0.01 bucket (bounds are inclusive); 12 s is above the last bound and is
+	// counted in +Inf alone.
+	for _, d := range []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 30 * time.Millisecond,
+		30 * time.Millisecond, 700 * time.Millisecond, 12 * time.Second} {
+		m.ObserveProbe("acme", "http", d)
+	}
+	m.ObserveProbe("acme", "database", 2*time.Millisecond)
+	want := `
+# HELP tenantops_probe_duration_seconds How long a tenant's probes took, by probe (http or database).
+# TYPE tenantops_probe_duration_seconds histogram
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="0.01"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="0.025"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="0.05"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="0.1"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="0.25"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="0.5"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="1"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="2.5"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="5"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="10"} 1
+tenantops_probe_duration_seconds_bucket{probe="database",tenant="acme",le="+Inf"} 1
+tenantops_probe_duration_seconds_sum{probe="database",tenant="acme"} 0.002
+tenantops_probe_duration_seconds_count{probe="database",tenant="acme"} 1
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="0.01"} 2
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="0.025"} 2
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="0.05"} 4
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="0.1"} 4
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="0.25"} 4
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="0.5"} 4
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="1"} 5
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="2.5"} 5
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="5"} 5
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="10"} 5
+tenantops_probe_duration_seconds_bucket{probe="http",tenant="acme",le="+Inf"} 6
+tenantops_probe_duration_seconds_sum{probe="http",tenant="acme"} 12.775
+tenantops_probe_duration_seconds_count{probe="http",tenant="acme"} 6
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tenantops_probe_duration_seconds"); err != nil {
+		t.Error(err)
+	}
+	// Prometheus' created-timestamp ingestion reads it, as it did from client_golang's histograms.
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			if h := s.GetHistogram(); h != nil && h.GetCreatedTimestamp() == nil {
+				t.Errorf("%s %v has no created timestamp", f.GetName(), s.GetLabel())
+			}
+		}
+	}
+	m.DeleteUptime("acme")
+	if n := seriesCount(t, reg); n != 0 {
+		t.Errorf("%d series after DeleteUptime, want 0", n)
+	}
+}
+
+func TestConditionStatusChangeReplacesSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	for _, status := range []metav1.ConditionStatus{metav1.ConditionUnknown, metav1.ConditionFalse, metav1.ConditionTrue, metav1.ConditionFalse} {
+		m.SetConditions("acme", []metav1.Condition{{Type: "Ready", Status: status}})
+		want := `
+# HELP tenantops_tenant_condition 1 for each condition of a tenant, labelled with its current status.
+# TYPE tenantops_tenant_condition gauge
+tenantops_tenant_condition{status="` + string(status) + `",tenant="acme",type="Ready"} 1
+`
+		if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tenantops_tenant_condition"); err != nil {
+			t.Errorf("after Ready turned %s: %v", status, err)
+		}
+	}
+	// A type listed twice is one series (two would fail the scrape), with the last status.
+	m.SetConditions("acme", []metav1.Condition{{Type: "Ready", Status: metav1.ConditionFalse}, {Type: "Ready", Status: metav1.ConditionTrue}})
+	want := `
+# HELP tenantops_tenant_condition 1 for each condition of a tenant, labelled with its current status.
+# TYPE tenantops_tenant_condition gauge
+tenantops_tenant_condition{status="True",tenant="acme",type="Ready"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tenantops_tenant_condition"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestDeleteTenantLeavesNoSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	setTypicalTenant(m, "acme")
+	setTypicalTenant(m, "globex")
+	each := seriesCount(t, reg) / 2
+	m.DeleteTenant("acme")
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range families {
+		for _, s := range f.GetMetric() {
+			n++
+			for _, l := range s.GetLabel() {
+				if l.GetName() == "tenant" && l.GetValue() != "globex" {
+					t.Errorf("%s %v is left after acme was deleted", f.GetName(), s.GetLabel())
+				}
+			}
+		}
+	}
+	if n != each {
+		t.Errorf("%d series of globex after acme was deleted, want its %d", n, each)
+	}
+}
+
+// TestDeletedTenantIsForgotten: a tenant whose series all went holds no memory, whichever way they
+// went.
+func TestDeletedTenantIsForgotten(t *testing.T) {
+	m := New(prometheus.NewRegistry())
+	setTypicalTenant(m, "acme")
+	m.DeleteUptime("acme")
+	m.DeleteBackups("acme")
+	m.SetConditions("acme", nil)
+	setTypicalTenant(m, "globex")
+	m.DeleteTenant("globex")
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if len(m.tenants) != 0 {
+		t.Errorf("%d tenants held after all their series went, want 0", len(m.tenants))
+	}
+}
+
+// TestConcurrentSettersAndScrapes is for `go test -race`: the reconcilers and the uptime monitor set
+// series while Prometheus scrapes.
+func TestConcurrentSettersAndScrapes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	names := tenantNames(20)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 200 {
+				tenant := names[(i*7+w)%len(names)]
+				switch i % 5 {
+				case 0:
+					setTypicalTenant(m, tenant)
+				case 1:
+					m.ObserveProbe(tenant, "http", time.Duration(i)*time.Millisecond)
+					m.ObserveProbe(tenant, "smtp", time.Duration(i)*time.Millisecond)
+				case 2:
+					m.SetConditions(tenant, typicalConditions[:i%len(typicalConditions)])
+				case 3:
+					m.DeleteUptime(tenant)
+					m.DeleteBackups(tenant)
+				case 4:
+					m.DeleteTenant(tenant)
+				}
+			}
+		})
+	}
+	for range 2 {
+		wg.Go(func() {
+			for range 20 {
+				if _, err := reg.Gather(); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func TestLint(t *testing.T) {
+	// The pedantic registry also checks every collected series against its description.
+	reg := prometheus.NewPedanticRegistry()
+	m := New(reg)
+	setTypicalTenant(m, "acme")
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("%s: %s", p.Metric, p.Text)
 	}
 }

@@ -239,9 +239,11 @@ func (m *Monitor) Track(name string, t Targets) error {
 func (m *Monitor) Forget(name string) {
 	m.scheduler.Remove(httpProbe + "/" + name)
 	m.scheduler.Remove(databaseProbe + "/" + name)
+	// The series go under the lock deliver takes: a probe that was running when the tenant was
+	// forgotten must not bring them back.
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	delete(m.tenants, name)
-	m.mu.Unlock()
 	if m.opts.Metrics != nil {
 		m.opts.Metrics.DeleteUptime(name)
 	}
@@ -269,17 +271,18 @@ func (m *Monitor) tenant(name string) *monitored {
 // deliver records a probe's result; keys are "http/<tenant>" and "database/<tenant>".
 func (m *Monitor) deliver(key string, r probes.Result) {
 	kind, name, _ := strings.Cut(key, "/")
+	m.mu.Lock()
+	mt := m.tenants[name]
+	if mt == nil || !mt.tracked {
+		// Forgotten while its probe ran: its series are gone and stay gone.
+		m.mu.Unlock()
+		return
+	}
 	if m.opts.Metrics != nil {
 		m.opts.Metrics.ObserveProbe(name, kind, r.Latency)
 		if kind == httpProbe && !r.CertificateNotAfter.IsZero() {
 			m.opts.Metrics.SetCertificateExpiry(name, r.CertificateNotAfter)
 		}
-	}
-	m.mu.Lock()
-	mt := m.tenants[name]
-	if mt == nil || !mt.tracked {
-		m.mu.Unlock()
-		return
 	}
 	target := &mt.db
 	if kind == httpProbe {
@@ -288,12 +291,11 @@ func (m *Monitor) deliver(key string, r probes.Result) {
 	}
 	target.record(r)
 	changed := mt.judge()
-	up := mt.report.State == Up
+	if changed && m.opts.Metrics != nil {
+		m.opts.Metrics.SetUp(name, mt.report.State == Up)
+	}
 	m.mu.Unlock()
 	if changed {
-		if m.opts.Metrics != nil {
-			m.opts.Metrics.SetUp(name, up)
-		}
 		m.opts.Notify(name)
 	}
 }

@@ -331,3 +331,33 @@ func TestDetectionTime(t *testing.T) {
 		t.Errorf("DetectionTime(30s) = %v, want beyond two minutes", got)
 	}
 }
+
+// A probe still running when its tenant is forgotten (the Tenant was deleted) delivers its result
+// afterwards: that must not bring back the deleted tenant's series.
+func TestAProbeEndingAfterForgetLeavesNoSeries(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	mon, _, reg := newTestMonitor(t, t0)
+	mon.deliver("http/acme", ok(t0))
+	if upGauge(t, reg, "acme") != 1 {
+		t.Fatal("no up series after a first success; the test proves nothing")
+	}
+	mon.Forget("acme")
+	result := ok(t0.Add(DefaultInterval))
+	result.Latency = 30 * time.Millisecond
+	result.CertificateNotAfter = t0.Add(90 * 24 * time.Hour)
+	mon.deliver("http/acme", result)
+	mon.deliver("database/acme", refused(t0.Add(DefaultInterval)))
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, metric := range f.GetMetric() {
+			for _, l := range metric.GetLabel() {
+				if l.GetName() == "tenant" && l.GetValue() == "acme" {
+					t.Errorf("%s of the forgotten tenant is back", f.GetName())
+				}
+			}
+		}
+	}
+}

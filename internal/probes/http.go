@@ -62,6 +62,12 @@ func NewHTTPProber(o HTTPOptions) *HTTPProber {
 		TLSClientConfig: &tls.Config{
 			RootCAs:    o.RootCAs,
 			MinVersion: tls.VersionTLS12,
+			// X25519 alone, not Go's default hybrid with ML-KEM: the post-quantum share protects
+			// a conversation's secrecy for years to come, and a probe's GET and status code have
+			// none to keep, while its key generation and decapsulation were a third of a
+			// handshake's CPU (at 10,000 tenants every 15 s, most of the manager's). P-256 is
+			// kept for servers without X25519.
+			CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256},
 		},
 		TLSHandshakeTimeout: o.Timeout,
 		// Every probe makes a new connection, with a TLS handshake, as a new visitor would: a

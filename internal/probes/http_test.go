@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -302,3 +304,33 @@ type fixedClock struct{ t time.Time }
 
 func (c fixedClock) Now() time.Time                  { return c.t }
 func (c fixedClock) Since(t time.Time) time.Duration { return c.t.Sub(t) }
+
+// A probe offers X25519 (and P-256) for its key exchange, not the hybrid with ML-KEM: the hybrid's
+// key generation was a third of a probe's CPU, and a probe has no secret to keep for years. The
+// server here sees what the client hello offers; the probe must still succeed.
+func TestHTTPProbeOffersNoPostQuantumKeyShare(t *testing.T) {
+	ca := newTestCA(t, "Tenant Test CA")
+	var mu sync.Mutex
+	var offered []tls.CurveID
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(ok))
+	srv.TLS = &tls.Config{
+		Certificates: []tls.Certificate{ca.issue(t, leaf{dns: []string{"app.tenant.test"}}).tls},
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			mu.Lock()
+			offered = append([]tls.CurveID(nil), hello.SupportedCurves...)
+			mu.Unlock()
+			return nil, nil
+		},
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	p := NewHTTPProber(HTTPOptions{RootCAs: ca.pool, DialContext: dialTo(srv.Listener.Addr().String())})
+	if r := p.Probe(context.Background(), tenantURL); !r.Success {
+		t.Fatalf("probe failed: %s %s", r.Reason, r.Message)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(offered, []tls.CurveID{tls.X25519, tls.CurveP256}) {
+		t.Errorf("the probe offered %v, want X25519 and P-256 only", offered)
+	}
+}

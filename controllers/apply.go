@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/apiutil"
 
 	"github.com/tenantops/tenant-operator/api/v1alpha1"
 	"github.com/tenantops/tenant-operator/internal/builders"
@@ -81,6 +82,9 @@ func (r *TenantReconciler) deleteUnwanted(ctx context.Context, t *v1alpha1.Tenan
 	if namespace != "" {
 		listOpts = append(listOpts, client.InNamespace(namespace))
 	}
+	if r.listsByTenant(list) {
+		listOpts = append(listOpts, client.MatchingFields{indexTenantLabel: t.Name})
+	}
 	if err := r.List(ctx, list, listOpts...); err != nil {
 		return nil, fmt.Errorf("list %ss of tenant %s: %w", what, t.Name, err)
 	}
@@ -125,4 +129,18 @@ func ownedByTenant(obj client.Object, t *v1alpha1.Tenant) bool {
 		}
 	}
 	return true
+}
+
+// listsByTenant tells whether list is of a kind indexed by indexTenantLabel (tenantIndexed).
+func (r *TenantReconciler) listsByTenant(list client.ObjectList) bool {
+	listKind, err := apiutil.GVKForObject(list, r.Scheme())
+	if err != nil {
+		return false
+	}
+	for _, obj := range tenantIndexed() {
+		if kind, err := apiutil.GVKForObject(obj, r.Scheme()); err == nil && kind.GroupVersion().WithKind(kind.Kind+"List") == listKind {
+			return true
+		}
+	}
+	return false
 }

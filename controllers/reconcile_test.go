@@ -6,14 +6,18 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -87,7 +91,7 @@ func TestATenantWithoutIssuerIsStillRecheckedAndGoesStale(t *testing.T) {
 	tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "acme", UID: "uid-1", Generation: 1}, Spec: v1alpha1.TenantSpec{
 		Hostnames: []string{"acme.example.com"}, BackupPolicyRef: &v1alpha1.LocalObjectReference{Name: "standard"},
 		Database: v1alpha1.DatabaseSpec{Version: "17", Storage: v1alpha1.DatabaseStorage{Size: resource.MustParse("1Gi")}}}}
-	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(policy, tenant).
+	c := withTenantIndexes(fake.NewClientBuilder()).WithScheme(testScheme(t)).WithObjects(policy, tenant).
 		WithStatusSubresource(&v1alpha1.Tenant{}, &v1alpha1.BackupPolicy{}).WithInterceptorFuncs(applyAsUpsert()).Build()
 	r, err := NewTenantReconciler(c, c, nil, Options{Options: builders.Options{OperatorNamespace: "tenant-operator-system"},
 		Clock: clk, BackupVolumeRoot: root, BackupCheckInterval: 5 * time.Minute, DisableUptimeProbes: true, Metrics: metrics.New(prometheus.NewRegistry())})
@@ -191,6 +195,15 @@ func applyAsUpsert() interceptor.Funcs {
 	}
 }
 
+// withTenantIndexes registers the manager's index of owned objects by tenant (setupIndexes), which
+// the reconciler's lists of cluster roles, deployments and cron jobs use.
+func withTenantIndexes(b *fake.ClientBuilder) *fake.ClientBuilder {
+	for _, obj := range tenantIndexed() {
+		b = b.WithIndex(obj, indexTenantLabel, tenantLabelOf)
+	}
+	return b
+}
+
 func testScheme(t *testing.T) *runtime.Scheme {
 	t.Helper()
 	s := runtime.NewScheme()
@@ -264,7 +277,7 @@ func TestEraseTenant(t *testing.T) {
 		}
 		return cl.Delete(ctx, obj, opts...)
 	}
-	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(policy, secret, job, cronJob).WithInterceptorFuncs(funcs).Build()
+	c := withTenantIndexes(fake.NewClientBuilder()).WithScheme(testScheme(t)).WithObjects(policy, secret, job, cronJob).WithInterceptorFuncs(funcs).Build()
 	r, err := NewTenantReconciler(c, c, nil, Options{Options: builders.Options{OperatorNamespace: "ops"}, Clock: clocktesting.NewFakeClock(now),
 		BackupVolumeRoot: root, DisableUptimeProbes: true, Metrics: metrics.New(prometheus.NewRegistry())})
 	if err != nil {
@@ -393,5 +406,40 @@ func TestKeptVerdict(t *testing.T) {
 				t.Errorf("keptVerdict = %q, %s, %v; want %q, %s, %v", reason, until, bounded, tc.wantReason, tc.wantUntil, tc.bounded)
 			}
 		})
+	}
+}
+
+// The lists that gather every tenant's objects in one place (cluster-scoped, or in the operator's
+// namespace) go through the tenant index; lists within a tenant's namespace need not.
+func TestListsByTenantAreTheIndexedKinds(t *testing.T) {
+	c := withTenantIndexes(fake.NewClientBuilder()).WithScheme(testScheme(t)).Build()
+	r := &TenantReconciler{Client: c}
+	for _, tc := range []struct {
+		list client.ObjectList
+		want bool
+	}{
+		{&rbacv1.ClusterRoleList{}, true}, {&rbacv1.ClusterRoleBindingList{}, true},
+		{&appsv1.DeploymentList{}, true}, {&batchv1.CronJobList{}, true},
+		{&rbacv1.RoleBindingList{}, false}, {&networkingv1.NetworkPolicyList{}, false},
+	} {
+		if got := r.listsByTenant(tc.list); got != tc.want {
+			t.Errorf("listsByTenant(%T) = %v, want %v", tc.list, got, tc.want)
+		}
+	}
+	// Through the index, a tenant's list holds its own objects only.
+	for _, name := range []string{"acme", "globex"} {
+		role := &rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "tenant-" + name + "-reader",
+			Labels: map[string]string{builders.LabelManagedBy: builders.ManagedByValue, builders.LabelTenant: name}}}
+		if err := c.Create(context.Background(), role); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tenant := &v1alpha1.Tenant{ObjectMeta: metav1.ObjectMeta{Name: "acme"}}
+	deleted, err := r.deleteUnwanted(context.Background(), tenant, "cluster role", &rbacv1.ClusterRoleList{}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(deleted, []string{"tenant-acme-reader"}) {
+		t.Errorf("deleted %v, want acme's cluster role only", deleted)
 	}
 }

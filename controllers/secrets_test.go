@@ -25,7 +25,7 @@ func TestAGeneratedPasswordIsNeverReplaced(t *testing.T) {
 	name := builders.DatabaseSecretName(tenant)
 	theirs := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: builders.NamespaceName(tenant), Name: name},
 		Data: map[string][]byte{builders.SecretKeyPassword: []byte("written-by-the-other-process")}}
-	c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(tenant, theirs).Build()
+	c := withTenantIndexes(fake.NewClientBuilder()).WithScheme(testScheme(t)).WithObjects(tenant, theirs).Build()
 	r, err := NewTenantReconciler(c, c, nil, Options{Options: builders.Options{OperatorNamespace: "tenant-operator-system"},
 		DisableUptimeProbes: true, Metrics: metrics.New(prometheus.NewRegistry())})
 	if err != nil {

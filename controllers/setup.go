@@ -46,7 +46,28 @@ const (
 	indexTenantBackupPolicy    = "spec.backupPolicyRef.name"
 	indexTenantRetentionPolicy = "spec.retentionPolicyRef.name"
 	indexBackupPolicySecrets   = "spec.secretNames"
+	// indexTenantLabel indexes owned objects of the kinds tenantIndexed lists by their tenant
+	// label.
+	indexTenantLabel = "metadata.labels.tenant"
 )
+
+// tenantIndexed are the owned kinds whose lists of one tenant's objects go through
+// indexTenantLabel: those listed cluster-wide or in the operator's namespace, where every
+// tenant's objects sit together. A label selector alone makes such a list read all of them, so
+// each tenant's pass read every tenant's cluster roles: at 10,000 tenants that was an eighth of
+// the manager's CPU, growing with every tenant added. Lists within a tenant's namespace use the
+// cache's namespace index instead.
+func tenantIndexed() []client.Object {
+	return []client.Object{&rbacv1.ClusterRole{}, &rbacv1.ClusterRoleBinding{}, &appsv1.Deployment{}, &batchv1.CronJob{}}
+}
+
+// tenantLabelOf is indexTenantLabel's value of an object.
+func tenantLabelOf(o client.Object) []string {
+	if name := o.GetLabels()[builders.LabelTenant]; name != "" {
+		return []string{name}
+	}
+	return nil
+}
 
 // Options are the manager's settings (package manager).
 type Options = manager.Options
@@ -325,6 +346,11 @@ func setupIndexes(ctx context.Context, mgr ctrl.Manager) error {
 		return backupPolicySecretNames(o.(*v1alpha1.BackupPolicy))
 	}); err != nil {
 		return fmt.Errorf("index backup policies by secret: %w", err)
+	}
+	for _, obj := range tenantIndexed() {
+		if err := indexer.IndexField(ctx, obj, indexTenantLabel, tenantLabelOf); err != nil {
+			return fmt.Errorf("index %T by tenant: %w", obj, err)
+		}
 	}
 	return nil
 }

@@ -126,7 +126,7 @@ func TestShardGuardRefusesAForeignTenant(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			run := func(s shard.Shard) (int, ctrl.Result) {
 				writes := 0
-				c := fake.NewClientBuilder().WithScheme(testScheme(t)).WithObjects(tt.objs...).
+				c := withTenantIndexes(fake.NewClientBuilder()).WithScheme(testScheme(t)).WithObjects(tt.objs...).
 					WithStatusSubresource(&v1alpha1.Tenant{}, &v1alpha1.TenantRestore{}, &v1alpha1.TenantExport{}, &v1alpha1.ErasureRequest{}).
 					WithInterceptorFuncs(countWrites(&writes)).Build()
 				opts := Options{Options: builders.Options{OperatorNamespace: operatorNS}, DisableUptimeProbes: true,

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ import (
 	"github.com/tenantops/tenant-operator/internal/backupcheck"
 	"github.com/tenantops/tenant-operator/internal/evidence"
 	"github.com/tenantops/tenant-operator/internal/leadership"
+	"github.com/tenantops/tenant-operator/internal/manager"
 	"github.com/tenantops/tenant-operator/internal/shard"
 	tenantwebhook "github.com/tenantops/tenant-operator/internal/webhook"
 )
@@ -122,6 +124,14 @@ func runManager() error {
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+
+	switch limit, ok, err := manager.SoftMemoryLimit(os.Getenv); {
+	case err != nil:
+		return err
+	case ok:
+		debug.SetMemoryLimit(limit)
+		log.Info("Go memory limit set to 90 % of the container's", "bytes", limit)
+	}
 
 	// HTTP/2 is off for the webhook and metrics servers (CVE-2023-44487, rapid reset).
 	disableHTTP2 := func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} }

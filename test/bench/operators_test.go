@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	"github.com/tenantops/tenant-operator/internal/manager"
 	"github.com/tenantops/tenant-operator/internal/shard"
 	"github.com/tenantops/tenant-operator/test/controlplane"
 )
@@ -78,8 +80,13 @@ func startOperators(b *testing.B, env *controlplane.Env, dir, binary string, pro
 		}
 		op.proc = exec.Command(binary, args...)
 		if limit := os.Getenv("BENCH_MEMORY_LIMIT"); limit != "" {
-			// As the chart and config/manager run it: GOMEMLIMIT is the container's memory limit.
-			op.proc.Env = append(os.Environ(), "GOMEMLIMIT="+limit)
+			// As the chart and config/manager run it: the container's memory limit in bytes, of
+			// which the operator keeps the Go runtime to 90 %.
+			q, err := resource.ParseQuantity(strings.TrimSuffix(limit, "B"))
+			if err != nil {
+				b.Fatalf("BENCH_MEMORY_LIMIT=%q: want a memory size such as 1Gi: %v", limit, err)
+			}
+			op.proc.Env = append(os.Environ(), manager.MemoryLimitEnv+"="+strconv.FormatInt(q.Value(), 10))
 		}
 		logFile, err := os.Create(filepath.Join(dir, logName))
 		if err != nil {

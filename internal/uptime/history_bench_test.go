@@ -107,14 +107,19 @@ func heapPerHistory(probes []probe) float64 {
 	return float64(after.HeapAlloc-before.HeapAlloc) / n
 }
 
+// recorded is a History of probes, and the time of the last of them.
+func recorded(probes []probe) (*History, time.Time) {
+	h := &History{}
+	for _, p := range probes {
+		h.Record(p.at, p.up)
+	}
+	return h, probes[len(probes)-1].at
+}
+
 // BenchmarkCounts is the cost of the three windows a status shows, over each case's history.
 func BenchmarkCounts(b *testing.B) {
 	for _, c := range historyCases() {
-		h := &History{}
-		for _, p := range c.probes {
-			h.Record(p.at, p.up)
-		}
-		now := c.probes[len(c.probes)-1].at
+		h, now := recorded(c.probes)
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				h.Counts(day, now)
@@ -131,11 +136,7 @@ func BenchmarkEvaluateHistories(b *testing.B) {
 	o, _ := ParseObjective("99.5")
 	o.Hours = mustHours(&testing.T{}, "Europe/Amsterdam", "09:00", "17:00")
 	for _, c := range historyCases() {
-		h := &History{}
-		for _, p := range c.probes {
-			h.Record(p.at, p.up)
-		}
-		now := c.probes[len(c.probes)-1].at
+		h, now := recorded(c.probes)
 		b.Run(c.name, func(b *testing.B) {
 			for b.Loop() {
 				o.Evaluate(h, now)

@@ -7,7 +7,8 @@
 // A restart forgets what was applied. So that a restarted manager does not send every object
 // again, each apply also marks the object with a hash of its request (AnnotationApplied); after a
 // restart an apply is skipped when the cached object carries the same hash and no field manager
-// but this one's apply has written the object itself since (KeepWriters keeps that in the cache).
+// but this one's apply has written the object itself since: the cache must keep the managed
+// fields' writers (the operator's transform, cachemeta.Compact, drops only their field sets).
 // Someone's change while the manager was down shows as their own field manager entry, and is
 // undone.
 package ssa
@@ -41,17 +42,6 @@ type applyConfiguration interface {
 
 // AnnotationApplied holds the hash of the last apply request the object was given.
 const AnnotationApplied = "tenancy.tenantops.io/applied"
-
-// KeepWriters is for a cache transform: it drops the field sets of an object's managed fields,
-// most of a server-side-applied object's size, and keeps who wrote it, how and to which
-// subresource, which Apply reads after a restart.
-func KeepWriters(obj client.Object) {
-	fields := obj.GetManagedFields()
-	for i := range fields {
-		fields[i].FieldsV1 = nil
-	}
-	obj.SetManagedFields(fields)
-}
 
 // writtenOnlyBy tells whether owner's apply is the only writer of obj itself (subresources such as
 // status aside) that its managed fields name; false when they name none (not kept in the cache).
@@ -120,10 +110,11 @@ func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, cur
 	}
 	gvk := schema.FromAPIVersionAndKind(deref(ac.GetAPIVersion()), deref(ac.GetKind()))
 	key := objectKey(gvk, deref(ac.GetNamespace()), deref(ac.GetName()))
-	name := fmt.Sprintf("%s %s/%s", gvk.Kind, deref(ac.GetNamespace()), deref(ac.GetName()))
+	// Named only for an error: Apply runs for every owned object on every pass.
+	name := func() string { return fmt.Sprintf("%s %s/%s", gvk.Kind, deref(ac.GetNamespace()), deref(ac.GetName())) }
 	request, err := json.Marshal(obj)
 	if err != nil {
-		return false, fmt.Errorf("encode %s: %w", name, err)
+		return false, fmt.Errorf("encode %s: %w", name(), err)
 	}
 	sum := sha256.Sum256(request)
 	hash := requestHash(sum[:16])
@@ -147,7 +138,7 @@ func (a *Applier) Apply(ctx context.Context, obj runtime.ApplyConfiguration, cur
 	}
 	marked, err := withAnnotation(request, AnnotationApplied, mark)
 	if err != nil {
-		return false, fmt.Errorf("encode %s: %w", name, err)
+		return false, fmt.Errorf("encode %s: %w", name(), err)
 	}
 	a.begin(key)
 	resourceVersion, err := a.send(ctx, gvk, ac, marked, current)
@@ -242,11 +233,10 @@ func convert(from any, to any) error {
 // that arrives while obj is being applied is held until the apply returns; it is handed to
 // Changed then if it was not that apply's, so no one else's write goes unnoticed.
 func (a *Applier) NeedsReconcile(obj client.Object) bool {
-	gvk, err := apiutil.GVKForObject(obj, a.Client.Scheme())
-	if err != nil {
+	key, ok := a.keyOf(obj)
+	if !ok {
 		return true
 	}
-	key := objectKey(gvk, obj.GetNamespace(), obj.GetName())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if f, ok := a.inFlight[key]; ok {
@@ -260,11 +250,10 @@ func (a *Applier) NeedsReconcile(obj client.Object) bool {
 // Forget drops what the applier remembers of a deleted object: a manager that outlives many
 // tenants would otherwise keep a record of every object it ever applied.
 func (a *Applier) Forget(obj client.Object) {
-	gvk, err := apiutil.GVKForObject(obj, a.Client.Scheme())
-	if err != nil {
+	key, ok := a.keyOf(obj)
+	if !ok {
 		return
 	}
-	key := objectKey(gvk, obj.GetNamespace(), obj.GetName())
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	delete(a.applied, key)
@@ -337,6 +326,16 @@ func (a *Applier) finish(key recordKey, applied *appliedRequest) {
 			a.Changed(obj)
 		}
 	}
+}
+
+// keyOf is the record key of an object a watch event brought; ok is false when the scheme does not
+// know its kind.
+func (a *Applier) keyOf(obj client.Object) (recordKey, bool) {
+	gvk, err := apiutil.GVKForObject(obj, a.Client.Scheme())
+	if err != nil {
+		return recordKey{}, false
+	}
+	return objectKey(gvk, obj.GetNamespace(), obj.GetName()), true
 }
 
 // objectKey names an object in the applier's records; applies and watch events must agree on it.

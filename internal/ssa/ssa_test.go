@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	"github.com/tenantops/tenant-operator/internal/cachemeta"
 	"github.com/tenantops/tenant-operator/internal/ssa"
 	"github.com/tenantops/tenant-operator/test/controlplane"
 )
@@ -33,10 +34,10 @@ func TestApplySkipsOnlyUnchangedObjects(t *testing.T) {
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	// The cache keeps who wrote each object and not what, as the operator's does.
+	// The cache keeps who wrote each object and not what, with the operator's transform.
 	informers, err := cache.New(env.Config, cache.Options{Scheme: scheme, DefaultTransform: func(obj any) (any, error) {
 		if o, ok := obj.(client.Object); ok {
-			ssa.KeepWriters(o)
+			cachemeta.Compact(o)
 		}
 		return obj, nil
 	}})

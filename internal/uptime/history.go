@@ -169,12 +169,17 @@ func (h *History) sealRecent() {
 
 // day is the encoded day d, which must be within numDays of newest's.
 func (h *History) day(d int64) string {
-	i := floorMod(d, numDays)
-	start := uint16(0)
-	if i > 0 {
-		start = h.ends[i-1]
+	_, start, end := h.bounds(d)
+	return h.days[start:end]
+}
+
+// bounds are the slot of day d and where its encoding starts and ends in days.
+func (h *History) bounds(d int64) (slot int64, start, end int) {
+	slot = floorMod(d, numDays)
+	if slot > 0 {
+		start = int(h.ends[slot-1])
 	}
-	return h.days[start:h.ends[i]]
+	return slot, start, int(h.ends[slot])
 }
 
 // putDay replaces day d with the buckets of day.
@@ -188,12 +193,7 @@ func (h *History) putDay(d int64, day *[dayLen]bucket) {
 // dropped), and saves the 16-byte headers of 31 strings and their rounding up to a size class,
 // most of the memory of a History that is new or steady.
 func (h *History) setDay(d int64, enc []byte) {
-	i := floorMod(d, numDays)
-	start := 0
-	if i > 0 {
-		start = int(h.ends[i-1])
-	}
-	end := int(h.ends[i])
+	i, start, end := h.bounds(d)
 	if h.days[start:end] == string(enc) {
 		return
 	}
@@ -296,12 +296,6 @@ func (r *reader) at(n int64) bucket {
 	decodeDay(r.h.day(d), &r.buf)
 	r.decoded, r.dayStart = true, d*dayLen
 	return r.buf[n-r.dayStart]
-}
-
-// at is bucket n. It decodes n's day on every call: a walk over many buckets uses a reader.
-func (h *History) at(n int64) bucket {
-	r := h.reader()
-	return r.at(n)
 }
 
 // bucketOf is the number of the bucket holding t, rounding down also before 1970.

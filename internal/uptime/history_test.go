@@ -14,6 +14,12 @@ var base = time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
 
 const day = 24 * time.Hour
 
+// at is bucket n of h, for tests that check single buckets; it decodes n's day on every call.
+func (h *History) at(n int64) bucket {
+	r := h.reader()
+	return r.at(n)
+}
+
 // probeEvery records a probe every interval in [from, to), up unless down says otherwise.
 func probeEvery(h *History, from, to time.Time, every time.Duration, down func(time.Time) bool) {
 	for t := from; t.Before(to); t = t.Add(every) {

@@ -61,8 +61,9 @@ const (
 // BENCH_TENANTS=100,1000 chooses N; BENCH_IDLE=10m the idle window (by default one refresh
 // interval: each tenant's figures are refreshed once in it, and the histories saved once);
 // BENCH_MEMORY_LIMIT=1Gi runs the operator as a Deployment with that memory limit runs it (the
-// Go runtime kept to 90 % of it, manager.SoftMemoryLimit); BENCH_REQUIRED=0 skips the required writes, BENCH_FLOOR=0 the floor; BENCH_RESTART=0 the restart of the converged
-// operator (measureRestart) at the end;
+// Go runtime kept to 90 % of it, manager.SoftMemoryLimit); BENCH_REQUIRED=0 skips the required
+// writes, BENCH_FLOOR=0 the floor; BENCH_RESTART=0 the restart of the converged operator
+// (measureRestart) at the end;
 // BENCH_CPU_PROFILE=file saves a 30 s CPU profile of the operator converging;
 // BENCH_SHARDS=3 runs the operator as 3 processes, --shards 3 --shard-index 0..2 (each its own
 // API user, ports and lease), reports each shard's peak RSS and reconciles beside the totals, and

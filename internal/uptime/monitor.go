@@ -435,7 +435,7 @@ func (m *Monitor) refresh(now time.Time) {
 			continue
 		}
 		if mt.resumed && mt.nextPublish.IsZero() {
-			mt.nextPublish = nextSlot(name, m.opts.RefreshInterval, now)
+			mt.nextPublish = NextSlot(name, m.opts.RefreshInterval, now)
 		}
 		metricsDue := !now.Before(mt.nextMetrics)
 		publishDue := (mt.report.Figures == nil && !mt.resumed) || !now.Before(mt.nextPublish)
@@ -444,7 +444,7 @@ func (m *Monitor) refresh(now time.Time) {
 		}
 		sum := Summarize(&mt.history, mt.targets.Objective, now)
 		if metricsDue {
-			mt.nextMetrics = nextSlot(name, m.opts.MetricsInterval, now)
+			mt.nextMetrics = NextSlot(name, m.opts.MetricsInterval, now)
 			if m.opts.Metrics != nil {
 				m.opts.Metrics.SetRatios(name, metrics.Ratios{Day: sum.Day, Week: sum.Week, Month: sum.Month,
 					Objective: sum.Objective.Ratio(), BudgetRemaining: sum.Evaluation.BudgetRemaining, Probed: sum.Evaluation.Total > 0})
@@ -469,12 +469,13 @@ func (m *Monitor) refresh(now time.Time) {
 // on, less a tenth for a late tick. So the first figures, published at once whatever the slot,
 // are not followed by others seconds later, and figures change at most once an interval.
 func nextPublish(name string, interval time.Duration, now time.Time) time.Time {
-	return nextSlot(name, interval, now.Add(interval-interval/10))
+	return NextSlot(name, interval, now.Add(interval-interval/10))
 }
 
-// nextSlot is the first time after now at name's own offset into interval: a hash of the name
-// picks the offset, in whole seconds, so each tenant has its own.
-func nextSlot(name string, interval time.Duration, now time.Time) time.Time {
+// NextSlot is the first time after now at name's own offset into interval: a hash of the name
+// picks the offset, in whole seconds, so each tenant has its own. A tenant's figures are
+// published at its slots of RefreshInterval; the benchmark tells those writes from others by it.
+func NextSlot(name string, interval time.Duration, now time.Time) time.Time {
 	h := fnv.New64a()
 	_, _ = h.Write([]byte(name))
 	seconds := max(int64(interval/time.Second), 1)

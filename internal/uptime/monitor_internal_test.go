@@ -20,7 +20,7 @@ func TestNextPublishKeepsAnIntervalBetweenChanges(t *testing.T) {
 			if gap := next.Sub(first); gap < interval-interval/10 || gap > 2*interval {
 				t.Fatalf("%s published at %s: next at %s, %s later", name, first, next, gap)
 			}
-			if slot := nextSlot(name, interval, next.Add(-time.Second)); !slot.Equal(next) {
+			if slot := NextSlot(name, interval, next.Add(-time.Second)); !slot.Equal(next) {
 				t.Fatalf("%s: next publication %s is not on its slot (%s)", name, next, slot)
 			}
 			for _, late := range []time.Duration{0, 800 * time.Millisecond, 30 * time.Second} {

@@ -214,7 +214,7 @@ func TestRefreshesAreSpread(t *testing.T) {
 	perSecond := map[int64]int{}
 	t0 := time.Unix(1_800_000_000, 0)
 	for i := range 1000 {
-		next := nextSlot(fmt.Sprintf("tenant-%04d", i), DefaultRefreshInterval, t0)
+		next := NextSlot(fmt.Sprintf("tenant-%04d", i), DefaultRefreshInterval, t0)
 		if !next.After(t0) || next.Sub(t0) > DefaultRefreshInterval {
 			t.Fatalf("next slot %v is not within the interval after %v", next, t0)
 		}
@@ -291,7 +291,7 @@ func TestARestartPublishesAtTheTenantsSlot(t *testing.T) {
 	if err := second.Track("acme", targets); err != nil {
 		t.Fatal(err)
 	}
-	slot := nextSlot("acme", DefaultRefreshInterval, restart)
+	slot := NextSlot("acme", DefaultRefreshInterval, restart)
 	for now := restart; now.Before(slot); now = now.Add(time.Second) {
 		if now.Sub(restart)%(15*time.Second) == 0 {
 			second.deliver("http/acme", ok(now))

@@ -18,24 +18,28 @@ type restartFigures struct {
 	// queue was empty: caches synced, leases taken, the first pass done.
 	firstPass  time.Duration
 	reconciles float64
-	// writes are the operators' writes in the audit log from the restart until the first pass
-	// was done, by verb and resource.
-	writes      []operatorRequest
-	writesByKey string
 	// settle is the window after the first pass in which the new processes probe every tenant
-	// until they have judged it (failuresToDown probes, and a little more); settleWrites are the
-	// writes about steady tenants in it, by class. A steady-up tenant must get none; a
-	// steady-down one at most its figures' refresh at its own slot, once.
-	settle       time.Duration
-	settleWrites map[string][]operatorRequest
+	// until they have judged it (failuresToDown probes, and a little more).
+	settle time.Duration
+	// The operators' writes from the restart until the end of settle (leases aside), split by
+	// what caused them. restartWrites are the restart's own: none is wanted. refreshes are
+	// steady-down tenants' figures published at their slot of the refresh interval, once, as
+	// every 10 minutes without a restart (the outage grows, so the figures change); transitions
+	// are flapping tenants' status writes and events, made whether or not the operator restarted.
+	restartWrites, refreshes, transitions []operatorRequest
+	// firstPassWrites is how many of them all came before the first pass was done.
+	firstPassWrites int
 }
 
 func (f restartFigures) String() string {
-	return fmt.Sprintf("first pass done %.1fs after the start (%.0f reconciles), %d writes in it (%s); "+
-		"in the %.0fs after it, while every tenant was probed and judged again: %d writes to steady-up tenants (%s), %d to steady-down ones (%s)",
-		f.firstPass.Seconds(), f.reconciles, len(f.writes), f.writesByKey, f.settle.Seconds(),
-		len(f.settleWrites[steadyUp]), byVerbAndResource(f.settleWrites[steadyUp], 1),
-		len(f.settleWrites[steadyDown]), byVerbAndResource(f.settleWrites[steadyDown], 1))
+	return fmt.Sprintf("first pass done %.1fs after the start (%.0f reconciles); from the start until %.0fs after it, "+
+		"while every tenant was probed and judged again, %d writes (%d in the first pass): %d caused by the restart (%s), "+
+		"%d steady-down tenants' figures refreshed at their slot (%s), %d by flapping tenants' transitions (%s)",
+		f.firstPass.Seconds(), f.reconciles, f.settle.Seconds(),
+		len(f.restartWrites)+len(f.refreshes)+len(f.transitions), f.firstPassWrites,
+		len(f.restartWrites), byVerbAndResource(f.restartWrites, 1),
+		len(f.refreshes), byVerbAndResource(f.refreshes, 1),
+		len(f.transitions), byVerbAndResource(f.transitions, 1))
 }
 
 // measureRestart stops the converged operator as the kubelet does (SIGTERM: it releases its lease)
@@ -64,12 +68,7 @@ func measureRestart(b *testing.B, env *controlplane.Env, dir, binary string, pro
 	var f restartFigures
 	deadline := started.Add(30 * time.Minute)
 	for {
-		var reconciles, depth float64
-		for _, op := range operators {
-			m := scrapeMetrics(b, op.metricsAddr)
-			reconciles += sumSeries(m, "controller_runtime_reconcile_total", `controller="tenant"`)
-			depth += sumSeries(m, "workqueue_depth", `name="tenant"`)
-		}
+		reconciles, depth := tenantQueue(b, operators)
 		if reconciles >= float64(tenants) && depth == 0 {
 			f.firstPass, f.reconciles = time.Since(started), reconciles
 			break
@@ -77,45 +76,45 @@ func measureRestart(b *testing.B, env *controlplane.Env, dir, binary string, pro
 		if time.Now().After(deadline) {
 			b.Fatalf("restarted operator: %.0f of %d tenants reconciled, %.0f queued, after %s", reconciles, tenants, depth, time.Since(started))
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(pollInterval(time.Since(started)))
 	}
-	// A request is in the audit log once answered.
-	time.Sleep(2 * time.Second)
-	for _, op := range operators {
-		for _, q := range operatorRequests(b, auditLog, op.user, started, started.Add(f.firstPass)) {
-			if isWrite(q.verb) && q.resource != "leases" && !isEvent(q) {
-				f.writes = append(f.writes, q)
-			}
-		}
-	}
-	f.writesByKey = byVerbAndResource(f.writes, 1)
 
 	// Back to idle: each tenant probed failuresToDown times by the new processes (a steady-down
 	// one judged down again), the reconciles that wakes given a few seconds.
 	f.settle = failuresToDown*uptime.DefaultInterval + 10*time.Second
-	settleFrom := started.Add(f.firstPass)
-	time.Sleep(time.Until(settleFrom.Add(f.settle + 2*time.Second)))
-	f.settleWrites = map[string][]operatorRequest{}
-	perTenant := map[string]int{}
+	firstPassDone := started.Add(f.firstPass)
+	end := firstPassDone.Add(f.settle)
+	// A request is in the audit log once answered.
+	time.Sleep(time.Until(end.Add(2 * time.Second)))
+	refreshed := map[string]int{}
 	for _, op := range operators {
-		for _, q := range operatorRequests(b, auditLog, op.user, settleFrom, settleFrom.Add(f.settle)) {
-			class := classOf[q.tenant]
-			if !isWrite(q.verb) || q.resource == "leases" || (class != steadyUp && class != steadyDown) {
+		for _, q := range operatorRequests(b, auditLog, op.user, started, end) {
+			if !isWrite(q.verb) || q.resource == "leases" {
 				continue
 			}
-			f.settleWrites[class] = append(f.settleWrites[class], q)
-			if !isEvent(q) {
-				perTenant[q.tenant]++
+			if q.at.Before(firstPassDone) {
+				f.firstPassWrites++
+			}
+			switch class := classOf[q.tenant]; {
+			case class == flapping && (isStatusWrite(q) || isEvent(q)):
+				f.transitions = append(f.transitions, q)
+			case class == steadyDown && isStatusWrite(q) && slotSince(q, started) && refreshed[q.tenant] == 0:
+				refreshed[q.tenant]++
+				f.refreshes = append(f.refreshes, q)
+			default:
+				f.restartWrites = append(f.restartWrites, q)
 			}
 		}
 	}
-	if n := len(f.settleWrites[steadyUp]); n > 0 {
-		b.Errorf("restart: %d writes to steady-up tenants while they were probed again, want none: %s", n, examples(f.settleWrites[steadyUp], 5))
-	}
-	for tenant, n := range perTenant {
-		if classOf[tenant] == steadyDown && n > 1 {
-			b.Errorf("restart: steady-down tenant %s written %d times in %s, want at most its figures' refresh", tenant, n, f.settle)
-		}
+	if n := len(f.restartWrites); n > 0 {
+		b.Errorf("restart: %d writes caused by the restart, want none: %s", n, examples(f.restartWrites, 5))
 	}
 	return operators, f
+}
+
+// slotSince tells whether the tenant's slot of the refresh interval came between since and the
+// request: a write then may be the tenant's figures published at that slot.
+func slotSince(q operatorRequest, since time.Time) bool {
+	slot := uptime.NextSlot(q.tenant, uptime.DefaultRefreshInterval, q.at.Add(-uptime.DefaultRefreshInterval))
+	return !slot.Before(since.Truncate(time.Second))
 }

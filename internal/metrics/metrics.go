@@ -290,6 +290,10 @@ func (m *Metrics) SetRatios(tenant string, r Ratios) {
 	t.has |= has | hasObjective
 	t.ratios = ratios
 	t.objective = r.Objective
+	// Without a probe in the objective's window there is no budget to show; an earlier window's
+	// would read as this one's.
+	t.has &^= hasBudget
+	t.budget = 0
 	if r.Probed {
 		t.has |= hasBudget
 		t.budget = r.BudgetRemaining

@@ -202,6 +202,41 @@ func TestDeleteTenantLeavesNoSeries(t *testing.T) {
 	}
 }
 
+// TestBudgetGoesWithoutProbes: the error budget series is there while the objective's window holds
+// probes, and goes when it holds none, rather than showing the last window's budget.
+func TestBudgetGoesWithoutProbes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := New(reg)
+	probed := Ratios{Day: fixedRatio(1), Week: fixedRatio(1), Month: fixedRatio(1), Objective: 0.995, BudgetRemaining: 0.6, Probed: true}
+	m.SetRatios("acme", probed)
+	want := `
+# HELP tenantops_tenant_error_budget_remaining_ratio Share of the error budget left over the objective's 30-day window; negative when overspent.
+# TYPE tenantops_tenant_error_budget_remaining_ratio gauge
+tenantops_tenant_error_budget_remaining_ratio{tenant="acme"} 0.6
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tenantops_tenant_error_budget_remaining_ratio"); err != nil {
+		t.Error(err)
+	}
+	// A window with no probe has no ratio either (what uptime.Counts says of no probes).
+	none := noProbes{}
+	m.SetRatios("acme", Ratios{Day: fixedRatio(1), Week: none, Month: none, Objective: 0.995})
+	if n := seriesCount(t, reg, "tenantops_tenant_error_budget_remaining_ratio"); n != 0 {
+		t.Errorf("%d budget series with no probe in the window, want 0", n)
+	}
+	if n := seriesCount(t, reg, "tenantops_tenant_uptime_objective_ratio"); n != 1 {
+		t.Errorf("%d objective series, want 1: the objective stands without probes", n)
+	}
+	m.SetRatios("acme", probed)
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "tenantops_tenant_error_budget_remaining_ratio"); err != nil {
+		t.Errorf("probed again: %v", err)
+	}
+}
+
+// noProbes is a window without probes: no ratio.
+type noProbes struct{}
+
+func (noProbes) Ratio() (float64, bool) { return 0, false }
+
 // TestDeletedTenantIsForgotten: a tenant whose series all went holds no memory, whichever way they
 // went.
 func TestDeletedTenantIsForgotten(t *testing.T) {
